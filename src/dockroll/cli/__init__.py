@@ -1,0 +1,1 @@
+"""The dockroll command line: parse, call the library, render."""

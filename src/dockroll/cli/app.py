@@ -1,0 +1,136 @@
+"""The ``dockroll`` Typer application: global options, error mapping, command registry."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockroll import __version__
+from dockroll.cli.render import Output
+from dockroll.config import Config, load_config
+from dockroll.errors import DockrollError
+
+__all__ = ["CliState", "app", "main"]
+
+app = typer.Typer(
+    name="dockroll",
+    help="Build once, promote the digest, deploy with zero downtime, roll back in seconds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class CliState:
+    """What every command receives through ``ctx.obj``."""
+
+    output: Output
+    config_path: Path | None = None
+    debug: bool = False
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        """dockroll.yml, loaded on first use so commands that need none work anywhere."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dockroll {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Path to dockroll.yml (default: $DOCKROLL_CONFIG or the nearest dockroll.yml).",
+            dir_okay=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show detailed progress (build output).")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """dockroll: traceable tags, build once, promote the digest, safe deploys, fast rollback."""
+    ctx.obj = CliState(
+        output=Output(json_mode=json_output, verbose=verbose),
+        config_path=config,
+        debug=debug or bool(os.environ.get("DOCKROLL_DEBUG")),
+    )
+
+
+def _register_commands() -> None:
+    # Imported for their side effect of adding commands to ``app``.
+    from dockroll.cli.commands import build, dev, push, smoke, tags  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit code."""
+    _register_commands()
+    debug = "--debug" in (argv if argv is not None else sys.argv) or bool(
+        os.environ.get("DOCKROLL_DEBUG")
+    )
+    try:
+        app(args=argv, standalone_mode=False)
+    except DockrollError as exc:
+        if debug:
+            traceback.print_exc()
+        Output().error(str(exc))
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        Output().error("aborted")
+        return 130
+    except KeyboardInterrupt:
+        Output().error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so plainly, full detail only on request
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if debug:
+            traceback.print_exc()
+        Output().error(
+            f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        )
+        return 1
+    return 0
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The :class:`CliState` of the running command."""
+    obj = ctx.obj
+    if not isinstance(obj, CliState):  # pragma: no cover - only when called outside the app
+        raise RuntimeError("dockroll command invoked outside the dockroll app")
+    return obj
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

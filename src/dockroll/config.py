@@ -1,0 +1,296 @@
+"""dockroll.yml: the service and its environments, as typed models.
+
+A config file is YAML; string values may use ``${VAR}`` and ``${VAR:-default}``
+the way compose files do. Paths are relative to the file's directory. Every
+problem is reported as a :class:`~dockroll.errors.ConfigError` that names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dockroll.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "BuildConfig",
+    "BuildSecret",
+    "Config",
+    "ContainerConfig",
+    "EnvironmentConfig",
+    "HealthConfig",
+    "SmokeConfig",
+    "Strategy",
+    "TagsConfig",
+    "find_config",
+    "load_config",
+    "parse_duration",
+]
+
+DEFAULT_CONFIG_NAME = "dockroll.yml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``1.5``, ``"500ms"``, ``"2s"``, ``"5m"`` or ``"1h"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '2s', '500ms', '5m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"{value!r} is not a duration; write a number of seconds or '2s', '500ms', '5m', '1h'"
+        )
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Strategy(StrEnum):
+    """How a new release replaces the running one."""
+
+    RECREATE = "recreate"
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue-green"
+    CANARY = "canary"
+
+
+class BuildSecret(_Model):
+    """A BuildKit secret handed to ``RUN --mount=type=secret,id=…``."""
+
+    id: str
+    src: Path | None = None
+    env: str | None = None
+    required: bool = True
+    """When false, a missing ``src`` file or unset ``env`` skips the secret instead of failing."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BuildSecret:
+        if (self.src is None) == (self.env is None):
+            raise ValueError("a build secret takes exactly one of 'src' (a file) or 'env'")
+        return self
+
+
+class BuildConfig(_Model):
+    context: Path = Path(".")
+    dockerfile: Path = Path("Dockerfile")
+    target: str | None = None
+    args: dict[str, str] = Field(default_factory=dict)
+    secrets: list[BuildSecret] = Field(default_factory=list)
+    base_image_arg: str | None = "BASE_IMAGE"
+    """The build arg that names the base image; a local substitute from `dockroll dev up`
+    is used for it when the named image is not present and cannot be pulled."""
+    platforms: list[str] = Field(default_factory=list)
+
+
+class TagsConfig(_Model):
+    """Tag rules in docker/metadata-action's grammar; empty means dockroll's defaults."""
+
+    rules: list[str] = Field(default_factory=list)
+    flavor: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+
+
+class ContainerConfig(_Model):
+    port: int = Field(5000, ge=1, le=65535)
+    """The port the service listens on inside the container."""
+    env: dict[str, str] = Field(default_factory=dict)
+    stop_grace: Duration = 10.0
+
+
+class HealthConfig(_Model):
+    """How dockroll decides a container may take traffic."""
+
+    path: str | None = "/ready"
+    """HTTP readiness path; null to rely on the image's Docker HEALTHCHECK alone."""
+    use_docker_healthcheck: bool = True
+    interval: Duration = 0.5
+    timeout: Duration = 2.0
+    start_timeout: Duration = 60.0
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("the readiness path must start with '/'")
+        return value
+
+
+class SmokeConfig(_Model):
+    """The post-build check that the image runs and reports what was built into it."""
+
+    version_path: str | None = "/version"
+    version_field: str = "version"
+    git_sha_field: str = "git_sha"
+
+
+class EnvironmentConfig(_Model):
+    """One deployment target: dev, staging, prod …"""
+
+    port: int = Field(ge=1, le=65535)
+    """The router's port on 127.0.0.1 for this environment."""
+    engine: str | None = None
+    """Docker endpoint (``unix://``, ``tcp://``, ``ssh://``); the local engine when absent."""
+    strategy: Strategy = Strategy.ROLLING
+    replicas: int = Field(1, ge=1, le=64)
+    env: dict[str, str] = Field(default_factory=dict)
+    promote_from: str | None = None
+    requires_approval: bool = False
+    min_soak: Duration = 0.0
+    allow_mutable_tags: bool = False
+    tags: list[str] = Field(default_factory=list)
+    """Environment tags written on promotion, e.g. ``staging`` and ``staging-{{version}}``."""
+
+
+class Config(_Model):
+    """A parsed dockroll.yml."""
+
+    service: str
+    image: str
+    """The repository images are pushed to, e.g. ``127.0.0.1:5000/acme/web``."""
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    tags: TagsConfig = Field(default_factory=TagsConfig)
+    container: ContainerConfig = Field(default_factory=lambda: ContainerConfig())
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    smoke: SmokeConfig = Field(default_factory=SmokeConfig)
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+
+    root: Path = Field(default=Path("."), exclude=True)
+    """Directory of the config file; relative paths resolve against it."""
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if not _SERVICE_NAME.match(value):
+            raise ValueError(
+                "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _image_name(cls, value: str) -> str:
+        if "@" in value or _has_tag(value):
+            raise ValueError(
+                "name the repository only (e.g. 127.0.0.1:5000/team/web); tags are computed"
+            )
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _environment_order(self) -> Config:
+        for name, env in self.environments.items():
+            if env.promote_from is not None and env.promote_from not in self.environments:
+                raise ValueError(
+                    f"environments.{name}.promote_from names {env.promote_from!r}, "
+                    f"which is not an environment here ({', '.join(self.environments)})"
+                )
+        ports = [env.port for env in self.environments.values()]
+        if len(ports) != len(set(ports)):
+            raise ValueError("each environment needs its own router port")
+        return self
+
+    @property
+    def context_dir(self) -> Path:
+        return (self.root / self.build.context).resolve()
+
+    @property
+    def dockerfile_path(self) -> Path:
+        return (self.context_dir / self.build.dockerfile).resolve()
+
+
+def _has_tag(reference: str) -> bool:
+    last = reference.rsplit("/", 1)[-1]
+    return ":" in last
+
+
+def _interpolate(value: Any) -> Any:
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(
+            lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""),
+            value,
+        )
+    if isinstance(value, list):
+        return [_interpolate(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _interpolate(item) for key, item in value.items()}
+    return value
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The nearest dockroll.yml from ``start`` (default: cwd) upwards."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / DEFAULT_CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {DEFAULT_CONFIG_NAME} in {here} or any parent directory",
+        hint="run dockroll from the service's directory or pass --config PATH",
+    )
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a config file (``path``, ``$DOCKROLL_CONFIG`` or the nearest one)."""
+    if path is None:
+        explicit = os.environ.get("DOCKROLL_CONFIG")
+        path = Path(explicit) if explicit else find_config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist", hint="pass --config PATH to an existing file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping with at least 'service' and 'image'")
+    data = _interpolate(raw)
+    data["root"] = path.resolve().parent
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is invalid:\n{_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/configuration.md)"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)

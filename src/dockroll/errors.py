@@ -1,0 +1,112 @@
+"""The one exception tree of dockroll.
+
+Every error the library raises on purpose derives from :class:`DockrollError`.
+Each carries a message that says what happened *and* what to do about it, and
+an exit code the CLI uses unchanged (documented in the README)::
+
+    DockrollError                      exit 1
+    ├── UsageError                     exit 2   bad arguments or input
+    │   ├── ConfigError                exit 2   dockroll.yml is missing or invalid
+    │   └── TagRuleError               exit 2   a tag rule or flavor line is malformed
+    ├── EngineError                    exit 3   the container engine failed
+    │   └── EngineUnavailable          exit 3   no engine answers
+    ├── BuildError                     exit 4   the image build failed
+    ├── SmokeTestError                 exit 5   the built image did not start or answer
+    ├── RegistryError                  exit 6   the registry failed
+    │   ├── RegistryUnavailable        exit 6   no registry answers
+    │   └── RegistryAuthError          exit 6   the registry refused the credentials
+    └── DevEnvError                    exit 7   local infrastructure could not be set up
+
+The CLI catches :class:`DockrollError` once, prints the message and exits with
+``exit_code``; anything else is a bug and exits 1 with a traceback under
+``--debug``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "ConfigError",
+    "DevEnvError",
+    "DockrollError",
+    "EngineError",
+    "EngineUnavailable",
+    "RegistryAuthError",
+    "RegistryError",
+    "RegistryUnavailable",
+    "SmokeTestError",
+    "TagRuleError",
+    "UsageError",
+]
+
+
+class DockrollError(Exception):
+    """Root of every error dockroll raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(DockrollError):
+    """Arguments or input the user can correct."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """dockroll.yml is missing, unreadable or does not match the schema."""
+
+
+class TagRuleError(UsageError):
+    """A tag rule, flavor line or computed tag is invalid."""
+
+
+class EngineError(DockrollError):
+    """The container engine refused or failed an operation."""
+
+    exit_code = 3
+
+
+class EngineUnavailable(EngineError):
+    """No container engine answers at the configured endpoint."""
+
+
+class BuildError(DockrollError):
+    """The image build failed."""
+
+    exit_code = 4
+
+
+class SmokeTestError(DockrollError):
+    """The built image did not become healthy or did not report what was built into it."""
+
+    exit_code = 5
+
+
+class RegistryError(DockrollError):
+    """The registry refused or failed an operation."""
+
+    exit_code = 6
+
+
+class RegistryUnavailable(RegistryError):
+    """No registry answers at the configured address."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused the credentials (401/403)."""
+
+
+class DevEnvError(DockrollError):
+    """Local development infrastructure could not be set up."""
+
+    exit_code = 7
