@@ -15,7 +15,8 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── RegistryError                  exit 6   the registry failed
     │   ├── RegistryUnavailable        exit 6   no registry answers
     │   └── RegistryAuthError          exit 6   the registry refused the credentials
-    └── DevEnvError                    exit 7   local infrastructure could not be set up
+    ├── DevEnvError                    exit 7   local infrastructure could not be set up
+    └── LedgerError                    exit 8   the ledger database failed or holds no such record
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -31,6 +32,7 @@ __all__ = [
     "DockrollError",
     "EngineError",
     "EngineUnavailable",
+    "LedgerError",
     "RegistryAuthError",
     "RegistryError",
     "RegistryUnavailable",
@@ -110,3 +112,9 @@ class DevEnvError(DockrollError):
     """Local development infrastructure could not be set up."""
 
     exit_code = 7
+
+
+class LedgerError(DockrollError):
+    """The ledger database is unreachable, could not be migrated, or lacks a record."""
+
+    exit_code = 8
