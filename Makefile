@@ -1,0 +1,36 @@
+# The few verbs people type. Each sets up what it needs, idempotently.
+PYTHON ?= python3
+VENV := .venv
+DOCKROLL := $(VENV)/bin/dockroll
+
+.PHONY: demo test lint format bench venv dev-up dev-down clean
+
+$(VENV)/.installed: pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
+	@touch $@
+
+venv: $(VENV)/.installed
+
+dev-up: venv
+	$(DOCKROLL) dev up --with postgres
+
+dev-down: venv
+	$(DOCKROLL) dev down
+
+demo: dev-up
+	bash scripts/demo.sh
+
+test: dev-up
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
