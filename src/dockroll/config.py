@@ -179,7 +179,7 @@ class Config(_Model):
     """The repository images are pushed to, e.g. ``127.0.0.1:5000/acme/web``."""
     build: BuildConfig = Field(default_factory=BuildConfig)
     tags: TagsConfig = Field(default_factory=TagsConfig)
-    container: ContainerConfig = Field(default_factory=lambda: ContainerConfig())
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     smoke: SmokeConfig = Field(default_factory=SmokeConfig)
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)

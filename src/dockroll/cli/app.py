@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from dockroll import __version__
@@ -84,8 +85,9 @@ def _global_options(
 
 
 def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``.
-    from dockroll.cli.commands import build, dev, push, smoke, tags  # noqa: F401
+    # Imported for their side effect of adding commands to ``app``; deferred because
+    # each command module imports ``app`` from here.
+    from dockroll.cli.commands import build, dev, push, smoke, tags  # noqa: F401, PLC0415
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output().error("interrupted")
         return 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
     except Exception as exc:  # a bug: say so plainly, full detail only on request
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
         if debug:
             traceback.print_exc()
         Output().error(

@@ -1,0 +1,27 @@
+"""The container engine port and its Docker adapter."""
+
+from __future__ import annotations
+
+from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import (
+    BuildRequest,
+    BuiltImage,
+    ContainerInfo,
+    Engine,
+    Health,
+    ImageInfo,
+    PushAuth,
+    RunRequest,
+)
+
+__all__ = [
+    "BuildRequest",
+    "BuiltImage",
+    "ContainerInfo",
+    "DockerEngine",
+    "Engine",
+    "Health",
+    "ImageInfo",
+    "PushAuth",
+    "RunRequest",
+]

@@ -1,0 +1,37 @@
+"""``dockroll push``: every tag of the last build to the registry."""
+
+from __future__ import annotations
+
+import typer
+
+from dockroll.cli.app import app, state
+from dockroll.engine.docker import DockerEngine
+from dockroll.pipeline.push import push_release, registry_auth_from_env
+from dockroll.pipeline.records import load_last_build
+
+
+@app.command("push")
+def push_command(ctx: typer.Context) -> None:
+    """Push every tag of the last build; print the one digest they share."""
+    cli = state(ctx)
+    config = cli.config
+    record = load_last_build(config.service)
+    with cli.output.progress(f"pushing {config.service} {record.version}") as progress:
+        result = push_release(
+            record, DockerEngine(), auth=registry_auth_from_env(), progress=progress
+        )
+    lines = [f"[green]pushed[/] {len(result.references)} tags in {result.seconds:.1f}s"]
+    lines += [f"  {ref}" for ref in result.references]
+    lines.append(f"  digest  {result.digest}")
+    lines.append(f"  deploy by digest: {result.pinned}")
+    cli.output.result(
+        {
+            "service": config.service,
+            "version": record.version,
+            "digest": result.digest,
+            "references": list(result.references),
+            "pinned": result.pinned,
+            "seconds": round(result.seconds, 2),
+        },
+        "\n".join(lines),
+    )

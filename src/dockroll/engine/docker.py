@@ -1,0 +1,288 @@
+"""The Docker engine adapter (docker SDK), builds through a BuildKit CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
+from dockroll.engine.port import (
+    BuildRequest,
+    BuiltImage,
+    ContainerInfo,
+    Health,
+    ImageInfo,
+    PushAuth,
+    RunRequest,
+)
+from dockroll.errors import (
+    EngineError,
+    EngineUnavailable,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnavailable,
+)
+from dockroll.events import Progress, ProgressCallback
+from dockroll.refs import Digest, is_digest, parse_reference
+
+__all__ = ["DockerEngine"]
+
+_AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
+_DOWN_WORDS = ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")
+
+
+class DockerEngine:
+    """A Docker engine at ``endpoint`` (``unix://``, ``tcp://``, ``ssh://``; default: env)."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout: float = 120,
+        builder: BuilderCli | None = None,
+    ) -> None:
+        self._endpoint = endpoint or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self._timeout = timeout
+        self._builder = builder
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.DockerClient(
+                    base_url=self._endpoint, timeout=int(self._timeout), version="auto"
+                )
+            except docker.errors.DockerException as exc:
+                raise self._unavailable(exc) from None
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _unavailable(self, exc: Exception) -> EngineUnavailable:
+        return EngineUnavailable(
+            f"no Docker engine answers at {self._endpoint}: {_first_line(exc)}",
+            hint="start it (`dockroll dev up` does on Debian as root), "
+            "or set DOCKER_HOST / the environment's engine in dockroll.yml",
+        )
+
+    @contextlib.contextmanager
+    def _calls(self, what: str) -> Iterator[None]:
+        """Map SDK failures to dockroll errors that say what was being done."""
+        try:
+            yield
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            if isinstance(exc, requests.exceptions.ConnectionError) or "Connection" in str(exc):
+                raise self._unavailable(exc) from None
+            raise EngineError(f"{what} failed: {_first_line(exc)}") from None
+
+    def ping(self) -> str:
+        with self._calls("ping"):
+            version: dict[str, Any] = self.client.version()
+            return str(version.get("Version", "unknown"))
+
+    def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
+        self.ping()
+        docker_host = self._endpoint if self._endpoint.startswith(("tcp://", "ssh://")) else None
+        builder = self._builder or find_builder()
+        image_id = run_build(request, progress, builder=builder, docker_host=docker_host)
+        info = self.image(image_id)
+        if info is None:
+            raise EngineError(f"the build produced {image_id}, but the engine does not list it")
+        return BuiltImage(
+            image_id=image_id, tags=tuple(request.tags), size=info.size, builder=builder.mode
+        )
+
+    def image(self, reference: str) -> ImageInfo | None:
+        with self._calls(f"inspecting image {reference}"):
+            try:
+                image = self.client.images.get(reference)
+            except docker.errors.ImageNotFound:
+                return None
+            return _image_info(image.attrs)
+
+    def pull(self, reference: str, progress: ProgressCallback) -> ImageInfo:
+        ref = parse_reference(reference, default_tag="latest")
+        progress(Progress("pull", f"pulling {ref}"))
+        with self._calls(f"pulling {ref}"):
+            try:
+                self.client.api.pull(
+                    ref.name, tag=ref.digest or ref.tag, stream=False, decode=False
+                )
+            except docker.errors.APIError as exc:
+                raise _registry_error(ref.registry, f"pulling {ref}", str(exc)) from None
+        info = self.image(str(ref))
+        if info is None:
+            raise EngineError(f"pulled {ref}, but the engine does not list it")
+        return info
+
+    def push(self, reference: str, auth: PushAuth | None, progress: ProgressCallback) -> Digest:
+        ref = parse_reference(reference)
+        if not ref.tag:
+            raise EngineError(f"push needs a tag: {reference}")
+        auth_config = {"username": auth.username, "password": auth.password} if auth else None
+        digest: str | None = None
+        with self._calls(f"pushing {ref}"):
+            stream = self.client.api.push(
+                ref.name, tag=ref.tag, stream=True, decode=True, auth_config=auth_config
+            )
+            for event in stream:
+                if "error" in event:
+                    detail = event.get("errorDetail", {}).get("message") or event["error"]
+                    raise _registry_error(ref.registry, f"pushing {ref}", str(detail))
+                aux = event.get("aux")
+                if isinstance(aux, dict) and is_digest(str(aux.get("Digest", ""))):
+                    digest = str(aux["Digest"])
+                status = event.get("status")
+                if status:
+                    layer = event.get("id")
+                    text = f"{layer}: {status}" if layer else str(status)
+                    progress(Progress("push", text, detail=True))
+        if digest is None:
+            raise RegistryError(f"the engine pushed {ref} but reported no digest")
+        return Digest(digest)
+
+    def run(self, request: RunRequest) -> ContainerInfo:
+        ports = {
+            f"{container}/tcp": ("127.0.0.1", host) for container, host in request.publish.items()
+        }
+        healthcheck = None
+        if request.health_interval:
+            # The engine keeps the image's test and fills in only what is set here.
+            interval = int(request.health_interval * 1e9)
+            healthcheck = {"interval": interval, "timeout": max(interval, int(2e9)), "retries": 3}
+        with self._calls(f"starting a container of {request.image}"):
+            try:
+                container = self.client.containers.run(
+                    request.image,
+                    command=list(request.command) if request.command else None,
+                    name=request.name,
+                    environment=dict(request.env),
+                    labels=dict(request.labels),
+                    ports=ports,
+                    network=request.network,
+                    healthcheck=healthcheck,
+                    detach=True,
+                )
+            except docker.errors.ImageNotFound:
+                raise EngineError(
+                    f"image {request.image} is not on the engine {self._endpoint}",
+                    hint="build it first (`dockroll build`) or pull it",
+                ) from None
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the engine refused to start {request.image}: {_first_line(exc)}"
+                ) from None
+        info = self.container(container.id)
+        if info is None:
+            raise EngineError(f"container {container.id[:12]} vanished right after start")
+        return info
+
+    def container(self, container_id: str) -> ContainerInfo | None:
+        with self._calls(f"inspecting container {container_id[:12]}"):
+            try:
+                attrs = self.client.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+            return _container_info(attrs)
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        with self._calls(f"reading logs of {container_id[:12]}"):
+            try:
+                raw: bytes = self.client.api.logs(container_id, tail=tail)
+            except docker.errors.NotFound:
+                return ""
+            return raw.decode("utf-8", errors="replace")
+
+    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
+        with self._calls(f"removing container {container_id[:12]}"):
+            try:
+                self.client.api.stop(container_id, timeout=int(grace))
+            except docker.errors.NotFound:
+                return
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_container(container_id, force=True)
+
+
+def _first_line(exc: Exception) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
+def _registry_error(registry: str, what: str, detail: str) -> RegistryError:
+    lowered = detail.lower()
+    if any(word in lowered for word in _AUTH_WORDS):
+        return RegistryAuthError(
+            f"registry {registry} refused {what}: {detail}",
+            hint=f"run `docker login {registry}` or set DOCKROLL_REGISTRY_USERNAME "
+            "and DOCKROLL_REGISTRY_PASSWORD",
+        )
+    if any(word in lowered for word in _DOWN_WORDS):
+        return RegistryUnavailable(
+            f"registry {registry} is not answering ({what}): {detail}",
+            hint="is it running? `dockroll dev up` starts the local one on 127.0.0.1:5000",
+        )
+    return RegistryError(f"registry {registry} failed {what}: {detail}")
+
+
+def _image_info(attrs: Mapping[str, Any]) -> ImageInfo:
+    config = attrs.get("Config") or {}
+    env = {}
+    for item in config.get("Env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    healthcheck = config.get("Healthcheck") or {}
+    test = healthcheck.get("Test") or []
+    return ImageInfo(
+        image_id=str(attrs["Id"]),
+        tags=tuple(attrs.get("RepoTags") or ()),
+        repo_digests=tuple(attrs.get("RepoDigests") or ()),
+        size=int(attrs.get("Size") or 0),
+        labels=dict(config.get("Labels") or {}),
+        env=env,
+        has_healthcheck=bool(test) and test[0] != "NONE",
+        exposed_ports=tuple(sorted((config.get("ExposedPorts") or {}).keys())),
+    )
+
+
+def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
+    state = attrs.get("State") or {}
+    health_state = (state.get("Health") or {}).get("Status")
+    health = Health(health_state) if health_state in {h.value for h in Health} else Health.NONE
+    ports: dict[int, int] = {}
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if not bindings:
+            continue
+        port = int(str(key).split("/", 1)[0])
+        for binding in bindings:
+            host_port = binding.get("HostPort")
+            if host_port:
+                ports[port] = int(host_port)
+                break
+    exit_code = state.get("ExitCode")
+    status = str(state.get("Status", "unknown"))
+    return ContainerInfo(
+        id=str(attrs["Id"]),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        image=str((attrs.get("Config") or {}).get("Image", "")),
+        status=status,
+        health=health,
+        exit_code=int(exit_code) if exit_code is not None and status == "exited" else None,
+        ports=ports,
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+    )

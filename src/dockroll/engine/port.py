@@ -1,0 +1,149 @@
+"""The container engine port: what dockroll needs from a runtime, and nothing more.
+
+Adapters implement :class:`Engine` (the Docker SDK one lives in
+:mod:`dockroll.engine.docker`); unit tests may use an in-memory fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from dockroll.events import ProgressCallback
+from dockroll.refs import Digest
+
+__all__ = [
+    "BuildRequest",
+    "BuiltImage",
+    "ContainerInfo",
+    "Engine",
+    "Health",
+    "ImageInfo",
+    "PushAuth",
+    "RunRequest",
+]
+
+
+class Health(StrEnum):
+    """A container's health as the engine reports it."""
+
+    NONE = "none"
+    """The image has no HEALTHCHECK."""
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything one image build needs."""
+
+    context: Path
+    dockerfile: Path
+    tags: Sequence[str]
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    """Secret id → file handed to ``RUN --mount=type=secret,id=…``."""
+    target: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    platforms: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image_id: str
+    tags: tuple[str, ...]
+    size: int
+    builder: str
+    """Which builder ran: ``buildx`` or ``buildkit`` (DOCKER_BUILDKIT=1)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    image_id: str
+    tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    size: int
+    labels: Mapping[str, str]
+    env: Mapping[str, str]
+    has_healthcheck: bool
+    exposed_ports: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    image: str
+    name: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    publish: Mapping[int, int | None] = field(default_factory=dict)
+    """Container port → host port on 127.0.0.1 (``None``: a random free port)."""
+    network: str | None = None
+    command: Sequence[str] | None = None
+    health_interval: float | None = None
+    """Run the image's HEALTHCHECK this often (seconds) instead of the image's interval."""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    image: str
+    status: str
+    """created, running, exited …"""
+    health: Health
+    exit_code: int | None
+    ports: Mapping[int, int]
+    """Container port → host port on 127.0.0.1, for published ports."""
+    labels: Mapping[str, str]
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True, repr=False)
+class PushAuth:
+    """Registry credentials; never shown in reprs or logs."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"PushAuth(username={self.username!r}, password=***)"
+
+
+class Engine(Protocol):
+    """The operations dockroll performs on a container runtime."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def ping(self) -> str:
+        """The engine's version; raises EngineUnavailable when it does not answer."""
+        ...
+
+    def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage: ...
+
+    def image(self, reference: str) -> ImageInfo | None:
+        """The local image, or None when the engine does not have it."""
+        ...
+
+    def pull(self, reference: str, progress: ProgressCallback) -> ImageInfo: ...
+
+    def push(self, reference: str, auth: PushAuth | None, progress: ProgressCallback) -> Digest: ...
+
+    def run(self, request: RunRequest) -> ContainerInfo: ...
+
+    def container(self, container_id: str) -> ContainerInfo | None: ...
+
+    def logs(self, container_id: str, tail: int = 50) -> str: ...
+
+    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
+        """Stop with a grace period, then remove; a missing container is not an error."""
+        ...

@@ -1,0 +1,83 @@
+"""Push stage: every tag of a build to the registry, one digest for all."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from dockroll.engine.port import Engine, PushAuth
+from dockroll.errors import RegistryError, UsageError
+from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.pipeline.records import BuildRecord
+from dockroll.refs import Digest, parse_reference
+
+__all__ = ["PushResult", "push_release", "registry_auth_from_env"]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    digest: Digest
+    references: tuple[str, ...]
+    """Every pushed ``repo:tag``."""
+    repository: str
+    seconds: float
+
+    @property
+    def pinned(self) -> str:
+        """The immutable reference deploys use: ``repository@digest``."""
+        return f"{self.repository}@{self.digest}"
+
+
+def registry_auth_from_env() -> PushAuth | None:
+    """Credentials from DOCKROLL_REGISTRY_USERNAME / _PASSWORD; None defers to the docker config."""
+    username = os.environ.get("DOCKROLL_REGISTRY_USERNAME")
+    password = os.environ.get("DOCKROLL_REGISTRY_PASSWORD")
+    if username and password:
+        return PushAuth(username=username, password=password)
+    if username or password:
+        raise UsageError(
+            "set both DOCKROLL_REGISTRY_USERNAME and DOCKROLL_REGISTRY_PASSWORD, or neither "
+            "(then the docker config from `docker login` is used)"
+        )
+    return None
+
+
+def push_release(
+    record: BuildRecord,
+    engine: Engine,
+    *,
+    auth: PushAuth | None = None,
+    progress: ProgressCallback = discard,
+) -> PushResult:
+    """Push every tag of ``record``; they must all land on one digest."""
+    info = engine.image(record.image_id)
+    if info is None:
+        raise UsageError(
+            f"the image {record.image_id[:19]} built for {record.service} is gone from the engine",
+            hint="run `dockroll build` again",
+        )
+    missing = [tag for tag in record.tags if tag not in info.tags]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)} no longer point at the built image {record.image_id[:19]}",
+            hint="something retagged them since the build; run `dockroll build` again",
+        )
+    repositories = {parse_reference(tag).name for tag in record.tags}
+    started = time.monotonic()
+    digests: dict[str, Digest] = {}
+    for tag in record.tags:
+        progress(Progress("push", f"pushing {tag}"))
+        digests[tag] = engine.push(tag, auth, progress)
+    distinct = set(digests.values())
+    if len(distinct) != 1:
+        detail = ", ".join(f"{tag} → {digest}" for tag, digest in digests.items())
+        raise RegistryError(f"the tags of one build landed on different digests: {detail}")
+    digest = distinct.pop()
+    progress(Progress("push", f"digest {digest}"))
+    return PushResult(
+        digest=digest,
+        references=tuple(record.tags),
+        repository=sorted(repositories)[0],
+        seconds=time.monotonic() - started,
+    )
