@@ -213,9 +213,15 @@ class Config(_Model):
                     f"environments.{name}.promote_from names {env.promote_from!r}, "
                     f"which is not an environment here ({', '.join(self.environments)})"
                 )
-        ports = [env.port for env in self.environments.values()]
-        if len(ports) != len(set(ports)):
-            raise ValueError("each environment needs its own router port")
+        by_port: dict[int, list[str]] = {}
+        for name, env in self.environments.items():
+            by_port.setdefault(env.port, []).append(name)
+        for port, names in by_port.items():
+            if len(names) > 1:
+                fields = " and ".join(f"environments.{name}.port" for name in names)
+                raise ValueError(
+                    f"{fields} share {port}; each environment needs its own router port"
+                )
         return self
 
     @property
