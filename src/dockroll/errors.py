@@ -14,7 +14,9 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── SmokeTestError                 exit 5   the built image did not start or answer
     ├── RegistryError                  exit 6   the registry failed
     │   ├── RegistryUnavailable        exit 6   no registry answers
-    │   └── RegistryAuthError          exit 6   the registry refused the credentials
+    │   ├── RegistryAuthError          exit 6   the registry refused the credentials
+    │   ├── ManifestNotFound           exit 6   no manifest under that tag or digest
+    │   └── DigestMismatch             exit 6   content does not hash to its digest
     ├── DevEnvError                    exit 7   local infrastructure could not be set up
     └── LedgerError                    exit 8   the ledger database failed or holds no such record
 
@@ -29,9 +31,11 @@ __all__ = [
     "BuildError",
     "ConfigError",
     "DevEnvError",
+    "DigestMismatch",
     "DockrollError",
     "EngineError",
     "EngineUnavailable",
+    "ManifestNotFound",
     "LedgerError",
     "RegistryAuthError",
     "RegistryError",
@@ -106,6 +110,14 @@ class RegistryUnavailable(RegistryError):
 
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (401/403)."""
+
+
+class ManifestNotFound(RegistryError):
+    """The registry has no manifest under that tag or digest (404)."""
+
+
+class DigestMismatch(RegistryError):
+    """Content read or written does not hash to the digest it should have."""
 
 
 class DevEnvError(DockrollError):

@@ -1,0 +1,162 @@
+"""Where registry credentials come from: argument, environment, docker config.
+
+The lookup order is the one a user expects from ``docker login``: an explicit
+argument wins, then ``DOCKROLL_REGISTRY_USERNAME`` / ``DOCKROLL_REGISTRY_PASSWORD``,
+then the docker client's own config (``$DOCKER_CONFIG/config.json`` or
+``~/.docker/config.json``), including its credential helpers. Secrets never
+appear in ``repr``, ``str`` or error messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ENV_PASSWORD",
+    "ENV_USERNAME",
+    "Credentials",
+    "docker_config_path",
+    "find_credentials",
+]
+
+ENV_USERNAME = "DOCKROLL_REGISTRY_USERNAME"
+ENV_PASSWORD = "DOCKROLL_REGISTRY_PASSWORD"
+
+# A credential helper that hangs must not hang a deploy.
+_HELPER_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username and secret for one registry; the secret never shows."""
+
+    username: str
+    password: str = field(repr=False)
+    source: str = "argument"
+    """Where they came from (``argument``, ``environment``, ``docker config``, a helper)."""
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***', source={self.source!r})"
+
+    def __str__(self) -> str:
+        return f"{self.username} (from {self.source})"
+
+
+def docker_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    env = os.environ if env is None else env
+    directory = env.get("DOCKER_CONFIG")
+    base = Path(directory) if directory else Path.home() / ".docker"
+    return base / "config.json"
+
+
+def find_credentials(
+    host: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Credentials | None:
+    """The credentials to use for ``host``, or None to go anonymous.
+
+    ``username``/``password`` given together win; otherwise the environment,
+    otherwise the docker config. A broken config or helper means "no
+    credentials", never a crash: the registry's 401 then says what to do.
+    """
+    if username is not None and password is not None:
+        return Credentials(username, password, "argument")
+    env = os.environ if env is None else env
+    env_user, env_password = env.get(ENV_USERNAME), env.get(ENV_PASSWORD)
+    if env_user and env_password is not None:
+        return Credentials(env_user, env_password, "environment")
+    path = config_path if config_path is not None else docker_config_path(env)
+    return _from_docker_config(host, path)
+
+
+def _from_docker_config(host: str, path: Path) -> Credentials | None:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    helpers = config.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, helper in helpers.items():
+            if _same_host(key, host) and isinstance(helper, str):
+                return _from_helper(helper, host)
+    auths = config.get("auths")
+    if isinstance(auths, dict):
+        for key, entry in auths.items():
+            if _same_host(key, host) and isinstance(entry, dict):
+                found = _from_auth_entry(entry)
+                if found is not None:
+                    return found
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        return _from_helper(store, host)
+    return None
+
+
+def _same_host(key: str, host: str) -> bool:
+    # `docker login` writes "host", older clients "https://host/v1/".
+    bare = key.split("://", 1)[-1].split("/", 1)[0]
+    return bare == host
+
+
+def _from_auth_entry(entry: Mapping[str, Any]) -> Credentials | None:
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, secret = decoded.partition(":")
+        if sep and user:
+            return Credentials(user, secret, "docker config")
+        return None
+    name, word = entry.get("username"), entry.get("password")
+    if isinstance(name, str) and isinstance(word, str) and name:
+        return Credentials(name, word, "docker config")
+    return None
+
+
+def _from_helper(helper: str, host: str) -> Credentials | None:
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        return None
+    try:
+        # The helper protocol: the program named by the config, the host on stdin.
+        completed = subprocess.run(
+            [program, "get"],
+            input=host.encode(),
+            capture_output=True,
+            timeout=_HELPER_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if completed.returncode != 0:
+        return None
+    try:
+        answer = json.loads(completed.stdout)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    user, secret = answer.get("Username"), answer.get("Secret")
+    # "<token>" marks an OAuth identity token, which needs a refresh-token
+    # exchange dockroll does not do; treat it as no credentials.
+    if not isinstance(user, str) or not isinstance(secret, str) or not user or user == "<token>":
+        return None
+    return Credentials(user, secret, f"docker-credential-{helper}")
