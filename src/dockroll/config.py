@@ -33,6 +33,7 @@ __all__ = [
     "BuildSecret",
     "Config",
     "ContainerConfig",
+    "DeployWindow",
     "EnvironmentConfig",
     "HealthConfig",
     "SmokeConfig",
@@ -153,6 +154,52 @@ class SmokeConfig(_Model):
     git_sha_field: str = "git_sha"
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class DeployWindow(_Model):
+    """When an environment takes changes, e.g. prod Monday to Thursday, 09:00 to 16:00."""
+
+    days: list[str] = Field(default_factory=lambda: list(_WEEKDAYS[:5]))
+    start: str = "00:00"
+    end: str = "23:59"
+    timezone: str = "UTC"
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        days = [day.strip().lower()[:3] for day in value]
+        unknown = [day for day in days if day not in _WEEKDAYS]
+        if unknown or not days:
+            raise ValueError(f"days are {', '.join(_WEEKDAYS)}; got {value!r}")
+        return days
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.match(value):
+            raise ValueError(f"{value!r} is not a time of day like '09:00'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415 - only for windows
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeployWindow:
+        if self.start >= self.end:
+            raise ValueError(f"the window must start before it ends ({self.start} >= {self.end})")
+        return self
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
@@ -165,7 +212,11 @@ class EnvironmentConfig(_Model):
     env: dict[str, str] = Field(default_factory=dict)
     promote_from: str | None = None
     requires_approval: bool = False
+    allow_self_approval: bool = False
+    """Whether the person promoting a release may also be the one who approved it."""
     min_soak: Duration = 0.0
+    """How long a release must have run in ``promote_from`` before it may come here."""
+    window: DeployWindow | None = None
     allow_mutable_tags: bool = False
     tags: list[str] = Field(default_factory=list)
     """Environment tags written on promotion, e.g. ``staging`` and ``staging-{{version}}``."""
@@ -223,6 +274,17 @@ class Config(_Model):
                     f"{fields} share {port}; each environment needs its own router port"
                 )
         return self
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        """The named environment, or a ConfigError listing the ones that exist."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none are configured"
+            raise ConfigError(
+                f"no environment {name!r} in dockroll.yml ({known})",
+                hint="add it under `environments:` or pick one of those",
+            ) from None
 
     @property
     def context_dir(self) -> Path:
