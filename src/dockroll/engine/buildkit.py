@@ -52,6 +52,11 @@ def _candidates() -> list[str]:
     found: list[str] = []
     explicit = os.environ.get("DOCKROLL_DOCKER_CLI")
     if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise BuildError(
+                f"DOCKROLL_DOCKER_CLI names {explicit}, which is not an executable",
+                hint="point it at a docker client binary, or unset it to search PATH",
+            )
         return [explicit]
     on_path = shutil.which("docker")
     for candidate in (on_path, *_FALLBACK_CLIENTS):
