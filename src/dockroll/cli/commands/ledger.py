@@ -82,7 +82,7 @@ def history_command(
 
 def _releases_table(service: str, releases: list[Release]) -> Table:
     table = Table(title=f"releases of {escape(service)}", title_justify="left")
-    table.add_column("version", no_wrap=True)
+    table.add_column("version")
     table.add_column("digest", no_wrap=True)
     table.add_column("pushed", no_wrap=True)
     table.add_column("by")
@@ -93,7 +93,7 @@ def _releases_table(service: str, releases: list[Release]) -> Table:
             escape(release.version),
             _short_digest(release.digest),
             _when(release.pushed_at),
-            escape(release.created_by),
+            escape(_short_actor(release.created_by)),
             (release.git_sha or "")[:12],
             escape(", ".join(release.tags)),
         )
@@ -101,37 +101,40 @@ def _releases_table(service: str, releases: list[Release]) -> Table:
 
 
 def _history_table(service: str, env: str | None, entries: list[HistoryEntry]) -> Table:
+    # Digests stay out of this table to keep it readable in 80 columns; --json has them.
     title = f"history of {escape(service)}" + (f" in {escape(env)}" if env else "")
     table = Table(title=title, title_justify="left")
     table.add_column("when", no_wrap=True)
-    table.add_column("what", no_wrap=True)
-    table.add_column("env", no_wrap=True)
-    table.add_column("version", no_wrap=True)
-    table.add_column("digest", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    table.add_column("env")
+    table.add_column("action")
+    table.add_column("version")
+    table.add_column("status")
     table.add_column("by")
     table.add_column("notes", overflow="fold")
     for entry in entries:
         if entry.kind == HistoryKind.PROMOTION:
-            what = "promote"
-            where = f"{entry.from_env or '-'} → {entry.env}"
+            action = f"promote from {entry.from_env}" if entry.from_env else "promote"
         else:
-            what = "rollback" if entry.kind == HistoryKind.ROLLBACK else "deploy"
-            what += f" ({entry.strategy})" if entry.strategy else ""
-            where = entry.env
+            action = "rollback" if entry.kind == HistoryKind.ROLLBACK else "deploy"
+            action += f" {entry.strategy}" if entry.strategy else ""
         colour = _STATUS_COLOURS.get(entry.status, "white")
         notes = " — ".join(text for text in (entry.reason, entry.notes) if text)
         table.add_row(
             _when(entry.at),
-            escape(what),
-            escape(where),
+            escape(entry.env),
+            escape(action),
             escape(entry.version),
-            _short_digest(entry.digest),
             f"[{colour}]{escape(entry.status)}[/]",
-            escape(entry.who),
+            escape(_short_actor(entry.who)),
             escape(notes),
         )
     return table
+
+
+def _short_actor(actor: str) -> str:
+    # "Name <email>" reads as Name in a table; --json keeps the full form.
+    name = actor.split("<", 1)[0].strip()
+    return name or actor
 
 
 def _short_digest(digest: str) -> str:
@@ -139,4 +142,4 @@ def _short_digest(digest: str) -> str:
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
