@@ -32,7 +32,15 @@ from dockroll.errors import TagRuleError
 from dockroll.tags._context import BuildContext
 from dockroll.tags._dateformat import format_moment, in_zone
 from dockroll.tags._expressions import compile_template, is_raw_statement
-from dockroll.tags._rules import Flavor, TagRule, parse_flavor, parse_images, parse_rules
+from dockroll.tags._rules import (
+    Flavor,
+    TagRule,
+    compile_js_regex,
+    parse_flavor,
+    parse_images,
+    parse_rules,
+    split_regex_literal,
+)
 from dockroll.tags._semver import parse_semver
 
 __all__ = ["DEFAULT_RULES", "Metadata", "compute", "github_output_lines"]
@@ -267,7 +275,7 @@ def _apply_match_attribute(rule: TagRule, raw: str) -> str:
     pattern = rule.get("match")
     if not pattern:
         return raw
-    found = _js_regex(pattern, "", rule).search(raw)
+    found = compile_js_regex(pattern, "", rule.text).search(raw)
     if found is None or found.re.groups < 1 or found.group(1) is None:
         return raw
     return found.group(1)
@@ -324,34 +332,16 @@ def _process_pep440(rule: TagRule, ev: _Evaluator, version: _Version) -> None:
     _set_version(version, value, ev.latest_for(True))
 
 
-def _js_regex(pattern: str, flags: str, rule: TagRule) -> re.Pattern[str]:
-    # JavaScript named groups are written (?<name>...); Python wants (?P<name>...).
-    translated = re.sub(r"\(\?<(?![=!])", "(?P<", pattern)
-    py_flags = 0
-    if "i" in flags:
-        py_flags |= re.IGNORECASE
-    if "m" in flags:
-        py_flags |= re.MULTILINE
-    if "s" in flags:
-        py_flags |= re.DOTALL
-    try:
-        return re.compile(translated, py_flags)
-    except re.error as exc:
-        raise TagRuleError(
-            f"invalid regular expression {pattern!r} in rule {rule.text!r}: {exc}"
-        ) from exc
-
-
 def _process_match(rule: TagRule, ev: _Evaluator, version: _Version) -> None:
     source = ev.tag_source(rule)
     if source is None:
         return
     pattern = rule.get("pattern")
-    literal = re.fullmatch(r"/(.+)/(.*)", pattern, re.DOTALL)
+    literal = split_regex_literal(pattern)
     group_index = int(rule.get("group").strip() or -1)
     if literal is not None:
-        regex = _js_regex(literal.group(1), literal.group(2), rule)
-        if "g" in literal.group(2):
+        regex = compile_js_regex(literal[0], literal[1], rule.text)
+        if "g" in literal[1]:
             # A global regex yields every whole match; the group picks one of them.
             matches = [found.group(0) for found in regex.finditer(source)]
             if not matches or not 0 <= group_index < len(matches):
@@ -360,7 +350,7 @@ def _process_match(rule: TagRule, ev: _Evaluator, version: _Version) -> None:
             _set_version(version, ev.with_affixes(value, rule), ev.latest_for(True))
             return
     else:
-        regex = _js_regex(pattern, "", rule)
+        regex = compile_js_regex(pattern, "", rule.text)
     found = regex.search(source)
     if found is None or not 0 <= group_index <= regex.groups:
         return

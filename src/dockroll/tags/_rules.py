@@ -30,10 +30,12 @@ __all__ = [
     "ImageName",
     "RuleType",
     "TagRule",
+    "compile_js_regex",
     "parse_flavor",
     "parse_images",
     "parse_rules",
     "split_input_lines",
+    "split_regex_literal",
 ]
 
 RuleType = Literal["schedule", "semver", "pep440", "match", "edge", "ref", "raw", "sha"]
@@ -207,6 +209,31 @@ def _parse_rule(text: str) -> TagRule:
     )
 
 
+def compile_js_regex(pattern: str, flags: str, rule_text: str) -> re.Pattern[str]:
+    """Compile a JavaScript regular expression (as the action's rules hold) for Python."""
+    # JavaScript named groups are written (?<name>...); Python wants (?P<name>...).
+    translated = re.sub(r"\(\?<(?![=!])", "(?P<", pattern)
+    py_flags = 0
+    if "i" in flags:
+        py_flags |= re.IGNORECASE
+    if "m" in flags:
+        py_flags |= re.MULTILINE
+    if "s" in flags:
+        py_flags |= re.DOTALL
+    try:
+        return re.compile(translated, py_flags)
+    except re.error as exc:
+        raise TagRuleError(
+            f"invalid regular expression {pattern!r} in rule {rule_text!r}: {exc}"
+        ) from exc
+
+
+def split_regex_literal(pattern: str) -> tuple[str, str] | None:
+    """Split ``/body/flags`` into body and flags; None for a plain pattern."""
+    literal = re.fullmatch(r"/(.+)/(.*)", pattern, re.DOTALL)
+    return (literal.group(1), literal.group(2)) if literal else None
+
+
 def _apply_type_defaults(rule_type: str, attrs: dict[str, str], text: str) -> None:
     if rule_type == "schedule":
         attrs.setdefault("pattern", "nightly")
@@ -217,7 +244,8 @@ def _apply_type_defaults(rule_type: str, attrs: dict[str, str], text: str) -> No
                 hint="e.g. type=semver,pattern={{version}}",
             )
         attrs.setdefault("value", "")
-        attrs.setdefault("match", "")
+        if attrs.setdefault("match", ""):
+            compile_js_regex(attrs["match"], "", text)
     elif rule_type == "match":
         if "pattern" not in attrs:
             raise TagRuleError(
@@ -231,6 +259,11 @@ def _apply_type_defaults(rule_type: str, attrs: dict[str, str], text: str) -> No
                 hint="group is the number of a capture group, 0 for the whole match",
             )
         attrs.setdefault("value", "")
+        literal = split_regex_literal(attrs["pattern"])
+        if literal is not None:
+            compile_js_regex(literal[0], literal[1], text)
+        else:
+            compile_js_regex(attrs["pattern"], "", text)
     elif rule_type == "edge":
         attrs.setdefault("branch", "")
     elif rule_type == "ref":
