@@ -11,8 +11,9 @@ from dockroll.events import Progress, ProgressCallback
 __all__ = ["apt_install", "can_install"]
 
 _APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
-# Whether ``apt-get update`` already ran in this process: one refresh per run is enough.
-_updated: weakref.WeakSet[System] = weakref.WeakSet()
+# The systems ``apt-get update`` already ran on in this process: one refresh per run is
+# enough. Weak values, so an id reused after garbage collection never matches.
+_updated: weakref.WeakValueDictionary[int, System] = weakref.WeakValueDictionary()
 
 
 def can_install(system: System) -> bool:
@@ -23,7 +24,7 @@ def can_install(system: System) -> bool:
 def apt_install(system: System, packages: list[str], progress: ProgressCallback) -> None:
     """Install ``packages`` with apt-get (root only); raise :class:`DevEnvError` on failure."""
     names = " ".join(packages)
-    if system not in _updated:
+    if _updated.get(id(system)) is not system:
         progress(Progress("dev", "apt-get update"))
         update = system.run(["apt-get", "update"], env=_APT_ENV, timeout=600)
         if not update.ok:
@@ -31,7 +32,7 @@ def apt_install(system: System, packages: list[str], progress: ProgressCallback)
                 f"apt-get update failed: {update.why()}",
                 hint=f"fix the package sources, then `apt-get install {names}`",
             )
-        _updated.add(system)
+        _updated[id(system)] = system
     progress(Progress("dev", f"apt-get install {names}"))
     done = system.run(
         ["apt-get", "install", "-y", "--no-install-recommends", *packages],

@@ -78,17 +78,18 @@ PYTHON = BaseImage(
 )
 
 # Mimics the official image's conventions: config at /usr/local/etc/haproxy,
-# user haproxy (uid/gid 99), graceful stop on SIGUSR1, an entrypoint that runs
-# haproxy in the foreground in master-worker mode.
+# user haproxy with uid/gid 99 (renumbered after the package creates it, since
+# adduser refuses a pre-made user below the system range), graceful stop on
+# SIGUSR1, an entrypoint that runs haproxy in the foreground as master-worker.
 _HAPROXY_DOCKERFILE = """\
 ARG BASE
 FROM ${BASE}
 RUN set -eux; \\
-    groupadd --system --gid 99 haproxy; \\
-    useradd --system --gid haproxy --uid 99 --home-dir /var/lib/haproxy --no-create-home haproxy; \\
     apt-get update; \\
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy; \\
     rm -rf /var/lib/apt/lists/*; \\
+    groupmod --gid 99 haproxy; \\
+    usermod --uid 99 --gid 99 haproxy; \\
     mkdir -p /usr/local/etc/haproxy /var/lib/haproxy /run/haproxy; \\
     ln -s /etc/haproxy/errors /usr/local/etc/haproxy/errors; \\
     chown haproxy:haproxy /var/lib/haproxy /run/haproxy; \\
