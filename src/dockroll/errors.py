@@ -18,7 +18,8 @@ an exit code the CLI uses unchanged (documented in the README)::
     │   ├── ManifestNotFound           exit 6   no manifest under that tag or digest
     │   └── DigestMismatch             exit 6   content does not hash to its digest
     ├── DevEnvError                    exit 7   local infrastructure could not be set up
-    └── LedgerError                    exit 8   the ledger database failed or holds no such record
+    ├── LedgerError                    exit 8   the ledger database failed or holds no such record
+    └── PolicyRefusal                  exit 9   a promotion gate said no
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -36,6 +37,7 @@ __all__ = [
     "EngineError",
     "EngineUnavailable",
     "ManifestNotFound",
+    "PolicyRefusal",
     "LedgerError",
     "RegistryAuthError",
     "RegistryError",
@@ -130,3 +132,9 @@ class LedgerError(DockrollError):
     """The ledger database is unreachable, could not be migrated, or lacks a record."""
 
     exit_code = 8
+
+
+class PolicyRefusal(DockrollError):
+    """A promotion gate refused; the message names each gate and how to satisfy it."""
+
+    exit_code = 9

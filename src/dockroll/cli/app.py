@@ -87,7 +87,15 @@ def _global_options(
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; deferred because
     # each command module imports ``app`` from here.
-    from dockroll.cli.commands import build, dev, ledger, push, smoke, tags  # noqa: F401, PLC0415
+    from dockroll.cli.commands import (  # noqa: F401, PLC0415
+        build,
+        dev,
+        ledger,
+        promote,
+        push,
+        smoke,
+        tags,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,10 @@ class Output:
 
     json_mode: bool = False
     verbose: bool = False
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    err: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
 
     def result(self, data: Any, human: str | None = None) -> None:
         """Print a command's result: ``data`` as JSON, or the ``human`` text."""

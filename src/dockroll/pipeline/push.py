@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from dockroll.engine.port import Engine, PushAuth
 from dockroll.errors import RegistryError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.ledger import Ledger, Release
 from dockroll.pipeline.records import BuildRecord
 from dockroll.refs import Digest, parse_reference
 
-__all__ = ["PushResult", "push_release", "registry_auth_from_env"]
+__all__ = ["PushResult", "push_release", "record_push", "registry_auth_from_env"]
 
 
 @dataclass(frozen=True)
@@ -80,4 +82,24 @@ def push_release(
         references=tuple(record.tags),
         repository=sorted(repositories)[0],
         seconds=time.monotonic() - started,
+    )
+
+
+def record_push(ledger: Ledger, record: BuildRecord, result: PushResult) -> Release:
+    """Record the pushed build as a release in the ledger (idempotent)."""
+    ref = parse_reference(result.references[0])
+    try:
+        build_date: datetime | None = datetime.fromisoformat(record.created)
+    except ValueError:
+        build_date = None
+    return ledger.record_release(
+        service=record.service,
+        version=record.version,
+        digest=result.digest,
+        registry=ref.registry,
+        repository=ref.repository,
+        tags=[parse_reference(reference).tag or "" for reference in result.references],
+        git_sha=record.git_sha or None,
+        build_date=build_date,
+        labels=record.labels,
     )

@@ -6,7 +6,8 @@ import typer
 
 from dockroll.cli.app import app, state
 from dockroll.engine.docker import DockerEngine
-from dockroll.pipeline.push import push_release, registry_auth_from_env
+from dockroll.ledger import open_ledger
+from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
 from dockroll.pipeline.records import load_last_build
 
 
@@ -20,6 +21,14 @@ def push_command(ctx: typer.Context) -> None:
         result = push_release(
             record, DockerEngine(), auth=registry_auth_from_env(), progress=progress
         )
+    with open_ledger() as ledger:
+        release = record_push(ledger, record, result)
+        ledger.audit(
+            "push",
+            service=config.service,
+            target=record.version,
+            detail={"digest": result.digest, "tags": list(result.references)},
+        )
     lines = [f"[green]pushed[/] {len(result.references)} tags in {result.seconds:.1f}s"]
     lines += [f"  {ref}" for ref in result.references]
     lines.append(f"  digest  {result.digest}")
@@ -32,6 +41,7 @@ def push_command(ctx: typer.Context) -> None:
             "references": list(result.references),
             "pinned": result.pinned,
             "seconds": round(result.seconds, 2),
+            "release_id": release.id,
         },
         "\n".join(lines),
     )
