@@ -36,6 +36,8 @@ __all__ = [
     "DeployWindow",
     "EnvironmentConfig",
     "HealthConfig",
+    "MirrorConfig",
+    "RetentionConfig",
     "SmokeConfig",
     "Strategy",
     "TagsConfig",
@@ -222,6 +224,26 @@ class EnvironmentConfig(_Model):
     """Environment tags written on promotion, e.g. ``staging`` and ``staging-{{version}}``."""
 
 
+class MirrorConfig(_Model):
+    """A backup registry that receives a copy of every release."""
+
+    registry: str
+    """``host[:port]`` of the mirror."""
+    repository: str | None = None
+    """Repository path there; the primary's path when absent."""
+    insecure: bool = False
+    """Talk plain HTTP (loopback registries always do)."""
+
+
+class RetentionConfig(_Model):
+    """What ``dockroll prune`` keeps."""
+
+    keep: int = Field(10, ge=1)
+    """The newest releases kept, by push time."""
+    protected_tags: list[str] = Field(default_factory=list)
+    """Tags (shell patterns such as ``v*``) whose digests are never deleted."""
+
+
 class Config(_Model):
     """A parsed dockroll.yml."""
 
@@ -234,6 +256,10 @@ class Config(_Model):
     health: HealthConfig = Field(default_factory=HealthConfig)
     smoke: SmokeConfig = Field(default_factory=SmokeConfig)
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    mirrors: list[MirrorConfig] = Field(default_factory=list)
+    mirror_on_push: bool = True
+    """Copy each pushed or promoted release to every mirror right away."""
+    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
 
     root: Path = Field(default=Path("."), exclude=True)
     """Directory of the config file; relative paths resolve against it."""
