@@ -259,7 +259,7 @@ class Config(_Model):
     mirrors: list[MirrorConfig] = Field(default_factory=list)
     mirror_on_push: bool = True
     """Copy each pushed or promoted release to every mirror right away."""
-    retention: RetentionConfig = Field(default_factory=lambda: RetentionConfig())
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     root: Path = Field(default=Path("."), exclude=True)
     """Directory of the config file; relative paths resolve against it."""
