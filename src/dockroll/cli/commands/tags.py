@@ -71,6 +71,8 @@ def tags_command(
     flavor_lines = list(flavor or []) or (list(config.tags.flavor) if config else [])
     label_lines = list(labels or []) or (list(config.tags.labels) if config else [])
     context = detect_context(cwd=config.root if config else None, repo_json=repo_json)
+    for note in context.notes:
+        cli.output.warn(note)
     metadata = compute(
         context, images=names, rules=tag_rules, flavor=flavor_lines, labels=label_lines
     )
