@@ -147,12 +147,23 @@ class RegistryAuth(httpx.Auth):
     def _authorize(self, request: httpx.Request, scopes: tuple[str, ...]) -> None:
         if "Authorization" in request.headers:
             return
-        token = self._tokens.get(scopes)
-        if token is not None and token.expires_at > self._clock():
+        token = self._cached_token(scopes)
+        if token is not None:
             request.headers["Authorization"] = f"Bearer {token.value}"
         elif self._basic and self._credentials is not None:
             # Basic credentials are sent only once the registry asked for them.
             request.headers["Authorization"] = self._basic_header(self._credentials)
+
+    def _cached_token(self, scopes: tuple[str, ...]) -> _Token | None:
+        # A token granted for more scopes serves a request needing fewer: the
+        # PUT that closes a mount-or-upload (scopes: target) reuses the POST's
+        # token (scopes: target and source), so its streamed body is not replayed.
+        now = self._clock()
+        needed = set(scopes)
+        for granted, token in self._tokens.items():
+            if token.expires_at > now and needed <= set(granted):
+                return token
+        return None
 
     def _fetch_token(
         self, challenge: Challenge, scopes: tuple[str, ...]

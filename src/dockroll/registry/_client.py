@@ -266,7 +266,7 @@ class RegistryClient:
                     hasher.update(chunk)
                     yield chunk
         except httpx.TransportError as exc:
-            self._unavailable(exc, what)
+            self._unavailable(exc)
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
             raise DigestMismatch(
@@ -424,7 +424,7 @@ class RegistryClient:
                 follow_redirects=follow_redirects,
             )
         except httpx.TransportError as exc:
-            self._unavailable(exc, what)
+            self._unavailable(exc)
         except httpx.StreamConsumed as exc:
             raise RegistryAuthError(
                 f"registry {self.host} asked for credentials in the middle of a streamed "
@@ -448,7 +448,7 @@ class RegistryClient:
             hint="check the repository and tag, or push the image first",
         )
 
-    def _unavailable(self, exc: httpx.TransportError, what: str) -> NoReturn:
+    def _unavailable(self, exc: httpx.TransportError) -> NoReturn:
         if isinstance(exc, httpx.TimeoutException):
             reason = "timed out"
         elif isinstance(exc, httpx.ConnectError):

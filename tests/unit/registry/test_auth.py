@@ -4,7 +4,14 @@ import httpx
 import pytest
 
 from dockroll.errors import RegistryAuthError
-from dockroll.registry import Challenge, Credentials, RegistryAuth, RegistryClient, parse_challenge
+from dockroll.registry import (
+    Challenge,
+    Credentials,
+    RegistryAuth,
+    RegistryClient,
+    parse_challenge,
+    sha256_digest,
+)
 from dockroll.registry._auth import scopes_for
 from tests.unit.registry.conftest import ClientFactory
 from tests.unit.registry.fake_registry import FakeRegistry
@@ -174,3 +181,22 @@ def test_credentials_come_from_the_environment(
     assert client.credentials is not None
     assert client.credentials.source == "environment"
     assert "s3cret-pw" not in repr(client)
+
+
+def test_a_declined_mount_streams_its_upload_with_the_cached_token(
+    fake: FakeRegistry, make_client: ClientFactory
+) -> None:
+    fake.auth = "bearer"
+    data = b"streamed layer" * 100
+    digest = sha256_digest(data)
+    client = make_client(fake)
+    # the source lacks the blob, so the mount is declined and the bytes stream
+    how = client.push_blob(
+        "team/web", digest, iter([data[:7], data[7:]]), size=len(data), mount_from="team/base"
+    )
+    assert how == "uploaded"
+    assert fake.blobs["team/web"][digest] == data
+    assert client.token_requests == 1
+    scopes = fake.token_requests[0].url.params.get_list("scope")
+    assert scopes == ["repository:team/web:pull,push", "repository:team/base:pull"]
+    assert [scheme for method, _, scheme in fake.log if method == "PUT"] == ["Bearer"]
