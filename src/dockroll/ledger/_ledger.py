@@ -62,6 +62,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _aware(*moments: datetime | None) -> None:
+    # Caught here, before the database: a naive time is a caller's bug, not a ledger failure.
+    for moment in moments:
+        if moment is not None and moment.utcoffset() is None:
+            raise ValueError(f"the ledger needs timezone-aware datetimes, got naive {moment!r}")
+
+
 def open_ledger(
     url: str | None = None,
     *,
@@ -152,6 +159,7 @@ class Ledger:
         """
         if not is_digest(digest):
             raise LedgerError(f"{digest!r} is not a sha256 digest; the ledger records digests")
+        _aware(build_date, pushed_at)
         tag_list = list(dict.fromkeys(tags))
         for attempt in range(2):
             try:
@@ -254,6 +262,7 @@ class Ledger:
         Only real promotions belong here; a dry run changes nothing and is not
         recorded. ``tags`` are the registry tags written.
         """
+        _aware(at)
         with self._write() as session:
             self._release_row(session, release)
             row = PromotionRow(
@@ -296,6 +305,7 @@ class Ledger:
         at: datetime | None = None,
     ) -> Approval:
         """Record that ``who`` approved ``release`` for ``env``."""
+        _aware(at)
         with self._write() as session:
             self._release_row(session, release)
             row = ApprovalRow(
@@ -341,6 +351,7 @@ class Ledger:
         The release the environment ran until now, per :meth:`current_release`,
         is kept as ``previous_release_id``: the natural rollback target.
         """
+        _aware(at)
         status = DeploymentStatus(status)
         if status.finished:
             raise LedgerError(
@@ -383,6 +394,7 @@ class Ledger:
         ``detail`` keys are merged into what was recorded. Reaching a finished
         status stamps ``finished_at``.
         """
+        _aware(at)
         deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
         status = StepStatus(status)
         now = at or self._clock()
@@ -427,6 +439,7 @@ class Ledger:
         at: datetime | None = None,
     ) -> Deployment:
         """Record how a deployment ended: succeeded, failed, rolled_back or aborted."""
+        _aware(at)
         deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
         status = DeploymentStatus(status)
         if not status.finished:
@@ -520,6 +533,7 @@ class Ledger:
         The record_* methods do not audit on their own; callers audit the
         actions users take, refused and failed ones included.
         """
+        _aware(at)
         with self._write() as session:
             row = AuditEventRow(
                 occurred_at=at or self._clock(),
@@ -546,6 +560,7 @@ class Ledger:
         limit: int | None = None,
     ) -> list[AuditEvent]:
         """Audit events matching every filter given, newest first."""
+        _aware(since)
         query = select(AuditEventRow)
         if service is not None:
             query = query.where(AuditEventRow.service == service)
