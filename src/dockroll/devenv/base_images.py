@@ -59,6 +59,7 @@ class BaseImage:
 
     @property
     def component(self) -> str:
+        """Its name in dev reports: ``image python:3.11-slim``."""
         return f"image {self.official}"
 
 

@@ -59,6 +59,7 @@ class Cluster:
 
     @property
     def label(self) -> str:
+        """``15/main``, the way pg_ctlcluster names a cluster."""
         return f"{self.version}/{self.name}"
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "CONTAINER_IMAGE",
     "DEFAULT_PORT",
     "RegistryInstance",
+    "container_name",
     "default_data_dir",
     "ensure_registry",
     "find_registry",
@@ -107,6 +108,7 @@ class RegistryInstance:
 
     @property
     def url(self) -> str:
+        """``http://host:port``; the registry speaks plain HTTP on localhost."""
         return f"http://{self.address}"
 
     def answers(self, timeout: float = 2.0) -> bool:

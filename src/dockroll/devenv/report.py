@@ -36,9 +36,11 @@ class ComponentReport:
 
     @property
     def up(self) -> bool:
+        """True when the component is usable."""
         return self.state is ComponentState.UP
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``--json`` prints."""
         return {
             "component": self.component,
             "state": self.state.value,
@@ -69,6 +71,7 @@ class DevEnvReport:
         return next((c for c in self.components if c.component == component), None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document ``dockroll --json dev …`` prints."""
         return {
             "action": self.action,
             "ready": self.ready,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal as signals
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +61,7 @@ class EngineProbe:
 
     @property
     def up(self) -> bool:
+        """True when the engine answered."""
         return self.version is not None
 
 
@@ -296,12 +299,27 @@ class LocalSystem:
             return None
 
     def probe_engine(self, timeout: float) -> EngineProbe:
+        endpoint = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if endpoint.startswith("unix://"):
+            # The SDK leaks its socket when a unix connect fails; find that out first.
+            path = endpoint.removeprefix("unix://")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(timeout)
+                try:
+                    probe.connect(path)
+                except OSError as exc:
+                    return EngineProbe(None, f"cannot connect to {path}: {exc.strerror or exc}")
         try:
-            client = docker.from_env(timeout=max(1, int(timeout)))
+            # A fixed minimum API version keeps the constructor off the network (the
+            # "auto" default connects there and leaks the socket when that fails);
+            # /version without the version prefix answers for every engine.
+            client = docker.from_env(
+                version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=max(1, int(timeout))
+            )
         except Exception as exc:  # any failure to reach the engine means "not answering"
             return EngineProbe(None, _first_line(exc))
         try:
-            version = client.version()
+            version = client.api.version(api_version=False)
             return EngineProbe(str(version.get("Version", "unknown")))
         except Exception as exc:  # same: requests, docker and OS errors all mean silence
             return EngineProbe(None, _first_line(exc))
@@ -325,7 +343,9 @@ def _text(data: bytes | str | None) -> str:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    # requests buries the cause ("[Errno 111] Connection refused") in a long repr
+    causes = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+    return causes[-1] if causes else text.splitlines()[0]
 
 
 def tail(path: Path, lines: int = 5) -> str:

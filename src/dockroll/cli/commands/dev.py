@@ -12,6 +12,7 @@ from dockroll import devenv
 from dockroll.cli.app import app, state
 from dockroll.cli.render import Output
 from dockroll.devenv import DevEnvReport
+from dockroll.errors import DevEnvError
 
 __all__ = ["dev_app"]
 
@@ -66,7 +67,7 @@ def status_command(
     registry_port: RegistryPort = devenv.DEFAULT_PORT,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Exit 1 when a required component is down."),
+        typer.Option("--check", help="Exit 7 when a required component is down."),
     ] = False,
 ) -> None:
     """Show each component's state without changing anything."""
@@ -74,7 +75,8 @@ def status_command(
     report = devenv.status(registry_port=registry_port)
     _render(output, report)
     if check and not report.ready:
-        raise typer.Exit(1)
+        down = ", ".join(c.component for c in report.components if c.required and not c.up)
+        raise DevEnvError(f"not ready: {down} down", hint="run `dockroll dev up`")
 
 
 @dev_app.command("down")
