@@ -1,0 +1,183 @@
+"""An in-memory fake of the Engine port, for unit tests of the stages above it.
+
+It keeps images and containers in dicts, records every call, and lets a test
+script what happens: a build hook sees the request while secrets still exist,
+``push_digests`` choose the digest per reference, and ``container_states``
+script what :meth:`FakeEngine.container` reports call by call. It proves the
+stages; only the integration tests prove the Docker adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+
+from dockroll.engine.port import (
+    BuildRequest,
+    BuiltImage,
+    ContainerInfo,
+    Health,
+    ImageInfo,
+    PushAuth,
+    RunRequest,
+)
+from dockroll.errors import EngineError
+from dockroll.events import Progress, ProgressCallback
+from dockroll.refs import Digest, parse_reference
+
+__all__ = ["ContainerState", "FakeEngine", "fake_digest", "image_info"]
+
+
+def fake_digest(seed: str) -> Digest:
+    return Digest("sha256:" + hashlib.sha256(seed.encode()).hexdigest())
+
+
+def image_info(
+    image_id: str,
+    tags: tuple[str, ...] = (),
+    *,
+    labels: Mapping[str, str] | None = None,
+    has_healthcheck: bool = True,
+    size: int = 1_000_000,
+) -> ImageInfo:
+    return ImageInfo(
+        image_id=image_id,
+        tags=tags,
+        repo_digests=(),
+        size=size,
+        labels=dict(labels or {}),
+        env={},
+        has_healthcheck=has_healthcheck,
+        exposed_ports=("5000/tcp",),
+    )
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What the engine says about a container at one moment."""
+
+    status: str = "running"
+    health: Health = Health.HEALTHY
+    exit_code: int | None = None
+
+
+@dataclass
+class _Container:
+    info: ContainerInfo
+    states: Iterator[ContainerState]
+    current: ContainerState
+
+
+@dataclass
+class FakeEngine:
+    """Implements :class:`dockroll.engine.port.Engine` in memory."""
+
+    endpoint: str = "fake://engine"
+    images: dict[str, ImageInfo] = field(default_factory=dict)
+    """Image id → info; references resolve through each image's tags."""
+    builds: list[BuildRequest] = field(default_factory=list)
+    build_hook: Callable[[BuildRequest], None] | None = None
+    """Called during a build, while the request's secret files still exist."""
+    build_error: Exception | None = None
+    pushes: list[tuple[str, PushAuth | None]] = field(default_factory=list)
+    push_digests: dict[str, Digest] = field(default_factory=dict)
+    """Reference → digest a push reports; default: a digest derived from the image id."""
+    runs: list[RunRequest] = field(default_factory=list)
+    published_port: int = 0
+    """The host port every published container port maps to (a test's local server)."""
+    container_states: list[ContainerState] = field(default_factory=lambda: [ContainerState()])
+    """Consecutive answers of ``container()``; the last one repeats."""
+    container_logs: str = ""
+    containers: dict[str, _Container] = field(default_factory=dict)
+    removed: list[tuple[str, float]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    def add_image(self, image_id: str, *tags: str, **kwargs: object) -> ImageInfo:
+        """Put an image on the engine (``kwargs`` as for :func:`image_info`)."""
+        for other_id, other in list(self.images.items()):
+            kept = tuple(t for t in other.tags if t not in tags)
+            self.images[other_id] = replace(other, tags=kept)
+        info = image_info(image_id, tuple(tags), **kwargs)  # type: ignore[arg-type]
+        self.images[image_id] = info
+        return info
+
+    def ping(self) -> str:
+        return "fake-1.0"
+
+    def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
+        self.builds.append(request)
+        if self.build_hook is not None:
+            self.build_hook(request)
+        if self.build_error is not None:
+            raise self.build_error
+        progress(Progress("build", "fake build", detail=True))
+        image_id = fake_digest(f"build-{len(self.builds)}")
+        self.add_image(image_id, *request.tags, labels=request.labels)
+        return BuiltImage(image_id=image_id, tags=tuple(request.tags), size=42, builder="fake")
+
+    def image(self, reference: str) -> ImageInfo | None:
+        if reference in self.images:
+            return self.images[reference]
+        for info in self.images.values():
+            if reference in info.tags:
+                return info
+        return None
+
+    def pull(self, reference: str, progress: ProgressCallback) -> ImageInfo:
+        info = self.image(reference)
+        if info is None:
+            raise EngineError(f"fake engine cannot pull {reference}")
+        return info
+
+    def push(self, reference: str, auth: PushAuth | None, progress: ProgressCallback) -> Digest:
+        self.pushes.append((reference, auth))
+        info = self.image(reference)
+        if info is None:
+            raise EngineError(f"no such image {reference}")
+        progress(Progress("push", f"{parse_reference(reference).tag}: Pushed", detail=True))
+        return self.push_digests.get(reference, fake_digest(info.image_id))
+
+    def run(self, request: RunRequest) -> ContainerInfo:
+        if self.image(request.image) is None:
+            raise EngineError(f"image {request.image} is not on the engine")
+        self.runs.append(request)
+        container_id = f"c{next(self._ids):063d}"
+        states = iter(self.container_states)
+        first = next(states)
+        info = ContainerInfo(
+            id=container_id,
+            name=request.name or container_id[:12],
+            image=request.image,
+            status=first.status,
+            health=first.health,
+            exit_code=first.exit_code,
+            ports={port: self.published_port for port in request.publish},
+            labels=dict(request.labels),
+        )
+        self.containers[container_id] = _Container(info, states, first)
+        return info
+
+    def container(self, container_id: str) -> ContainerInfo | None:
+        entry = self.containers.get(container_id)
+        if entry is None:
+            return None
+        entry.current = next(entry.states, entry.current)
+        state = entry.current
+        return replace(
+            entry.info, status=state.status, health=state.health, exit_code=state.exit_code
+        )
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        lines = self.container_logs.splitlines()
+        return "\n".join(lines[-tail:])
+
+    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
+        self.removed.append((container_id, grace))
+        self.containers.pop(container_id, None)
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of containers started and not removed."""
+        return list(self.containers)
