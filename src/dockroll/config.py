@@ -29,15 +29,19 @@ from dockroll.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "BlueGreenConfig",
     "BuildConfig",
     "BuildSecret",
+    "CanaryConfig",
     "Config",
     "ContainerConfig",
     "DeployWindow",
     "EnvironmentConfig",
     "HealthConfig",
+    "MigrationConfig",
     "MirrorConfig",
     "RetentionConfig",
+    "RollingConfig",
     "SmokeConfig",
     "Strategy",
     "TagsConfig",
@@ -202,6 +206,53 @@ class DeployWindow(_Model):
         return self
 
 
+class RollingConfig(_Model):
+    """Replace replicas in batches, each new one healthy before it gets traffic."""
+
+    batch_size: int = Field(1, ge=1)
+    max_surge: int = Field(1, ge=0)
+    """Extra replicas allowed above ``replicas`` during the rollout."""
+    max_unavailable: int = Field(0, ge=0)
+    """Replicas that may be out of rotation at once (only used when max_surge is 0)."""
+    max_failures: int = Field(1, ge=1)
+    """Failed replicas (never healthy) before the rollout is rolled back."""
+
+
+class BlueGreenConfig(_Model):
+    """Start the new slot beside the old, verify it, switch all traffic at once."""
+
+    verify: list[str] | None = None
+    """A command run on the host before the switch; ``$TARGET_URL`` is one new replica."""
+    keep_previous: Duration = 300.0
+    """How long the old slot stays ready (at weight 0) for an instant switch back."""
+
+
+class CanaryConfig(_Model):
+    """Shift traffic to the new release in steps."""
+
+    steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    """Percentages of traffic on the new release; the last must be 100."""
+    pause: Duration | None = 30.0
+    """Time between steps; null waits for `dockroll promote-canary` at every step."""
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if not value or value[-1] != 100:
+            raise ValueError("canary steps must end at 100")
+        if any(not 0 < step <= 100 for step in value) or value != sorted(set(value)):
+            raise ValueError("canary steps are increasing percentages between 1 and 100")
+        return value
+
+
+class MigrationConfig(_Model):
+    """A one-off job run from the new image before it gets traffic."""
+
+    command: list[str]
+    timeout: Duration = 300.0
+    env: dict[str, str] = Field(default_factory=dict)
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
@@ -222,6 +273,14 @@ class EnvironmentConfig(_Model):
     allow_mutable_tags: bool = False
     tags: list[str] = Field(default_factory=list)
     """Environment tags written on promotion, e.g. ``staging`` and ``staging-{{version}}``."""
+    rolling: RollingConfig = Field(default_factory=RollingConfig)
+    blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    migrate: MigrationConfig | None = None
+    drain_timeout: Duration = 30.0
+    """How long draining waits for in-flight requests before stopping a replica."""
+    keep_releases: int = Field(3, ge=1)
+    """Releases whose images stay on the engine for fast rollback."""
 
 
 class MirrorConfig(_Model):
