@@ -108,7 +108,7 @@ def _history_table(service: str, env: str | None, entries: list[HistoryEntry]) -
     table.add_column("env")
     table.add_column("action")
     table.add_column("version")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     table.add_column("by")
     table.add_column("notes", overflow="fold")
     for entry in entries:
