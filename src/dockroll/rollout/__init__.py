@@ -1,0 +1,1 @@
+"""Rollouts: strategies plan steps (pure), one executor performs them."""
