@@ -19,7 +19,8 @@ an exit code the CLI uses unchanged (documented in the README)::
     │   └── DigestMismatch             exit 6   content does not hash to its digest
     ├── DevEnvError                    exit 7   local infrastructure could not be set up
     ├── LedgerError                    exit 8   the ledger database failed or holds no such record
-    └── PolicyRefusal                  exit 9   a promotion gate said no
+    ├── PolicyRefusal                  exit 9   a promotion gate said no
+    └── RouterError                    exit 10  the router (HAProxy) failed or refused a change
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -42,6 +43,7 @@ __all__ = [
     "RegistryAuthError",
     "RegistryError",
     "RegistryUnavailable",
+    "RouterError",
     "SmokeTestError",
     "TagRuleError",
     "UsageError",
@@ -138,3 +140,9 @@ class PolicyRefusal(DockrollError):
     """A promotion gate refused; the message names each gate and how to satisfy it."""
 
     exit_code = 9
+
+
+class RouterError(DockrollError):
+    """The router could not be started, or refused or failed a change to its servers."""
+
+    exit_code = 10
