@@ -91,7 +91,9 @@ def _register_commands() -> None:
         build,
         dev,
         ledger,
+        mirror,
         promote,
+        prune,
         push,
         smoke,
         tags,
@@ -105,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get("DOCKROLL_DEBUG")
     )
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        returned = app(args=argv, standalone_mode=False)
     except DockrollError as exc:
         if debug:
             traceback.print_exc()
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
         )
         return 1
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 def state(ctx: typer.Context) -> CliState:

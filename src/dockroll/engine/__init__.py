@@ -10,6 +10,7 @@ from dockroll.engine.port import (
     Engine,
     Health,
     ImageInfo,
+    JobResult,
     PushAuth,
     RunRequest,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Engine",
     "Health",
     "ImageInfo",
+    "JobResult",
     "PushAuth",
     "RunRequest",
 ]

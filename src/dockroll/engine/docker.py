@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from dockroll.engine.port import (
     ContainerInfo,
     Health,
     ImageInfo,
+    JobResult,
     PushAuth,
     RunRequest,
 )
@@ -166,17 +168,19 @@ class DockerEngine:
             healthcheck = {"interval": interval, "timeout": max(interval, int(2e9)), "retries": 3}
         with self._calls(f"starting a container of {request.image}"):
             try:
-                container = self.client.containers.run(
+                container = self.client.containers.create(
                     request.image,
                     command=list(request.command) if request.command else None,
                     name=request.name,
                     environment=dict(request.env),
                     labels=dict(request.labels),
                     ports=ports,
-                    network=request.network,
                     healthcheck=healthcheck,
+                    restart_policy={"Name": "unless-stopped"} if request.restart else None,
+                    network=request.network,
                     detach=True,
                 )
+                container.start()
             except docker.errors.ImageNotFound:
                 raise EngineError(
                     f"image {request.image} is not on the engine {self._endpoint}",
@@ -215,6 +219,62 @@ class DockerEngine:
                 return
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(container_id, force=True)
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with self._calls("listing containers"):
+            found = self.client.api.containers(all=True, filters=filters)
+            infos = []
+            for summary in found:
+                try:
+                    infos.append(_container_info(self.client.api.inspect_container(summary["Id"])))
+                except docker.errors.NotFound:  # removed between list and inspect
+                    continue
+            return infos
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with self._calls(f"creating network {name}"):
+            if self.client.api.networks(names=[name]):
+                return
+            try:
+                self.client.api.create_network(
+                    name, driver="bridge", labels=dict(labels), check_duplicate=True
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+
+    def run_job(self, request: RunRequest, timeout: float) -> JobResult:
+        started = time.monotonic()
+        info = self.run(request)
+        try:
+            try:
+                result = self.client.api.wait(info.id, timeout=timeout)
+            except requests.exceptions.ReadTimeout:
+                logs = self.logs(info.id, tail=50)
+                raise EngineError(
+                    f"the job {request.name or info.name} did not finish within {timeout:g}s; "
+                    f"last log lines:\n{logs}",
+                    hint="raise the timeout in dockroll.yml or make the job faster",
+                ) from None
+            code = int(result.get("StatusCode", -1))
+            return JobResult(
+                exit_code=code, logs=self.logs(info.id, tail=50), seconds=time.monotonic() - started
+            )
+        finally:
+            self.remove(info.id, grace=1)
+
+    def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
+        with self._calls(f"creating {name}"):
+            try:
+                created = self.client.api.create_container(
+                    image, name=name, labels=dict(labels), command=["true"]
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return None
+                raise
+            return self.container(created["Id"])
 
 
 def _first_line(exc: Exception) -> str:
@@ -276,6 +336,10 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
                 break
     exit_code = state.get("ExitCode")
     status = str(state.get("Status", "unknown"))
+    networks = {
+        str(name): str(network.get("IPAddress") or "")
+        for name, network in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()
+    }
     return ContainerInfo(
         id=str(attrs["Id"]),
         name=str(attrs.get("Name", "")).lstrip("/"),
@@ -285,4 +349,6 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         exit_code=int(exit_code) if exit_code is not None and status == "exited" else None,
         ports=ports,
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        networks=networks,
+        image_id=str(attrs.get("Image", "")),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "Engine",
     "Health",
     "ImageInfo",
+    "JobResult",
     "PushAuth",
     "RunRequest",
 ]
@@ -85,6 +86,8 @@ class RunRequest:
     """Container port → host port on 127.0.0.1 (``None``: a random free port)."""
     network: str | None = None
     command: Sequence[str] | None = None
+    restart: bool = False
+    """Restart the container when it exits (``unless-stopped``)."""
     health_interval: float | None = None
     """Run the image's HEALTHCHECK this often (seconds) instead of the image's interval."""
 
@@ -101,10 +104,22 @@ class ContainerInfo:
     ports: Mapping[int, int]
     """Container port → host port on 127.0.0.1, for published ports."""
     labels: Mapping[str, str]
+    networks: Mapping[str, str] = field(default_factory=dict)
+    """Network name → the container's IP address on it."""
+    image_id: str = ""
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a one-off container ended."""
+
+    exit_code: int
+    logs: str
+    seconds: float
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,4 +161,24 @@ class Engine(Protocol):
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
         """Stop with a grace period, then remove; a missing container is not an error."""
+        ...
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """Every container (running or not) carrying all of ``labels``."""
+        ...
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """Create a bridge network unless it exists."""
+        ...
+
+    def run_job(self, request: RunRequest, timeout: float) -> JobResult:
+        """Run a container to completion (bounded by ``timeout``), return its exit and logs."""
+        ...
+
+    def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
+        """Create (never start) a container named ``name``; None when the name is taken.
+
+        The engine guarantees names are unique, which makes this an atomic
+        test-and-set shared by every client of the engine (deployment locks).
+        """
         ...
