@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
+from dockroll.cli.commands.mirror import auto_mirror
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.promote import (
     PromotionPlan,
@@ -106,6 +107,7 @@ def promote_command(
             return
         with cli.output.progress(f"promoting {plan.release.version} to {to}") as progress:
             result = execute_promotion(plan, client, ledger, config, progress=progress)
+    mirrors = auto_mirror(cli, config, plan.release) if result.promotion is not None else None
     if result.promotion is None:
         human = (
             f"{escape(to)} already has {escape(plan.release.version)} "
@@ -128,6 +130,7 @@ def promote_command(
             "bytes_sent": result.bytes_sent,
             "seconds": round(result.seconds, 3),
             "changed": result.promotion is not None,
+            **({"mirrors": mirrors} if mirrors is not None else {}),
         },
         human,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dockroll.cli.app import app, state
+from dockroll.cli.commands.mirror import auto_mirror
 from dockroll.engine.docker import DockerEngine
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
@@ -29,6 +30,7 @@ def push_command(ctx: typer.Context) -> None:
             target=record.version,
             detail={"digest": result.digest, "tags": list(result.references)},
         )
+    mirrors = auto_mirror(cli, config, release)
     lines = [f"[green]pushed[/] {len(result.references)} tags in {result.seconds:.1f}s"]
     lines += [f"  {ref}" for ref in result.references]
     lines.append(f"  digest  {result.digest}")
@@ -42,6 +44,7 @@ def push_command(ctx: typer.Context) -> None:
             "pinned": result.pinned,
             "seconds": round(result.seconds, 2),
             "release_id": release.id,
+            **({"mirrors": mirrors} if mirrors is not None else {}),
         },
         "\n".join(lines),
     )
