@@ -216,6 +216,8 @@ def plan_promotion(
         approvals=[
             Approval(by=a.approved_by, at=a.approved_at, note=a.note or "")
             for a in ledger.approvals(config.service, release.version, target)
+            # A version pushed again is other content: its old approvals do not carry over.
+            if a.digest == release.digest
         ],
         window_override_reason=reason if override_window else None,
     )
