@@ -165,11 +165,14 @@ class Ledger:
             try:
                 with self._write() as session:
                     row = session.scalars(
-                        select(ReleaseRow).where(
+                        select(ReleaseRow)
+                        .where(
                             ReleaseRow.service == service,
                             ReleaseRow.digest == digest,
                             ReleaseRow.version == version,
                         )
+                        # Row lock: concurrent re-records merge tags instead of losing some.
+                        .with_for_update()
                     ).one_or_none()
                     if row is None:
                         now = self._clock()
@@ -403,10 +406,12 @@ class Ledger:
             if parent is None:
                 raise LedgerError(f"no deployment {deployment_id} in the ledger")
             row = session.scalars(
-                select(DeploymentStepRow).where(
+                select(DeploymentStepRow)
+                .where(
                     DeploymentStepRow.deployment_id == deployment_id,
                     DeploymentStepRow.index == index,
                 )
+                .with_for_update()
             ).one_or_none()
             if row is None:
                 row = DeploymentStepRow(
@@ -445,7 +450,7 @@ class Ledger:
         if not status.finished:
             raise LedgerError(f"a deployment finishes with a final status, not {status}")
         with self._write() as session:
-            row = session.get(DeploymentRow, deployment_id)
+            row = session.get(DeploymentRow, deployment_id, with_for_update=True)
             if row is None:
                 raise LedgerError(f"no deployment {deployment_id} in the ledger")
             if DeploymentStatus(row.status).finished:

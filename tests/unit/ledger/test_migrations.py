@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,7 @@ from dockroll.ledger import (
 )
 from dockroll.ledger._database import MIGRATIONS_DIR
 from dockroll.ledger._models import Base
+from tests.unit.ledger.concurrency import run_concurrent_first_use
 
 TABLES = {
     "alembic_version",
@@ -100,47 +97,6 @@ def test_in_memory_sqlite_works(tmp_path: Path) -> None:
     with open_ledger("sqlite://", actor="a") as ledger:
         ledger.audit("x")
         assert len(ledger.audit_events()) == 1
-
-
-_WORKER = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from dockroll.ledger import open_ledger
-    from dockroll.refs import Digest
-
-    url, go, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    while not go.exists():
-        time.sleep(0.005)
-    with open_ledger(url, actor=name) as ledger:
-        release = ledger.record_release(
-            service="web", version="1.0.0", digest=Digest("sha256:" + "a" * 64),
-            registry="127.0.0.1:5000", repository="team/web", tags=[name],
-        )
-        ledger.audit("first-use", target=name)
-        ledger.record_promotion(release, to_env=name)
-    print("ok")
-    """
-)
-
-
-def run_concurrent_first_use(url: str, go: Path, workers: int = 4) -> None:
-    """Start ``workers`` processes that open the same fresh ledger at the same moment."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, url, str(go), f"worker{n}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(workers)
-    ]
-    time.sleep(1.0)  # let every interpreter start and reach the wait loop
-    go.touch()
-    results = [(p.communicate(timeout=120), p.returncode) for p in processes]
-    for (out, err), returncode in results:
-        assert returncode == 0, err
-        assert out.strip() == "ok"
 
 
 @pytest.mark.parametrize("attempt", range(2))
