@@ -18,7 +18,14 @@ from pathlib import Path
 from dockroll.config import Config
 from dockroll.errors import DigestMismatch, PolicyRefusal, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
-from dockroll.ledger import Ledger, Outcome, Promotion, Release
+from dockroll.ledger import (
+    DeploymentStatus,
+    Ledger,
+    Outcome,
+    Promotion,
+    PromotionStatus,
+    Release,
+)
 from dockroll.policy import Approval, Candidate, Decision, PromotionFacts, evaluate_promotion
 from dockroll.policy import source_environment as policy_source
 from dockroll.refs import Digest, ImageRef, is_digest, parse_reference, valid_tag
@@ -168,17 +175,22 @@ def _source_arrival(
     current = ledger.current_release(service, source)
     if current is None:
         return None, None
-    arrivals = [
-        promotion.promoted_at
-        for promotion in ledger.promotions(service, source)
-        if promotion.digest == current.digest
-    ]
-    deployments = [
-        deployment.finished_at or deployment.started_at
-        for deployment in ledger.deployments(service, source)
-        if deployment.digest == current.digest
-    ]
-    times = [t for t in (*arrivals, *deployments) if t is not None]
+    times: list[datetime] = []
+    replaced: list[datetime] = []
+    for promotion in ledger.promotions(service, source):
+        if promotion.digest == current.digest:
+            times.append(promotion.promoted_at)
+        elif promotion.status == PromotionStatus.SUCCEEDED:
+            replaced.append(promotion.promoted_at)
+    for deployment in ledger.deployments(service, source):
+        at = deployment.finished_at or deployment.started_at
+        if deployment.digest == current.digest:
+            times.append(at)
+        elif deployment.status == DeploymentStatus.SUCCEEDED:
+            replaced.append(at)
+    if replaced:
+        # Soak counts the current stay only: a release that left and came back starts over.
+        times = [t for t in times if t >= max(replaced)]
     return current.digest, (min(times) if times else None)
 
 
