@@ -56,7 +56,8 @@ def postgres_url() -> str:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        reason = f"no PostgreSQL answers at {make_url(POSTGRES_URL).render_as_string()}: {exc}"
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = f"no PostgreSQL answers at {make_url(POSTGRES_URL).render_as_string()}: {detail}"
         if IN_CI:
             pytest.fail(f"{reason} (CI=true: integration tests must run; `make test` starts it)")
         pytest.skip(f"{reason}; run `dockroll dev up --with postgres` to start it")
