@@ -321,7 +321,13 @@ def execute_promotion(
         service=service,
         env=plan.target,
         target=target,
-        detail={"digest": plan.release.digest, "tags_written": written, "from": plan.source},
+        detail={
+            "digest": plan.release.digest,
+            "tags_written": written,
+            "from": plan.source,
+            # every gate's verdict, so an overridden window shows with its reason
+            "gates": [str(verdict) for verdict in plan.decision.verdicts],
+        },
     )
     return PromotionResult(
         plan=plan,
