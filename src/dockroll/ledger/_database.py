@@ -149,8 +149,8 @@ def head_revision() -> str:
 
 def schema_revision(engine: Engine) -> str | None:
     """The schema revision of the database behind ``engine``; None when it has none yet."""
-    with translate_errors(engine), engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    with translate_errors(engine):
+        return _current_revision(engine)
 
 
 def migrate(engine: Engine) -> None:
