@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
+from dockroll.errors import UsageError
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.prune import PruneDecision, PrunePlan, execute_prune, prune_plan
 from dockroll.refs import parse_reference
@@ -64,7 +65,6 @@ def prune_command(
         int | None,
         typer.Option(
             "--keep",
-            min=1,
             help="Keep the N most recently pushed releases (default: retention.keep).",
             show_default=False,
         ),
@@ -103,6 +103,11 @@ def prune_command(
     """
     cli = state(ctx)
     config = cli.config
+    if keep is not None and keep < 1:
+        raise UsageError(
+            f"--keep {keep}: keep at least 1 release",
+            hint="what environments run is kept anyway; --keep counts the others",
+        )
     host = parse_reference(config.image).registry
     with open_ledger() as ledger, RegistryClient(host) as client:
         plan = prune_plan(config, ledger, client, keep=keep, envs=envs or (), pattern=pattern)
