@@ -20,7 +20,9 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── DevEnvError                    exit 7   local infrastructure could not be set up
     ├── LedgerError                    exit 8   the ledger database failed or holds no such record
     ├── PolicyRefusal                  exit 9   a promotion gate said no
-    └── RouterError                    exit 10  the router (HAProxy) failed or refused a change
+    ├── RouterError                    exit 10  the router (HAProxy) failed or refused a change
+    ├── RolloutError                   exit 11  a rollout failed and was rolled back
+    └── LockHeld                       exit 12  someone else holds the environment's lock
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -37,12 +39,14 @@ __all__ = [
     "DockrollError",
     "EngineError",
     "EngineUnavailable",
+    "LedgerError",
+    "LockHeld",
     "ManifestNotFound",
     "PolicyRefusal",
-    "LedgerError",
     "RegistryAuthError",
     "RegistryError",
     "RegistryUnavailable",
+    "RolloutError",
     "RouterError",
     "SmokeTestError",
     "TagRuleError",
@@ -146,3 +150,15 @@ class RouterError(DockrollError):
     """The router could not be started, or refused or failed a change to its servers."""
 
     exit_code = 10
+
+
+class RolloutError(DockrollError):
+    """A rollout failed and was rolled back; the previous release keeps serving."""
+
+    exit_code = 11
+
+
+class LockHeld(DockrollError):
+    """Someone else holds the environment's deployment lock."""
+
+    exit_code = 12

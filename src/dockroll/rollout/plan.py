@@ -59,6 +59,8 @@ class Replica:
     weight: int | None = None
     """Its weight in the router; None when the router does not know it."""
     healthy: bool = True
+    image: str = ""
+    """The pinned reference it runs (``repo@sha256:…``), to start it again on rollback."""
 
 
 @dataclass(frozen=True)

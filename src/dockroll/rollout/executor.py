@@ -1,0 +1,580 @@
+"""The one executor: performs a plan's steps, records each, undoes a failed rollout.
+
+Every rollout is a ledger deployment. Step 0 (``plan``) stores the whole plan,
+so an interrupted rollout can be resumed or undone by any later process: each
+step is recorded *running* before it starts and *succeeded* (or *failed*) after.
+Steps are written to be safe to repeat, which is what makes resuming after a
+crash at any point correct.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dockroll import labels
+from dockroll.config import Config, EnvironmentConfig
+from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
+from dockroll.errors import DockrollError, EngineError, RolloutError
+from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.ledger import (
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Ledger,
+    Release,
+    StepStatus,
+)
+from dockroll.refs import Digest
+from dockroll.rollout.plan import (
+    AddServers,
+    AwaitHealthy,
+    Drain,
+    Observed,
+    Pause,
+    Plan,
+    Replica,
+    RunJob,
+    SetWeights,
+    Start,
+    Step,
+    Stop,
+    Verify,
+    split_weights,
+)
+from dockroll.router.port import Router, ServerHealth, ServerSpec
+
+__all__ = [
+    "RolloutOutcome",
+    "RolloutRunner",
+    "network_name",
+    "observe",
+    "pinned_image",
+]
+
+FULL_WEIGHT = 100
+_PLAN_STEP = "plan"
+
+
+class _ManualPause(Exception):
+    """A canary step waits for `dockroll promote-canary`."""
+
+    def __init__(self, index: int, percent: int) -> None:
+        super().__init__(f"paused at {percent}%")
+        self.index = index
+        self.percent = percent
+
+
+@dataclass(frozen=True)
+class RolloutOutcome:
+    deployment: Deployment
+    plan: Plan
+    status: str
+    """succeeded, paused, rolled_back or aborted."""
+    seconds: float
+    message: str = ""
+    paused_at: int | None = None
+    """The traffic share (percent) of a paused canary."""
+
+
+def network_name(service: str, environment: str) -> str:
+    return f"dockroll-{service}-{environment}"
+
+
+def pinned_image(release: Release) -> str:
+    """``registry/repository@digest``: containers run by digest, never by a movable tag."""
+    return str(release.ref.with_digest(release.digest))
+
+
+def observe(engine: Engine, router: Router | None, service: str, environment: str) -> Observed:
+    """The environment's running app replicas from their labels, with router weights."""
+    weights = {server.name: server.weight for server in router.servers()} if router else {}
+    replicas = []
+    for info in engine.containers(labels.selector(service, environment)):
+        if not info.running:
+            continue
+        replicas.append(
+            Replica(
+                name=info.name,
+                version=info.labels.get(labels.VERSION, ""),
+                digest=Digest(info.labels.get(labels.DIGEST, "")),
+                slot=info.labels.get(labels.SLOT, ""),
+                weight=weights.get(info.name),
+                healthy=info.health in (Health.HEALTHY, Health.NONE),
+                image=info.image,
+            )
+        )
+    return Observed(tuple(sorted(replicas, key=lambda r: r.name)))
+
+
+# -- plan (de)serialisation ---------------------------------------------------------
+
+_STEP_TYPES: dict[str, type[Any]] = {
+    "start": Start,
+    "await-healthy": AwaitHealthy,
+    "add-servers": AddServers,
+    "set-weights": SetWeights,
+    "drain": Drain,
+    "stop": Stop,
+    "run-job": RunJob,
+    "verify": Verify,
+    "pause": Pause,
+}
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    data = asdict(step)
+    for key, value in data.items():
+        if isinstance(value, tuple):
+            data[key] = list(value)
+    return data
+
+
+def _step_from_json(data: Mapping[str, Any]) -> Step:
+    kind = str(data["kind"])
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k != "kind"}
+    step: Step = _STEP_TYPES[kind](**fields)
+    return step
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "strategy": plan.strategy.value,
+        "steps": [_step_json(step) for step in plan.steps],
+        "new": list(plan.new),
+        "old": list(plan.old),
+        "standby": list(plan.standby),
+        "note": plan.note,
+    }
+
+
+def _plan_from_json(data: Mapping[str, Any]) -> Plan:
+    from dockroll.config import Strategy  # noqa: PLC0415 - only when resuming
+
+    return Plan(
+        strategy=Strategy(data["strategy"]),
+        steps=tuple(_step_from_json(step) for step in data["steps"]),
+        new=tuple(data["new"]),
+        old=tuple(data["old"]),
+        standby=tuple(data.get("standby", ())),
+        note=str(data.get("note", "")),
+    )
+
+
+# -- the runner ---------------------------------------------------------------------
+
+
+@dataclass
+class RolloutRunner:
+    """Performs rollouts of one service into one environment."""
+
+    config: Config
+    environment: str
+    engine: Engine
+    router: Router
+    ledger: Ledger
+    progress: ProgressCallback = discard
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    _containers: dict[str, ContainerInfo] = field(default_factory=dict, init=False)
+
+    @property
+    def env(self) -> EnvironmentConfig:
+        return self.config.environment(self.environment)
+
+    @property
+    def network(self) -> str:
+        return network_name(self.config.service, self.environment)
+
+    def _say(self, message: str) -> None:
+        self.progress(Progress("deploy", message))
+
+    # -- entry points -------------------------------------------------------------
+
+    def start(
+        self,
+        plan: Plan,
+        release: Release,
+        *,
+        kind: DeploymentKind = DeploymentKind.DEPLOY,
+        reason: str | None = None,
+    ) -> RolloutOutcome:
+        """Record a new deployment of ``release`` with ``plan`` and perform it."""
+        deployment = self.ledger.start_deployment(
+            release, self.environment, strategy=plan.strategy.value, kind=kind, reason=reason
+        )
+        self.ledger.record_step(
+            deployment,
+            0,
+            _PLAN_STEP,
+            StepStatus.SUCCEEDED,
+            detail={"plan": _plan_json(plan), "image": pinned_image(release)},
+        )
+        for index, step in enumerate(plan.steps, start=1):
+            self.ledger.record_step(deployment, index, step.kind, StepStatus.PENDING)
+        return self._run(deployment, plan, release, first=1)
+
+    def resume(
+        self, deployment: Deployment, release: Release, *, skip_pauses: bool = False
+    ) -> RolloutOutcome:
+        """Continue an interrupted or paused rollout from its first unfinished step."""
+        plan = self.stored_plan(deployment)
+        first = 1
+        for recorded in sorted(deployment.steps, key=lambda s: s.index):
+            if recorded.index == 0:
+                continue
+            if recorded.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+                first = recorded.index + 1
+                continue
+            if recorded.kind == "pause" and recorded.status is StepStatus.RUNNING:
+                # Resuming a paused canary is the promotion to its next step.
+                self.ledger.record_step(deployment, recorded.index, "pause", StepStatus.SUCCEEDED)
+                first = recorded.index + 1
+                continue
+            break
+        return self._run(deployment, plan, release, first=first, skip_pauses=skip_pauses)
+
+    def abort(self, deployment: Deployment, reason: str) -> RolloutOutcome:
+        """Undo an unfinished rollout: the previous release serves again."""
+        plan = self.stored_plan(deployment)
+        started = self.clock()
+        self._compensate(deployment, plan)
+        finished = self.ledger.finish_deployment(
+            deployment, DeploymentStatus.ABORTED, message=reason
+        )
+        return RolloutOutcome(finished, plan, "aborted", self.clock() - started, reason)
+
+    def stored_plan(self, deployment: Deployment) -> Plan:
+        step0 = next((s for s in deployment.steps if s.index == 0), None)
+        if step0 is None or "plan" not in step0.detail:
+            raise DockrollError(
+                f"deployment {deployment.id} has no recorded plan; it cannot be resumed",
+                hint="abort it with `dockroll abort` and deploy again",
+            )
+        return _plan_from_json(step0.detail["plan"])
+
+    def stored_image(self, deployment: Deployment) -> str:
+        step0 = next(s for s in deployment.steps if s.index == 0)
+        return str(step0.detail["image"])
+
+    # -- performing -------------------------------------------------------------
+
+    def _run(
+        self,
+        deployment: Deployment,
+        plan: Plan,
+        release: Release,
+        *,
+        first: int,
+        skip_pauses: bool = False,
+    ) -> RolloutOutcome:
+        started = self.clock()
+        image = pinned_image(release)
+        index = first
+        try:
+            for index, step in enumerate(plan.steps, start=1):
+                if index < first:
+                    continue
+                if isinstance(step, Pause) and skip_pauses:
+                    self.ledger.record_step(deployment, index, step.kind, StepStatus.SKIPPED)
+                    continue
+                self.ledger.record_step(deployment, index, step.kind, StepStatus.RUNNING)
+                detail = self._perform(step, index, release, image) or {}
+                self.ledger.record_step(
+                    deployment, index, step.kind, StepStatus.SUCCEEDED, detail=detail
+                )
+        except _ManualPause as paused:
+            self._say(
+                f"paused at {paused.percent}% on the new release: "
+                "`dockroll promote-canary` to go on, `dockroll abort` to go back"
+            )
+            return RolloutOutcome(
+                self.ledger.deployment(deployment.id),
+                plan,
+                "paused",
+                self.clock() - started,
+                paused_at=paused.percent,
+            )
+        except (DockrollError, OSError) as exc:
+            message = str(exc)
+            self.ledger.record_step(
+                deployment, index, plan.steps[index - 1].kind, StepStatus.FAILED,
+                detail={"error": message},
+            )  # fmt: skip
+            self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
+            self._compensate(deployment, plan)
+            finished = self.ledger.finish_deployment(
+                deployment, DeploymentStatus.ROLLED_BACK, message=message
+            )
+            raise RolloutError(
+                f"the rollout of {release.version} to {self.environment} failed and was "
+                f"rolled back; the previous release keeps serving.\n  cause: {message}",
+                hint=f"`dockroll history --env {self.environment}` shows every step "
+                f"(deployment {finished.id})",
+            ) from exc
+        finished = self.ledger.finish_deployment(deployment, DeploymentStatus.SUCCEEDED)
+        return RolloutOutcome(finished, plan, "succeeded", self.clock() - started, plan.note)
+
+    def _perform(
+        self, step: Step, index: int, release: Release, image: str
+    ) -> dict[str, Any] | None:
+        match step:
+            case Start(names=names, slot=slot):
+                for name in names:
+                    self._start(name, slot, release, image)
+                self._say(f"started {', '.join(names)}")
+            case AwaitHealthy(names=names):
+                for name in names:
+                    self._await_healthy(name)
+                self._say(f"healthy: {', '.join(names)}")
+            case AddServers(names=names):
+                for name in names:
+                    self._add_server(name)
+                self._say(f"in the router (weight 0, checked): {', '.join(names)}")
+            case SetWeights(weights=weights, percent=percent):
+                self.router.set_weights(weights)
+                shown = f"{percent}% to the new release" if percent is not None else "weights set"
+                self._say(f"{shown}: {dict(weights)}")
+                return {"weights": dict(weights)}
+            case Drain(names=names):
+                for name in names:
+                    self._drain(name)
+                self._say(f"drained {', '.join(names)}")
+            case Stop(names=names):
+                for name in names:
+                    self._stop(name)
+                self._say(f"stopped {', '.join(names)}")
+            case RunJob(command=command):
+                return self._run_job(command, image)
+            case Verify(command=command, name=name):
+                return self._verify(command, name)
+            case Pause(seconds=seconds, percent=percent):
+                if seconds is None:
+                    raise _ManualPause(index, percent)
+                self._timed_pause(seconds, percent)
+        return None
+
+    # -- steps --------------------------------------------------------------------
+
+    def _app_labels(self, release: Release, slot: str, name: str) -> dict[str, str]:
+        return {
+            labels.SERVICE: self.config.service,
+            labels.ENVIRONMENT: self.environment,
+            labels.ROLE: "app",
+            labels.RELEASE: str(release.id),
+            labels.VERSION: release.version,
+            labels.DIGEST: release.digest,
+            labels.GIT_SHA: release.git_sha or "",
+            labels.SLOT: slot,
+            labels.CONFIG_HASH: labels.config_hash(self._runtime_settings()),
+            labels.STARTED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def _runtime_settings(self) -> dict[str, Any]:
+        return {
+            "env": {**self.config.container.env, **self.env.env},
+            "port": self.config.container.port,
+            "health": self.config.health.model_dump(),
+        }
+
+    def _container_env(self) -> dict[str, str]:
+        return {**self.config.container.env, **self.env.env, "ENVIRONMENT": self.environment}
+
+    def _find(self, name: str) -> ContainerInfo | None:
+        return self.engine.container(name)
+
+    def _start(self, name: str, slot: str, release: Release, image: str) -> None:
+        existing = self._find(name)
+        if existing is not None:
+            if existing.running and existing.labels.get(labels.DIGEST) == release.digest:
+                return  # started before an interruption: keep it
+            self.engine.remove(existing.id, grace=1)
+        self.engine.run(
+            RunRequest(
+                image=image,
+                name=name,
+                env=self._container_env(),
+                labels=self._app_labels(release, slot, name),
+                network=self.network,
+                restart=True,
+                health_interval=self.config.health.interval,
+            )
+        )
+
+    def _await_healthy(self, name: str) -> None:
+        deadline = self.clock() + self.config.health.start_timeout
+        while True:
+            info = self._find(name)
+            if info is None or info.status in ("exited", "dead"):
+                logs = self.engine.logs(name, tail=20) if info else ""
+                raise EngineError(
+                    f"{name} stopped during start (exit code {info.exit_code if info else '?'})"
+                    + (f"; last log lines:\n{logs}" if logs else "")
+                )
+            if info.health is Health.UNHEALTHY:
+                raise EngineError(f"{name} reports unhealthy ({self.engine.logs(name, tail=5)})")
+            if info.running and info.health in (Health.HEALTHY, Health.NONE):
+                return
+            if self.clock() >= deadline:
+                raise EngineError(
+                    f"{name} did not become healthy within {self.config.health.start_timeout:g}s",
+                    hint="raise health.start_timeout in dockroll.yml if it is just slow",
+                )
+            self.sleep(self.config.health.interval)
+
+    def _address(self, name: str) -> str:
+        info = self._find(name)
+        address = info.networks.get(self.network) if info else None
+        if not address:
+            raise EngineError(f"{name} has no address on network {self.network}")
+        return address
+
+    def _add_server(self, name: str) -> None:
+        known = {server.name for server in self.router.servers()}
+        if name not in known:
+            self.router.add_server(
+                name, self._address(name), self.config.container.port, weight=0, check=True
+            )
+        self.router.wait_healthy(name, timeout=self.config.health.start_timeout)
+
+    def _drain(self, name: str) -> None:
+        if name not in {server.name for server in self.router.servers()}:
+            return
+        self.router.drain(name)
+        try:
+            self.router.wait_drained(name, timeout=self.env.drain_timeout)
+        except DockrollError:
+            self._say(f"{name} still had requests after {self.env.drain_timeout:g}s; stopping it")
+
+    def _stop(self, name: str) -> None:
+        if name in {server.name for server in self.router.servers()}:
+            self.router.remove_server(name)
+        info = self._find(name)
+        if info is not None:
+            self.engine.remove(info.id, grace=self.config.container.stop_grace)
+
+    def _run_job(self, command: Sequence[str], image: str) -> dict[str, Any]:
+        migration = self.env.migrate
+        timeout = migration.timeout if migration else 300.0
+        extra_env = migration.env if migration else {}
+        self._say(f"running {' '.join(command)} from the new image")
+        result = self.engine.run_job(
+            RunRequest(
+                image=image,
+                command=list(command),
+                env={**self._container_env(), **extra_env},
+                labels={**labels.selector(self.config.service, self.environment, "job")},
+                network=self.network,
+            ),
+            timeout=timeout,
+        )
+        if result.exit_code != 0:
+            raise EngineError(
+                f"the migration `{' '.join(command)}` exited {result.exit_code}; "
+                f"nothing else was changed. Its last lines:\n{result.logs.rstrip()}"
+            )
+        return {"exit_code": result.exit_code, "seconds": round(result.seconds, 2)}
+
+    def _verify(self, command: Sequence[str], name: str) -> dict[str, Any]:
+        url = f"http://{self._address(name)}:{self.config.container.port}"
+        self._say(f"verifying {name} with {' '.join(command)}")
+        try:
+            done = subprocess.run(
+                list(command),
+                env={**os.environ, "TARGET_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EngineError(f"the verification command could not run: {exc}") from None
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip()[-2000:]
+            raise EngineError(
+                f"verification `{' '.join(command)}` failed (exit {done.returncode}) against "
+                f"{url}:\n{output}"
+            )
+        return {"verified": url}
+
+    def _timed_pause(self, seconds: float, percent: int) -> None:
+        self._say(f"holding at {percent}% for {seconds:g}s")
+        deadline = self.clock() + seconds
+        while self.clock() < deadline:
+            for server in self.router.servers():
+                if server.weight and server.health is ServerHealth.DOWN:
+                    raise EngineError(f"{server.name} failed its health checks at {percent}%")
+            self.sleep(min(0.5, max(0.0, deadline - self.clock())))
+
+    # -- undo ---------------------------------------------------------------------
+
+    def _compensate(self, deployment: Deployment, plan: Plan) -> None:
+        """Bring the previous release back into full service and remove the new one."""
+        previous = self._previous_release(deployment)
+        image = self._previous_image(plan)
+        old_running = [name for name in plan.old if self._is_running(name)]
+        missing = [name for name in plan.old if name not in old_running]
+        if missing and previous is not None and image:
+            self._say(f"restarting {', '.join(missing)} from {previous.version}")
+            for name in missing:
+                self._start(name, self._slot_of(name), previous, image)
+            for name in missing:
+                self._await_healthy(name)
+                self._add_server(name)
+            old_running += missing
+        known = {server.name for server in self.router.servers()}
+        serving = [name for name in old_running if name in known]
+        if serving:
+            for name in serving:
+                self.router.set_ready(name)
+            new_in_router = [name for name in plan.new if name in known]
+            self.router.set_weights(
+                {**split_weights(serving, (), 0), **dict.fromkeys(new_in_router, 0)}
+            )
+        for name in plan.new:
+            self._drain(name)
+            self._stop(name)
+        self._say("rolled back: the previous release serves all traffic")
+
+    def _previous_release(self, deployment: Deployment) -> Release | None:
+        if deployment.previous_release_id is None:
+            return None
+        for release in self.ledger.releases(self.config.service):
+            if release.id == deployment.previous_release_id:
+                return release
+        return None
+
+    def _previous_image(self, plan: Plan) -> str:
+        for name in plan.old:
+            info = self._find(name)
+            if info is not None:
+                self._containers[name] = info
+        found = next((info.image for info in self._containers.values() if info.image), "")
+        return found
+
+    def _slot_of(self, name: str) -> str:
+        info = self._containers.get(name)
+        return info.labels.get(labels.SLOT, "r") if info else "r"
+
+    def _is_running(self, name: str) -> bool:
+        info = self._find(name)
+        return info is not None and info.running
+
+
+def replica_specs(engine: Engine, service: str, environment: str, port: int) -> list[ServerSpec]:
+    """Router entries for the replicas that run now, for a router that had to be recreated.
+
+    A restored router gives each running replica full weight; dockroll then
+    reapplies the weights of any unfinished rollout.
+    """
+    network = network_name(service, environment)
+    specs = []
+    for info in engine.containers(labels.selector(service, environment)):
+        address = info.networks.get(network)
+        if info.running and address:
+            specs.append(ServerSpec(info.name, address, port, weight=FULL_WEIGHT, check=True))
+    return specs
