@@ -137,14 +137,17 @@ class DockerEngine:
             raise EngineError(f"push needs a tag: {reference}")
         auth_config = {"username": auth.username, "password": auth.password} if auth else None
         digest: str | None = None
+        error: str | None = None
         with self._calls(f"pushing {ref}"):
             stream = self.client.api.push(
                 ref.name, tag=ref.tag, stream=True, decode=True, auth_config=auth_config
             )
+            # Read to the end even after an error: an abandoned stream leaks its connection.
             for event in stream:
                 if "error" in event:
                     detail = event.get("errorDetail", {}).get("message") or event["error"]
-                    raise _registry_error(ref.registry, f"pushing {ref}", str(detail))
+                    error = error or str(detail)
+                    continue
                 aux = event.get("aux")
                 if isinstance(aux, dict) and is_digest(str(aux.get("Digest", ""))):
                     digest = str(aux["Digest"])
@@ -153,6 +156,8 @@ class DockerEngine:
                     layer = event.get("id")
                     text = f"{layer}: {status}" if layer else str(status)
                     progress(Progress("push", text, detail=True))
+        if error is not None:
+            raise _registry_error(ref.registry, f"pushing {ref}", error)
         if digest is None:
             raise RegistryError(f"the engine pushed {ref} but reported no digest")
         return Digest(digest)
