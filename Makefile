@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test lint format bench venv dev-up dev-down clean
+.PHONY: demo test lint format bench bench-promote venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -22,6 +22,14 @@ demo: dev-up
 
 test: dev-up
 	$(VENV)/bin/pytest -q
+
+# Every benchmark; each prints its table and fails when it misses its target.
+BENCHES := bench-promote
+
+bench: $(BENCHES)
+
+bench-promote: dev-up
+	$(VENV)/bin/python bench/promote/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
