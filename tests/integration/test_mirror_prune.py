@@ -352,3 +352,21 @@ def test_prune_refuses_an_unknown_environment_and_a_zero_keep(
 
 def _present(client: RegistryClient, digest: Digest) -> bool:
     return client.manifest_digest(REPOSITORY, digest) is not None
+
+
+def test_promote_mirrors_right_away_and_a_down_mirror_only_warns(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = setup.push("1.0.0", pushed_hours=1)
+    code, data, _ = setup.cli(capsys, "promote", "1.0.0", "--to", "dev", "--notes", "n")
+    assert code == 0
+    assert data["mirrors"][0]["ok"] is True
+    assert setup.mirror_client.resolve(REPOSITORY, "dev") == release.digest
+
+    setup.mirror.stop()
+    code, data, err = setup.cli(capsys, "promote", "1.0.0", "--to", "staging", "--notes", "n")
+    assert code == 0
+    assert data["changed"] is True
+    assert data["mirrors"][0]["ok"] is False
+    assert f"mirror {setup.mirror.address}/{REPOSITORY} did not get 1.0.0" in err
+    assert setup.client.resolve(REPOSITORY, "staging") == release.digest
