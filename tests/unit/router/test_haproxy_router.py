@@ -1,0 +1,293 @@
+"""The HAProxy adapter's generated config, and its server operations over a scripted socket.
+
+Only the integration tests prove it against a real HAProxy; these pin down the
+commands it sends and the errors it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockroll.config import Config
+from dockroll.engine import DockerEngine
+from dockroll.errors import RouterError
+from dockroll.router import CheckSettings, HaproxyRouter, HaproxySettings, ServerState
+from dockroll.router.haproxy import render_config
+from tests.unit.router.fake_cli import FakeCli, serve_tcp
+
+REMOTE = DockerEngine("tcp://127.0.0.1:1")  # never contacted by these tests
+
+
+def _config(**settings: Any) -> str:
+    return render_config(service="web", environment="prod", settings=HaproxySettings(**settings))
+
+
+def test_config_declares_no_server_and_tunes_for_zero_downtime() -> None:
+    config = _config()
+
+    assert "\n    server " not in config
+    assert "default_backend app" in config
+    for line in (
+        "stats socket /var/run/dockroll/admin.sock mode 666 level admin",
+        "option redispatch 1",
+        "retries 3",
+        "retry-on conn-failure empty-response response-timeout",
+        "http-request disable-l7-retry unless { method GET HEAD OPTIONS }",
+        "option http-server-close",
+        "balance roundrobin",
+        "option httpchk GET /ready",
+        "timeout connect 2000ms",
+        "timeout queue 5000ms",
+        "http-request use-service prometheus-exporter if { path /metrics }",
+        "bind :8080",
+        "bind :8404",
+    ):
+        assert f"    {line}\n" in config, line
+
+
+def test_config_follows_settings() -> None:
+    config = _config(
+        health_path="/healthz", connect_timeout=0.5, server_timeout=120, retries=2, admin_port=9100
+    )
+
+    assert "    option httpchk GET /healthz\n" in config
+    assert "    timeout connect 500ms\n" in config
+    assert "    timeout server 120000ms\n" in config
+    assert "    retries 2\n" in config
+    assert "    stats socket ipv4@0.0.0.0:9999 level admin\n" in config
+
+
+def test_tcp_checks_only_without_a_health_path() -> None:
+    assert "httpchk" not in _config(health_path=None)
+
+
+def test_a_router_needs_some_runtime_api() -> None:
+    with pytest.raises(RouterError, match="no runtime API"):
+        render_config(
+            service="web", environment="prod", settings=HaproxySettings(), admin_socket=False
+        )
+
+
+def test_names_ports_and_paths(tmp_path: Path) -> None:
+    router = HaproxyRouter(
+        DockerEngine("unix:///var/run/docker.sock"),
+        service="web",
+        environment="staging",
+        port=8081,
+        state_root=tmp_path,
+    )
+
+    assert router.container_name == "dockroll-router-web-staging"
+    assert router.network == "dockroll-web-staging"
+    assert router.metrics_port == 9081
+    assert str(router.admin) == f"unix:{tmp_path}/routers/web-staging/run/admin.sock"
+
+
+def test_metrics_port_must_fit() -> None:
+    with pytest.raises(RouterError, match="metrics port 65600 is out of range"):
+        HaproxyRouter(REMOTE, service="web", environment="prod", port=64600)
+    router = HaproxyRouter(
+        REMOTE,
+        service="web",
+        environment="prod",
+        port=65000,
+        settings=HaproxySettings(metrics_port=9000),
+    )
+    assert router.metrics_port == 9000
+
+
+def test_a_remote_engine_needs_a_tcp_admin_port() -> None:
+    router = HaproxyRouter(REMOTE, service="web", environment="prod", port=8080)
+
+    with pytest.raises(RouterError, match="is remote") as caught:
+        router.ensure()
+    assert caught.value.hint is not None
+    assert "admin_port" in caught.value.hint
+
+
+def test_settings_from_dockroll_yml() -> None:
+    config = Config.model_validate(
+        {
+            "service": "shop",
+            "image": "127.0.0.1:5000/acme/shop",
+            "health": {"path": "/health/ready", "interval": "250ms", "timeout": "1s"},
+            "environments": {"dev": {"port": 8100}},
+        }
+    )
+
+    router = HaproxyRouter.for_environment(REMOTE, config, "dev")
+
+    assert (router.service, router.environment, router.port) == ("shop", "dev", 8100)
+    assert router.settings.health_path == "/health/ready"
+    assert router.settings.check == CheckSettings(interval_ms=250)
+    assert router.settings.connect_timeout == 1.0
+    with pytest.raises(RouterError, match="no environment 'prod'"):
+        HaproxyRouter.for_environment(REMOTE, config, "prod")
+
+
+class ScriptedHaproxy:
+    """Answers `show` commands from recorded output and scripts `del server`."""
+
+    def __init__(self, show_stat: str, show_servers_state: str) -> None:
+        self.show_stat = show_stat
+        self.show_servers_state = show_servers_state
+        self.del_answers = ["Server deleted.\n"]
+
+    def __call__(self, command: str) -> str:
+        if command == "show stat":
+            return self.show_stat
+        if command == "show servers state app":
+            return self.show_servers_state
+        if command.startswith("del server"):
+            return self.del_answers.pop(0) if len(self.del_answers) > 1 else self.del_answers[0]
+        if command.startswith("add server app/web-a "):
+            return "Already exists a server with the same name in backend.\n\n"
+        if command.startswith("add server"):
+            return "New server registered.\n\n"
+        if "app/nope" in command:
+            return "No such server.\n\n"
+        return "\n"
+
+
+@pytest.fixture
+def haproxy(show_stat: str, show_servers_state: str) -> ScriptedHaproxy:
+    return ScriptedHaproxy(show_stat, show_servers_state)
+
+
+@pytest.fixture
+def cli(haproxy: ScriptedHaproxy) -> FakeCli:
+    return FakeCli(haproxy)
+
+
+@pytest.fixture
+def router(cli: FakeCli) -> Iterator[HaproxyRouter]:
+    with serve_tcp(cli) as port:
+        yield HaproxyRouter(
+            REMOTE,
+            service="web",
+            environment="prod",
+            port=8080,
+            settings=HaproxySettings(admin_port=port, api_timeout=2),
+        )
+
+
+def test_servers(router: HaproxyRouter) -> None:
+    servers = router.servers()
+
+    assert [(s.name, s.state) for s in servers] == [
+        ("web-a", ServerState.READY),
+        ("web-b", ServerState.DRAIN),
+        ("web-c", ServerState.READY),
+        ("web-d", ServerState.MAINT),
+    ]
+
+
+def test_set_weights_is_one_exchange_raising_before_cutting(
+    router: HaproxyRouter, cli: FakeCli
+) -> None:
+    router.set_weights({"web-a": 0, "web-c": 100})
+
+    assert cli.lines[-1] == "set weight app/web-c 100;set weight app/web-a 0"
+
+
+def test_set_weights_refuses_unknown_servers_before_changing_anything(
+    router: HaproxyRouter, cli: FakeCli
+) -> None:
+    with pytest.raises(RouterError, match="has no server web-z") as caught:
+        router.set_weights({"web-a": 0, "web-z": 100})
+
+    assert not any(c.startswith("set weight") for c in cli.commands)
+    assert caught.value.hint == "it has: web-a, web-b, web-c, web-d"
+
+
+def test_add_server_adds_then_enables_in_a_second_exchange(
+    router: HaproxyRouter, cli: FakeCli
+) -> None:
+    router.add_server("web-e", "172.22.0.9", 5000, weight=0)
+
+    assert cli.lines == [
+        "add server app/web-e 172.22.0.9:5000 weight 0 check inter 500 fall 2 rise 1",
+        "enable server app/web-e;set server app/web-e health down;enable health app/web-e",
+    ]
+
+
+def test_add_server_reports_haproxys_refusal(router: HaproxyRouter, cli: FakeCli) -> None:
+    with pytest.raises(RouterError, match="Already exists a server with the same name"):
+        router.add_server("web-a", "172.22.0.9", 5000)
+
+    assert len(cli.lines) == 1  # nothing enabled after a failed add
+
+
+def test_drain_and_ready(router: HaproxyRouter, cli: FakeCli) -> None:
+    router.drain("web-a")
+    router.set_ready("web-a")
+
+    assert cli.lines == ["set server app/web-a state drain", "set server app/web-a state ready"]
+
+
+def test_drain_of_an_unknown_server(router: HaproxyRouter) -> None:
+    with pytest.raises(RouterError, match=r"`set server app/nope state drain` failed: No such"):
+        router.drain("nope")
+
+
+def test_remove_server_waits_for_connections_to_close(
+    router: HaproxyRouter, haproxy: ScriptedHaproxy, cli: FakeCli
+) -> None:
+    busy = "Server still has connections attached to it, cannot remove it.\n"
+    haproxy.del_answers = [busy, busy, "Server deleted.\n"]
+
+    router.remove_server("web-b", timeout=5)
+
+    assert cli.commands == ["disable server app/web-b"] + ["del server app/web-b"] * 3
+
+
+def test_remove_server_gives_up_after_its_timeout(
+    router: HaproxyRouter, haproxy: ScriptedHaproxy
+) -> None:
+    haproxy.del_answers = ["Server still has connections attached to it, cannot remove it.\n"]
+
+    with pytest.raises(RouterError, match="still has connections") as caught:
+        router.remove_server("web-b", timeout=0.2)
+    assert caught.value.hint is not None
+    assert "wait_drained" in caught.value.hint
+
+
+def test_removing_a_missing_server_is_done(router: HaproxyRouter, cli: FakeCli) -> None:
+    router.remove_server("nope")
+
+    assert cli.commands == ["disable server app/nope"]
+
+
+def test_wait_drained_returns_once_idle(router: HaproxyRouter) -> None:
+    assert router.wait_drained("web-b", timeout=1).current_sessions == 0
+
+
+def test_wait_drained_names_what_is_still_in_flight(
+    router: HaproxyRouter, haproxy: ScriptedHaproxy
+) -> None:
+    haproxy.show_stat = haproxy.show_stat.replace("app,web-b,0,0,0,", "app,web-b,0,0,3,")
+
+    with pytest.raises(RouterError, match="web-b still has 3 requests in flight"):
+        router.wait_drained("web-b", timeout=0.2)
+
+
+def test_wait_healthy(router: HaproxyRouter) -> None:
+    assert router.wait_healthy("web-a", timeout=1).name == "web-a"
+    with pytest.raises(RouterError, match=r"web-c .* did not pass its health check .*L4TOUT"):
+        router.wait_healthy("web-c", timeout=0.2)
+    with pytest.raises(RouterError, match="has no server nope"):
+        router.wait_healthy("nope", timeout=0.2)
+
+
+def test_stats_snapshot(router: HaproxyRouter) -> None:
+    stats = router.stats()
+
+    assert stats.backend.http_2xx == 30
+    server = stats.server("web-a")
+    assert server is not None
+    assert server.total_requests == 20
+    assert stats.server("nope") is None
