@@ -26,9 +26,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("DOCKROLL_STATE_DIR", str(tmp_path / "state"))
-    for name in ("DOCKROLL_CONFIG", "DOCKROLL_DEBUG", "DOCKROLL_REGISTRY_USERNAME"):
+    for name in (
+        "DOCKROLL_CONFIG",
+        "DOCKROLL_DEBUG",
+        "DOCKROLL_LEDGER_URL",
+        "DOCKROLL_REGISTRY_USERNAME",
+        "DOCKROLL_REGISTRY_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("DOCKROLL_REGISTRY_PASSWORD", raising=False)
     return work
 
 
