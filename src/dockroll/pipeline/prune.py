@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from dockroll.config import Config
-from dockroll.errors import ManifestNotFound, UsageError
+from dockroll.errors import ManifestNotFound, RegistryError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger, Release
 from dockroll.refs import Digest, parse_reference
@@ -210,7 +210,13 @@ def registry_view(
 ) -> RegistryView:
     """Every tag of ``repository`` with its digest, and which of ``digests`` exist."""
     tags: dict[str, Digest] = {}
-    for tag in client.list_tags(repository):
+    try:
+        names = client.list_tags(repository)
+    except RegistryError as exc:
+        if "NAME_UNKNOWN" not in exc.message:
+            raise
+        names = []  # the repository was never pushed to, or everything in it was deleted
+    for tag in names:
         digest = client.manifest_digest(repository, tag)
         if digest is not None:
             tags[tag] = digest
@@ -252,13 +258,14 @@ def prune_plan(
     image = parse_reference(config.image)
     releases = ledger.releases(config.service)
     mine = [r for r in releases if (r.registry, r.repository) == (image.registry, image.repository)]
+    held = held_digests(config, ledger, envs)
     view = registry_view(client, image.repository, (r.digest for r in mine))
     return plan_prune(
         releases,
         view,
         keep=config.retention.keep if keep is None else keep,
         repository=image.name,
-        held=held_digests(config, ledger, envs),
+        held=held,
         env_tag_patterns=environment_tag_patterns(config),
         protected=config.retention.protected_tags,
         pattern=pattern,

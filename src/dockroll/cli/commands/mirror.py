@@ -56,7 +56,7 @@ def _report_lines(report: MirrorReport) -> list[str]:
         return [f"[red]FAILED[/] {escape(report.name)}: {escape(report.error)}"]
     lines = [f"{'[green]ok[/]' if report.ok else '[red]FAILED[/]'} {escape(report.name)}"]
     for r in report.releases:
-        tags = ", ".join(r.tags) or "by digest only"
+        tags = ", ".join(r.tags) or ("-" if r.status == "missing_in_primary" else "by digest only")
         extra = f" — {escape(r.message)}" if r.message else ""
         sent = f", {r.bytes_sent} bytes sent" if r.written else ""
         status = _STATUS[r.status]
