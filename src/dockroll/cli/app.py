@@ -89,6 +89,7 @@ def _register_commands() -> None:
     # each command module imports ``app`` from here.
     from dockroll.cli.commands import (  # noqa: F401, PLC0415
         build,
+        deploy,
         dev,
         ledger,
         mirror,

@@ -1,0 +1,391 @@
+"""Deploy and roll back: a recorded release into an environment, by digest, under its lock.
+
+One call does, in order: resolve the release, make sure the router runs (it is
+recreated with the running replicas when missing), take the environment's lock,
+undo any rollout a crash left unfinished, retire a blue-green standby, pull the
+image by digest (falling back to mirrors), then plan and execute the rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockroll import labels
+from dockroll.config import Config, Strategy
+from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import Engine
+from dockroll.errors import DockrollError, UsageError
+from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.ledger import (
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Ledger,
+    Release,
+)
+from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.mirror import resolve_with_fallback
+from dockroll.refs import is_digest, parse_reference
+from dockroll.rollout.executor import (
+    FULL_WEIGHT,
+    RolloutOutcome,
+    RolloutRunner,
+    network_name,
+    observe,
+    pinned_image,
+)
+from dockroll.rollout.plan import Observed, Plan, SetWeights, Target, plan_rollout, split_weights
+from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.port import ServerSpec
+
+__all__ = [
+    "Environment",
+    "continue_rollout",
+    "deploy_release",
+    "find_release",
+    "open_environment",
+    "rollback_release",
+    "unfinished_deployment",
+]
+
+
+@dataclass
+class Environment:
+    """The handles of one environment: its engine, router and lock."""
+
+    config: Config
+    name: str
+    engine: DockerEngine
+    router: HaproxyRouter
+    lock: EnvironmentLock
+
+    def runner(self, ledger: Ledger, progress: ProgressCallback) -> RolloutRunner:
+        return RolloutRunner(
+            config=self.config,
+            environment=self.name,
+            engine=self.engine,
+            router=self.router,
+            ledger=ledger,
+            progress=progress,
+        )
+
+
+def _router_specs(env: Environment, ledger: Ledger) -> list[ServerSpec]:
+    """Running replicas for a router that may have to be recreated.
+
+    Replicas of the release the ledger says is current get full weight;
+    others (a blue-green standby, an unfinished canary) come back at weight 0,
+    so a recreated router never sends traffic where it was not meant to go.
+    """
+    current = ledger.current_release(env.config.service, env.name)
+    network = network_name(env.config.service, env.name)
+    specs = []
+    containers = env.engine.containers(labels.selector(env.config.service, env.name))
+    running = [c for c in containers if c.running and c.networks.get(network)]
+    current_digests = {c.labels.get(labels.DIGEST) for c in running}
+    for info in running:
+        digest = info.labels.get(labels.DIGEST)
+        serving = (current is not None and digest == current.digest) or (
+            current is None and len(current_digests) == 1
+        )
+        specs.append(
+            ServerSpec(
+                info.name,
+                info.networks[network],
+                env.config.container.port,
+                weight=FULL_WEIGHT if serving else 0,
+            )
+        )
+    return specs
+
+
+def open_environment(
+    config: Config, name: str, ledger: Ledger, progress: ProgressCallback = discard
+) -> Environment:
+    """Connect to the environment's engine and make sure its router runs."""
+    env_config = config.environment(name)
+    engine = DockerEngine(env_config.engine)
+    engine.ping()
+    engine.ensure_network(
+        network_name(config.service, name), labels.selector(config.service, name, "network")
+    )
+    router = HaproxyRouter.for_environment(engine, config, name, progress=progress)
+    info = router.ensure([])
+    env = Environment(
+        config=config,
+        name=name,
+        engine=engine,
+        router=router,
+        lock=EnvironmentLock(engine, config.service, name, image=info.image),
+    )
+    specs = _router_specs(env, ledger)
+    if specs:
+        restored = router.ensure(specs).restored
+        if restored:
+            progress(Progress("router", f"restored {', '.join(restored)} into the router"))
+    return env
+
+
+def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
+    """The recorded release a version, digest or pinned reference names."""
+    text = reference.strip()
+    if "@" in text:
+        text = text.rsplit("@", 1)[1]
+    elif "/" in text:
+        text = parse_reference(text).tag or text
+    release = ledger.find_release(config.service, text)
+    if release is None:
+        recent = ", ".join(r.version for r in ledger.releases(config.service, limit=5))
+        kind = "digest" if is_digest(text) else "version"
+        raise UsageError(
+            f"no release of {config.service} with {kind} {text!r} in the ledger",
+            hint=f"recent releases: {recent or 'none: `dockroll push` records them'}",
+        )
+    return release
+
+
+def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Deployment | None:
+    for deployment in ledger.deployments(service, environment, limit=10):
+        if not deployment.status.finished:
+            return ledger.deployment(deployment.id)
+    return None
+
+
+def _ensure_image(
+    config: Config, engine: Engine, release: Release, progress: ProgressCallback
+) -> None:
+    image = pinned_image(release)
+    if engine.image(image) is not None:
+        return
+    try:
+        engine.pull(image, progress)
+        return
+    except DockrollError as primary_error:
+        if not config.mirrors:
+            raise
+        resolution = resolve_with_fallback(config, release.digest)
+        progress(Progress("pull", f"primary registry failed; pulling from {resolution.registry}"))
+        try:
+            engine.pull(str(resolution.ref), progress)
+        except DockrollError:
+            raise primary_error from None
+
+
+def _retire_standby(env: Environment, observed: Observed, progress: ProgressCallback) -> Observed:
+    """Stop replicas that carry no traffic (a previous blue-green slot) before a new rollout."""
+    idle = [r for r in observed.replicas if not r.weight]
+    serving = [r for r in observed.replicas if r.weight]
+    if not idle or not serving:
+        return observed
+    for replica in idle:
+        progress(Progress("deploy", f"retiring standby {replica.name} ({replica.version})"))
+        if replica.weight is not None:
+            env.router.remove_server(replica.name)
+        info = env.engine.container(replica.name)
+        if info is not None:
+            env.engine.remove(info.id, grace=env.config.container.stop_grace)
+    return Observed(tuple(serving))
+
+
+def _settle_unfinished(
+    env: Environment, ledger: Ledger, progress: ProgressCallback
+) -> RolloutOutcome | None:
+    unfinished = unfinished_deployment(ledger, env.config.service, env.name)
+    if unfinished is None:
+        return None
+    progress(
+        Progress(
+            "deploy",
+            f"deployment {unfinished.id} of {unfinished.version} did not finish "
+            f"({unfinished.status.value}); undoing it first",
+        )
+    )
+    return env.runner(ledger, progress).abort(
+        unfinished, "superseded: a later command found it unfinished and undid it"
+    )
+
+
+def deploy_release(
+    config: Config,
+    environment: str,
+    release: Release,
+    ledger: Ledger,
+    *,
+    progress: ProgressCallback = discard,
+    reason: str | None = None,
+    kind: DeploymentKind = DeploymentKind.DEPLOY,
+    strategy: Strategy | None = None,
+    lock_wait: float = 0.0,
+) -> RolloutOutcome | None:
+    """Roll ``release`` out to ``environment``; None when it already runs there as asked."""
+    env_config = config.environment(environment)
+    env = open_environment(config, environment, ledger, progress)
+    actor = ledger.who()
+    with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):
+        _settle_unfinished(env, ledger, progress)
+        observed = observe(env.engine, env.router, config.service, environment)
+        if len(observed.replicas) == env_config.replicas and all(
+            r.digest == release.digest and r.weight for r in observed.replicas
+        ):
+            progress(Progress("deploy", f"{environment} already runs {release.version}"))
+            return None
+        observed = _retire_standby(env, observed, progress)
+        _ensure_image(config, env.engine, release, progress)
+        target = Target(
+            service=config.service,
+            environment=environment,
+            version=release.version,
+            digest=release.digest,
+            replicas=env_config.replicas,
+        )
+        plan = plan_rollout(
+            strategy or env_config.strategy,
+            observed,
+            target,
+            rolling=env_config.rolling,
+            blue_green=env_config.blue_green,
+            canary=env_config.canary,
+            migration=env_config.migrate.command if env_config.migrate else None,
+        )
+        progress(
+            Progress(
+                "deploy",
+                f"{plan.strategy.value} of {release.version} to {environment}: "
+                f"{len(plan.steps)} steps, {len(plan.new)} new, {len(plan.old)} replaced",
+            )
+        )
+        outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
+    ledger.audit(
+        kind.value,
+        service=config.service,
+        env=environment,
+        target=release.version,
+        detail={
+            "digest": release.digest,
+            "strategy": plan.strategy.value,
+            "status": outcome.status,
+        },
+    )
+    return outcome
+
+
+def _rollback_target(config: Config, ledger: Ledger, environment: str) -> Release:
+    current = ledger.current_release(config.service, environment)
+    for deployment in ledger.deployments(config.service, environment):
+        if deployment.status is not DeploymentStatus.SUCCEEDED:
+            continue
+        if current is not None and deployment.digest == current.digest:
+            if deployment.previous_release_id is not None:
+                for release in ledger.releases(config.service):
+                    if release.id == deployment.previous_release_id:
+                        return release
+            continue
+    raise UsageError(
+        f"{environment} has no earlier release to roll back to",
+        hint="pass --to VERSION to roll back to a specific release",
+    )
+
+
+def rollback_release(
+    config: Config,
+    environment: str,
+    ledger: Ledger,
+    *,
+    to: str | None = None,
+    progress: ProgressCallback = discard,
+    reason: str | None = None,
+    lock_wait: float = 0.0,
+) -> RolloutOutcome | None:
+    """Go back to the previous release (or ``to``): instantly within a blue-green window."""
+    target = (
+        find_release(config, ledger, to) if to else _rollback_target(config, ledger, environment)
+    )
+    env = open_environment(config, environment, ledger, progress)
+    actor = ledger.who()
+    with env.lock.held(actor, reason=reason or "", operation="rollback", wait=lock_wait):
+        settled = _settle_unfinished(env, ledger, progress)
+        observed = observe(env.engine, env.router, config.service, environment)
+        standby = [
+            r for r in observed.replicas if r.digest == target.digest and r.weight is not None
+        ]
+        live = [r for r in observed.replicas if r.weight and r.digest != target.digest]
+        if standby and live and all(r.healthy for r in standby):
+            # The previous slot still runs: switching traffic back is instant.
+            new = tuple(r.name for r in standby)
+            old = tuple(r.name for r in live)
+            plan = Plan(
+                strategy=Strategy.BLUE_GREEN,
+                steps=(SetWeights(split_weights(old, new, 100), 100),),
+                new=new,
+                old=old,
+                standby=old,
+                note="switched back to the standby slot",
+            )
+            outcome = env.runner(ledger, progress).start(
+                plan, target, kind=DeploymentKind.ROLLBACK, reason=reason
+            )
+        elif settled is not None and all(r.digest == target.digest for r in observed.replicas):
+            outcome = settled
+        else:
+            outcome = None
+    if outcome is None:
+        outcome = deploy_release(
+            config,
+            environment,
+            target,
+            ledger,
+            progress=progress,
+            reason=reason,
+            kind=DeploymentKind.ROLLBACK,
+            lock_wait=lock_wait,
+        )
+    else:
+        ledger.audit(
+            "rollback",
+            service=config.service,
+            env=environment,
+            target=target.version,
+            detail={"digest": target.digest, "instant": True},
+        )
+    return outcome
+
+
+def continue_rollout(
+    config: Config,
+    environment: str,
+    ledger: Ledger,
+    *,
+    abort: bool = False,
+    skip_pauses: bool = False,
+    progress: ProgressCallback = discard,
+    reason: str | None = None,
+    lock_wait: float = 0.0,
+) -> RolloutOutcome:
+    """Resume (or, with ``abort``, undo) the environment's unfinished rollout.
+
+    Resuming a canary paused at a step promotes it to the next step;
+    ``skip_pauses`` goes straight to 100%.
+    """
+    env = open_environment(config, environment, ledger, progress)
+    unfinished = unfinished_deployment(ledger, config.service, environment)
+    if unfinished is None:
+        raise UsageError(
+            f"no rollout in {environment} is paused or unfinished",
+            hint=f"`dockroll status` shows {environment}; `dockroll deploy` starts a rollout",
+        )
+    action = "abort" if abort else "resume"
+    with env.lock.held(ledger.who(), reason=reason or "", operation=action, wait=lock_wait):
+        runner = env.runner(ledger, progress)
+        if abort:
+            outcome = runner.abort(unfinished, reason or "aborted by hand")
+        else:
+            release = find_release(config, ledger, unfinished.digest)
+            outcome = runner.resume(unfinished, release, skip_pauses=skip_pauses)
+    ledger.audit(
+        action,
+        service=config.service,
+        env=environment,
+        target=unfinished.version,
+        detail={"deployment": unfinished.id, "status": outcome.status},
+    )
+    return outcome
