@@ -80,15 +80,6 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str], flag: str) 
         assert command in out
 
 
-# Typer >= 0.2x raises parse errors from its vendored click (typer._click), which
-# main()'s `except click.exceptions.ClickException` does not catch: they end up as
-# "unexpected NoSuchOption" with exit 1. Strict, so the fix in cli/app.py flips these.
-CLICK_ERRORS_UNMAPPED = pytest.mark.xfail(
-    strict=True, reason="main() does not catch Typer's vendored click usage errors"
-)
-
-
-@CLICK_ERRORS_UNMAPPED
 def test_no_arguments_shows_help_and_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     captured = capsys.readouterr()
@@ -120,7 +111,6 @@ def test_an_invalid_config_names_the_field(
     assert "replica: unknown field" in capsys.readouterr().err
 
 
-@CLICK_ERRORS_UNMAPPED
 def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--no-such-option"]) == 2
     assert "--no-such-option" in capsys.readouterr().err

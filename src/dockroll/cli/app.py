@@ -123,9 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output().error("interrupted")
         return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except (click.exceptions.ClickException, typer.TyperException) as exc:
+        # Typer raises usage errors from its own copy of click, older ones from click itself.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            Output().error(str(exc))
+        code = getattr(exc, "exit_code", 2)
+        return code if isinstance(code, int) else 2
     except Exception as exc:  # a bug: say so plainly, full detail only on request
         if debug:
             traceback.print_exc()
