@@ -92,24 +92,41 @@ def _register_commands() -> None:
         deploy,
         dev,
         ledger,
+        lock,
         mirror,
         promote,
         prune,
         push,
         smoke,
+        status,
         tags,
     )
+
+
+_ANYWHERE_FLAGS = ("--json", "--debug", "--verbose")
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """Accept ``--json``, ``--debug`` and ``--verbose`` after the command too.
+
+    ``dockroll tags --json`` reads naturally; the flags belong to the root
+    command, so they are moved in front of the first command word. Anything
+    after ``--`` is left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    hoisted = [arg for arg in args[:end] if arg in _ANYWHERE_FLAGS]
+    rest = [arg for arg in args[:end] if arg not in _ANYWHERE_FLAGS]
+    return list(dict.fromkeys(hoisted)) + rest + args[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     _register_commands()
-    debug = "--debug" in (argv if argv is not None else sys.argv) or bool(
-        os.environ.get("DOCKROLL_DEBUG")
-    )
+    args = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
+    debug = "--debug" in args or bool(os.environ.get("DOCKROLL_DEBUG"))
     try:
         # Outside standalone mode click returns the code of a `typer.Exit` instead of exiting.
-        returned = app(args=argv, standalone_mode=False)
+        returned = app(args=args, standalone_mode=False)
     except DockrollError as exc:
         if debug:
             traceback.print_exc()

@@ -26,7 +26,11 @@ class Output:
 
     json_mode: bool = False
     verbose: bool = False
-    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    out: Console = field(
+        default_factory=lambda: Console(
+            highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120
+        )
+    )
     err: Console = field(
         default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
     )

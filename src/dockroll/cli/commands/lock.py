@@ -1,0 +1,87 @@
+"""``dockroll lock acquire|release|status``: the environment's deployment lock."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from dockroll.cli.app import app, state
+from dockroll.config import parse_duration
+from dockroll.errors import UsageError
+from dockroll.ledger import open_ledger, who
+from dockroll.lock import DEFAULT_TTL, EnvironmentLock
+from dockroll.pipeline.deploy import open_environment
+
+lock_app = typer.Typer(help="The deployment lock of an environment, held on its engine.")
+app.add_typer(lock_app, name="lock")
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="The environment.")]
+
+
+def _lock(ctx: typer.Context, env: str) -> EnvironmentLock:
+    cli = state(ctx)
+    with open_ledger() as ledger:
+        return open_environment(cli.config, env, ledger).lock
+
+
+@lock_app.command("acquire")
+def acquire_command(
+    ctx: typer.Context,
+    env: EnvOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why, shown to others.")] = "",
+    ttl: Annotated[
+        str, typer.Option("--ttl", help="How long it holds at most, e.g. 30m, 2h.")
+    ] = f"{DEFAULT_TTL:g}s",
+    wait: Annotated[float, typer.Option("--wait", help="Wait up to N seconds for it.")] = 0.0,
+) -> None:
+    """Take the lock by hand (a freeze): deploys, promotes and rollbacks then wait or fail."""
+    cli = state(ctx)
+    try:
+        seconds = parse_duration(ttl)
+    except ValueError as exc:
+        raise UsageError(f"--ttl: {exc}") from None
+    info = _lock(ctx, env).acquire(who(), reason=reason, operation="manual", ttl=seconds, wait=wait)
+    cli.output.result(info.to_json(), f"[green]locked[/] {escape(env)}: {escape(info.describe())}")
+
+
+@lock_app.command("release")
+def release_command(
+    ctx: typer.Context,
+    env: EnvOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="Release someone else's lock (recorded).")
+    ] = False,
+) -> None:
+    """Give the lock back (only its holder may, unless --force)."""
+    cli = state(ctx)
+    released = _lock(ctx, env).release(who(), force=force)
+    if released is None:
+        cli.output.result({"environment": env, "released": False}, f"{escape(env)} was not locked")
+        return
+    with open_ledger() as ledger:
+        ledger.audit(
+            "lock-release",
+            service=cli.config.service,
+            env=env,
+            detail={"holder": released.holder, "forced": force},
+        )
+    cli.output.result(
+        {"environment": env, "released": True, "holder": released.holder},
+        f"released the {escape(env)} lock held by {escape(released.holder)}",
+    )
+
+
+@lock_app.command("status")
+def status_command(ctx: typer.Context, env: EnvOption) -> None:
+    """Who holds the lock, why, since when and until when."""
+    cli = state(ctx)
+    info = _lock(ctx, env).status()
+    if info is None:
+        cli.output.result({"environment": env, "locked": False}, f"{escape(env)} is not locked")
+        return
+    cli.output.result(
+        {**info.to_json(), "locked": True, "expired": info.expired()},
+        escape(info.describe()) + (" [yellow](expired)[/]" if info.expired() else ""),
+    )

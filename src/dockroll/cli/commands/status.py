@@ -1,0 +1,117 @@
+"""``dockroll status`` and ``dockroll audit``: what runs where, and who did what."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dockroll.cli.app import app, state
+from dockroll.ledger import open_ledger
+from dockroll.pipeline.status import EnvironmentStatus, service_status
+
+
+def _table(status: EnvironmentStatus) -> Table:
+    table = Table(
+        title=f"{status.name} (127.0.0.1:{status.port}, {status.strategy})",
+        title_justify="left",
+        expand=False,
+    )
+    for column in ("replica", "version", "digest", "slot", "health", "router", "traffic"):
+        table.add_column(column)
+    for replica in status.replicas:
+        weight = "—" if replica.weight is None else str(replica.weight)
+        table.add_row(
+            escape(replica.name),
+            escape(replica.version),
+            replica.digest.removeprefix("sha256:")[:12],
+            escape(replica.slot),
+            f"{replica.state}/{replica.health}",
+            f"w={weight} {replica.router_health}",
+            f"{replica.share:.0%}",
+        )
+    return table
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="Only these environments.")
+    ] = None,
+) -> None:
+    """Every environment's version, digest, health, router weights and drift."""
+    cli = state(ctx)
+    config = cli.config
+    for name in env or []:
+        config.environment(name)
+    with open_ledger() as ledger:
+        statuses, notes = service_status(config, ledger, env or None)
+    if cli.output.json_mode:
+        cli.output.result(
+            {
+                "service": config.service,
+                "environments": [s.to_json() for s in statuses],
+                "drift": notes,
+            }
+        )
+        return
+    out = cli.output.out
+    for status in statuses:
+        ledger_line = (
+            f"{status.ledger_version} ({(status.ledger_digest or '')[:19]})"
+            if status.ledger_version
+            else "nothing deployed yet"
+        )
+        out.print(f"[bold]{escape(status.name)}[/]: {escape(', '.join(status.versions) or '-')}")
+        out.print(f"  ledger   {escape(ledger_line)}")
+        out.print(f"  engine   {escape(status.engine)}")
+        out.print(f"  router   {escape(status.router)}")
+        if status.lock:
+            out.print(f"  lock     held by {escape(str(status.lock['holder']))}")
+        if status.replicas:
+            out.print(_table(status))
+        for note in status.drift:
+            out.print(f"  [yellow]drift[/]    {escape(note)}")
+    for note in notes:
+        out.print(f"[yellow]drift[/] {escape(note)}")
+
+
+@app.command("audit")
+def audit_command(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="Only this action (push, promote, …).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--by", help="Only this actor.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+) -> None:
+    """Who did what, when, and how it ended; newest first."""
+    cli = state(ctx)
+    config = cli.config
+    with open_ledger() as ledger:
+        events = ledger.audit_events(
+            service=config.service, env=env, action=action, actor=actor, limit=limit
+        )
+    if cli.output.json_mode:
+        cli.output.result({"service": config.service, "events": [e.as_dict() for e in events]})
+        return
+    if not events:
+        cli.output.line("no audit events recorded yet")
+        return
+    table = Table(title=f"audit of {config.service}", title_justify="left")
+    for column in ("when", "who", "action", "env", "target", "outcome"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            f"{event.at:%Y-%m-%d %H:%M:%S}",
+            escape(event.actor),
+            escape(event.action),
+            escape(event.env or ""),
+            escape(event.target or ""),
+            event.outcome.value,
+        )
+    cli.output.out.print(table)
