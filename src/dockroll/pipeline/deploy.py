@@ -14,7 +14,7 @@ from dockroll import labels
 from dockroll.config import Config, Strategy
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
-from dockroll.errors import DockrollError, UsageError
+from dockroll.errors import DockrollError, PolicyRefusal, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import (
     Deployment,
@@ -217,8 +217,22 @@ def deploy_release(
     strategy: Strategy | None = None,
     lock_wait: float = 0.0,
 ) -> RolloutOutcome | None:
-    """Roll ``release`` out to ``environment``; None when it already runs there as asked."""
+    """Roll ``release`` out to ``environment``; None when it already runs there as asked.
+
+    An environment fed by promotion (``promote_from``) takes only releases
+    promoted into it, so a deploy cannot skip the gates; rollbacks go back to
+    what it ran before and are exempt.
+    """
     env_config = config.environment(environment)
+    if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None:
+        promoted = {p.digest for p in ledger.promotions(config.service, environment)}
+        if release.digest not in promoted:
+            raise PolicyRefusal(
+                f"{environment} runs only releases promoted into it, and {release.version} "
+                f"({release.digest[:19]}) was not",
+                hint=f"`dockroll promote {release.version} --to {environment}` checks the gates "
+                "and deploys it",
+            )
     env = open_environment(config, environment, ledger, progress)
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):

@@ -29,7 +29,7 @@ WaitOption = Annotated[
 ]
 
 
-def _show(output: Output, outcome: RolloutOutcome | None, env: str, what: str) -> None:
+def show_outcome(output: Output, outcome: RolloutOutcome | None, env: str, what: str) -> None:
     if outcome is None:
         output.result(
             {"environment": env, "status": "unchanged"},
@@ -105,7 +105,7 @@ def deploy_command(
                 strategy=strategy,
                 lock_wait=wait,
             )
-    _show(cli.output, outcome, env, release.version)
+    show_outcome(cli.output, outcome, env, release.version)
 
 
 @app.command("rollback")
@@ -127,7 +127,7 @@ def rollback_command(
         outcome = rollback_release(
             config, env, ledger, to=to, progress=progress, reason=reason, lock_wait=wait
         )
-    _show(cli.output, outcome, env, to or "the previous release")
+    show_outcome(cli.output, outcome, env, to or "the previous release")
 
 
 def _continue(ctx: typer.Context, env: str, *, abort: bool, full: bool, reason: str | None) -> None:
@@ -139,7 +139,7 @@ def _continue(ctx: typer.Context, env: str, *, abort: bool, full: bool, reason: 
         outcome = continue_rollout(
             config, env, ledger, abort=abort, skip_pauses=full, progress=progress, reason=reason
         )
-    _show(cli.output, outcome, env, outcome.deployment.version)
+    show_outcome(cli.output, outcome, env, outcome.deployment.version)
 
 
 @app.command("resume")

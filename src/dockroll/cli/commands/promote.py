@@ -10,6 +10,7 @@ from rich.markup import escape
 from dockroll.cli.app import app, state
 from dockroll.cli.commands.mirror import auto_mirror
 from dockroll.ledger import open_ledger
+from dockroll.pipeline.deploy import deploy_release
 from dockroll.pipeline.promote import (
     PromotionPlan,
     execute_promotion,
@@ -80,8 +81,19 @@ def promote_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and every gate's verdict.")
     ] = False,
+    registry_only: Annotated[
+        bool,
+        typer.Option("--registry-only", help="Retag in the registry, do not deploy."),
+    ] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Wait up to N seconds for the environment's lock.")
+    ] = 0.0,
 ) -> None:
-    """Promote the same digest into an environment by registry retag, never by rebuild."""
+    """Promote the same digest into an environment by registry retag, then deploy it there.
+
+    The gates run first; nothing is rebuilt. The environment's strategy deploys
+    the digest unless --registry-only.
+    """
     cli = state(ctx)
     config = cli.config
     host = parse_reference(config.image).registry
@@ -123,6 +135,35 @@ def promote_command(
                 f"  written  {escape(written)}",
             ]
         )
+    deployed: dict[str, Any] | None = None
+    if not registry_only:
+        with (
+            open_ledger() as ledger,
+            cli.output.progress(f"deploying {plan.release.version} to {to}") as progress,
+        ):
+            outcome = deploy_release(
+                config,
+                to,
+                plan.release,
+                ledger,
+                progress=progress,
+                reason=reason,
+                lock_wait=wait,
+            )
+        deployed = {"status": outcome.status if outcome else "unchanged"}
+        if outcome is not None:
+            deployed["deployment"] = outcome.deployment.id
+            human += (
+                f"\n[green]deployed[/] to {escape(to)} ({outcome.plan.strategy.value}): "
+                f"{outcome.status} in {outcome.seconds:.1f}s"
+            )
+            if outcome.status == "paused":
+                human += (
+                    f"\n  paused at {outcome.paused_at}%: `dockroll promote-canary --env {to}` "
+                    f"goes on, `dockroll abort --env {to}` goes back"
+                )
+        else:
+            human += f"\n{escape(to)} already runs {escape(plan.release.version)}"
     cli.output.result(
         {
             **_plan_json(plan),
@@ -130,6 +171,7 @@ def promote_command(
             "bytes_sent": result.bytes_sent,
             "seconds": round(result.seconds, 3),
             "changed": result.promotion is not None,
+            "deploy": deployed,
             **({"mirrors": mirrors} if mirrors is not None else {}),
         },
         human,
