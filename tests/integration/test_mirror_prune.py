@@ -175,6 +175,8 @@ class Setup:
 
     def cli(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
         capsys.readouterr()
+        if "promote" in args:  # the images here are not services: registry side only
+            args = (*args, "--registry-only")
         code = main(["--config", str(self.path), "--json", *args])
         out, err = capsys.readouterr()
         return code, json.loads(out) if out.strip() else None, err
