@@ -744,7 +744,7 @@ def test_credentials_the_registry_refuses(
         assert world.ledger.promotions(SERVICE) == promotions
 
         monkeypatch.setenv("DOCKROLL_REGISTRY_PASSWORD", "correct-horse-battery")
-        code, _, err = _run(["promote", "1.0.0", "--to", "dev"], capsys)
+        code, _, err = _run(["promote", "1.0.0", "--to", "dev", "--registry-only"], capsys)
         assert code == 0, err
         assert admin.manifest_digest(repository, "dev-1.0.0") == digest
 
