@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 dev-up: venv
-	$(DOCKROLL) dev up --with postgres
+	$(DOCKROLL) dev up --with router --with postgres
 
 dev-down: venv
 	$(DOCKROLL) dev down
