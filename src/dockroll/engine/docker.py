@@ -269,6 +269,18 @@ class DockerEngine:
         finally:
             self.remove(info.id, grace=1)
 
+    def remove_image(self, reference: str) -> bool:
+        with self._calls(f"removing image {reference}"):
+            try:
+                self.client.api.remove_image(reference)
+            except docker.errors.ImageNotFound:
+                return False
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # a container (maybe stopped) still uses it
+                    return False
+                raise
+            return True
+
     def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
         with self._calls(f"creating {name}"):
             try:

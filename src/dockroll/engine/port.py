@@ -175,6 +175,10 @@ class Engine(Protocol):
         """Run a container to completion (bounded by ``timeout``), return its exit and logs."""
         ...
 
+    def remove_image(self, reference: str) -> bool:
+        """Untag and delete a local image; False when missing or still used by a container."""
+        ...
+
     def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
         """Create (never start) a container named ``name``; None when the name is taken.
 

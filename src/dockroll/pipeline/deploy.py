@@ -187,6 +187,31 @@ def _retire_standby(env: Environment, observed: Observed, progress: ProgressCall
     return Observed(tuple(serving))
 
 
+def _keep_recent_images(
+    config: Config, engine: Engine, ledger: Ledger, progress: ProgressCallback
+) -> None:
+    """Keep the images of each environment's last ``keep_releases`` releases, drop older ones.
+
+    Environments of a service often share an engine, so what one keeps for a
+    fast rollback is kept for all.
+    """
+    keep: set[str] = set()
+    for name, env_config in config.environments.items():
+        recent: list[str] = []
+        for deployment in ledger.deployments(config.service, name):
+            if deployment.status is DeploymentStatus.SUCCEEDED and deployment.digest not in recent:
+                recent.append(deployment.digest)
+        keep.update(recent[: env_config.keep_releases])
+    for info in engine.containers({labels.SERVICE: config.service}):
+        keep.add(info.labels.get(labels.DIGEST, ""))
+    for release in ledger.releases(config.service):
+        if release.digest in keep:
+            continue
+        image = pinned_image(release)
+        if engine.image(image) is not None and engine.remove_image(image):
+            progress(Progress("deploy", f"removed the image of {release.version} from the engine"))
+
+
 def _settle_unfinished(
     env: Environment, ledger: Ledger, progress: ProgressCallback
 ) -> RolloutOutcome | None:
@@ -269,6 +294,8 @@ def deploy_release(
             )
         )
         outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
+        if outcome.status == "succeeded":
+            _keep_recent_images(config, env.engine, ledger, progress)
     ledger.audit(
         kind.value,
         service=config.service,
