@@ -515,7 +515,9 @@ class RolloutRunner:
     def _compensate(self, deployment: Deployment, plan: Plan) -> None:
         """Bring the previous release back into full service and remove the new one."""
         previous = self._previous_release(deployment)
-        image = self._previous_image(plan)
+        # The old replicas' own image when one still runs, else the previous release by digest
+        # (all of them were stopped before the rollout was interrupted).
+        image = self._previous_image(plan) or (pinned_image(previous) if previous else "")
         old_running = [name for name in plan.old if self._is_running(name)]
         missing = [name for name in plan.old if name not in old_running]
         if missing and previous is not None and image:
@@ -526,6 +528,12 @@ class RolloutRunner:
                 self._await_healthy(name)
                 self._add_server(name)
             old_running += missing
+        known = {server.name for server in self.router.servers()}
+        for name in old_running:
+            if name not in known:
+                # Taken out of the router by a Stop that failed (or was killed) before the
+                # container went: it must serve again before the new replicas leave.
+                self._add_server(name)
         known = {server.name for server in self.router.servers()}
         serving = [name for name in old_running if name in known]
         if serving:
@@ -558,7 +566,11 @@ class RolloutRunner:
 
     def _slot_of(self, name: str) -> str:
         info = self._containers.get(name)
-        return info.labels.get(labels.SLOT, "r") if info else "r"
+        if info is not None:
+            return info.labels.get(labels.SLOT, "r")
+        # Gone already: its name is <service>-<environment>-<slot>-<n>.
+        prefix = f"{self.config.service}-{self.environment}-"
+        return name.removeprefix(prefix).rpartition("-")[0] or "r"
 
     def _is_running(self, name: str) -> bool:
         info = self._find(name)
