@@ -135,6 +135,7 @@ def workspace(
     config_path = make_service_repo(repo, image=repository, service=service)
     engine = DockerEngine()
     pushed: list[str] = []
+    sha = _git(repo, "rev-parse", "HEAD")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DOCKROLL_STATE_DIR", str(state))
         patch.delenv("DOCKROLL_DOCKER_CLI", raising=False)
@@ -143,7 +144,7 @@ def workspace(
             config=load_config(config_path),
             service=service,
             repository=repository,
-            sha=_git(repo, "rev-parse", "HEAD"),
+            sha=sha,
             engine=engine,
             pushed=pushed,
         )
@@ -152,16 +153,19 @@ def workspace(
         # Best effort: a registry without storage.delete answers 405 and keeps them.
         with contextlib.suppress(httpx.HTTPError):
             httpx.delete(url, timeout=10)
-    remove_images(docker_client, f"{registry}/dockroll-test/flask-{suffix}")
-    remove_images(docker_client, f"dockroll-test/flask-{suffix}")
+    remove_images(docker_client, sha)
 
 
-def remove_images(client: docker.DockerClient, repository_prefix: str) -> None:
-    """Remove every local image with a tag under ``repository_prefix`` (all its tags)."""
-    for image in client.images.list():
-        if any(tag.startswith(repository_prefix) for tag in image.tags):
-            with contextlib.suppress(docker.errors.NotFound):
-                client.images.remove(image.id, force=True)
+def remove_images(client: docker.DockerClient, revision: str) -> None:
+    """Remove every local image built from the commit ``revision``, tagged or dangling.
+
+    Each checkout is a fresh repository, so its commit identifies exactly the
+    images these tests built and nothing anyone else has.
+    """
+    label = f"org.opencontainers.image.revision={revision}"
+    for image in client.images.list(filters={"label": label}):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.images.remove(image.id, force=True)
 
 
 @pytest.fixture(scope="module")
@@ -324,20 +328,15 @@ def test_a_service_that_crashes_at_start(workspace: Workspace, built: BuildResul
     assert "FAULT_CRASH_ON_START is set, refusing to start" in caught.value.message
 
 
-def test_push_to_a_registry_that_is_down(
-    workspace: Workspace, built: BuildResult, docker_client: docker.DockerClient
-) -> None:
+@pytest.mark.usefixtures("built")
+def test_push_to_a_registry_that_is_down(workspace: Workspace) -> None:
     down = f"127.0.0.1:{free_port()}/dockroll-test/{workspace.service}"
     config = load_config(
         write_config(workspace.repo / "down.yml", image=down, service=workspace.service)
     )
     metadata = release_metadata(config, env=plain_git_env())
     result = build_release(config, metadata, workspace.engine, record=False)
-    try:
-        with pytest.raises(RegistryUnavailable, match="is not answering") as caught:
-            push_release(result.record, workspace.engine)
-        assert caught.value.hint is not None
-        assert "dockroll dev up" in caught.value.hint
-    finally:
-        for tag in result.record.tags:
-            docker_client.images.remove(tag)
+    with pytest.raises(RegistryUnavailable, match="is not answering") as caught:
+        push_release(result.record, workspace.engine)
+    assert caught.value.hint is not None
+    assert "dockroll dev up" in caught.value.hint

@@ -10,7 +10,7 @@ import pytest
 from dockroll import __version__
 from dockroll.cli import app as cli_app
 from dockroll.cli.app import main
-from dockroll.errors import RegistryUnavailable
+from dockroll.errors import BuildError, RegistryUnavailable
 from dockroll.pipeline.records import BuildRecord, save_build
 from tests.unit.fakes import FakeEngine, fake_digest
 
@@ -219,3 +219,22 @@ def test_keyboard_interrupt_is_130(
     monkeypatch.setattr(cli_app, "app", interrupted)
     assert main(["push"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("configured")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Output.error renders the message as Rich markup: '[/bin/sh -c …]' from build "
+    "output is read as a closing tag, MarkupError escapes and the exit code becomes 1",
+)
+def test_an_error_message_is_printed_verbatim(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "the build failed (exit 1); last lines:\n#5 [runtime 2/4] RUN [/bin/sh -c false] [bold]x"
+
+    def failing(service: str) -> BuildRecord:
+        raise BuildError(text)
+
+    monkeypatch.setattr("dockroll.cli.commands.push.load_last_build", failing)
+    assert main(["push"]) == 4
+    assert text in capsys.readouterr().err
