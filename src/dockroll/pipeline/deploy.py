@@ -311,16 +311,17 @@ def deploy_release(
 
 
 def _rollback_target(config: Config, ledger: Ledger, environment: str) -> Release:
+    """The release ``environment`` ran before its current one."""
     current = ledger.current_release(config.service, environment)
-    for deployment in ledger.deployments(config.service, environment):
-        if deployment.status is not DeploymentStatus.SUCCEEDED:
-            continue
-        if current is not None and deployment.digest == current.digest:
-            if deployment.previous_release_id is not None:
-                for release in ledger.releases(config.service):
-                    if release.id == deployment.previous_release_id:
-                        return release
-            continue
+    if current is not None:
+        for deployment in ledger.deployments(config.service, environment):
+            if (
+                deployment.status is DeploymentStatus.SUCCEEDED
+                and deployment.digest != current.digest
+            ):
+                found = ledger.find_release(config.service, deployment.digest)
+                if found is not None:
+                    return found
     raise UsageError(
         f"{environment} has no earlier release to roll back to",
         hint="pass --to VERSION to roll back to a specific release",

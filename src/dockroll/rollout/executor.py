@@ -514,7 +514,7 @@ class RolloutRunner:
 
     def _compensate(self, deployment: Deployment, plan: Plan) -> None:
         """Bring the previous release back into full service and remove the new one."""
-        previous = self._previous_release(deployment)
+        previous = self._previous_release(deployment, plan)
         # The old replicas' own image when one still runs, else the previous release by digest
         # (all of them were stopped before the rollout was interrupted).
         image = self._previous_image(plan) or (pinned_image(previous) if previous else "")
@@ -548,7 +548,15 @@ class RolloutRunner:
             self._stop(name)
         self._say("rolled back: the previous release serves all traffic")
 
-    def _previous_release(self, deployment: Deployment) -> Release | None:
+    def _previous_release(self, deployment: Deployment, plan: Plan) -> Release | None:
+        """The release the replaced replicas ran, from their labels (or the ledger)."""
+        for name in plan.old:
+            info = self._containers.get(name) or self._find(name)
+            if info is not None and info.labels.get(labels.RELEASE, "").isdigit():
+                wanted = int(info.labels[labels.RELEASE])
+                for release in self.ledger.releases(self.config.service):
+                    if release.id == wanted:
+                        return release
         if deployment.previous_release_id is None:
             return None
         for release in self.ledger.releases(self.config.service):

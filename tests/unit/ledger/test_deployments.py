@@ -119,3 +119,22 @@ def test_deployments_newest_first_by_env_with_previous_release(ledger: Ledger) -
     assert ledger.deployments("web", limit=2) == [dev, back]
     assert ledger.deployments("api") == []
     assert ledger.current_release("web", "prod") == one
+
+
+def test_previous_release_is_what_ran_not_what_was_just_promoted(ledger: Ledger) -> None:
+    one = add_release(ledger, "1.0.0")
+    two = add_release(ledger, "2.0.0")
+    ledger.finish_deployment(
+        ledger.start_deployment(one, "prod", strategy="rolling"), DeploymentStatus.SUCCEEDED
+    )
+    # The usual order: promote (retag) first, then roll the promoted digest out.
+    ledger.record_promotion(two, from_env="staging", to_env="prod", tags=["prod"])
+    assert ledger.current_release("web", "prod") == two
+    deployment = ledger.start_deployment(two, "prod", strategy="canary")
+    assert deployment.previous_release_id == one.id
+
+
+def test_a_first_deployment_after_a_promotion_has_no_previous_release(ledger: Ledger) -> None:
+    one = add_release(ledger, "1.0.0")
+    ledger.record_promotion(one, to_env="dev", tags=["dev"])
+    assert ledger.start_deployment(one, "dev", strategy="rolling").previous_release_id is None
