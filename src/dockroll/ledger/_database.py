@@ -7,20 +7,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from dockroll.errors import LedgerError
 from dockroll.statedir import state_dir
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "LEDGER_URL_ENV",
@@ -33,6 +31,9 @@ __all__ = [
 
 LEDGER_URL_ENV = "DOCKROLL_LEDGER_URL"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SCHEMA_HEAD = "0001"
+"""The newest revision under migrations/versions (a test keeps the two equal). Opening a
+ledger already at this revision needs no Alembic import, which keeps every command quick."""
 
 BUSY_TIMEOUT_SECONDS = 30
 # Any fixed 64-bit key works; this one spells "dockroll" in ASCII so it is recognisable
@@ -131,6 +132,8 @@ def writer(engine: Engine) -> Engine:
 
 
 def _alembic_config(connection: Any = None) -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - Alembic loads only to migrate
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -141,6 +144,8 @@ def _alembic_config(connection: Any = None) -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this dockroll knows."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - Alembic loads only to migrate
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships revisions
         raise LedgerError("the ledger migrations are missing from this dockroll install")
@@ -161,6 +166,12 @@ def migrate(engine: Engine) -> None:
     transaction holding an advisory lock. Whoever waits finds the schema
     current and does nothing.
     """
+    with translate_errors(engine):
+        if _current_revision(engine) == SCHEMA_HEAD:
+            return
+    from alembic import command  # noqa: PLC0415 - Alembic loads only to migrate
+    from alembic.util.exc import CommandError  # noqa: PLC0415
+
     head = head_revision()
     with _file_lock(engine), translate_errors(engine):
         if _current_revision(engine) == head:
@@ -178,8 +189,14 @@ def migrate(engine: Engine) -> None:
 
 
 def _current_revision(engine: Engine) -> str | None:
+    # What Alembic's MigrationContext.get_current_revision() reads, without importing Alembic.
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    if len(rows) > 1:
+        raise LedgerError("the ledger schema has several heads; it was migrated by hand")
+    return str(rows[0][0]) if rows else None
 
 
 @contextmanager

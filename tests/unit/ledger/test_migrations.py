@@ -17,7 +17,7 @@ from dockroll.ledger import (
     open_ledger,
     schema_revision,
 )
-from dockroll.ledger._database import MIGRATIONS_DIR
+from dockroll.ledger._database import MIGRATIONS_DIR, SCHEMA_HEAD
 from dockroll.ledger._models import Base
 from tests.unit.ledger.concurrency import run_concurrent_first_use
 
@@ -113,3 +113,8 @@ def test_concurrent_first_use_from_several_processes(tmp_path: Path, attempt: in
         assert len(ledger.promotions("web")) == 4
     rows = sqlite3.connect(tmp_path / "ledger.db").execute("SELECT * FROM alembic_version")
     assert rows.fetchall() == [(head_revision(),)]
+
+
+def test_the_fast_path_knows_the_newest_revision() -> None:
+    # migrate() skips Alembic when a ledger is at SCHEMA_HEAD; a new migration must move it.
+    assert head_revision() == SCHEMA_HEAD
