@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -84,23 +85,42 @@ def _global_options(
     )
 
 
-def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``; deferred because
-    # each command module imports ``app`` from here.
-    from dockroll.cli.commands import (  # noqa: F401, PLC0415
-        build,
-        deploy,
-        dev,
-        ledger,
-        lock,
-        mirror,
-        promote,
-        prune,
-        push,
-        smoke,
-        status,
-        tags,
-    )
+# Which module defines each command: only the module of the command being run is
+# imported, which keeps start-up (and so a rollback) quick.
+COMMAND_MODULES = {
+    "abort": "deploy",
+    "approve": "promote",
+    "audit": "status",
+    "build": "build",
+    "deploy": "deploy",
+    "dev": "dev",
+    "history": "ledger",
+    "lock": "lock",
+    "mirror": "mirror",
+    "promote": "promote",
+    "promote-canary": "deploy",
+    "prune": "prune",
+    "push": "push",
+    "releases": "ledger",
+    "resume": "deploy",
+    "rollback": "deploy",
+    "status": "status",
+    "tags": "tags",
+    "test": "smoke",
+}
+
+
+def _register_commands(args: list[str] | None = None) -> None:
+    """Import the command modules; each adds its commands to ``app`` when imported.
+
+    With ``args``, only the module of the command they name, when it is known;
+    help, completion and unknown commands import them all.
+    """
+    words = [arg for arg in args or [] if not arg.startswith("-")]
+    module = COMMAND_MODULES.get(words[0]) if words and args else None
+    names = [module] if module else sorted(set(COMMAND_MODULES.values()))
+    for name in names:
+        importlib.import_module(f"dockroll.cli.commands.{name}")
 
 
 _ANYWHERE_FLAGS = ("--json", "--debug", "--verbose")
@@ -121,8 +141,8 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
-    _register_commands()
     args = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
+    _register_commands(args)
     debug = "--debug" in args or bool(os.environ.get("DOCKROLL_DEBUG"))
     try:
         # Outside standalone mode click returns the code of a `typer.Exit` instead of exiting.
