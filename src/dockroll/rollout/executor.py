@@ -407,6 +407,8 @@ class RolloutRunner:
 
     def _await_healthy(self, name: str) -> None:
         deadline = self.clock() + self.config.health.start_timeout
+        # Without the image's HEALTHCHECK the router's readiness check (AddServers) is the gate.
+        docker_check = self.config.health.use_docker_healthcheck or not self.config.health.path
         while True:
             info = self._find(name)
             if info is None or info.status in ("exited", "dead"):
@@ -415,9 +417,10 @@ class RolloutRunner:
                     f"{name} stopped during start (exit code {info.exit_code if info else '?'})"
                     + (f"; last log lines:\n{logs}" if logs else "")
                 )
-            if info.health is Health.UNHEALTHY:
+            health = info.health if docker_check else Health.NONE
+            if health is Health.UNHEALTHY:
                 raise EngineError(f"{name} reports unhealthy ({self.engine.logs(name, tail=5)})")
-            if info.running and info.health in (Health.HEALTHY, Health.NONE):
+            if info.running and health in (Health.HEALTHY, Health.NONE):
                 return
             if self.clock() >= deadline:
                 raise EngineError(

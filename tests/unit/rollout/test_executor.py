@@ -375,6 +375,24 @@ def test_a_failed_step_is_compensated_the_old_release_serves_at_full_weight(
         assert h.engine.runs == [], "a failed migration must stop before any replica starts"
 
 
+def test_without_the_docker_healthcheck_the_router_check_alone_gates_traffic(
+    ledger: Ledger,
+) -> None:
+    h = harness(ledger, make_config(Strategy.ROLLING))
+    h.config = h.config.model_copy(
+        update={"health": h.config.health.model_copy(update={"use_docker_healthcheck": False})}
+    )
+    _new_unhealthy(h)  # the engine's HEALTHCHECK says so, the router's /ready check passes
+    assert h.deploy(h.v2).status == "succeeded"
+    assert_serves_only(h, h.v2)
+
+    h.router.never_healthy.add(f"{SERVICE}-{ENV}-r-1")  # the next free name
+    with pytest.raises(RolloutError):
+        h.deploy(h.v1)
+    assert_serves_only(h, h.v2)
+    assert_never_dark(h)
+
+
 # -- canary paused by hand, resume, abort -----------------------------------------------------
 
 
