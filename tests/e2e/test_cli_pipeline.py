@@ -204,7 +204,7 @@ def test_a_crashing_image_is_exit_5(checkout: Checkout, built: dict[str, Any]) -
         image=checkout.repository,
         service=checkout.service,
         container={"env": {"FAULT_CRASH_ON_START": "1"}},
-        health={"start_timeout": "20s"},
+        health={"start_timeout": "60s"},
     )
     run = dockroll(checkout, "--config", str(config), "test", "--image", built["image_id"])
     # The message carries the container's last log lines (at most 30).

@@ -302,27 +302,31 @@ def test_a_failing_build_shows_its_output(workspace: Workspace) -> None:
     assert "about-to-fail-on-purpose" in caught.value.message
 
 
-def _smoke_config(workspace: Workspace, name: str, **container_env: str) -> Config:
+def _smoke_config(
+    workspace: Workspace, name: str, start_timeout: str, **container_env: str
+) -> Config:
     return load_config(
         write_config(
             workspace.repo / f"{name}.yml",
             image=workspace.repository,
             service=workspace.service,
             container={"env": container_env},
-            health={"start_timeout": "4s", "interval": "200ms"},
+            health={"start_timeout": start_timeout, "interval": "200ms"},
         )
     )
 
 
 def test_a_service_that_never_gets_ready(workspace: Workspace, built: BuildResult) -> None:
-    config = _smoke_config(workspace, "ready-fail", FAULT_READY_FAIL="1")
-    with pytest.raises(SmokeTestError, match="not healthy after 4s") as caught:
+    # Long enough for gunicorn to answer (with 503) on a busy machine, short enough to wait out.
+    config = _smoke_config(workspace, "ready-fail", "10s", FAULT_READY_FAIL="1")
+    with pytest.raises(SmokeTestError, match="not healthy after 10s") as caught:
         smoke_test(config, workspace.engine, built.record.image_id)
     assert "GET /ready gave HTTP 503" in caught.value.message
 
 
 def test_a_service_that_crashes_at_start(workspace: Workspace, built: BuildResult) -> None:
-    config = _smoke_config(workspace, "crash", FAULT_CRASH_ON_START="1")
+    # The crash ends the wait as soon as the container exits; the timeout is only a backstop.
+    config = _smoke_config(workspace, "crash", "60s", FAULT_CRASH_ON_START="1")
     with pytest.raises(SmokeTestError, match="stopped during start") as caught:
         smoke_test(config, workspace.engine, built.record.image_id)
     assert "FAULT_CRASH_ON_START is set, refusing to start" in caught.value.message
