@@ -89,7 +89,7 @@ def test_report_json_shape(system: FakeSystem, root: Path) -> None:
 @pytest.fixture
 def only_dev_commands(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     # the other command modules are not under test here
-    monkeypatch.setattr(cli, "_register_commands", lambda: None)
+    monkeypatch.setattr(cli, "_register_commands", lambda *_: None)
     monkeypatch.setenv("DOCKROLL_STATE_DIR", str(root))
 
 
