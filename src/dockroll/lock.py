@@ -5,7 +5,9 @@ A lock is a container that is created but never started, named
 container of the same name, so taking the lock is one atomic call shared by
 every client of that engine: two machines deploying to the same engine exclude
 each other, not only two processes on one laptop. Who holds it, why, since when
-and for how long are its labels. An expired lock may be taken over.
+and for how long are its labels. An expired lock may be taken over, and so may
+one whose holder ran on this host and has died (its pid is gone): a deploy
+killed with SIGKILL leaves its lock behind.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ class LockInfo:
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or datetime.now(UTC)) >= self.expires
+
+    def holder_gone(self) -> bool:
+        """Whether the holding process ran on this host and no longer exists.
+
+        A deploy killed with SIGKILL cannot release its lock; waiting out the TTL
+        would block the environment for nothing. Holders on other hosts are never
+        judged from here: only their TTL frees their lock.
+        """
+        hostname, _, pid_text = self.host.rpartition(":")
+        if hostname != socket.gethostname() or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # it exists, under another user
+        return False
 
     def describe(self) -> str:
         age = int((datetime.now(UTC) - self.since).total_seconds())
@@ -159,8 +182,8 @@ class EnvironmentLock:
             current = self.status()
             if current is None:
                 continue  # released between our attempt and our look: try again
-            if current.expired():
-                # Remove exactly the expired one; a fresh holder's container has another id.
+            if current.expired() or current.holder_gone():
+                # Remove exactly that one; a fresh holder's container has another id.
                 self.engine.remove(current.container_id, grace=0)
                 continue
             if time.monotonic() >= deadline:
