@@ -269,6 +269,10 @@ class DockerEngine:
         finally:
             self.remove(info.id, grace=1)
 
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        with self._calls(f"tagging {image[:19]} as {repository}:{tag}"):
+            self.client.api.tag(image, repository, tag=tag)
+
     def remove_image(self, reference: str) -> bool:
         with self._calls(f"removing image {reference}"):
             try:

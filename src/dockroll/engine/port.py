@@ -175,6 +175,10 @@ class Engine(Protocol):
         """Run a container to completion (bounded by ``timeout``), return its exit and logs."""
         ...
 
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        """Point ``repository:tag`` at a local image."""
+        ...
+
     def remove_image(self, reference: str) -> bool:
         """Untag and delete a local image; False when missing or still used by a container."""
         ...
