@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from dockroll.events import Progress, ProgressCallback
 
@@ -35,7 +35,7 @@ class Output:
         default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
     )
 
-    def result(self, data: Any, human: str | None = None) -> None:
+    def result(self, data: Any, human: RenderableType | None = None) -> None:
         """Print a command's result: ``data`` as JSON, or the ``human`` text."""
         if self.json_mode:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
