@@ -12,12 +12,11 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError
 
 __all__ = [
@@ -52,30 +52,8 @@ __all__ = [
 
 DEFAULT_CONFIG_NAME = "dockroll.yml"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``1.5``, ``"500ms"``, ``"2s"``, ``"5m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '2s', '500ms', '5m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(
-            f"{value!r} is not a duration; write a number of seconds or '2s', '500ms', '5m', '1h'"
-        )
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):
