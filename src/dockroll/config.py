@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from dockroll.analysis.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError
 
@@ -259,6 +260,8 @@ class EnvironmentConfig(_Model):
     """How long draining waits for in-flight requests before stopping a replica."""
     keep_releases: int = Field(3, ge=1)
     """Releases whose images stay on the engine for fast rollback."""
+    analysis: AnalysisSettings | None = None
+    """Automatic canary analysis; none means rollouts are judged by health checks alone."""
 
 
 class MirrorConfig(_Model):

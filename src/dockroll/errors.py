@@ -22,7 +22,8 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── PolicyRefusal                  exit 9   a promotion gate said no
     ├── RouterError                    exit 10  the router (HAProxy) failed or refused a change
     ├── RolloutError                   exit 11  a rollout failed and was rolled back
-    └── LockHeld                       exit 12  someone else holds the environment's lock
+    ├── LockHeld                       exit 12  someone else holds the environment's lock
+    └── AnalysisError                  exit 13  a metric provider failed or answered nonsense
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -32,6 +33,7 @@ The CLI catches :class:`DockrollError` once, prints the message and exits with
 from __future__ import annotations
 
 __all__ = [
+    "AnalysisError",
     "BuildError",
     "ConfigError",
     "DevEnvError",
@@ -162,3 +164,10 @@ class LockHeld(DockrollError):
     """Someone else holds the environment's deployment lock."""
 
     exit_code = 12
+
+
+class AnalysisError(DockrollError):
+    """A metric provider (router stats, Prometheus, an HTTP endpoint) failed or answered
+    something analysis cannot read."""
+
+    exit_code = 13

@@ -1,0 +1,383 @@
+"""An analysis run: every check of an environment's settings, ticked by the executor."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import httpx
+
+from dockroll.analysis.judges import (
+    ErrorSPRT,
+    GroupSample,
+    LatencyRankTest,
+    Outcome,
+    Tally,
+    Verdict,
+    judge_baseline_errors,
+    judge_baseline_latency,
+    judge_latency,
+    judge_success_rate,
+    measure_condition,
+)
+from dockroll.analysis.providers import (
+    BASELINE,
+    CANARY,
+    Groups,
+    HttpProvider,
+    PrometheusProvider,
+    PrometheusTraffic,
+    Reading,
+    RouterProvider,
+    TrafficSource,
+)
+from dockroll.analysis.settings import (
+    AnalysisSettings,
+    CheckProvider,
+    CheckSettings,
+    TrafficProvider,
+)
+from dockroll.errors import AnalysisError, ConfigError
+
+if TYPE_CHECKING:
+    from dockroll.router.port import Router  # annotations only: avoids an import cycle
+
+__all__ = ["Action", "Analysis", "AnalysisSummary", "Decision", "Providers", "providers_for"]
+
+_EPSILON = 1e-6
+
+
+class Action(StrEnum):
+    """What the executor should do after a tick."""
+
+    PASS = "pass"
+    """Every check accepts the release now; the executor may promote early."""
+    FAIL = "fail"
+    """A check failed by its rules: roll back. Final."""
+    PAUSE = "pause"
+    """Hold the rollout (no-data policy ``pause`` or an inconclusive limit): wait for a person."""
+    CONTINUE = "continue"
+    """Not decided yet: keep the traffic split and tick again after the interval."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The aggregate of all checks after one tick."""
+
+    action: Action
+    reason: str
+    verdicts: tuple[Verdict, ...]
+    """The latest verdict of every check, dry-run ones included."""
+
+
+@dataclass(frozen=True)
+class AnalysisSummary:
+    """What the ledger records about a run, e.g. on rollback."""
+
+    action: Action
+    reason: str
+    ticks: int
+    seconds: float
+    verdicts: tuple[Verdict, ...]
+    numbers: Mapping[str, float]
+    """``"<check>.<number>"`` → value, NaN and infinities left out (JSON-safe)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "reason": self.reason,
+            "ticks": self.ticks,
+            "seconds": self.seconds,
+            "checks": {
+                v.check: {"outcome": v.outcome.value, "reason": v.reason} for v in self.verdicts
+            },
+            "numbers": dict(self.numbers),
+        }
+
+
+@dataclass(frozen=True)
+class Providers:
+    """The providers an :class:`Analysis` reads; any may be absent if no check needs it."""
+
+    traffic: TrafficSource | None = None
+    """Requests, errors and latency per group for the built-in checks."""
+    prometheus: PrometheusProvider | None = None
+    http: HttpProvider | None = None
+    closers: tuple[Callable[[], None], ...] = field(default=())
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def providers_for(
+    settings: AnalysisSettings, router: Router | None, *, http: httpx.Client | None = None
+) -> Providers:
+    """The providers ``settings`` need: the router's counters or Prometheus, plus HTTP.
+
+    ``http`` is the client every network provider uses (tests pass one over
+    ``httpx.MockTransport``); a fresh one is made otherwise, closed by
+    :meth:`Providers.close`.
+    """
+    kinds = {check.provider for check in settings.checks}
+    prom_settings = settings.prometheus_settings()
+    prometheus = None
+    closers: list[Callable[[], None]] = []
+    if settings.provider is TrafficProvider.PROMETHEUS or CheckProvider.PROMETHEUS in kinds:
+        prometheus = PrometheusProvider(prom_settings.url, http=http, timeout=prom_settings.timeout)
+        closers.append(prometheus.close)
+    traffic: TrafficSource | None = None
+    if settings.provider is TrafficProvider.PROMETHEUS:
+        assert prometheus is not None
+        traffic = PrometheusTraffic(prometheus, prom_settings, settings.interval)
+    elif router is not None:
+        traffic = RouterProvider(router)
+    http_provider = None
+    if CheckProvider.HTTP in kinds:
+        http_provider = HttpProvider(http=http)
+        closers.append(http_provider.close)
+    return Providers(traffic, prometheus, http_provider, tuple(closers))
+
+
+class _CustomCheck:
+    def __init__(self, settings: CheckSettings, analysis: AnalysisSettings) -> None:
+        self.settings = settings
+        self.interval = settings.interval or analysis.interval
+        self.success = settings.success_condition()
+        self.failure = settings.failure_condition()
+        self.selector = settings.selector()
+        self.tally = Tally(
+            failure_limit=settings.failure_limit,
+            inconclusive_limit=settings.inconclusive_limit,
+            consecutive_error_limit=settings.consecutive_error_limit,
+            no_data=settings.no_data or analysis.no_data,
+        )
+        self.last_measured: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.last_measured is None or now - self.last_measured >= self.interval - _EPSILON
+
+
+class Analysis:
+    """Every check of ``settings`` over ``groups``, decided one tick at a time.
+
+    ``groups`` maps :data:`~dockroll.analysis.providers.CANARY` (required) and
+    :data:`~dockroll.analysis.providers.BASELINE` (optional, may be empty) to
+    router server names. Call :meth:`tick` every ``settings.interval`` seconds
+    with a monotonic clock; the first tick of a router-backed run only takes the
+    starting snapshot. A FAIL is final; later ticks repeat it without reading.
+    """
+
+    def __init__(self, settings: AnalysisSettings, providers: Providers, groups: Groups) -> None:
+        if CANARY not in groups:
+            raise ValueError(f"groups need a {CANARY!r} entry, got {sorted(groups)}")
+        self.settings = settings
+        self.providers = providers
+        self.groups = {name: tuple(servers) for name, servers in groups.items()}
+        self.has_baseline = bool(self.groups.get(BASELINE))
+        self.checks = [_CustomCheck(check, settings) for check in settings.checks]
+        for check in self.checks:
+            kind = check.settings.provider
+            if (kind is CheckProvider.PROMETHEUS and providers.prometheus is None) or (
+                kind is CheckProvider.HTTP and providers.http is None
+            ):
+                raise ConfigError(
+                    f"check {check.settings.name!r} reads {kind.value}, "
+                    "but no such provider was given"
+                )
+        self._tallies: dict[str, Tally] = {}
+        sequential = settings.sequential
+        reference = 1 - settings.success_rate.min if settings.success_rate else 0.01
+        self.errors_test = ErrorSPRT(
+            confidence=settings.confidence,
+            tolerance=sequential.tolerance,
+            bad_error_rate=sequential.bad_error_rate,
+            reference_rate=reference,
+        )
+        baseline = settings.baseline
+        self.latency_test = LatencyRankTest(
+            confidence=settings.confidence,
+            min_samples=sequential.latency_min_samples,
+            window=sequential.latency_window,
+            max_ratio=baseline.max_latency_ratio if baseline else 1.5,
+            min_delta_ms=(baseline.min_latency_delta if baseline else 0.05) * 1e3,
+        )
+        self._latest: dict[str, Verdict] = {}
+        self._dry_run = {check.settings.name for check in self.checks if check.settings.dry_run}
+        self._final: Decision | None = None
+        self._started: float | None = None
+        self._now = 0.0
+        self.ticks = 0
+
+    # -- the executor's side ---------------------------------------------------------
+
+    def tick(self, now: float) -> Decision:
+        """Read what is due, judge it, and say what to do."""
+        if self._final is not None:
+            return self._final
+        if self._started is None:
+            self._started = now
+        self._now = now
+        self.ticks += 1
+        if self.providers.traffic is not None:
+            self._tick_builtin()
+        for check in self.checks:
+            if check.due(now):
+                check.last_measured = now
+                self._latest[check.settings.name] = self._measure(check)
+        decision = self._decide()
+        if decision.action is Action.FAIL:
+            self._final = decision
+        return decision
+
+    def summary(self) -> AnalysisSummary:
+        """The decision so far with every check's numbers, for the ledger."""
+        decision = self._final or self._decide()
+        numbers = {
+            f"{verdict.check}.{name}": value
+            for verdict in decision.verdicts
+            for name, value in verdict.numbers.items()
+            if math.isfinite(value)
+        }
+        seconds = 0.0 if self._started is None else self._now - self._started
+        return AnalysisSummary(
+            decision.action, decision.reason, self.ticks, seconds, decision.verdicts, numbers
+        )
+
+    # -- built-in checks -------------------------------------------------------------
+
+    def _tally(self, check: str, *, failure_limit: int) -> Tally:
+        if check not in self._tallies:
+            self._tallies[check] = Tally(
+                failure_limit=failure_limit,
+                consecutive_error_limit=self.settings.consecutive_error_limit,
+                no_data=self.settings.no_data,
+            )
+        return self._tallies[check]
+
+    def _builtin_names(self) -> list[tuple[str, int]]:
+        settings, limit = self.settings, self.settings.failure_limit
+        names: list[tuple[str, int]] = []
+        if settings.success_rate is not None:
+            names.append(("success-rate", limit))
+        if settings.latency is not None:
+            names.append(("latency", limit))
+        if settings.baseline is not None and self.has_baseline:
+            names += [("baseline-errors", limit), ("baseline-latency", limit)]
+        if settings.sequential.enabled:
+            names.append((ErrorSPRT.check, 0))
+            if self.has_baseline:
+                names.append((LatencyRankTest.check, 0))
+        return names
+
+    def _tick_builtin(self) -> None:
+        assert self.providers.traffic is not None
+        names = self._builtin_names()
+        try:
+            samples = self.providers.traffic.sample(self.groups)
+        except AnalysisError as error:
+            for name, limit in names:
+                measured = Verdict(Outcome.NO_DATA, name, f"provider error: {error.message}")
+                self._latest[name] = self._tally(name, failure_limit=limit).record(
+                    measured, error=True
+                )
+            return
+        if samples is None:
+            return  # the starting snapshot
+        canary = samples.get(CANARY, GroupSample(0, 0))
+        baseline = samples.get(BASELINE, GroupSample(0, 0)) if self.has_baseline else None
+        for name, limit in names:
+            measured = self._judge(name, canary, baseline)
+            self._latest[name] = self._tally(name, failure_limit=limit).record(measured)
+
+    def _judge(self, name: str, canary: GroupSample, baseline: GroupSample | None) -> Verdict:
+        settings = self.settings
+        if name == "success-rate":
+            assert settings.success_rate is not None
+            return judge_success_rate(
+                canary,
+                settings.success_rate.min,
+                confidence=settings.confidence,
+                min_requests=settings.min_requests,
+            )
+        if name == "latency":
+            assert settings.latency is not None
+            return judge_latency(
+                canary, settings.latency.max * 1e3, min_requests=settings.min_requests
+            )
+        if name == ErrorSPRT.check:
+            return self.errors_test.update(canary, baseline)
+        assert baseline is not None
+        if name == LatencyRankTest.check:
+            usable = canary.requests >= settings.min_requests
+            return self.latency_test.update(
+                canary.latency_ms if usable else None,
+                baseline.latency_ms if baseline.requests > 0 else None,
+            )
+        assert settings.baseline is not None
+        if name == "baseline-errors":
+            return judge_baseline_errors(
+                canary,
+                baseline,
+                max_ratio=settings.baseline.max_error_ratio,
+                min_delta=settings.baseline.min_error_delta,
+                confidence=settings.confidence,
+                min_requests=settings.min_requests,
+            )
+        return judge_baseline_latency(
+            canary,
+            baseline,
+            max_ratio=settings.baseline.max_latency_ratio,
+            min_delta_ms=settings.baseline.min_latency_delta * 1e3,
+            min_requests=settings.min_requests,
+        )
+
+    # -- custom checks ---------------------------------------------------------------
+
+    def _read(self, check: _CustomCheck) -> Reading:
+        settings = check.settings
+        if settings.provider is CheckProvider.PROMETHEUS:
+            assert self.providers.prometheus is not None
+            assert settings.query is not None
+            return self.providers.prometheus.query(settings.query)
+        assert self.providers.http is not None
+        assert settings.url is not None
+        return self.providers.http.read(settings.url, check.selector)
+
+    def _measure(self, check: _CustomCheck) -> Verdict:
+        name = check.settings.name
+        try:
+            reading = self._read(check)
+        except AnalysisError as error:
+            measured = Verdict(Outcome.NO_DATA, name, f"provider error: {error.message}")
+            return check.tally.record(measured, error=True)
+        measured = measure_condition(name, reading.value, check.success, check.failure)
+        if reading.note and measured.outcome is Outcome.NO_DATA:
+            measured = Verdict(Outcome.NO_DATA, name, reading.note, measured.numbers)
+        return check.tally.record(measured)
+
+    # -- aggregate -------------------------------------------------------------------
+
+    def _decide(self) -> Decision:
+        verdicts = tuple(self._latest.values())
+        active = [v for v in verdicts if v.check not in self._dry_run]
+        expected = len(self._builtin_names()) if self.providers.traffic is not None else 0
+        expected += len([c for c in self.checks if not c.settings.dry_run])
+        failed = [v for v in active if v.outcome is Outcome.FAIL]
+        if failed:
+            return Decision(
+                Action.FAIL, "; ".join(f"{v.check}: {v.reason}" for v in failed), verdicts
+            )
+        paused = [v for v in active if v.pause]
+        if paused:
+            return Decision(
+                Action.PAUSE, "; ".join(f"{v.check}: {v.reason}" for v in paused), verdicts
+            )
+        if active and len(active) >= expected and all(v.outcome is Outcome.PASS for v in active):
+            return Decision(Action.PASS, "every check passes", verdicts)
+        waiting = [v for v in active if v.outcome is not Outcome.PASS]
+        reason = "; ".join(f"{v.check}: {v.reason}" for v in waiting) or "collecting data"
+        return Decision(Action.CONTINUE, reason, verdicts)
