@@ -286,7 +286,7 @@ class ErrorSPRT:
     """Wald's SPRT on the canary's error count, over all intervals so far.
 
     H0: the canary's error rate is ``p0 = r + tolerance``; H1: it is
-    ``p1 = max(bad_error_rate, 2 * p0)``, where ``r`` is the reference rate: the
+    ``p1 = max(bad_error_rate, 3 * p0)``, where ``r`` is the reference rate: the
     baseline's rate so far, shrunk towards ``reference_rate`` with the weight of
     ``prior_requests`` requests (so a thin baseline cannot swing it). With
     ``alpha = beta = 1 - confidence`` the log-likelihood ratio fails the canary at
@@ -329,7 +329,7 @@ class ErrorSPRT:
             self.baseline_requests + self.prior_requests
         )
         p0 = min(reference + self.tolerance, 0.5)
-        p1 = min(max(self.bad_error_rate, 2 * p0), 0.999)
+        p1 = min(max(self.bad_error_rate, 3 * p0), 0.999)
         return max(p0, 1e-6), p1
 
     def update(self, canary: GroupSample, baseline: GroupSample | None = None) -> Verdict:

@@ -206,6 +206,7 @@ class Analysis:
             min_delta_ms=(baseline.min_latency_delta if baseline else 0.05) * 1e3,
         )
         self._latest: dict[str, Verdict] = {}
+        self._latency_streak = 0
         self._dry_run = {check.settings.name for check in self.checks if check.settings.dry_run}
         self._final: Decision | None = None
         self._started: float | None = None
@@ -290,17 +291,38 @@ class Analysis:
         canary = samples.get(CANARY, GroupSample(0, 0))
         baseline = samples.get(BASELINE, GroupSample(0, 0)) if self.has_baseline else None
         for name, limit in names:
-            measured = self._judge(name, canary, baseline)
+            measured = self._persistent(self._judge(name, canary, baseline))
             self._latest[name] = self._tally(name, failure_limit=limit).record(measured)
+
+    def _persistent(self, measured: Verdict) -> Verdict:
+        """A latency comparison fails only when it fails in several intervals in a row."""
+        if measured.check != "baseline-latency" or self.settings.baseline is None:
+            return measured
+        needed = self.settings.baseline.latency_intervals
+        if measured.outcome is Outcome.FAIL:
+            self._latency_streak += 1
+        elif measured.outcome is not Outcome.NO_DATA:
+            self._latency_streak = 0
+        if measured.outcome is Outcome.FAIL and self._latency_streak < needed:
+            return Verdict(
+                Outcome.INCONCLUSIVE,
+                measured.check,
+                f"{measured.reason} ({self._latency_streak} of {needed} intervals in a row)",
+                measured.numbers,
+            )
+        return measured
 
     def _judge(self, name: str, canary: GroupSample, baseline: GroupSample | None) -> Verdict:
         settings = self.settings
+        # The per-interval judges are asked again every interval: each asks for the
+        # square of the error rate the sequential judges accept over the whole run.
+        interval_confidence = 1 - (1 - settings.confidence) ** 2
         if name == "success-rate":
             assert settings.success_rate is not None
             return judge_success_rate(
                 canary,
                 settings.success_rate.min,
-                confidence=settings.confidence,
+                confidence=interval_confidence,
                 min_requests=settings.min_requests,
             )
         if name == "latency":
@@ -324,7 +346,7 @@ class Analysis:
                 baseline,
                 max_ratio=settings.baseline.max_error_ratio,
                 min_delta=settings.baseline.min_error_delta,
-                confidence=settings.confidence,
+                confidence=interval_confidence,
                 min_requests=settings.min_requests,
             )
         return judge_baseline_latency(

@@ -109,17 +109,19 @@ class BaselineSettings(_Model):
     """Both must be exceeded (and the difference be significant) to fail."""
     max_latency_ratio: float = Field(1.5, ge=1.0)
     min_latency_delta: Duration = 0.05
-    """Both must be exceeded to fail on latency."""
+    """Both must be exceeded to fail on latency ..."""
+    latency_intervals: int = Field(3, ge=1)
+    """... in this many intervals with data in a row (one noisy interval proves nothing)."""
 
 
 class SequentialSettings(_Model):
     """The sequential judges: Wald's SPRT on errors and a rank test on latency."""
 
     enabled: bool = True
-    tolerance: float = Field(0.005, ge=0.0, lt=0.5)
+    tolerance: float = Field(0.01, ge=0.0, lt=0.5)
     """H0: the canary's error rate is at most the reference rate plus this."""
     bad_error_rate: float = Field(0.03, gt=0.0, lt=1.0)
-    """H1: the canary's error rate is at least this (and at least twice H0's rate)."""
+    """H1: the canary's error rate is at least this (and at least three times H0's rate)."""
     latency_min_samples: int = Field(5, ge=3)
     """Intervals per group before the latency rank test may decide."""
     latency_window: int = Field(60, ge=3)

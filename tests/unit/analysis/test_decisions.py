@@ -1,0 +1,96 @@
+"""Whole analyses over seeded traffic: 200 req/s, 10 % on the canary, 1 s intervals.
+
+The healthy-canary run is how docs/analysis.md measures the false-rollback rate::
+
+    .venv/bin/pytest tests/unit/analysis/test_decisions.py -k healthy -q -rP
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dockroll.analysis import Action, AnalysisSettings
+
+from .simulation import Behaviour, SimulatedTraffic, run_for, run_until_decided
+
+SETTINGS = AnalysisSettings(latency=None)
+SEEDS = range(40)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gross_failure_stops_within_five_intervals(seed: int) -> None:
+    traffic = SimulatedTraffic(random.Random(seed), canary=Behaviour(error_rate=1.0))
+    action, tick, analysis = run_until_decided(SETTINGS, traffic, max_intervals=5)
+    assert action is Action.FAIL, analysis.summary().reason
+    assert tick <= 5
+
+
+def test_five_percent_errors_against_a_tenth_of_a_percent_decided_within_a_minute() -> None:
+    ticks = []
+    for seed in SEEDS:
+        canary = Behaviour(error_rate=0.05)
+        traffic = SimulatedTraffic(random.Random(seed), canary=canary)
+        action, tick, analysis = run_until_decided(SETTINGS, traffic, max_intervals=60)
+        assert action is Action.FAIL, (seed, analysis.summary().reason)
+        ticks.append(tick)
+    assert max(ticks) <= 60
+    print(f"5% vs 0.1%: failed after {sorted(ticks)[len(ticks) // 2]} s median, {max(ticks)} s max")
+
+
+def test_three_hundred_ms_slower_is_decided() -> None:
+    ticks = []
+    for seed in SEEDS:
+        traffic = SimulatedTraffic(random.Random(seed), canary=Behaviour(latency_ms=340))
+        action, tick, analysis = run_until_decided(SETTINGS, traffic, max_intervals=30)
+        assert action is Action.FAIL, (seed, analysis.summary().reason)
+        ticks.append(tick)
+    print(f"+300 ms: failed after {max(ticks)} s at most")
+
+
+def test_three_hundred_ms_slower_is_decided_by_the_rank_test_alone() -> None:
+    settings = AnalysisSettings(latency=None, baseline=None, success_rate=None)
+    traffic = SimulatedTraffic(random.Random(7), canary=Behaviour(latency_ms=340))
+    action, tick, analysis = run_until_decided(settings, traffic, max_intervals=30)
+    assert action is Action.FAIL
+    assert "sequential-latency" in analysis.summary().reason
+    assert tick <= 15
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        Behaviour(),
+        Behaviour(error_rate=0.01, latency_noise_ms=120),  # noisy, and as noisy as the baseline
+    ],
+    ids=["quiet", "noisy"],
+)
+def test_healthy_canary_never_fails(behaviour: Behaviour) -> None:
+    runs, failed, first_passes = 200, 0, []
+    # The SLO sits below what the service normally does (99 % of a service that fails 1 %
+    # of its requests is a coin flip, not a threshold).
+    settings = AnalysisSettings(latency=None, success_rate={"min": 0.98})
+    for seed in range(runs):
+        traffic = SimulatedTraffic(
+            random.Random(10_000 + seed), canary=behaviour, baseline=behaviour
+        )
+        rolled_back, first_pass = run_for(settings, traffic, intervals=60)
+        failed += rolled_back
+        first_passes.append(first_pass if first_pass is not None else 10**6)
+    first_passes.sort()
+    print(
+        f"healthy ({behaviour.error_rate:.1%} errors): {failed}/{runs} false rollbacks over 60 s; "
+        f"accepted after {first_passes[runs // 2]} s median, {first_passes[runs * 9 // 10]} s p90"
+    )
+    assert failed == 0
+    assert first_passes[runs // 2] <= 30
+
+
+def test_a_thin_canary_is_still_stopped() -> None:
+    traffic = SimulatedTraffic(
+        random.Random(3), rate=20, canary_share=0.1, canary=Behaviour(error_rate=1.0)
+    )
+    action, tick, _ = run_until_decided(SETTINGS, traffic, max_intervals=20)
+    assert action is Action.FAIL
+    assert tick <= 10

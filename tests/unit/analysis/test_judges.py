@@ -1,0 +1,257 @@
+"""Judges over plain numbers: statistics, thresholds, baseline, SPRT, rank test, limits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dockroll.analysis.conditions import parse_condition
+from dockroll.analysis.judges import (
+    ErrorSPRT,
+    GroupSample,
+    LatencyRankTest,
+    Outcome,
+    Tally,
+    Verdict,
+    binomial_tail,
+    fisher_greater,
+    judge_baseline_errors,
+    judge_baseline_latency,
+    judge_latency,
+    judge_success_rate,
+    mann_whitney_greater,
+    measure_condition,
+)
+from dockroll.analysis.settings import NoDataPolicy
+
+
+def test_binomial_tail_matches_the_exact_sum() -> None:
+    assert binomial_tail(0, 10, 0.3) == 1.0
+    assert binomial_tail(11, 10, 0.3) == 0.0
+    expected = 1 - 0.99**29 - 29 * 0.01 * 0.99**28
+    assert binomial_tail(2, 29, 0.01) == pytest.approx(expected, rel=1e-9)
+    assert binomial_tail(10, 10, 0.5) == pytest.approx(0.5**10)
+
+
+def test_fisher_one_sided() -> None:
+    # [[3, 1], [1, 3]]: P(X >= 3) = (C(4,3)C(4,1) + C(4,4)C(4,0)) / C(8,4) = 17/70
+    assert fisher_greater(3, 4, 1, 4) == pytest.approx(17 / 70)
+    assert fisher_greater(0, 10, 0, 100) == 1.0
+    assert fisher_greater(20, 20, 0, 180) < 1e-20
+    # One error among 200 requests, landing on the canary's 20: a 10 % chance, not evidence.
+    assert fisher_greater(1, 20, 0, 180) == pytest.approx(0.1)
+
+
+def test_mann_whitney() -> None:
+    u, p = mann_whitney_greater([4, 5, 6], [1, 2, 3])
+    assert u == 9
+    z = (9 - 4.5 - 0.5) / math.sqrt(3 * 3 * 7 / 12)
+    assert p == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
+    assert mann_whitney_greater([1, 1], [1, 1]) == (2.0, 1.0)
+    _, reversed_p = mann_whitney_greater([1, 2, 3], [4, 5, 6])
+    assert reversed_p > 0.9
+    # Ties shrink the variance: the p-value moves, the statistic does not.
+    u_tied, p_tied = mann_whitney_greater([2, 3, 3, 4], [1, 2, 2, 3])
+    assert u_tied == 13.0
+    assert 0 < p_tied < 0.2
+    assert mann_whitney_greater([], [1.0]) == (0.0, 1.0)
+
+
+def test_success_rate_fails_only_when_significant() -> None:
+    ok = judge_success_rate(GroupSample(200, 1), 0.99, confidence=0.99, min_requests=20)
+    assert ok.outcome is Outcome.PASS
+    unlucky = judge_success_rate(GroupSample(29, 2), 0.99, confidence=0.99, min_requests=20)
+    assert unlucky.outcome is Outcome.INCONCLUSIVE
+    broken = judge_success_rate(GroupSample(20, 20), 0.99, confidence=0.99, min_requests=20)
+    assert broken.outcome is Outcome.FAIL
+    assert broken.numbers["success_rate"] == 0.0
+    thin = judge_success_rate(GroupSample(19, 19), 0.99, confidence=0.99, min_requests=20)
+    assert thin.outcome is Outcome.NO_DATA
+
+
+def test_latency_threshold() -> None:
+    assert judge_latency(GroupSample(50, 0, 120), 500, min_requests=20).outcome is Outcome.PASS
+    slow = judge_latency(GroupSample(50, 0, 640), 500, min_requests=20)
+    assert slow.outcome is Outcome.FAIL
+    assert "640 ms > 500 ms" in slow.reason
+    assert judge_latency(GroupSample(5, 0, 640), 500, min_requests=20).outcome is Outcome.NO_DATA
+    nan = judge_latency(GroupSample(50, 0, math.nan), 500, min_requests=20)
+    assert nan.outcome is Outcome.NO_DATA
+
+
+def _baseline_errors(canary: GroupSample, baseline: GroupSample) -> Verdict:
+    return judge_baseline_errors(
+        canary, baseline, max_ratio=2.0, min_delta=0.01, confidence=0.99, min_requests=20
+    )
+
+
+def test_baseline_errors() -> None:
+    assert _baseline_errors(GroupSample(20, 0), GroupSample(180, 0)).outcome is Outcome.PASS
+    noise = _baseline_errors(GroupSample(20, 1), GroupSample(180, 0))
+    assert noise.outcome is Outcome.INCONCLUSIVE  # 5 % vs 0 %, but one error proves little
+    bad = _baseline_errors(GroupSample(200, 20), GroupSample(1800, 2))
+    assert bad.outcome is Outcome.FAIL
+    assert bad.numbers["error_ratio"] == pytest.approx(0.1 / (2 / 1800))
+    both_bad = _baseline_errors(GroupSample(200, 20), GroupSample(1800, 180))
+    assert both_bad.outcome is Outcome.PASS  # the stable release fails as much: not the canary
+    no_baseline = _baseline_errors(GroupSample(20, 0), GroupSample(0, 0))
+    assert no_baseline.outcome is Outcome.INCONCLUSIVE
+    assert _baseline_errors(GroupSample(3, 3), GroupSample(180, 0)).outcome is Outcome.NO_DATA
+
+
+def test_baseline_latency_needs_ratio_and_delta() -> None:
+    def judge(canary_ms: float, baseline_ms: float | None) -> Outcome:
+        return judge_baseline_latency(
+            GroupSample(50, 0, canary_ms),
+            GroupSample(450, 0, baseline_ms),
+            max_ratio=1.5,
+            min_delta_ms=50,
+            min_requests=20,
+        ).outcome
+
+    assert judge(40, 40) is Outcome.PASS
+    assert judge(10, 4) is Outcome.PASS  # 2.5x but only 6 ms: noise on a fast service
+    assert judge(340, 40) is Outcome.FAIL
+    assert judge(40, None) is Outcome.INCONCLUSIVE
+
+
+def test_sprt_bounds_come_from_confidence() -> None:
+    sprt = ErrorSPRT(confidence=0.99, tolerance=0.005, bad_error_rate=0.03, reference_rate=0.01)
+    assert sprt.fail_bound == pytest.approx(math.log(99))
+    assert sprt.pass_bound == pytest.approx(-math.log(99))
+
+
+def test_sprt_stops_a_broken_canary_within_one_interval() -> None:
+    sprt = ErrorSPRT(confidence=0.99, tolerance=0.005, bad_error_rate=0.03, reference_rate=0.01)
+    verdict = sprt.update(GroupSample(20, 20), GroupSample(180, 0))
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.numbers["llr"] >= verdict.numbers["fail_bound"]
+    # Final: good intervals afterwards do not undo it.
+    assert sprt.update(GroupSample(1000, 0), GroupSample(1000, 0)).outcome is Outcome.FAIL
+
+
+def test_sprt_accepts_a_clean_canary_and_keeps_watching() -> None:
+    sprt = ErrorSPRT(confidence=0.99, tolerance=0.005, bad_error_rate=0.03, reference_rate=0.01)
+    outcomes = [sprt.update(GroupSample(20, 0), GroupSample(180, 0)).outcome for _ in range(15)]
+    assert outcomes[-1] is Outcome.PASS
+    assert Outcome.FAIL not in outcomes
+    assert sprt.llr == pytest.approx(sprt.pass_bound)  # floored, no banked credit
+    # It turns bad later: still caught quickly, from the acceptance bound.
+    late = [sprt.update(GroupSample(20, 20), GroupSample(180, 0)).outcome for _ in range(2)]
+    assert late[-1] is Outcome.FAIL
+
+
+def test_sprt_is_relative_to_the_baseline() -> None:
+    sprt = ErrorSPRT(confidence=0.99, tolerance=0.005, bad_error_rate=0.03, reference_rate=0.01)
+    for _ in range(30):  # both at 5 %: a shared dependency, not the canary
+        verdict = sprt.update(GroupSample(100, 5), GroupSample(900, 45))
+    assert verdict.outcome is not Outcome.FAIL
+    p0, _ = sprt.hypotheses()
+    assert p0 == pytest.approx(0.055, abs=0.002)
+
+
+def test_sprt_without_canary_requests_is_no_data() -> None:
+    sprt = ErrorSPRT(confidence=0.99, tolerance=0.005, bad_error_rate=0.03, reference_rate=0.01)
+    assert sprt.update(GroupSample(0, 0), None).outcome is Outcome.NO_DATA
+
+
+def _rank_test() -> LatencyRankTest:
+    return LatencyRankTest(
+        confidence=0.99, min_samples=5, window=60, max_ratio=1.5, min_delta_ms=50
+    )
+
+
+def test_rank_test_waits_for_samples_then_decides() -> None:
+    test = _rank_test()
+    outcomes = [test.update(340.0 + i, 40.0 + i).outcome for i in range(5)]
+    assert outcomes[:4] == [Outcome.INCONCLUSIVE] * 4
+    assert outcomes[4] is Outcome.FAIL
+    assert test.update(40, 40).outcome is Outcome.FAIL  # final
+
+
+def test_rank_test_passes_equal_latency_and_ignores_small_shifts() -> None:
+    test = _rank_test()
+    for i in range(10):
+        verdict = test.update(40.0 + i % 3, 40.0 + (i + 1) % 3)
+    assert verdict.outcome is Outcome.PASS
+    small = _rank_test()
+    for i in range(10):
+        verdict = small.update(50.0 + i * 0.1, 40.0 + i * 0.1)  # significant, but only +10 ms
+    assert verdict.outcome is Outcome.PASS
+    assert _rank_test().update(None, None).outcome is Outcome.NO_DATA
+
+
+@pytest.mark.parametrize(
+    ("success", "failure", "value", "expected"),
+    [
+        ("< 0.5", ">= 2", 0.1, Outcome.PASS),
+        ("< 0.5", ">= 2", 3.0, Outcome.FAIL),
+        ("< 0.5", ">= 2", 1.0, Outcome.INCONCLUSIVE),
+        ("< 0.5", None, 1.0, Outcome.FAIL),
+        (None, ">= 2", 1.0, Outcome.PASS),
+        (None, ">= 2", 2.0, Outcome.FAIL),
+        ("== true", None, True, Outcome.PASS),
+        ("== true", None, False, Outcome.FAIL),
+        ("< 0.5", ">= 2", math.nan, Outcome.NO_DATA),
+        ("== true", None, None, Outcome.NO_DATA),
+    ],
+)
+def test_measure_condition_follows_argo(
+    success: str | None, failure: str | None, value: float | bool | None, expected: Outcome
+) -> None:
+    verdict = measure_condition(
+        "q",
+        value,
+        parse_condition(success) if success else None,
+        parse_condition(failure) if failure else None,
+    )
+    assert verdict.outcome is expected
+
+
+def _measured(outcome: Outcome) -> Verdict:
+    return Verdict(outcome, "q", outcome.value)
+
+
+def test_tally_failure_limit() -> None:
+    tally = Tally(failure_limit=2)
+    assert tally.record(_measured(Outcome.FAIL)).outcome is Outcome.INCONCLUSIVE
+    assert tally.record(_measured(Outcome.PASS)).outcome is Outcome.PASS
+    assert tally.record(_measured(Outcome.FAIL)).outcome is Outcome.INCONCLUSIVE
+    final = tally.record(_measured(Outcome.FAIL))
+    assert final.outcome is Outcome.FAIL
+    assert final.numbers["failures"] == 3
+    assert tally.record(_measured(Outcome.PASS)) is final
+
+
+def test_tally_inconclusive_limit_pauses_for_good() -> None:
+    tally = Tally(inconclusive_limit=1)
+    assert not tally.record(_measured(Outcome.INCONCLUSIVE)).pause
+    paused = tally.record(_measured(Outcome.INCONCLUSIVE))
+    assert paused.pause
+    assert paused.outcome is Outcome.INCONCLUSIVE
+    assert tally.record(_measured(Outcome.PASS)).pause
+
+
+def test_tally_consecutive_errors_fail_whatever_the_policy() -> None:
+    tally = Tally(consecutive_error_limit=2, no_data=NoDataPolicy.INCONCLUSIVE)
+    for _ in range(2):
+        assert tally.record(_measured(Outcome.NO_DATA), error=True).outcome is Outcome.NO_DATA
+    assert tally.record(_measured(Outcome.PASS)).outcome is Outcome.PASS  # resets the run
+    for _ in range(2):
+        tally.record(_measured(Outcome.NO_DATA), error=True)
+    assert tally.record(_measured(Outcome.NO_DATA), error=True).outcome is Outcome.FAIL
+
+
+@pytest.mark.parametrize(
+    ("policy", "outcome", "pause"),
+    [
+        (NoDataPolicy.FAIL, Outcome.FAIL, False),
+        (NoDataPolicy.PAUSE, Outcome.NO_DATA, True),
+        (NoDataPolicy.INCONCLUSIVE, Outcome.NO_DATA, False),
+    ],
+)
+def test_tally_no_data_policy(policy: NoDataPolicy, outcome: Outcome, pause: bool) -> None:
+    verdict = Tally(no_data=policy).record(_measured(Outcome.NO_DATA))
+    assert verdict.outcome is outcome
+    assert verdict.pause is pause
