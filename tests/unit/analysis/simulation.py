@@ -1,9 +1,9 @@
 """Seeded traffic simulations for the judges: Poisson arrivals, binomial errors.
 
 Latency is reported the way the router does: HAProxy's average over the last
-1024 requests of each group. A :class:`SimulatedTraffic` stands in for the router as an analysis traffic
-source: each call is one interval of ``rate`` requests per second split between
-canary and baseline by ``canary_share``.
+1024 requests of each group. A :class:`SimulatedTraffic` stands in for the
+router as an analysis traffic source: each call is one interval of ``rate``
+requests per second split between canary and baseline by ``canary_share``.
 """
 
 from __future__ import annotations

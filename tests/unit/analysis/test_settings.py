@@ -107,7 +107,8 @@ def test_environments_carry_analysis(tmp_path: Path) -> None:
     config.write_text(
         "service: web\nimage: 127.0.0.1:5000/acme/web\n"
         "environments:\n"
-        "  prod:\n    port: 8082\n    strategy: canary\n    analysis:\n      latency: {max: 300ms}\n"
+        "  prod:\n    port: 8082\n    strategy: canary\n"
+        "    analysis:\n      latency: {max: 300ms}\n"
         "  dev:\n    port: 8080\n",
         encoding="utf-8",
     )
