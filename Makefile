@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test lint format bench bench-promote venv dev-up dev-down clean
+.PHONY: demo test lint format bench bench-promote bench-zero-downtime venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -24,12 +24,15 @@ test: dev-up
 	$(VENV)/bin/pytest -q
 
 # Every benchmark; each prints its table and fails when it misses its target.
-BENCHES := bench-promote
+BENCHES := bench-promote bench-zero-downtime
 
 bench: $(BENCHES)
 
 bench-promote: dev-up
 	$(VENV)/bin/python bench/promote/run.py
+
+bench-zero-downtime: dev-up
+	$(VENV)/bin/python bench/zero-downtime/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

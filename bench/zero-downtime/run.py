@@ -1,0 +1,675 @@
+"""Zero-downtime benchmark: a release change under constant load, six ways.
+
+A copy of the sample service (examples/flask-app) becomes its own git repository
+with two tagged versions (v1.0.0, v1.1.0) under a fresh service name; both are
+built and pushed once to the local registry. Then, one after another, each
+scenario changes the running version while a load generator written here sends
+GET /version at a fixed rate (open loop: requests leave on schedule whether or
+not earlier ones answered) and records every request's status, latency and the
+version that answered:
+
+  compose          docker-compose up -d with the new APP_VERSION (the sample's own
+                   docker-compose.yml, one container published on 127.0.0.1:8085)
+  swarm            docker service update --image on a one-node swarm; the port is
+                   published in host mode (no IPVS here, so no routing mesh),
+                   which only allows stop-first updates
+  dockroll rolling / blue-green / canary
+                   dockroll deploy behind its HAProxy router, 2 replicas
+  rollbacks        dockroll rollback right after the blue-green deploy (switch back
+                   to the standby slot) and after a rolling deploy (rolled again)
+
+Each scenario's load window is --duration seconds (the command starts --lead
+seconds in; when it runs longer, the window ends --tail seconds after it). For
+every scenario the table shows failed / total requests, p99 and max latency of
+the successful ones, when 100% of the answers came from the target version
+(the first moment after which every answer did, counted from the command's
+start), and the command's wall time.
+
+    .venv/bin/python bench/zero-downtime/run.py [--rate 250] [--duration 20]
+
+Everything it starts is removed at the end: containers, routers, networks, the
+compose project, the swarm service and the swarm itself when it was not active
+before, the registry manifests and local images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from dockroll.registry import RegistryClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "examples" / "flask-app"
+DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
+ENV = "bench"
+COMPOSE_PORT = 8085
+VERSIONS = ("v1.0.0", "v1.1.0")
+
+
+# -- load generator ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    sent: float
+    """Scheduled send time, seconds since the load started."""
+    latency: float
+    """From the scheduled send time to the full answer (or the error)."""
+    status: int
+    """HTTP status; 0 for a connection error or timeout."""
+    version: str
+    error: str = ""
+
+
+class Load:
+    """GET /version on 127.0.0.1:<port> at a fixed rate, one connection per request.
+
+    Bounded twice: at most ``rate * max_seconds`` requests, and never past
+    ``max_seconds`` even if :meth:`stop` is not called.
+    """
+
+    def __init__(self, port: int, rate: float, max_seconds: float, timeout: float = 5.0) -> None:
+        self.port = port
+        self.rate = rate
+        self.max_seconds = max_seconds
+        self.timeout = timeout
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._started = 0.0
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5)
+
+    def now(self) -> float:
+        return time.monotonic() - self._started
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        self._thread.join(self.max_seconds + self.timeout + 5)
+        return sorted(self.samples, key=lambda s: s.sent)
+
+    async def _main(self) -> None:
+        interval = 1.0 / self.rate
+        limit = math.ceil(self.rate * self.max_seconds)
+        tasks: set[asyncio.Task[None]] = set()
+        self._started = time.monotonic()
+        self._ready.set()
+        for index in range(limit):
+            if self._stop.is_set():
+                break
+            due = index * interval
+            delay = due - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(self._one(due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _one(self, due: float) -> None:
+        status, version, error = 0, "", ""
+        writer = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(
+                    b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                )
+                await writer.drain()
+                raw = await reader.read()
+            head, _, body = raw.partition(b"\r\n\r\n")
+            parts = head.split(b" ", 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                error = "empty or malformed response"
+            else:
+                status = int(parts[1])
+                if status == 200:
+                    try:
+                        version = str(json.loads(body).get("version", ""))
+                    except ValueError:
+                        error = "unreadable body"
+        except TimeoutError:
+            error = "timeout"
+        except OSError as exc:
+            error = type(exc).__name__
+        finally:
+            if writer is not None:
+                writer.close()
+        if error and status == 200:
+            status = 0
+        self.samples.append(Sample(due, self.now() - due, status, version, error))
+
+
+# -- results ------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    note: str
+    samples: list[Sample]
+    command_start: float
+    command_seconds: float
+    target: str
+    dockroll_seconds: float | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for s in self.samples if s.status != 200)
+
+    def latency(self, quantile: float) -> float:
+        ok = sorted(s.latency for s in self.samples if s.status == 200)
+        if not ok:
+            return float("nan")
+        return ok[min(len(ok) - 1, math.ceil(quantile * len(ok)) - 1)]
+
+    @property
+    def all_on_target(self) -> float | None:
+        """Seconds from the command's start until every later answer came from ``target``."""
+        last_other = max(
+            (i for i, s in enumerate(self.samples) if s.version != self.target), default=-1
+        )
+        if last_other == len(self.samples) - 1:
+            return None
+        return max(0.0, self.samples[last_other + 1].sent - self.command_start)
+
+    @property
+    def window(self) -> float:
+        return self.samples[-1].sent - self.samples[0].sent if self.samples else 0.0
+
+
+def print_table(rows: Sequence[Row], rate: float) -> None:
+    print()
+    print(f"GET /version at {rate:g} req/s, one connection per request, 5 s timeout")
+    header = (
+        f"{'scenario':<28} {'failed / total':>15} {'p99':>9} {'max':>9} "
+        f"{'100% target after':>18} {'command':>9} {'dockroll':>9}  notes"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        on_target = row.all_on_target
+        shown = f"{on_target:.2f}s" if on_target is not None else "never"
+        own = f"{row.dockroll_seconds:.2f}s" if row.dockroll_seconds is not None else "-"
+        print(
+            f"{row.scenario:<28} {f'{row.failed} / {len(row.samples)}':>15} "
+            f"{row.latency(0.99) * 1000:>7.1f}ms {row.latency(1.0) * 1000:>7.1f}ms "
+            f"{shown:>18} {row.command_seconds:>8.2f}s {own:>9}  {row.note}"
+        )
+    print()
+    print(
+        "failed = non-200 answers, connection errors and timeouts; p99/max over the 200s, "
+        "from the scheduled send time;\n100% target after = from the command's start to the "
+        "first request after which every answer came from the target version;\n"
+        "command = the command's wall time (CLI start-up included); dockroll = the rollout's "
+        "own time as dockroll reports it"
+    )
+    for row in rows:
+        if row.errors:
+            kinds = ", ".join(f"{k} x{v}" for k, v in sorted(row.errors.items()))
+            print(f"  {row.scenario}: {kinds}")
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
+        )
+    return done.stdout
+
+
+def quiet(argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+    subprocess.run(list(argv), capture_output=True, check=False, env=env)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, also_plus: int | None = None, avoid: set[int]) -> int:
+    """A free port (and, with ``also_plus``, port + also_plus free too)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port in avoid or (also_plus is not None and port + also_plus > 65535):
+            continue
+        if also_plus is None or port_free(port + also_plus):
+            avoid.add(port)
+            return port
+    raise SystemExit("no free port on 127.0.0.1")
+
+
+def answering_version(port: int, timeout: float = 60.0) -> str:
+    """Wait until 127.0.0.1:<port>/version answers 200; its version."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                raw = b""
+                while chunk := sock.recv(65536):
+                    raw += chunk
+            head, _, body = raw.partition(b"\r\n\r\n")
+            if b" 200 " in head.split(b"\r\n", 1)[0]:
+                return str(json.loads(body)["version"])
+            last = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        except (OSError, ValueError, KeyError) as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise SystemExit(f"127.0.0.1:{port} did not answer /version within {timeout:g}s ({last})")
+
+
+# -- the bench ----------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    rate: float
+    duration: float
+    lead: float
+    tail: float
+    registry: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dockroll-zd-")))
+    ports: set[int] = field(default_factory=set)
+    digests: dict[str, str] = field(default_factory=dict)
+    """version → digest"""
+    tags: dict[str, str] = field(default_factory=dict)
+    """version → the pushed tag equal to the version"""
+    answers: dict[str, str] = field(default_factory=dict)
+    """version → what /version answers for it"""
+    swarm_was_active: bool = True
+    had_gwbridge: bool = True
+
+    @property
+    def service(self) -> str:
+        return f"zdbench{self.run_id}"
+
+    @property
+    def repository(self) -> str:
+        return f"bench/{self.service}"
+
+    @property
+    def image(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def app(self) -> Path:
+        return self.workdir / "app"
+
+    @property
+    def state(self) -> Path:
+        return self.workdir / "state"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DOCKROLL_LEDGER_URL"}
+        env.update(DOCKROLL_STATE_DIR=str(self.state), DOCKROLL_ACTOR="bench", NO_COLOR="1")
+        env.update(extra)
+        return env
+
+    def dockroll(self, *args: str) -> dict[str, object]:
+        out = run(
+            [DOCKROLL, "--config", str(self.app / "dockroll.yml"), "--json", *args],
+            env=self.env(),
+            cwd=self.app,
+        )
+        data: dict[str, object] = json.loads(out)
+        return data
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        shutil.copytree(
+            EXAMPLE,
+            self.app,
+            ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"),
+        )
+        self.state.mkdir()
+        home_state = Path.home() / ".local" / "state" / "dockroll" / "base-images.json"
+        if not home_state.exists():
+            raise SystemExit(f"{home_state} is missing: run `dockroll dev up` first")
+        shutil.copy(home_state, self.state / "base-images.json")
+
+        self.router_port = free_port(also_plus=1000, avoid=self.ports)
+        self.swarm_port = free_port(avoid=self.ports)
+        self.compose_port = COMPOSE_PORT if port_free(COMPOSE_PORT) else free_port(avoid=self.ports)
+
+        config = yaml.safe_load((self.app / "dockroll.yml").read_text())
+        config["service"] = self.service
+        config["image"] = self.image
+        config["environments"] = {
+            ENV: {
+                "port": self.router_port,
+                "strategy": "rolling",
+                "replicas": 2,
+                "canary": {"steps": [10, 50, 100], "pause": "3s"},
+                "blue_green": {"keep_previous": "300s"},
+            }
+        }
+        (self.app / "dockroll.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        if self.compose_port != COMPOSE_PORT:
+            compose = self.app / "docker-compose.yml"
+            compose.write_text(
+                compose.read_text().replace(
+                    f"127.0.0.1:{COMPOSE_PORT}:", f"127.0.0.1:{self.compose_port}:"
+                )
+            )
+
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        run([*git, "init", "-q", "-b", "main"], cwd=self.app)
+        run([*git, "add", "-A"], cwd=self.app)
+        run([*git, "commit", "-q", "-m", "v1"], cwd=self.app)
+        run([*git, "tag", VERSIONS[0]], cwd=self.app)
+        with (self.app / "README.md").open("a") as readme:
+            readme.write("\nSecond version of the benchmark's copy.\n")
+        run([*git, "commit", "-q", "-am", "v2"], cwd=self.app)
+        run([*git, "tag", VERSIONS[1]], cwd=self.app)
+
+        for version in VERSIONS:
+            run(["git", "checkout", "-q", version], cwd=self.app)
+            started = time.monotonic()
+            self.dockroll("build")
+            pushed = self.dockroll("push")
+            self.digests[version] = str(pushed["digest"])
+            self.tags[version] = version
+            self.answers[version] = run(
+                ["docker", "image", "inspect", "-f",
+                 '{{index .Config.Labels "org.opencontainers.image.version"}}',
+                 f"{self.image}:{version}"]
+            ).strip()  # fmt: skip
+            print(
+                f"built and pushed {version} in {time.monotonic() - started:.1f}s "
+                f"as {pushed['digest']}",
+                file=sys.stderr,
+            )
+
+    # -- one measured scenario -----------------------------------------------------
+
+    def measure(
+        self,
+        scenario: str,
+        port: int,
+        command: Callable[[], float | None],
+        target: str,
+        note: str = "",
+    ) -> Row:
+        print(f"measuring {scenario} …", file=sys.stderr)
+        load = Load(port, self.rate, max_seconds=self.duration + 180)
+        load.start()
+        time.sleep(self.lead)
+        command_start = load.now()
+        own = None
+        try:
+            own = command()
+        except SystemExit as exc:  # the table still shows what the load saw
+            lines = str(exc).strip().splitlines()
+            note = f"FAILED: {lines[-1] if lines else exc}"
+            print(exc, file=sys.stderr)
+        command_seconds = load.now() - command_start
+        end = max(self.duration, load.now() + self.tail)
+        while load.now() < end:
+            time.sleep(0.05)
+        samples = load.stop()
+        errors: dict[str, int] = {}
+        for sample in samples:
+            if sample.status != 200:
+                key = sample.error or f"HTTP {sample.status}"
+                errors[key] = errors.get(key, 0) + 1
+        return Row(
+            scenario,
+            note,
+            samples,
+            command_start,
+            command_seconds,
+            self.answers[target],
+            own,
+            errors,
+        )
+
+    # -- scenarios ------------------------------------------------------------------
+
+    def compose_env(self, version: str) -> dict[str, str]:
+        return self.env(IMAGE_NAME=self.image, APP_VERSION=self.tags[version])
+
+    def compose(self, version: str, *args: str) -> None:
+        run(
+            ["docker-compose", "-p", self.service, "-f", str(self.app / "docker-compose.yml"),
+             *args],
+            env=self.compose_env(version),
+        )  # fmt: skip
+
+    def bench_compose(self) -> Row:
+        self.compose(VERSIONS[0], "up", "-d", "--no-build")
+        answering_version(self.compose_port)
+
+        def update() -> None:
+            self.compose(VERSIONS[1], "up", "-d", "--no-build")
+
+        row = self.measure(
+            "docker-compose up -d",
+            self.compose_port,
+            update,
+            VERSIONS[1],
+            note=f"1 container on 127.0.0.1:{self.compose_port}, recreated",
+        )
+        self.compose(VERSIONS[1], "down", "--remove-orphans")
+        return row
+
+    def swarm_name(self) -> str:
+        return f"{self.service}-swarm"
+
+    def bench_swarm(self) -> Row:
+        state = run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"]).strip()
+        self.swarm_was_active = state != "inactive"
+        if not self.swarm_was_active:
+            self.had_gwbridge = bool(
+                run(["docker", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).strip()
+            )
+            run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"])
+        run(
+            [
+                "docker", "service", "create", "--detach=false", "--quiet",
+                "--name", self.swarm_name(), "--replicas", "1",
+                "--publish", f"mode=host,target=5000,published={self.swarm_port}",
+                "--update-order", "stop-first", "--stop-grace-period", "10s",
+                # A new task sometimes ends right after its start during the update
+                # (seen here as "Complete", exit 0); swarm restarts it, and the update
+                # should go on rather than pause with no task serving.
+                "--update-failure-action", "continue",
+                f"{self.image}:{self.tags[VERSIONS[0]]}",
+            ]
+        )  # fmt: skip
+        answering_version(self.swarm_port)
+
+        def update() -> None:
+            run(
+                ["docker", "service", "update", "--detach=false", "--quiet",
+                 "--image", f"{self.image}:{self.tags[VERSIONS[1]]}", self.swarm_name()]
+            )  # fmt: skip
+
+        row = self.measure(
+            "docker service update",
+            self.swarm_port,
+            update,
+            VERSIONS[1],
+            note="1 task, host-mode publish: stop-first forced",
+        )
+        quiet(["docker", "service", "rm", self.swarm_name()])
+        return row
+
+    def deploy(self, version: str, *extra: str) -> float | None:
+        result = self.dockroll("deploy", self.digests[version], "--env", ENV, *extra)
+        seconds = result.get("seconds")
+        return float(seconds) if isinstance(seconds, int | float) else None
+
+    def rollback(self) -> float | None:
+        result = self.dockroll("rollback", "--env", ENV)
+        seconds = result.get("seconds")
+        return float(seconds) if isinstance(seconds, int | float) else None
+
+    def bench_dockroll(self) -> list[Row]:
+        v1, v2 = VERSIONS
+        self.deploy(v1)
+        answering_version(self.router_port)
+        rows = [
+            self.measure(
+                "dockroll rolling",
+                self.router_port,
+                lambda: self.deploy(v2, "--strategy", "rolling"),
+                v2,
+                note="2 replicas, batch 1, surge 1",
+            ),
+            self.measure(
+                "dockroll rollback (rolling)",
+                self.router_port,
+                self.rollback,
+                v1,
+                note="rolled back replica by replica",
+            ),
+            self.measure(
+                "dockroll blue-green",
+                self.router_port,
+                lambda: self.deploy(v2, "--strategy", "blue-green"),
+                v2,
+                note="2 + 2 replicas, one switch",
+            ),
+            self.measure(
+                "dockroll rollback (b/g)",
+                self.router_port,
+                self.rollback,
+                v1,
+                note="switch back to the standby slot",
+            ),
+            self.measure(
+                "dockroll canary",
+                self.router_port,
+                lambda: self.deploy(v2, "--strategy", "canary"),
+                v2,
+                note="10% → 50% → 100%, 3 s pauses",
+            ),
+        ]
+        return rows
+
+    # -- clean-up -------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        compose = self.app / "docker-compose.yml"
+        if compose.exists():
+            quiet(
+                ["docker-compose", "-p", self.service, "-f", str(compose), "down",
+                 "--remove-orphans"],
+                env=self.compose_env(VERSIONS[0]) if self.tags else self.env(),
+            )  # fmt: skip
+        quiet(["docker", "service", "rm", self.swarm_name()])
+        if not self.swarm_was_active:
+            quiet(["docker", "swarm", "leave", "--force"])
+            if not self.had_gwbridge:
+                # The gateway bridge lingers for a moment after leaving.
+                for _ in range(20):
+                    done = subprocess.run(
+                        ["docker", "network", "rm", "docker_gwbridge"],
+                        capture_output=True, text=True, check=False,
+                    )  # fmt: skip
+                    if done.returncode == 0 or "No such network" in done.stderr:
+                        break
+                    time.sleep(0.5)
+        containers = run(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
+        if containers:
+            quiet(["docker", "rm", "-f", *containers])
+        networks = run(["docker", "network", "ls", "-q", "--filter", f"name={self.service}"])
+        for network in networks.split():
+            quiet(["docker", "network", "rm", network])
+        volumes = run(["docker", "volume", "ls", "-q", "--filter", f"name={self.service}"])
+        for volume in volumes.split():
+            quiet(["docker", "volume", "rm", volume])
+        try:
+            with RegistryClient(self.registry, lookup_credentials=False) as client:
+                digests = {
+                    digest
+                    for tag in client.list_tags(self.repository)
+                    if (digest := client.manifest_digest(self.repository, tag)) is not None
+                }
+                for digest in digests:
+                    client.delete_manifest(self.repository, digest)
+        except Exception as exc:  # cleanup reports and goes on
+            print(
+                f"cleanup: could not delete {self.repository}'s manifests: {exc}", file=sys.stderr
+            )
+        images = run(["docker", "images", "-q", "--filter", f"reference={self.image}"]).split()
+        images += run(["docker", "images", "-q", "--filter", f"reference={self.image}:*"]).split()
+        if images:
+            quiet(["docker", "rmi", "-f", *set(images)])
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=250, help="requests per second")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of load per scenario")
+    parser.add_argument("--lead", type=float, default=2, help="seconds of load before the command")
+    parser.add_argument("--tail", type=float, default=3, help="least seconds of load after it")
+    parser.add_argument("--registry", default="127.0.0.1:5000", help="the local registry")
+    args = parser.parse_args()
+    if args.registry.rpartition(":")[0] not in ("127.0.0.1", "localhost"):
+        raise SystemExit("the benchmark talks to a registry on 127.0.0.1 only")
+    if not 1 <= args.rate <= 2000 or not 1 <= args.duration <= 120:
+        raise SystemExit("--rate must be 1..2000 and --duration 1..120")
+
+    bench = Bench(args.rate, args.duration, args.lead, args.tail, args.registry)
+    try:
+        print(f"building {bench.image} {' and '.join(VERSIONS)} …", file=sys.stderr)
+        bench.prepare()
+        rows = [bench.bench_compose(), bench.bench_swarm(), *bench.bench_dockroll()]
+        print_table(rows, args.rate)
+    finally:
+        bench.cleanup()
+
+    dockroll_rows = [row for row in rows if row.scenario.startswith("dockroll")]
+    failures = [f"{row.scenario}: {row.failed} failed" for row in dockroll_rows if row.failed]
+    failures += [
+        f"{row.scenario}: never all on the target version"
+        for row in dockroll_rows
+        if row.all_on_target is None
+    ]
+    if failures:
+        print("TARGET MISSED:\n  " + "\n  ".join(failures))
+        return 1
+    print("target met: no dockroll scenario failed a request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
