@@ -27,6 +27,7 @@ from pydantic import (
 from dockroll.analysis.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError
+from dockroll.hooks import Hooks
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -43,6 +44,7 @@ __all__ = [
     "MirrorConfig",
     "RetentionConfig",
     "RollingConfig",
+    "ScanConfig",
     "SmokeConfig",
     "Strategy",
     "TagsConfig",
@@ -262,6 +264,8 @@ class EnvironmentConfig(_Model):
     """Releases whose images stay on the engine for fast rollback."""
     analysis: AnalysisSettings | None = None
     """Automatic canary analysis; none means rollouts are judged by health checks alone."""
+    hooks: Hooks = Field(default_factory=Hooks)
+    """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
 
 
 class MirrorConfig(_Model):
@@ -284,6 +288,32 @@ class RetentionConfig(_Model):
     """Tags (shell patterns such as ``v*``) whose digests are never deleted."""
 
 
+_SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown", "none")
+
+
+class ScanConfig(_Model):
+    """What ``dockroll scan`` does besides writing the SBOM."""
+
+    fail_on: str = "critical"
+    """The lowest severity that fails the scan (exit 14); ``none`` never fails it."""
+    scanner: str = "auto"
+    """``auto`` (Trivy, else Grype, when installed), ``trivy``, ``grype`` or ``none``."""
+
+    @field_validator("fail_on")
+    @classmethod
+    def _severity(cls, value: str) -> str:
+        if value.strip().lower() not in _SEVERITIES:
+            raise ValueError(f"use one of {', '.join(_SEVERITIES)}")
+        return value.strip().lower()
+
+    @field_validator("scanner")
+    @classmethod
+    def _scanner(cls, value: str) -> str:
+        if value.strip().lower() not in ("auto", "trivy", "grype", "none"):
+            raise ValueError("use auto, trivy, grype or none")
+        return value.strip().lower()
+
+
 class Config(_Model):
     """A parsed dockroll.yml."""
 
@@ -300,6 +330,7 @@ class Config(_Model):
     mirror_on_push: bool = True
     """Copy each pushed or promoted release to every mirror right away."""
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
 
     root: Path = Field(default=Path("."), exclude=True)
     """Directory of the config file; relative paths resolve against it."""

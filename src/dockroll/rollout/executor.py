@@ -17,10 +17,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockroll import labels
+from dockroll.analysis import (
+    BASELINE,
+    CANARY,
+    Action,
+    Analysis,
+    Decision,
+    Providers,
+    providers_for,
+)
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
 from dockroll.errors import DockrollError, EngineError, RolloutError
 from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.hooks import HookPoint, run_hook
 from dockroll.ledger import (
     Deployment,
     DeploymentKind,
@@ -44,6 +54,7 @@ from dockroll.rollout.plan import (
     Step,
     Stop,
     Verify,
+    Watch,
     split_weights,
 )
 from dockroll.router.port import Router, ServerHealth, ServerSpec
@@ -61,12 +72,21 @@ _PLAN_STEP = "plan"
 
 
 class _ManualPause(Exception):
-    """A canary step waits for `dockroll promote-canary`."""
+    """The rollout holds for a person: `dockroll resume`/`promote-canary` or `dockroll abort`."""
 
-    def __init__(self, index: int, percent: int) -> None:
+    def __init__(self, index: int, percent: int | None, why: str = "") -> None:
         super().__init__(f"paused at {percent}%")
         self.index = index
         self.percent = percent
+        self.why = why
+
+
+class AnalysisFailed(DockrollError):
+    """The analysis judged the new release bad; carries the numbers for the ledger."""
+
+    def __init__(self, message: str, summary: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = dict(summary)
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,7 @@ _STEP_TYPES: dict[str, type[Any]] = {
     "run-job": RunJob,
     "verify": Verify,
     "pause": Pause,
+    "watch": Watch,
 }
 
 
@@ -181,6 +202,9 @@ class RolloutRunner:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     _containers: dict[str, ContainerInfo] = field(default_factory=dict, init=False)
+    _plan: Plan | None = field(default=None, init=False)
+    _deployment: Deployment | None = field(default=None, init=False)
+    _traffic_started: bool = field(default=False, init=False)
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -275,22 +299,40 @@ class RolloutRunner:
         started = self.clock()
         image = pinned_image(release)
         index = first
+        self._plan, self._deployment = plan, deployment
+        # Weight already given to new replicas before an interruption counts as traffic.
+        self._traffic_started = any(
+            isinstance(step, SetWeights) and any(step.weights.get(n) for n in plan.new)
+            for step in plan.steps[: first - 1]
+        )
         try:
+            if first == 1:
+                self._hooks(HookPoint.PRE_ROLLOUT, release)
             for index, step in enumerate(plan.steps, start=1):
                 if index < first:
                     continue
-                if isinstance(step, Pause) and skip_pauses:
+                if isinstance(step, Pause | Watch) and skip_pauses:
                     self.ledger.record_step(deployment, index, step.kind, StepStatus.SKIPPED)
                     continue
                 self.ledger.record_step(deployment, index, step.kind, StepStatus.RUNNING)
+                if (
+                    isinstance(step, SetWeights)
+                    and not self._traffic_started
+                    and any(step.weights.get(name) for name in plan.new)
+                ):
+                    target = next(name for name in plan.new if step.weights.get(name))
+                    url = f"http://{self._address(target)}:{self.config.container.port}"
+                    self._hooks(HookPoint.PRE_TRAFFIC, release, {"target_url": url})
+                    self._traffic_started = True
                 detail = self._perform(step, index, release, image) or {}
                 self.ledger.record_step(
                     deployment, index, step.kind, StepStatus.SUCCEEDED, detail=detail
                 )
         except _ManualPause as paused:
+            where = f"{paused.percent}%" if paused.percent is not None else "full traffic"
             self._say(
-                f"paused at {paused.percent}% on the new release: "
-                "`dockroll promote-canary` to go on, `dockroll abort` to go back"
+                f"paused at {where} on the new release{': ' + paused.why if paused.why else ''}; "
+                "`dockroll resume` (or promote-canary) goes on, `dockroll abort` goes back"
             )
             return RolloutOutcome(
                 self.ledger.deployment(deployment.id),
@@ -301,12 +343,17 @@ class RolloutRunner:
             )
         except (DockrollError, OSError) as exc:
             message = str(exc)
-            self.ledger.record_step(
-                deployment, index, plan.steps[index - 1].kind, StepStatus.FAILED,
-                detail={"error": message},
-            )  # fmt: skip
-            self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
+            failed_detail: dict[str, Any] = {"error": message}
+            if isinstance(exc, AnalysisFailed):
+                failed_detail["analysis"] = exc.summary
+            if index >= 1:
+                self.ledger.record_step(
+                    deployment, index, plan.steps[index - 1].kind, StepStatus.FAILED,
+                    detail=failed_detail,
+                )  # fmt: skip
+                self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
             self._compensate(deployment, plan)
+            self._hooks_quietly(HookPoint.ROLLBACK, release, {"reason": message})
             finished = self.ledger.finish_deployment(
                 deployment, DeploymentStatus.ROLLED_BACK, message=message
             )
@@ -317,6 +364,7 @@ class RolloutRunner:
                 f"(deployment {finished.id})",
             ) from exc
         finished = self.ledger.finish_deployment(deployment, DeploymentStatus.SUCCEEDED)
+        self._hooks_quietly(HookPoint.POST_ROLLOUT, release)
         return RolloutOutcome(finished, plan, "succeeded", self.clock() - started, plan.note)
 
     def _perform(
@@ -355,7 +403,9 @@ class RolloutRunner:
             case Pause(seconds=seconds, percent=percent):
                 if seconds is None:
                     raise _ManualPause(index, percent)
-                self._timed_pause(seconds, percent)
+                return self._observe(index, seconds, percent=percent, early_pass=True)
+            case Watch(seconds=seconds):
+                return self._observe(index, seconds, percent=None, early_pass=False)
         return None
 
     # -- steps --------------------------------------------------------------------
@@ -504,14 +554,105 @@ class RolloutRunner:
             )
         return {"verified": url}
 
-    def _timed_pause(self, seconds: float, percent: int) -> None:
-        self._say(f"holding at {percent}% for {seconds:g}s")
+    def _observe(
+        self, index: int, seconds: float, *, percent: int | None, early_pass: bool
+    ) -> dict[str, Any]:
+        """Hold the traffic split for ``seconds`` while health checks and the analysis run.
+
+        A failing check raises (the rollout rolls back); the analysis may also
+        end a canary step early when the evidence is strong, or hold the
+        rollout for a person (no-data policy ``pause``). `dockroll pause`
+        from anywhere holds it too.
+        """
+        where = f"{percent}% on the new release" if percent is not None else "the full rollout"
+        settings = self.env.analysis
+        analysis: Analysis | None = None
+        providers: Providers | None = None
+        in_router = {server.name for server in self.router.servers()}
+        if settings is not None and self._plan is not None:
+            canary = tuple(name for name in self._plan.new if name in in_router)
+            baseline = tuple(name for name in self._plan.old if name in in_router)
+            providers = providers_for(settings, self.router)
+            analysis = Analysis(settings, providers, {CANARY: canary, BASELINE: baseline})
+        interval = settings.interval if settings is not None else 0.5
+        what = "analysing" if analysis else "watching health"
+        self._say(f"{what} at {where} for {seconds:g}s")
         deadline = self.clock() + seconds
-        while self.clock() < deadline:
-            for server in self.router.servers():
-                if server.weight and server.health is ServerHealth.DOWN:
-                    raise EngineError(f"{server.name} failed its health checks at {percent}%")
-            self.sleep(min(0.5, max(0.0, deadline - self.clock())))
+        decision: Decision | None = None
+        try:
+            while self.clock() < deadline:
+                for server in self.router.servers():
+                    if (
+                        server.name in in_router
+                        and server.weight
+                        and server.health is (ServerHealth.DOWN)
+                    ):
+                        raise EngineError(f"{server.name} failed its health checks at {where}")
+                if self._pause_requested():
+                    raise _ManualPause(index, percent, "paused by `dockroll pause`")
+                if analysis is not None:
+                    decision = analysis.tick(self.clock())
+                    if decision.action is Action.FAIL:
+                        summary = analysis.summary().as_dict()
+                        raise AnalysisFailed(
+                            f"analysis failed at {where}: {decision.reason}", summary
+                        )
+                    if decision.action is Action.PAUSE:
+                        raise _ManualPause(index, percent, decision.reason)
+                    if decision.action is Action.PASS and early_pass:
+                        self._say(f"analysis passed at {where}: {decision.reason}")
+                        break
+                self.sleep(min(interval, max(0.0, deadline - self.clock())))
+        finally:
+            if providers is not None:
+                providers.close()
+        if analysis is not None:
+            return {"analysis": analysis.summary().as_dict()}
+        return {}
+
+    def _hooks_quietly(
+        self, point: HookPoint, release: Release, extra: Mapping[str, str] | None = None
+    ) -> None:
+        """Hooks whose failure cannot undo anything: reported, never raised."""
+        try:
+            self._hooks(point, release, extra)
+        except DockrollError as exc:  # pragma: no cover - non-blocking points never raise
+            self._say(str(exc))
+
+    def _pause_requested(self) -> bool:
+        if self._deployment is None:
+            return False
+        events = self.ledger.audit_events(
+            service=self.config.service,
+            env=self.environment,
+            action="pause",
+            since=self._deployment.started_at,
+            limit=1,
+        )
+        return any(event.target == str(self._deployment.id) for event in events)
+
+    def _hooks(
+        self, point: HookPoint, release: Release, extra: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the environment's hooks at ``point``; a failing blocking hook raises."""
+        results = []
+        context = {
+            "service": self.config.service,
+            "environment": self.environment,
+            "version": release.version,
+            "digest": release.digest,
+            **(extra or {}),
+        }
+        for hook in self.env.hooks.at(point):
+            result = run_hook(hook, point, context)
+            results.append(result.to_json())
+            self._say(f"hook {point.value} {hook.label}: {'ok' if result.ok else 'FAILED'}")
+            if not result.ok and point.blocking:
+                raise EngineError(
+                    f"the {point.value} hook `{hook.label}` failed ({result.detail}); "
+                    "the rollout stops here"
+                )
+        return results
 
     # -- undo ---------------------------------------------------------------------
 

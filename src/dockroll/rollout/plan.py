@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dockroll.config import BlueGreenConfig, CanaryConfig, RollingConfig, Strategy
 from dockroll.errors import UsageError
@@ -35,6 +35,7 @@ __all__ = [
     "Stop",
     "Target",
     "Verify",
+    "Watch",
     "plan_blue_green",
     "plan_canary",
     "plan_recreate",
@@ -158,6 +159,18 @@ class Verify:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """Watch the new release with all traffic while the old one can still take it back.
+
+    Runs the environment's analysis (or health checks alone) for ``seconds``;
+    a failure rolls back.
+    """
+
+    seconds: float
+    kind: str = field(default="watch", init=False)
+
+
+@dataclass(frozen=True)
 class Pause:
     """Wait between canary steps: ``seconds``, or until promoted by hand when None."""
 
@@ -166,7 +179,9 @@ class Pause:
     kind: str = field(default="pause", init=False)
 
 
-Step = Start | AwaitHealthy | AddServers | SetWeights | Drain | Stop | RunJob | Verify | Pause
+Step = (
+    Start | AwaitHealthy | AddServers | SetWeights | Drain | Stop | RunJob | Verify | Pause | Watch
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +248,24 @@ def _job(migration: Sequence[str] | None) -> tuple[Step, ...]:
 def _counter_slot(observed: Observed, pair: tuple[str, str]) -> str:
     used = observed.slots()
     return pair[1] if pair[0] in used and pair[1] not in used else pair[0]
+
+
+def _with_watch(plan: Plan, seconds: float) -> Plan:
+    """Insert a watch after the last traffic shift, before the last old replicas go.
+
+    Only when there are old replicas to go back to: with none, a failing watch
+    could only leave the router pointing at nothing.
+    """
+    if seconds <= 0 or not plan.old:
+        return plan
+    steps = list(plan.steps)
+    last_shift = max(i for i, step in enumerate(steps) if isinstance(step, SetWeights))
+    retire = next(
+        (i for i, step in enumerate(steps) if i > last_shift and isinstance(step, Drain)),
+        len(steps),
+    )
+    steps.insert(retire, Watch(seconds))
+    return replace(plan, steps=tuple(steps))
 
 
 # -- strategies --------------------------------------------------------------
@@ -375,17 +408,24 @@ def plan_rollout(
     blue_green: BlueGreenConfig | None = None,
     canary: CanaryConfig | None = None,
     migration: Sequence[str] | None = None,
+    watch: float = 0.0,
 ) -> Plan:
-    """The plan of ``strategy`` for moving ``observed`` to ``target``."""
+    """The plan of ``strategy`` for moving ``observed`` to ``target``.
+
+    With ``watch`` seconds, the new release is watched with all traffic before
+    the last old replicas are stopped (not for ``recreate``).
+    """
     if target.replicas < 1:
         raise UsageError("an environment needs at least one replica")
     match strategy:
         case Strategy.RECREATE:
             return plan_recreate(observed, target, migration)
         case Strategy.ROLLING:
-            return plan_rolling(observed, target, rolling or RollingConfig(), migration)
+            plan = plan_rolling(observed, target, rolling or RollingConfig(), migration)
         case Strategy.BLUE_GREEN:
-            return plan_blue_green(observed, target, blue_green or BlueGreenConfig(), migration)
+            plan = plan_blue_green(observed, target, blue_green or BlueGreenConfig(), migration)
         case Strategy.CANARY:
-            return plan_canary(observed, target, canary or CanaryConfig(), migration)
-    raise UsageError(f"unknown strategy {strategy!r}")  # pragma: no cover
+            plan = plan_canary(observed, target, canary or CanaryConfig(), migration)
+        case _:  # pragma: no cover
+            raise UsageError(f"unknown strategy {strategy!r}")
+    return _with_watch(plan, watch)
