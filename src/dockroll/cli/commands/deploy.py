@@ -10,12 +10,14 @@ from rich.markup import escape
 from dockroll.cli.app import app, state
 from dockroll.cli.render import Output
 from dockroll.config import Strategy
+from dockroll.errors import UsageError
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.deploy import (
     continue_rollout,
     deploy_release,
     find_release,
     rollback_release,
+    unfinished_deployment,
 )
 from dockroll.rollout.executor import RolloutOutcome
 
@@ -165,3 +167,34 @@ def promote_canary_command(
 def abort_command(ctx: typer.Context, env: EnvOption, reason: ReasonOption = None) -> None:
     """Undo the environment's unfinished rollout; the previous release serves again."""
     _continue(ctx, env, abort=True, full=False, reason=reason)
+
+
+@app.command("pause")
+def pause_command(ctx: typer.Context, env: EnvOption, reason: ReasonOption = None) -> None:
+    """Hold the environment's running rollout at its current traffic split.
+
+    The process running the rollout sees the request at its next check (within
+    a second during canary steps and watch windows) and stops there; `dockroll
+    resume` goes on, `dockroll abort` goes back.
+    """
+    cli = state(ctx)
+    config = cli.config
+    config.environment(env)
+    with open_ledger() as ledger:
+        unfinished = unfinished_deployment(ledger, config.service, env)
+        if unfinished is None:
+            raise UsageError(
+                f"no rollout is running in {env}",
+                hint=f"`dockroll status --env {env}` shows what runs there",
+            )
+        ledger.audit(
+            "pause",
+            service=config.service,
+            env=env,
+            target=str(unfinished.id),
+            detail={"version": unfinished.version, "reason": reason},
+        )
+    cli.output.result(
+        {"environment": env, "deployment": unfinished.id, "pause_requested": True},
+        f"asked rollout {unfinished.id} of {escape(unfinished.version)} in {escape(env)} to pause",
+    )
