@@ -23,7 +23,9 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── RouterError                    exit 10  the router (HAProxy) failed or refused a change
     ├── RolloutError                   exit 11  a rollout failed and was rolled back
     ├── LockHeld                       exit 12  someone else holds the environment's lock
-    └── AnalysisError                  exit 13  a metric provider failed or answered nonsense
+    ├── AnalysisError                  exit 13  a metric provider failed or answered nonsense
+    └── ScanError                      exit 14  the scanner found vulnerabilities at or above
+                                                the gate, or could not run
 
 The CLI catches :class:`DockrollError` once, prints the message and exits with
 ``exit_code``; anything else is a bug and exits 1 with a traceback under
@@ -50,6 +52,7 @@ __all__ = [
     "RegistryUnavailable",
     "RolloutError",
     "RouterError",
+    "ScanError",
     "SmokeTestError",
     "TagRuleError",
     "UsageError",
@@ -171,3 +174,9 @@ class AnalysisError(DockrollError):
     something analysis cannot read."""
 
     exit_code = 13
+
+
+class ScanError(DockrollError):
+    """The scanner found vulnerabilities at or above the gate, or could not run."""
+
+    exit_code = 14
