@@ -31,6 +31,7 @@ from dockroll.errors import (
     RegistryUnavailable,
 )
 from dockroll.events import Progress, ProgressCallback
+from dockroll.labels import ROLE
 from dockroll.refs import Digest, is_digest, parse_reference
 
 __all__ = ["DockerEngine"]
@@ -296,6 +297,26 @@ class DockerEngine:
                     return None
                 raise
             return self.container(created["Id"])
+
+    def export_rootfs(self, image: str) -> Iterator[bytes]:
+        # `docker export` of a created (never started) container gives the final
+        # filesystem in one tar with whiteouts applied, so no layer ordering,
+        # whiteout or opaque-directory rules need repeating here (as `docker save`
+        # would); the container costs one create/remove and never runs.
+        with self._calls(f"creating a container to export {image}"):
+            created = self.client.api.create_container(
+                image,
+                command=["/dockroll-export-never-started"],
+                labels={ROLE: "export"},
+                network_disabled=True,
+            )
+        container_id = created["Id"]
+        try:
+            with self._calls(f"exporting the filesystem of {image}"):
+                yield from self.client.api.export(container_id)
+        finally:
+            with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+                self.client.api.remove_container(container_id, force=True, v=True)
 
 
 def _first_line(exc: Exception) -> str:

@@ -6,7 +6,7 @@ Adapters implement :class:`Engine` (the Docker SDK one lives in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -188,5 +188,13 @@ class Engine(Protocol):
 
         The engine guarantees names are unique, which makes this an atomic
         test-and-set shared by every client of the engine (deployment locks).
+        """
+        ...
+
+    def export_rootfs(self, image: str) -> Iterator[bytes]:
+        """The image's merged filesystem as a tar stream, in chunks.
+
+        Nothing is extracted or started: the adapter may create a stopped
+        container to export and removes it when the stream ends or is closed.
         """
         ...
