@@ -104,6 +104,7 @@ COMMAND_MODULES = {
     "releases": "ledger",
     "resume": "deploy",
     "rollback": "deploy",
+    "scan": "scan",
     "status": "status",
     "tags": "tags",
     "test": "smoke",

@@ -85,8 +85,17 @@ def push_release(
     )
 
 
-def record_push(ledger: Ledger, record: BuildRecord, result: PushResult) -> Release:
-    """Record the pushed build as a release in the ledger (idempotent)."""
+def record_push(
+    ledger: Ledger,
+    record: BuildRecord,
+    result: PushResult,
+    *,
+    sbom_digest: Digest | None = None,
+) -> Release:
+    """Record the pushed build as a release in the ledger (idempotent).
+
+    ``sbom_digest`` is that of the SBOM ``dockroll scan`` kept for the image, if any.
+    """
     ref = parse_reference(result.references[0])
     try:
         build_date: datetime | None = datetime.fromisoformat(record.created)
@@ -102,4 +111,5 @@ def record_push(ledger: Ledger, record: BuildRecord, result: PushResult) -> Rele
         git_sha=record.git_sha or None,
         build_date=build_date,
         labels=record.labels,
+        sbom_digest=sbom_digest,
     )

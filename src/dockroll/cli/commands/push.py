@@ -10,6 +10,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
 from dockroll.pipeline.records import load_last_build
+from dockroll.pipeline.scan import find_sbom
 
 
 @app.command("push")
@@ -22,8 +23,9 @@ def push_command(ctx: typer.Context) -> None:
         result = push_release(
             record, DockerEngine(), auth=registry_auth_from_env(), progress=progress
         )
+    sbom = find_sbom(config.service, record.version, record.image_id, result.digest)
     with open_ledger() as ledger:
-        release = record_push(ledger, record, result)
+        release = record_push(ledger, record, result, sbom_digest=sbom.digest if sbom else None)
         ledger.audit(
             "push",
             service=config.service,
@@ -44,6 +46,7 @@ def push_command(ctx: typer.Context) -> None:
             "pinned": result.pinned,
             "seconds": round(result.seconds, 2),
             "release_id": release.id,
+            "sbom_digest": release.sbom_digest,
             **({"mirrors": mirrors} if mirrors is not None else {}),
         },
         "\n".join(lines),
