@@ -32,6 +32,7 @@ from dockroll.errors import DockrollError, EngineError, RolloutError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.hooks import HookPoint, run_hook
 from dockroll.ledger import (
+    AuditEvent,
     Deployment,
     DeploymentKind,
     DeploymentStatus,
@@ -205,6 +206,7 @@ class RolloutRunner:
     _plan: Plan | None = field(default=None, init=False)
     _deployment: Deployment | None = field(default=None, init=False)
     _traffic_started: bool = field(default=False, init=False)
+    _answered_pauses: frozenset[int] = field(default_factory=frozenset, init=False)
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -300,6 +302,9 @@ class RolloutRunner:
         image = pinned_image(release)
         index = first
         self._plan, self._deployment = plan, deployment
+        # A pause request made before this run (re)started was answered by the pause it
+        # caused; resuming consumes it, or the rollout would stop again at its next step.
+        self._answered_pauses = frozenset(event.id for event in self._pause_requests())
         # Weight already given to new replicas before an interruption counts as traffic.
         self._traffic_started = any(
             isinstance(step, SetWeights) and any(step.weights.get(n) for n in plan.new)
@@ -619,17 +624,20 @@ class RolloutRunner:
         except DockrollError as exc:  # pragma: no cover - non-blocking points never raise
             self._say(str(exc))
 
-    def _pause_requested(self) -> bool:
+    def _pause_requests(self) -> list[AuditEvent]:
+        """`dockroll pause` requests for the deployment being run."""
         if self._deployment is None:
-            return False
+            return []
         events = self.ledger.audit_events(
             service=self.config.service,
             env=self.environment,
             action="pause",
             since=self._deployment.started_at,
-            limit=1,
         )
-        return any(event.target == str(self._deployment.id) for event in events)
+        return [event for event in events if event.target == str(self._deployment.id)]
+
+    def _pause_requested(self) -> bool:
+        return any(e.id not in self._answered_pauses for e in self._pause_requests())
 
     def _hooks(
         self, point: HookPoint, release: Release, extra: Mapping[str, str] | None = None
