@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +24,7 @@ import httpx
 import pytest
 
 from dockroll.analysis import CANARY, Action, Analysis, AnalysisSettings, providers_for
-from tests.conftest import IN_CI
+from tests.integration.prometheus_support import free_port, run_prometheus, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,54 +33,6 @@ ERROR_RATIO = (
     '(sum(rate(http_requests_total{path="/",status=~"5.."}[5s])) or vector(0))'
     ' / sum(rate(http_requests_total{path="/"}[5s]))'
 )
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this test must run; root may apt-get install prometheus)")
-    pytest.skip(f"{reason}; install Debian's prometheus package to run it")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the process behind {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout:g}s")
-
-
-def _prometheus_binary() -> str:
-    """The prometheus binary, installing Debian's package when root may (idempotent)."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        _unavailable("prometheus is not installed and this user cannot apt-get install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    done = subprocess.run(install, env=env, capture_output=True, timeout=900, check=False)
-    if done.returncode != 0:
-        subprocess.run(
-            ["apt-get", "update"], env=env, capture_output=True, timeout=600, check=False
-        )
-        done = subprocess.run(install, env=env, capture_output=True, timeout=900, check=False)
-    found = shutil.which("prometheus")
-    if done.returncode != 0 or not found:
-        _unavailable(f"apt-get install prometheus failed: {done.stderr.decode()[-500:]}")
-    assert found is not None
-    return found
 
 
 _SERVE = textwrap.dedent(
@@ -113,7 +63,7 @@ class SampleApp:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for(f"http://127.0.0.1:{self.port}/health", 20, self.process)
+        wait_for(f"http://127.0.0.1:{self.port}/health", 20, self.process)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -138,7 +88,7 @@ class SampleApp:
 
 @pytest.fixture(scope="module")
 def sample_app() -> Iterator[SampleApp]:
-    app = SampleApp(_free_port())
+    app = SampleApp(free_port())
     app.start()
     loader = app.load()
     yield app
@@ -151,47 +101,19 @@ def sample_app() -> Iterator[SampleApp]:
 def prometheus_url(
     sample_app: SampleApp, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    binary = _prometheus_binary()
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            scrape_configs:
-              - job_name: sample-app
-                static_configs:
-                  - targets: ["127.0.0.1:{sample_app.port}"]
-            """
-        ),
-        encoding="utf-8",
+    config = textwrap.dedent(
+        f"""
+        global:
+          scrape_interval: 1s
+          evaluation_interval: 1s
+        scrape_configs:
+          - job_name: sample-app
+            static_configs:
+              - targets: ["127.0.0.1:{sample_app.port}"]
+        """
     )
-    port = _free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{url}/-/ready", 60, process)
+    with run_prometheus(config, tmp_path_factory.mktemp("prometheus")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 def _run_until(analysis: Analysis, wanted: Action, timeout: float) -> list[str]:
