@@ -36,7 +36,7 @@ from dockroll.rollout.executor import (
 )
 from dockroll.rollout.plan import Observed, Plan, SetWeights, Target, plan_rollout, split_weights
 from dockroll.router.haproxy import HaproxyRouter
-from dockroll.router.port import ServerSpec
+from dockroll.router.port import ServerHealth, ServerSpec
 
 __all__ = [
     "Environment",
@@ -351,7 +351,15 @@ def rollback_release(
             r for r in observed.replicas if r.digest == target.digest and r.weight is not None
         ]
         live = [r for r in observed.replicas if r.weight and r.digest != target.digest]
-        if standby and live and all(r.healthy for r in standby):
+        # The router sends the traffic, so its own check decides whether the standby can take
+        # it; the image's HEALTHCHECK counts too unless dockroll.yml turned it off.
+        up = {s.name for s in env.router.servers() if s.health is not ServerHealth.DOWN}
+        docker_check = config.health.use_docker_healthcheck
+        if (
+            standby
+            and live
+            and all(r.name in up and (r.healthy or not docker_check) for r in standby)
+        ):
             # The previous slot still runs: switching traffic back is instant.
             new = tuple(r.name for r in standby)
             old = tuple(r.name for r in live)
