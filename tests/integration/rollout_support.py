@@ -240,7 +240,7 @@ def state_of(seeded: Seeded) -> Iterator[None]:
 def versions(url: str, count: int) -> Counter[str]:
     """The versions answering ``count`` sequential requests (or ``error:<status>``)."""
     seen: Counter[str] = Counter()
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=30) as client:
         for _ in range(count):
             response = client.get(f"{url}/version")
             seen[response.json()["version"] if response.status_code == 200 else "error"] += 1
