@@ -169,9 +169,10 @@ class DockerEngine:
         }
         healthcheck = None
         if request.health_interval:
-            # The engine keeps the image's test and fills in only what is set here.
+            # The engine keeps the image's test, timeout, retries and start period and
+            # takes only the interval from here.
             interval = int(request.health_interval * 1e9)
-            healthcheck = {"interval": interval, "timeout": max(interval, int(2e9)), "retries": 3}
+            healthcheck = {"interval": interval}
         with self._calls(f"starting a container of {request.image}"):
             try:
                 container = self.client.containers.create(
