@@ -85,7 +85,7 @@ def test_a_command_output_is_bounded() -> None:
 
 
 def test_a_command_that_runs_too_long_is_stopped_and_fails() -> None:
-    hook = Hook(command=["sleep", "5"], timeout="300ms")  # type: ignore[arg-type]
+    hook = Hook(command=["sleep", "5"], timeout="300ms")
 
     result = run_hook(hook, HookPoint.PRE_TRAFFIC, CONTEXT)
 
@@ -173,7 +173,7 @@ def test_an_http_hook_timeout_fails_the_hook() -> None:
         timeouts.append(request.extensions["timeout"])
         raise httpx.ReadTimeout("timed out", request=request)
 
-    hook = Hook(http="http://127.0.0.1:9/slow", timeout="2s")  # type: ignore[arg-type]
+    hook = Hook(http="http://127.0.0.1:9/slow", timeout="2s")
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
         result = run_hook(hook, HookPoint.POST_ROLLOUT, CONTEXT, http=client)
 
