@@ -51,14 +51,6 @@ def _wait_healthy(
     progress: ProgressCallback,
 ) -> float:
     health = config.health
-    port = container.ports.get(config.container.port)
-    if port is None:
-        raise _fail(
-            engine,
-            container,
-            f"the container does not publish port {config.container.port}",
-            "set container.port in dockroll.yml to the port the service listens on",
-        )
     started = time.monotonic()
     deadline = started + health.start_timeout
     last_http = "no answer yet"
@@ -71,6 +63,15 @@ def _wait_healthy(
                 container,
                 f"the container stopped during start (exit code {code})",
                 "the service crashed at start; its log lines above say why",
+            )
+        # Checked only once it runs: a container that already exited publishes no ports.
+        port = current.ports.get(config.container.port)
+        if port is None:
+            raise _fail(
+                engine,
+                container,
+                f"the container does not publish port {config.container.port}",
+                "set container.port in dockroll.yml to the port the service listens on",
             )
         if use_docker and current.health is Health.UNHEALTHY:
             raise _fail(
