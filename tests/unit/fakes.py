@@ -92,6 +92,7 @@ class FakeEngine:
     container_logs: str = ""
     containers: dict[str, _Container] = field(default_factory=dict)
     removed: list[tuple[str, float]] = field(default_factory=list)
+    _published: dict[str, dict[int, int]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     def add_image(self, image_id: str, *tags: str, **kwargs: object) -> ImageInfo:
@@ -146,6 +147,7 @@ class FakeEngine:
         container_id = f"c{next(self._ids):063d}"
         states = iter(self.container_states)
         first = next(states)
+        published = {port: self.published_port for port in request.publish}
         info = ContainerInfo(
             id=container_id,
             name=request.name or container_id[:12],
@@ -153,10 +155,12 @@ class FakeEngine:
             status=first.status,
             health=first.health,
             exit_code=first.exit_code,
-            ports={port: self.published_port for port in request.publish},
+            # Like Docker: a container that is not running has no published ports.
+            ports=dict(published) if first.status == "running" else {},
             labels=dict(request.labels),
         )
         self.containers[container_id] = _Container(info, states, first)
+        self._published[container_id] = published
         return info
 
     def container(self, container_id: str) -> ContainerInfo | None:
@@ -165,8 +169,13 @@ class FakeEngine:
             return None
         entry.current = next(entry.states, entry.current)
         state = entry.current
+        ports = self._published[container_id] if state.status == "running" else {}
         return replace(
-            entry.info, status=state.status, health=state.health, exit_code=state.exit_code
+            entry.info,
+            status=state.status,
+            health=state.health,
+            exit_code=state.exit_code,
+            ports=ports,
         )
 
     def logs(self, container_id: str, tail: int = 50) -> str:

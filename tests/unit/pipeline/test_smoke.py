@@ -166,6 +166,16 @@ def test_a_crash_at_start_shows_the_log_lines(tmp_path: Path, service: Service) 
     assert engine.running == []
 
 
+def test_a_crash_before_the_first_look_is_still_a_crash(tmp_path: Path, service: Service) -> None:
+    # The container exits before the engine first inspects it, so it publishes no port.
+    engine = make_engine(service, ContainerState(status="exited", exit_code=3))
+    engine.container_logs = "RuntimeError: FAULT_CRASH_ON_START is set"
+    with pytest.raises(SmokeTestError, match=r"stopped during start \(exit code 3\)") as caught:
+        smoke_test(make_config(tmp_path), engine, IMAGE)
+    assert "FAULT_CRASH_ON_START" in caught.value.message
+    assert engine.running == []
+
+
 def test_a_crash_without_output(tmp_path: Path, service: Service) -> None:
     engine = make_engine(service, ContainerState(status="exited", exit_code=1))
     with pytest.raises(SmokeTestError, match=r"\(no output\)"):
