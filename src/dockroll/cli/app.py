@@ -92,6 +92,7 @@ COMMAND_MODULES = {
     "approve": "promote",
     "audit": "status",
     "build": "build",
+    "config": "config",
     "deploy": "deploy",
     "dev": "dev",
     "history": "ledger",
