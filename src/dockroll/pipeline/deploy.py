@@ -285,6 +285,7 @@ def deploy_release(
             blue_green=env_config.blue_green,
             canary=env_config.canary,
             migration=env_config.migrate.command if env_config.migrate else None,
+            watch=env_config.analysis.watch if env_config.analysis else 0.0,
         )
         progress(
             Progress(
