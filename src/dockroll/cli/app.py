@@ -98,6 +98,8 @@ COMMAND_MODULES = {
     "history": "ledger",
     "lock": "lock",
     "mirror": "mirror",
+    "pause": "deploy",
+    "pipeline": "pipeline",
     "promote": "promote",
     "promote-canary": "deploy",
     "prune": "prune",
