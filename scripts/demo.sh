@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: the sample service from commit to production and back.
 #
-#   v1.0.0: tags → build → smoke test → push → dev (rolling) → staging (blue-green)
-#           → approval → prod (canary)
+#   v1.0.0: `dockroll pipeline` (build → test → scan → tag → push → dev, rolling)
+#           → staging (blue-green) → approval → prod (canary)
 #   v1.1.0: the same way, then prod rolls back to v1.0.0
 #
 # It works on a scratch copy of examples/flask-app with its own git history (two
@@ -19,15 +19,12 @@ export DOCKROLL_ACTOR="${DOCKROLL_ACTOR:-demo-deployer}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 git_demo() { git -c user.name="dockroll demo" -c user.email=demo@localhost "$@"; }
 
-release() {  # build, smoke-test and push the checked-out commit
+release() {  # the checked-out commit: tags, then the local pipeline up to dev
   "$dockroll" tags
-  "$dockroll" build
-  "$dockroll" test
-  "$dockroll" push
+  "$dockroll" pipeline
 }
 
-promote_everywhere() {  # VERSION: dev → staging → approval → prod
-  "$dockroll" promote "$1" --to dev
+promote_onwards() {  # VERSION: staging → approval → prod, the digest dev runs
   "$dockroll" promote "$1" --to staging
   "$dockroll" approve "$1" --env prod --by release-manager --note "checked in staging"
   "$dockroll" promote "$1" --to prod
@@ -45,18 +42,18 @@ git_demo commit -q -m "flask-app: first release"
 git_demo tag v1.0.0
 echo "in $work at v1.0.0 ($(git rev-parse --short HEAD))"
 
-step "1 release v1.0.0: tags, build once, smoke test, push"
+step "1 release v1.0.0: tags, then build once, smoke test, scan, push and deploy to dev"
 release
 
-step "2 promote the same digest: dev (rolling) → staging (blue-green) → prod (canary)"
-promote_everywhere v1.0.0
+step "2 promote the same digest: staging (blue-green) → approval → prod (canary)"
+promote_onwards v1.0.0
 
 step "3 release v1.1.0 and take it through the same gates"
 sed -i "s/Hello from the dockroll sample service/Hello again from the dockroll sample service/" app.py
 git_demo commit -q -am "flask-app: friendlier greeting"
 git_demo tag v1.1.0
 release
-promote_everywhere v1.1.0
+promote_onwards v1.1.0
 
 step "4 roll prod back to v1.0.0"
 "$dockroll" rollback --env prod --to v1.0.0
