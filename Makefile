@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test lint format bench bench-promote bench-zero-downtime venv dev-up dev-down clean
+.PHONY: demo test lint format bench bench-promote bench-zero-downtime bench-canary venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -24,7 +24,7 @@ test: dev-up
 	$(VENV)/bin/pytest -q
 
 # Every benchmark; each prints its table and fails when it misses its target.
-BENCHES := bench-promote bench-zero-downtime
+BENCHES := bench-promote bench-zero-downtime bench-canary
 
 bench: $(BENCHES)
 
@@ -33,6 +33,9 @@ bench-promote: dev-up
 
 bench-zero-downtime: dev-up
 	$(VENV)/bin/python bench/zero-downtime/run.py
+
+bench-canary: dev-up
+	$(VENV)/bin/python bench/canary/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

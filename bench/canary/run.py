@@ -1,0 +1,631 @@
+"""Canary analysis benchmark: how fast bad releases are stopped, how often good ones are not.
+
+A copy of the sample service (examples/flask-app) becomes its own git repository
+with five tagged releases, each with its fault knobs baked into the image as
+``ENV`` lines (so the fault is part of the release, as in real life):
+
+  v1.0.0  baseline   FAULT_ERROR_RATE=0.001
+  v1.1.0  healthy    FAULT_ERROR_RATE=0.001 (the same behaviour as the baseline)
+  v1.2.0  gross      FAULT_ERROR_RATE=1
+  v1.3.0  subtle     FAULT_ERROR_RATE=0.05
+  v1.4.0  slow       FAULT_ERROR_RATE=0.001, FAULT_LATENCY_MS=300
+
+The copy also adds one response header, ``X-App-Version``, so the load generator
+knows which release answered even a 5xx (the sample's error body names none).
+
+Under constant open-loop load (``--rate``, default 250 req/s of ``GET /`` on the
+router, every request recorded with its send time, status and answering
+release), each bad release is deployed as a canary over the baseline (2
+replicas; steps 10/50/100 %, 30 s pauses, analysis every 1 s with dockroll's
+default judges). For each: time to decision (from the moment the canary got
+its first weight to the executor's rollback decision), failed user requests
+answered by the canary, and exposure in traffic-seconds (the share of answers
+that came from the canary, integrated over time in 100 ms bins).
+
+The same recorded requests are judged by a fixed-interval threshold analysis
+set like Flagger's tutorial (checks every 1 min: success rate >= 99 % and p99
+latency <= 500 ms; roll back after 5 failed checks; weight +10 % per passed
+check up to 50 %, then promote). It is *simulated*: each 1-minute check is
+computed on a bootstrap resample of the canary's recorded requests (as many as
+the canary's recorded share of --rate gives in a minute), because dockroll
+stopped the canary after seconds and the threshold judge needs minutes.
+
+False rollbacks: the healthy release is held as a canary at 10 % behind the
+real router, and ``--healthy-runs`` fresh analyses (default settings) each
+judge it for ``--healthy-window`` seconds of live traffic, one after another.
+
+    .venv/bin/python bench/canary/run.py [--rate 250] [--healthy-runs 20] [--healthy-window 15]
+
+Exits non-zero when a target is missed. Removes everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "examples" / "flask-app"
+DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
+ENV = "bench"
+
+BASELINE, HEALTHY, GROSS, SUBTLE, SLOW = "v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0"
+RELEASES: dict[str, dict[str, str]] = {
+    BASELINE: {"FAULT_ERROR_RATE": "0.001"},
+    HEALTHY: {"FAULT_ERROR_RATE": "0.001"},
+    GROSS: {"FAULT_ERROR_RATE": "1"},
+    SUBTLE: {"FAULT_ERROR_RATE": "0.05"},
+    SLOW: {"FAULT_ERROR_RATE": "0.001", "FAULT_LATENCY_MS": "300"},
+}
+SCENARIOS = (
+    ("100% 5xx", GROSS, "gross"),
+    ("5% 5xx vs 0.1%", SUBTLE, "subtle"),
+    ("+300 ms latency", SLOW, "subtle"),
+    ("healthy", HEALTHY, "healthy"),
+)
+TARGETS = {"gross": 5.0, "subtle": 60.0, "exposure": 1.2}
+
+# Flagger's tutorial analysis: interval 1m, threshold 5, stepWeight 10, maxWeight 50,
+# request-success-rate min 99, request-duration max 500 ms (p99).
+FLAGGER_INTERVAL = 60.0
+FLAGGER_THRESHOLD = 5
+FLAGGER_STEP, FLAGGER_MAX = 10, 50
+FLAGGER_MIN_SUCCESS = 0.99
+FLAGGER_MAX_P99 = 0.5
+
+_HEADER_PATCH = """
+    @app.after_request
+    def served_by(response: Response) -> Response:
+        response.headers["X-App-Version"] = build.version
+        return response
+
+    @app.get("/")
+"""
+
+
+# -- load generator -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    sent: float
+    """Scheduled send time, time.monotonic()."""
+    seconds: float
+    status: int
+    """HTTP status; 0 for a connection error or timeout."""
+    version: str
+    """X-App-Version of the answer ("" when none came)."""
+
+
+class Load:
+    """GET / on 127.0.0.1:<port> at a fixed rate (open loop), one connection per request.
+
+    Bounded: at most ``rate * max_seconds`` requests, never past ``max_seconds``.
+    """
+
+    def __init__(self, port: int, rate: float, max_seconds: float, timeout: float = 10.0) -> None:
+        self.port = port
+        self.rate = rate
+        self.max_seconds = max_seconds
+        self.timeout = timeout
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 10)
+
+    async def _main(self) -> None:
+        interval = 1.0 / self.rate
+        started = time.monotonic()
+        tasks: set[asyncio.Task[None]] = set()
+        self._ready.set()
+        for index in range(math.ceil(self.rate * self.max_seconds)):
+            if self._stop.is_set():
+                break
+            due = started + index * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(self._one(due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _one(self, due: float) -> None:
+        status, version = 0, ""
+        writer = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                await writer.drain()
+                raw = await reader.read()
+            head = raw.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            parts = head[0].split(" ", 2)
+            if len(parts) >= 2 and parts[1].isdigit():
+                status = int(parts[1])
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "x-app-version":
+                    version = value.strip()
+        except (TimeoutError, OSError):
+            status = 0
+        finally:
+            if writer is not None:
+                writer.close()
+        self.samples.append(Sample(due, time.monotonic() - due, status, version))
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        return [s for s in list(self.samples) if start <= s.sent < end]
+
+
+def exposure(samples: Sequence[Sample], version: str, bin_seconds: float = 0.1) -> float:
+    """Share of answers from ``version`` integrated over time, in traffic-seconds."""
+    bins: dict[int, list[int]] = {}
+    for sample in samples:
+        slot = bins.setdefault(int(sample.sent // bin_seconds), [0, 0])
+        slot[0] += 1
+        slot[1] += sample.version == version
+    return sum(bad / total * bin_seconds for total, bad in bins.values() if total)
+
+
+# -- the fixed-interval threshold judge (Flagger-like), simulated ----------------------------
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    decision: str
+    """rollback, promote."""
+    seconds: float
+    failed_requests: float
+    exposure: float
+
+
+def flagger_like(canary: Sequence[Sample], rate: float, rng: random.Random) -> ThresholdResult:
+    """Flagger's tutorial analysis over bootstrap resamples of the canary's recorded answers.
+
+    Each check reads one interval of canary requests (weight x rate x 60 s of them),
+    drawn with replacement from what the canary really answered.
+    """
+    failed_checks, weight, seconds, failed, exposed = 0, FLAGGER_STEP, 0.0, 0.0, 0.0
+    while True:
+        count = max(1, round(rate * weight / 100 * FLAGGER_INTERVAL))
+        window = rng.choices(list(canary), k=count)
+        seconds += FLAGGER_INTERVAL
+        exposed += weight / 100 * FLAGGER_INTERVAL
+        errors = sum(s.status != 200 for s in window)
+        failed += errors
+        latencies = sorted(s.seconds for s in window)
+        p99 = latencies[min(len(latencies) - 1, math.ceil(0.99 * len(latencies)) - 1)]
+        if 1 - errors / count < FLAGGER_MIN_SUCCESS or p99 > FLAGGER_MAX_P99:
+            failed_checks += 1
+            if failed_checks >= FLAGGER_THRESHOLD:
+                return ThresholdResult("rollback", seconds, failed, exposed)
+        elif weight >= FLAGGER_MAX:
+            return ThresholdResult("promote", seconds, failed, exposed)
+        else:
+            weight += FLAGGER_STEP
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
+        )
+    return done.stdout
+
+
+def free_port(avoid: set[int]) -> int:
+    """A free port on 127.0.0.1 whose metrics twin (port + 1000) is free too."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + 1000 > 65535 or port in avoid:
+            continue
+        with socket.socket() as twin:
+            try:
+                twin.bind(("127.0.0.1", port + 1000))
+            except OSError:
+                continue
+        avoid.update({port, port + 1000})
+        return port
+    raise SystemExit("no free pair of ports")
+
+
+@dataclass
+class Timeline:
+    said: list[tuple[float, str]] = field(default_factory=list)
+
+    def __call__(self, event: Any) -> None:
+        self.said.append((time.monotonic(), str(event.message)))
+
+    def first(self, fragment: str) -> float | None:
+        return next((at for at, message in self.said if fragment in message), None)
+
+
+@dataclass
+class Row:
+    scenario: str
+    kind: str
+    decision: str
+    seconds: float | None
+    failed: int
+    canary_requests: int
+    exposure: float
+    threshold: ThresholdResult | None = None
+
+
+@dataclass
+class Bench:
+    rate: float
+    healthy_runs: int
+    healthy_window: float
+    registry: str
+    seed: int
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dockroll-cb-")))
+    port: int = 0
+
+    @property
+    def service(self) -> str:
+        return f"canarybench{self.run_id}"
+
+    @property
+    def repository(self) -> str:
+        return f"bench/{self.service}"
+
+    @property
+    def app(self) -> Path:
+        return self.workdir / "app"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
+        env.update(
+            DOCKROLL_STATE_DIR=str(self.workdir / "state"),
+            DOCKROLL_LEDGER_URL=f"sqlite:///{self.workdir / 'state' / 'ledger.db'}",
+            DOCKROLL_CONFIG=str(self.app / "dockroll.yml"),
+            DOCKROLL_ACTOR="bench",
+            NO_COLOR="1",
+        )
+        env.pop("DOCKROLL_DOCKER_CLI", None)
+        return env
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        shutil.copytree(
+            EXAMPLE,
+            self.app,
+            ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "tests"),
+        )
+        state = self.workdir / "state"
+        state.mkdir()
+        home_state = Path.home() / ".local" / "state" / "dockroll" / "base-images.json"
+        if not home_state.exists():
+            raise SystemExit(f"{home_state} is missing: run `dockroll dev up` first")
+        shutil.copy(home_state, state / "base-images.json")
+        self.port = free_port(set())
+        config = yaml.safe_load((self.app / "dockroll.yml").read_text())
+        config["service"] = self.service
+        config["image"] = f"{self.registry}/{self.repository}"
+        config["health"] = {
+            "path": "/ready",
+            "use_docker_healthcheck": False,
+            "interval": "500ms",
+            "timeout": "2s",
+            "start_timeout": "60s",
+        }
+        config["container"] = {"port": 5000, "stop_grace": "5s"}
+        config["environments"] = {
+            ENV: {
+                "port": self.port,
+                "strategy": "canary",
+                "replicas": 2,
+                "drain_timeout": "5s",
+                "canary": {"steps": [10, 50, 100], "pause": "30s"},
+                # dockroll's default judges; no watch window, so a run ends at 100 %.
+                "analysis": {"interval": "1s", "watch": "0s"},
+            }
+        }
+        (self.app / "dockroll.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        source = (self.app / "app.py").read_text()
+        marker = '\n    @app.get("/")\n'
+        assert marker in source, "the sample's index route moved; update the header patch"
+        (self.app / "app.py").write_text(source.replace(marker, _HEADER_PATCH, 1))
+        dockerfile = self.app / "Dockerfile"
+        pristine = dockerfile.read_text()
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        run([*git, "init", "-q", "-b", "main"], cwd=self.app)
+        for version, knobs in RELEASES.items():
+            baked = "".join(f"ENV {key}={value}\n" for key, value in knobs.items())
+            dockerfile.write_text(pristine.replace("USER app:app", f"{baked}\nUSER app:app"))
+            (self.app / "CHANGES").write_text(f"{version}\n")
+            run([*git, "add", "-A"], cwd=self.app)
+            run([*git, "commit", "-q", "-m", version], cwd=self.app)
+            run([*git, "tag", version], cwd=self.app)
+            started = time.monotonic()
+            run([DOCKROLL, "build"], env=self.env(), cwd=self.app)
+            run([DOCKROLL, "push"], env=self.env(), cwd=self.app)
+            print(
+                f"built and pushed {version} in {time.monotonic() - started:.1f}s", file=sys.stderr
+            )
+
+    # -- library calls (in this process, for precise progress timestamps) ----------------------
+
+    def _config(self) -> Any:
+        from dockroll.config import load_config  # noqa: PLC0415 - after the env is set
+
+        return load_config(self.app / "dockroll.yml")
+
+    def deploy(
+        self, version: str, progress: Callable[[Any], None] | None = None, **over: Any
+    ) -> str:
+        from dockroll.errors import RolloutError  # noqa: PLC0415
+        from dockroll.events import discard  # noqa: PLC0415
+        from dockroll.ledger import open_ledger  # noqa: PLC0415
+        from dockroll.pipeline.deploy import deploy_release, find_release  # noqa: PLC0415
+
+        config = self._config()
+        if over:
+            env = config.environments[ENV].model_copy(update=over)
+            config = config.model_copy(update={"environments": {ENV: env}})
+        with open_ledger() as ledger:
+            release = find_release(config, ledger, version)
+            try:
+                outcome = deploy_release(config, ENV, release, ledger, progress=progress or discard)
+            except RolloutError:
+                return "rolled_back"
+        return outcome.status if outcome else "unchanged"
+
+    def serving(self) -> set[str]:
+        with Load(self.port, 50, 2) as load:
+            time.sleep(1.5)
+        return {s.version for s in load.samples if s.version}
+
+    # -- scenarios ---------------------------------------------------------------------------
+
+    def scenario(self, name: str, version: str, kind: str, rng: random.Random) -> Row:
+        print(f"scenario {name} ({version}) …", file=sys.stderr)
+        if self.serving() != {BASELINE}:
+            assert self.deploy(BASELINE, strategy=_strategy("rolling")) in (
+                "succeeded",
+                "unchanged",
+            )
+        timeline = Timeline()
+        with Load(self.port, self.rate, max_seconds=240) as load:
+            time.sleep(3)
+            start = time.monotonic()
+            decision = self.deploy(version, timeline)
+            end = time.monotonic()
+            time.sleep(3)
+        samples = load.between(start, end + 3)
+        traffic = timeline.first("% to the new release")
+        decided = timeline.first("failed; rolling back")
+        seconds = (decided - traffic) if (decided is not None and traffic is not None) else None
+        if decision == "succeeded" and traffic is not None:
+            seconds = end - traffic
+        canary = [s for s in samples if s.version == version]
+        failed = [s for s in canary if s.status != 200]
+        lost = [s for s in samples if s.status == 0]
+        if lost:
+            print(f"  {len(lost)} requests got no answer at all", file=sys.stderr)
+        # The canary's behaviour at its first step, for the threshold judge's resampling.
+        step = [s for s in canary if traffic is None or s.sent < (decided or end)]
+        threshold = flagger_like(step, self.rate, rng) if step else None
+        return Row(
+            name, kind, decision, seconds, len(failed), len(canary), exposure(samples, version),
+            threshold,
+        )  # fmt: skip
+
+    def healthy_runs_on_the_router(self) -> tuple[int, list[float], int]:
+        """False rollbacks among fresh analyses of a healthy canary held at 10 %."""
+        from dockroll.analysis import BASELINE as BASE_GROUP  # noqa: PLC0415
+        from dockroll.analysis import CANARY, Action, Analysis, providers_for  # noqa: PLC0415
+        from dockroll.ledger import open_ledger  # noqa: PLC0415
+        from dockroll.pipeline.deploy import open_environment  # noqa: PLC0415
+
+        print(f"{self.healthy_runs} healthy runs of {self.healthy_window:g}s …", file=sys.stderr)
+        if self.serving() != {BASELINE}:
+            self.deploy(BASELINE, strategy=_strategy("rolling"))
+        config = self._config()
+        settings = config.environments[ENV].analysis
+        with open_ledger() as ledger:
+            router = open_environment(config, ENV, ledger).router
+        stable = tuple(s.name for s in router.servers())
+        canary_settings = config.environments[ENV].canary.model_copy(update={"pause": None})
+        held = self.deploy(HEALTHY, canary=canary_settings)
+        if held != "paused":
+            raise SystemExit(f"the healthy canary was not held at 10% ({held})")
+        canary = tuple(s.name for s in router.servers() if s.name not in stable)
+        false_rollbacks, accepted, threshold_false = 0, [], 0
+        with Load(
+            self.port, self.rate, max_seconds=self.healthy_runs * self.healthy_window + 60
+        ) as load:
+            time.sleep(2)
+            for index in range(self.healthy_runs):
+                providers = providers_for(settings, router)
+                analysis = Analysis(settings, providers, {CANARY: canary, BASE_GROUP: stable})
+                start = time.monotonic()
+                passed_at = None
+                try:
+                    while time.monotonic() - start < self.healthy_window:
+                        decision = analysis.tick(time.monotonic())
+                        if decision.action is Action.FAIL:
+                            false_rollbacks += 1
+                            print(f"  run {index}: FAIL {decision.reason}", file=sys.stderr)
+                            break
+                        if decision.action is Action.PASS and passed_at is None:
+                            passed_at = time.monotonic() - start
+                        time.sleep(1.0)
+                finally:
+                    providers.close()
+                if passed_at is not None:
+                    accepted.append(passed_at)
+                window = [s for s in load.between(start, time.monotonic()) if s.version == HEALTHY]
+                errors = sum(s.status != 200 for s in window)
+                if window and 1 - errors / len(window) < FLAGGER_MIN_SUCCESS:
+                    threshold_false += 1
+        self.abort()
+        return false_rollbacks, accepted, threshold_false
+
+    def abort(self) -> None:
+        from dockroll.ledger import open_ledger  # noqa: PLC0415
+        from dockroll.pipeline.deploy import continue_rollout  # noqa: PLC0415
+
+        with open_ledger() as ledger:
+            continue_rollout(self._config(), ENV, ledger, abort=True, reason="bench done")
+
+    def cleanup(self) -> None:
+        def quiet(argv: Sequence[str]) -> str:
+            return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
+
+        containers = quiet(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
+        if containers:
+            quiet(["docker", "rm", "-f", *containers])
+        for network in quiet(
+            ["docker", "network", "ls", "-q", "--filter", f"name={self.service}"]
+        ).split():
+            quiet(["docker", "network", "rm", network])
+        images = quiet(["docker", "images", "-q", f"{self.registry}/{self.repository}"]).split()
+        if images:
+            quiet(["docker", "rmi", "-f", *sorted(set(images))])
+        try:
+            from dockroll.registry import RegistryClient  # noqa: PLC0415
+
+            with RegistryClient(self.registry, lookup_credentials=False) as client:
+                digests = {
+                    digest
+                    for tag in client.list_tags(self.repository)
+                    if (digest := client.manifest_digest(self.repository, tag)) is not None
+                }
+                for digest in digests:
+                    client.delete_manifest(self.repository, digest)
+        except Exception as exc:  # cleanup reports and goes on
+            print(f"could not delete the registry manifests: {exc}", file=sys.stderr)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _strategy(name: str) -> Any:
+    from dockroll.config import Strategy  # noqa: PLC0415
+
+    return Strategy(name)
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def _fmt(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f}s"
+
+
+def print_table(rows: Sequence[Row], healthy: tuple[int, list[float], int], args: Any) -> list[str]:
+    misses: list[str] = []
+    header = (
+        f"{'scenario':<17} | {'dockroll':<11} {'decided':>8} {'failed':>7} {'exposure':>9}"
+        f" | {'threshold (Flagger-like, simulated)':<13}"
+    )
+    print(f"\ncanary analysis under {args.rate:g} req/s (canary steps 10/50/100 %, 2 replicas)")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        t = row.threshold
+        threshold = (
+            f"{t.decision:<8} {_fmt(t.seconds):>7} {t.failed_requests:>7.0f} {t.exposure:>8.1f}ts"
+            if t
+            else "—"
+        )
+        print(
+            f"{row.scenario:<17} | {row.decision:<11} {_fmt(row.seconds):>8} {row.failed:>7}"
+            f" {row.exposure:>7.2f}ts | {threshold}"
+        )
+        if row.kind == "healthy":
+            if row.decision != "succeeded":
+                misses.append(f"{row.scenario}: the healthy canary was not promoted")
+            continue
+        limit = TARGETS[row.kind]
+        if row.decision != "rolled_back" or row.seconds is None or row.seconds > limit:
+            misses.append(f"{row.scenario}: not rolled back within {limit:g}s")
+        if row.exposure > TARGETS["exposure"]:
+            misses.append(f"{row.scenario}: exposure {row.exposure:.2f} > {TARGETS['exposure']}")
+    false_rollbacks, accepted, threshold_false = healthy
+    median = f"{statistics.median(accepted):.1f}s" if accepted else "never"
+    print(
+        f"{'healthy runs':<17} | {false_rollbacks}/{args.healthy_runs} false rollbacks "
+        f"({args.healthy_window:g}s each, live router; accepted in {len(accepted)},"
+        f" median {median})"
+        f" | {threshold_false}/{args.healthy_runs} failed checks"
+    )
+    print(
+        "decided: from the canary's first weight to the rollback decision (promotion: to the"
+        " end);\nfailed: requests the canary answered with a 5xx; exposure: share of answers"
+        " from the canary x seconds."
+    )
+    if false_rollbacks:
+        misses.append(f"{false_rollbacks} false rollbacks in {args.healthy_runs} healthy runs")
+    return misses
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=250.0)
+    parser.add_argument("--healthy-runs", type=int, default=20)
+    parser.add_argument("--healthy-window", type=float, default=15.0)
+    parser.add_argument("--registry", default=os.environ.get("DOCKROLL_REGISTRY", "127.0.0.1:5000"))
+    parser.add_argument("--seed", type=int, default=7, help="for the threshold judge's resampling")
+    args = parser.parse_args()
+    bench = Bench(args.rate, args.healthy_runs, args.healthy_window, args.registry, args.seed)
+    rng = random.Random(args.seed)
+    try:
+        bench.prepare()
+        os.environ.update({k: v for k, v in bench.env().items() if k.startswith("DOCKROLL_")})
+        assert bench.deploy(BASELINE) == "succeeded"
+        if bench.serving() != {BASELINE}:
+            raise SystemExit(
+                f"the router on 127.0.0.1:{bench.port} does not answer with {BASELINE}"
+            )
+        rows = [bench.scenario(name, version, kind, rng) for name, version, kind in SCENARIOS]
+        healthy = bench.healthy_runs_on_the_router()
+    finally:
+        with contextlib.suppress(Exception):
+            bench.cleanup()
+    misses = print_table(rows, healthy, args)
+    for miss in misses:
+        print(f"MISSED: {miss}")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
