@@ -15,7 +15,7 @@ import pytest
 
 from dockroll import labels
 from dockroll.config import Config, MigrationConfig
-from dockroll.errors import RolloutError
+from dockroll.errors import PolicyRefusal, RolloutError
 from dockroll.events import Progress
 from dockroll.ledger import DeploymentStatus, StepStatus
 from dockroll.pipeline.deploy import (
@@ -24,6 +24,8 @@ from dockroll.pipeline.deploy import (
     open_environment,
     rollback_release,
 )
+from dockroll.refs import ImageRef, parse_reference
+from dockroll.registry import RegistryClient, retag
 from dockroll.rollout.executor import observe
 from tests.integration.rollout_support import (
     BAD,
@@ -49,6 +51,7 @@ ENVIRONMENTS = {
     "bad": {"strategy": "rolling", "replicas": 2},
     "migrate": {"strategy": "rolling", "replicas": 1},
     "router": {"strategy": "rolling", "replicas": 2},
+    "tagged": {"strategy": "rolling", "replicas": 1, "tags": ["tagged", "tagged-{{version}}"]},
 }
 
 
@@ -268,3 +271,37 @@ def test_a_removed_router_comes_back_with_the_running_replicas(
     # And the next deploy goes through the recreated router.
     assert _deploy(env, "router", NEW) == "succeeded"
     assert versions(url, 20) == {NEW: 20}
+
+
+def _tag_digest(env: Seeded, tag: str) -> str | None:
+    ref = parse_reference(env.config().image)
+    with RegistryClient(ref.registry) as client:
+        return client.manifest_digest(ref.repository, tag)
+
+
+def test_environment_tags_follow_what_runs(env: Seeded) -> None:
+    old, new, bad = env.releases[OLD], env.releases[NEW], env.releases[BAD]
+    assert _deploy(env, "tagged", OLD) == "succeeded"
+    assert _tag_digest(env, "tagged") == old.digest
+    assert _deploy(env, "tagged", NEW) == "succeeded"
+    assert _tag_digest(env, "tagged") == new.digest
+    with env.ledger() as ledger:
+        rollback_release(env.config(), "tagged", ledger)
+    assert _tag_digest(env, "tagged") == old.digest
+    assert versions(env.url("tagged"), 10) == {OLD: 10}
+
+    # A promotion moves the tag before the rollout; a rollout that fails moves it back.
+    ref = parse_reference(env.config().image)
+    with RegistryClient(ref.registry) as client:
+        retag(client, ImageRef(ref.registry, ref.repository, digest=bad.digest), "tagged")
+    config = env.config()
+    impatient = config.model_copy(
+        update={"health": config.health.model_copy(update={"start_timeout": 6.0})}
+    )
+    with pytest.raises(RolloutError):
+        _deploy(env, "tagged", BAD, impatient)
+    assert _tag_digest(env, "tagged") == old.digest
+
+    # Rolling back "to" a release is for releases the environment ran: not for one it refused.
+    with env.ledger() as ledger, pytest.raises(PolicyRefusal, match="never ran in tagged"):
+        rollback_release(env.config(), "tagged", ledger, to=BAD)

@@ -14,7 +14,7 @@ from dockroll import labels
 from dockroll.config import Config, Strategy
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
-from dockroll.errors import DockrollError, PolicyRefusal, UsageError
+from dockroll.errors import DockrollError, PolicyRefusal, RolloutError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import (
     Deployment,
@@ -25,7 +25,8 @@ from dockroll.ledger import (
 )
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.mirror import resolve_with_fallback
-from dockroll.refs import is_digest, parse_reference
+from dockroll.refs import ImageRef, is_digest, parse_reference
+from dockroll.registry import RegistryClient, retag
 from dockroll.rollout.executor import (
     FULL_WEIGHT,
     RolloutOutcome,
@@ -45,6 +46,7 @@ __all__ = [
     "find_release",
     "open_environment",
     "rollback_release",
+    "sync_environment_tags",
     "unfinished_deployment",
 ]
 
@@ -212,6 +214,42 @@ def _keep_recent_images(
             progress(Progress("deploy", f"removed the image of {release.version} from the engine"))
 
 
+def sync_environment_tags(
+    config: Config, environment: str, release: Release, progress: ProgressCallback = discard
+) -> list[str]:
+    """Point the environment's moving tags (``prod``, ``staging`` …) at what it runs now.
+
+    Promotion moves them before the rollout; a rollout that is rolled back, and
+    every rollback, moves them back, so the registry never claims an
+    environment runs what it does not. Versioned tags (``prod-{{version}}``)
+    record that a release was promoted and stay. A registry that is down only
+    costs a warning: what runs is decided by the engine, not by the tags.
+    """
+    moving = [tag for tag in config.environment(environment).tags if "{{" not in tag]
+    if not moving:
+        return []
+    source = ImageRef(
+        registry=release.registry, repository=release.repository, digest=release.digest
+    )
+    moved: list[str] = []
+    try:
+        with RegistryClient(release.registry) as client:
+            for tag in moving:
+                if retag(client, source, tag).written:
+                    moved.append(tag)
+    except DockrollError as exc:
+        progress(
+            Progress(
+                "deploy",
+                f"could not point {', '.join(moving)} at {release.version}: {exc.message}",
+            )
+        )
+        return moved
+    if moved:
+        progress(Progress("deploy", f"{', '.join(moved)} now point at {release.version}"))
+    return moved
+
+
 def _settle_unfinished(
     env: Environment, ledger: Ledger, progress: ProgressCallback
 ) -> RolloutOutcome | None:
@@ -294,8 +332,15 @@ def deploy_release(
                 f"{len(plan.steps)} steps, {len(plan.new)} new, {len(plan.old)} replaced",
             )
         )
-        outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
+        try:
+            outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
+        except RolloutError:
+            running = ledger.current_release(config.service, environment)
+            if running is not None and running.digest != release.digest:
+                sync_environment_tags(config, environment, running, progress)
+            raise
         if outcome.status == "succeeded":
+            sync_environment_tags(config, environment, release, progress)
             _keep_recent_images(config, env.engine, ledger, progress)
     ledger.audit(
         kind.value,
@@ -339,10 +384,27 @@ def rollback_release(
     reason: str | None = None,
     lock_wait: float = 0.0,
 ) -> RolloutOutcome | None:
-    """Go back to the previous release (or ``to``): instantly within a blue-green window."""
-    target = (
-        find_release(config, ledger, to) if to else _rollback_target(config, ledger, environment)
-    )
+    """Go back to the previous release (or ``to``): instantly within a blue-green window.
+
+    ``to`` must name a release the environment ran before; anything else goes
+    through promotion and its gates.
+    """
+    if to:
+        target = find_release(config, ledger, to)
+        ran = {
+            d.digest
+            for d in ledger.deployments(config.service, environment)
+            if d.status is DeploymentStatus.SUCCEEDED
+        } | {p.digest for p in ledger.promotions(config.service, environment)}
+        if target.digest not in ran:
+            raise PolicyRefusal(
+                f"{target.version} never ran in {environment}: a rollback goes back to a "
+                "release the environment ran before",
+                hint=f"`dockroll promote {target.version} --to {environment}` takes it there "
+                "through the gates",
+            )
+    else:
+        target = _rollback_target(config, ledger, environment)
     env = open_environment(config, environment, ledger, progress)
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation="rollback", wait=lock_wait):
@@ -391,6 +453,8 @@ def rollback_release(
             lock_wait=lock_wait,
         )
     else:
+        if outcome.status == "succeeded":
+            sync_environment_tags(config, environment, target, progress)
         ledger.audit(
             "rollback",
             service=config.service,

@@ -262,12 +262,12 @@ def plan_promotion(
     )
 
 
-def refusal(plan: PromotionPlan) -> PolicyRefusal:
+def refusal(plan: PromotionPlan, *, dry_run: bool = False) -> PolicyRefusal:
     """The error for a plan the gates refused, listing every refusing gate."""
     lines = [str(verdict) for verdict in plan.decision.refusals]
     return PolicyRefusal(
         f"promotion of {plan.release.version} to {plan.target} refused:\n  " + "\n  ".join(lines),
-        hint="`--dry-run` shows every gate's verdict",
+        hint=None if dry_run else "`--dry-run` shows every gate's verdict",
     )
 
 

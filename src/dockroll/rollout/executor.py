@@ -362,9 +362,14 @@ class RolloutRunner:
             finished = self.ledger.finish_deployment(
                 deployment, DeploymentStatus.ROLLED_BACK, message=message
             )
+            before = (
+                "the previous release keeps serving"
+                if plan.old
+                else "nothing ran here before, so nothing serves now"
+            )
             raise RolloutError(
                 f"the rollout of {release.version} to {self.environment} failed and was "
-                f"rolled back; the previous release keeps serving.\n  cause: {message}",
+                f"rolled back; {before}.\n  cause: {message}",
                 hint=f"`dockroll history --env {self.environment}` shows every step "
                 f"(deployment {finished.id})",
             ) from exc
@@ -698,7 +703,10 @@ class RolloutRunner:
         for name in plan.new:
             self._drain(name)
             self._stop(name)
-        self._say("rolled back: the previous release serves all traffic")
+        if plan.old:
+            self._say("rolled back: the previous release serves all traffic")
+        else:
+            self._say("removed the new release; nothing ran here before it")
 
     def _previous_release(self, deployment: Deployment, plan: Plan) -> Release | None:
         """The release the replaced replicas ran, from their labels (or the ledger)."""

@@ -115,7 +115,7 @@ def promote_command(
                 "\n".join(["[bold]dry run[/]: nothing written", *_plan_lines(plan)]),
             )
             if not plan.decision.allowed:
-                raise refusal(plan)
+                raise refusal(plan, dry_run=True)
             return
         with cli.output.progress(f"promoting {plan.release.version} to {to}") as progress:
             result = execute_promotion(plan, client, ledger, config, progress=progress)
