@@ -177,11 +177,6 @@ def test_a_missing_dockerfile_is_exit_4(checkout: Checkout) -> None:
     assert_clean_error(run, 4, "no Dockerfile at", "Nope.Dockerfile")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the error renderer reads '[/bin/sh -c …]' in the build output as Rich markup "
-    "and crashes (exit 1); see tests/unit/test_cli.py",
-)
 def test_a_failing_build_is_exit_4(checkout: Checkout) -> None:
     (checkout.repo / "Failing.Dockerfile").write_text(
         "ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}\nRUN echo e2e-fails-here && false\n",

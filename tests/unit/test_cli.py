@@ -222,11 +222,6 @@ def test_keyboard_interrupt_is_130(
 
 
 @pytest.mark.usefixtures("configured")
-@pytest.mark.xfail(
-    strict=True,
-    reason="Output.error renders the message as Rich markup: '[/bin/sh -c …]' from build "
-    "output is read as a closing tag, MarkupError escapes and the exit code becomes 1",
-)
 def test_an_error_message_is_printed_verbatim(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, RenderableType
+from rich.markup import escape
 
 from dockroll.events import Progress, ProgressCallback
 
@@ -52,7 +53,8 @@ class Output:
         self.err.print(f"[yellow]warning:[/] {text}")
 
     def error(self, text: str) -> None:
-        self.err.print(f"[bold red]error:[/] {text}", markup=True, soft_wrap=True)
+        # Messages quote build output, paths and logs: print them verbatim, not as markup.
+        self.err.print(f"[bold red]error:[/] {escape(text)}", markup=True, soft_wrap=True)
 
     @contextmanager
     def progress(self, title: str) -> Iterator[ProgressCallback]:

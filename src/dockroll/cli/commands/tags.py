@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from dockroll.cli.app import app, state
 from dockroll.config import Config, load_config
@@ -72,7 +73,7 @@ def tags_command(
     label_lines = list(labels or []) or (list(config.tags.labels) if config else [])
     context = detect_context(cwd=config.root if config else None, repo_json=repo_json)
     for note in context.notes:
-        cli.output.warn(note)
+        cli.output.warn(escape(note))
     metadata = compute(
         context, images=names, rules=tag_rules, flavor=flavor_lines, labels=label_lines
     )
