@@ -187,13 +187,15 @@ class Row:
 
     @property
     def all_on_target(self) -> float | None:
-        """Seconds from the command's start until every later answer came from ``target``."""
-        last_other = max(
-            (i for i, s in enumerate(self.samples) if s.version != self.target), default=-1
-        )
-        if last_other == len(self.samples) - 1:
+        """Seconds from the command's start until every later answer came from ``target``.
+
+        Only answers count (HTTP 200): failures are in their own column.
+        """
+        answers = [s for s in self.samples if s.status == 200]
+        last_other = max((i for i, s in enumerate(answers) if s.version != self.target), default=-1)
+        if last_other == len(answers) - 1:
             return None
-        return max(0.0, self.samples[last_other + 1].sent - self.command_start)
+        return max(0.0, answers[last_other + 1].sent - self.command_start)
 
     @property
     def window(self) -> float:
@@ -222,7 +224,7 @@ def print_table(rows: Sequence[Row], rate: float) -> None:
     print(
         "failed = non-200 answers, connection errors and timeouts; p99/max over the 200s, "
         "from the scheduled send time;\n100% target after = from the command's start to the "
-        "first request after which every answer came from the target version;\n"
+        "first request after which every 200 answer came from the target version;\n"
         "command = the command's wall time (CLI start-up included); dockroll = the rollout's "
         "own time as dockroll reports it"
     )
@@ -546,6 +548,13 @@ class Bench:
         answering_version(self.router_port)
         rows = [
             self.measure(
+                "baseline (no change)",
+                self.router_port,
+                lambda: None,
+                v1,
+                note="dockroll's router, nothing deployed: what the box sustains",
+            ),
+            self.measure(
                 "dockroll rolling",
                 self.router_port,
                 lambda: self.deploy(v2, "--strategy", "rolling"),
@@ -642,6 +651,12 @@ def main() -> int:
     parser.add_argument("--lead", type=float, default=2, help="seconds of load before the command")
     parser.add_argument("--tail", type=float, default=3, help="least seconds of load after it")
     parser.add_argument("--registry", default="127.0.0.1:5000", help="the local registry")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("compose", "swarm", "dockroll"),
+        help="run only these scenario groups (repeatable; default: all)",
+    )
     args = parser.parse_args()
     if args.registry.rpartition(":")[0] not in ("127.0.0.1", "localhost"):
         raise SystemExit("the benchmark talks to a registry on 127.0.0.1 only")
@@ -649,16 +664,37 @@ def main() -> int:
         raise SystemExit("--rate must be 1..2000 and --duration 1..120")
 
     bench = Bench(args.rate, args.duration, args.lead, args.tail, args.registry)
+    rows: list[Row] = []
+    setup_failures: list[str] = []
     try:
         print(f"building {bench.image} {' and '.join(VERSIONS)} …", file=sys.stderr)
         bench.prepare()
-        rows = [bench.bench_compose(), bench.bench_swarm(), *bench.bench_dockroll()]
+        phases: dict[str, Callable[[], list[Row]]] = {
+            "compose": lambda: [bench.bench_compose()],
+            "swarm": lambda: [bench.bench_swarm()],
+            "dockroll": bench.bench_dockroll,
+        }
+        for name, phase in phases.items():
+            if args.only and name not in args.only:
+                continue
+            try:
+                rows += phase()
+            except SystemExit as exc:  # a set-up step failed: the other phases still run
+                print(exc, file=sys.stderr)
+                setup_failures.append(str(exc).strip().splitlines()[0])
         print_table(rows, args.rate)
     finally:
         bench.cleanup()
 
     dockroll_rows = [row for row in rows if row.scenario.startswith("dockroll")]
-    failures = [f"{row.scenario}: {row.failed} failed" for row in dockroll_rows if row.failed]
+    baseline = next((row for row in rows if row.scenario.startswith("baseline")), None)
+    if baseline is not None and baseline.failed:
+        print(
+            f"the baseline failed {baseline.failed} requests with nothing deployed: "
+            "the machine cannot sustain this rate now; the failures below are not the rollouts'"
+        )
+    failures = [f"set-up: {failure}" for failure in setup_failures]
+    failures += [f"{row.scenario}: {row.failed} failed" for row in dockroll_rows if row.failed]
     failures += [
         f"{row.scenario}: never all on the target version"
         for row in dockroll_rows
