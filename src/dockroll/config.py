@@ -121,6 +121,9 @@ class HealthConfig(_Model):
     path: str | None = "/ready"
     """HTTP readiness path; null to rely on the image's Docker HEALTHCHECK alone."""
     use_docker_healthcheck: bool = True
+    """Use the image's Docker HEALTHCHECK too: `dockroll test` waits for it to pass; in
+    deploys an "unhealthy" verdict fails a replica at once, while the HTTP readiness check
+    (the router's) gates traffic, and with no `path` the HEALTHCHECK is the gate."""
     interval: Duration = 0.5
     timeout: Duration = 2.0
     start_timeout: Duration = 60.0

@@ -461,14 +461,18 @@ class RolloutRunner:
                 labels=self._app_labels(release, slot, name),
                 network=self.network,
                 restart=True,
-                health_interval=self.config.health.interval,
+                # The image's own HEALTHCHECK interval: a replica lives long, and a fast
+                # interval would run the check command twice a second for its whole life.
             )
         )
 
     def _await_healthy(self, name: str) -> None:
         deadline = self.clock() + self.config.health.start_timeout
-        # Without the image's HEALTHCHECK the router's readiness check (AddServers) is the gate.
+        # The router's readiness check (AddServers) gates traffic. The image's HEALTHCHECK,
+        # when used, vetoes: "unhealthy" fails the replica at once. While it is still
+        # "starting" the router's check decides, unless there is no HTTP probe to ask.
         docker_check = self.config.health.use_docker_healthcheck or not self.config.health.path
+        gate_on_docker = docker_check and not self.config.health.path
         while True:
             info = self._find(name)
             if info is None or info.status in ("exited", "dead"):
@@ -480,7 +484,10 @@ class RolloutRunner:
             health = info.health if docker_check else Health.NONE
             if health is Health.UNHEALTHY:
                 raise EngineError(f"{name} reports unhealthy ({self.engine.logs(name, tail=5)})")
-            if info.running and health in (Health.HEALTHY, Health.NONE):
+            if info.running and (
+                health in (Health.HEALTHY, Health.NONE)
+                or (health is Health.STARTING and not gate_on_docker)
+            ):
                 return
             if self.clock() >= deadline:
                 raise EngineError(
