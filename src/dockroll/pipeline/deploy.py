@@ -72,17 +72,17 @@ class Environment:
         )
 
 
-def _router_specs(env: Environment, ledger: Ledger) -> list[ServerSpec]:
+def _router_specs(config: Config, name: str, engine: Engine, ledger: Ledger) -> list[ServerSpec]:
     """Running replicas for a router that may have to be recreated.
 
     Replicas of the release the ledger says is current get full weight;
     others (a blue-green standby, an unfinished canary) come back at weight 0,
     so a recreated router never sends traffic where it was not meant to go.
     """
-    current = ledger.current_release(env.config.service, env.name)
-    network = network_name(env.config.service, env.name)
+    current = ledger.current_release(config.service, name)
+    network = network_name(config.service, name)
     specs = []
-    containers = env.engine.containers(labels.selector(env.config.service, env.name))
+    containers = engine.containers(labels.selector(config.service, name))
     running = [c for c in containers if c.running and c.networks.get(network)]
     current_digests = {c.labels.get(labels.DIGEST) for c in running}
     for info in running:
@@ -94,7 +94,7 @@ def _router_specs(env: Environment, ledger: Ledger) -> list[ServerSpec]:
             ServerSpec(
                 info.name,
                 info.networks[network],
-                env.config.container.port,
+                config.container.port,
                 weight=FULL_WEIGHT if serving else 0,
             )
         )
@@ -112,20 +112,28 @@ def open_environment(
         network_name(config.service, name), labels.selector(config.service, name, "network")
     )
     router = HaproxyRouter.for_environment(engine, config, name, progress=progress)
-    info = router.ensure([])
-    env = Environment(
+    info = router.ensure(_router_specs(config, name, engine, ledger))
+    if info.restored:
+        progress(Progress("router", f"restored {', '.join(info.restored)} into the router"))
+    return Environment(
         config=config,
         name=name,
         engine=engine,
         router=router,
         lock=EnvironmentLock(engine, config.service, name, image=info.image),
     )
-    specs = _router_specs(env, ledger)
-    if specs:
-        restored = router.ensure(specs).restored
-        if restored:
-            progress(Progress("router", f"restored {', '.join(restored)} into the router"))
-    return env
+
+
+def _remove_stopped(env: Environment, progress: ProgressCallback) -> None:
+    """Remove app containers that stopped (a crash mid-stop leaves one): no orphans remain.
+
+    Running replicas are the rollouts' business; a stopped one serves nothing and
+    is in no router.
+    """
+    for info in env.engine.containers(labels.selector(env.config.service, env.name)):
+        if not info.running and info.status in ("exited", "dead", "created"):
+            progress(Progress("deploy", f"removing {info.name}, which had stopped ({info.status})"))
+            env.engine.remove(info.id, grace=0)
 
 
 def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
@@ -300,6 +308,7 @@ def deploy_release(
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):
         _settle_unfinished(env, ledger, progress)
+        _remove_stopped(env, progress)
         observed = observe(env.engine, env.router, config.service, environment)
         if len(observed.replicas) == env_config.replicas and all(
             r.digest == release.digest and r.weight for r in observed.replicas
@@ -409,6 +418,7 @@ def rollback_release(
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation="rollback", wait=lock_wait):
         settled = _settle_unfinished(env, ledger, progress)
+        _remove_stopped(env, progress)
         observed = observe(env.engine, env.router, config.service, environment)
         standby = [
             r for r in observed.replicas if r.digest == target.digest and r.weight is not None
@@ -496,6 +506,8 @@ def continue_rollout(
         else:
             release = find_release(config, ledger, unfinished.digest)
             outcome = runner.resume(unfinished, release, skip_pauses=skip_pauses)
+        if outcome.status != "paused":
+            _remove_stopped(env, progress)
     ledger.audit(
         action,
         service=config.service,
