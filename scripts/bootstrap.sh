@@ -25,5 +25,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check -e '.[dev]'
 echo "dockroll installed: .venv/bin/dockroll ($(.venv/bin/dockroll --version))"
