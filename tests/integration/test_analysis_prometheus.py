@@ -144,6 +144,9 @@ def test_custom_check_passes_on_good_data_and_fails_on_errors(
                     "success": "< 0.05",
                     "failure": ">= 0.5",
                     "interval": "1s",
+                    # While the rate window slides from good data to bad, a value in
+                    # between is inconclusive; a few of those must not hold the run.
+                    "inconclusive_limit": 30,
                 }
             ],
         }
