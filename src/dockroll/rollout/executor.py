@@ -300,7 +300,7 @@ class RolloutRunner:
     ) -> RolloutOutcome:
         started = self.clock()
         image = pinned_image(release)
-        index = first
+        index = 0  # no step yet: a failing pre-rollout hook marks none of them
         self._plan, self._deployment = plan, deployment
         # A pause request made before this run (re)started was answered by the pause it
         # caused; resuming consumes it, or the rollout would stop again at its next step.

@@ -25,6 +25,7 @@ from dockroll.config import (
     Strategy,
 )
 from dockroll.errors import RolloutError
+from dockroll.hooks import Hooks
 from dockroll.ledger import (
     Deployment,
     DeploymentStatus,
@@ -490,3 +491,23 @@ def test_a_rollout_killed_at_any_change_can_be_resumed_or_aborted(
                 assert_serves_only(h, h.v1, replicas)
             assert set(h.router.weights()) == set(h.app_containers()), where
             assert h.router.violations == [], where
+
+
+def test_a_failing_pre_rollout_hook_stops_before_anything_changes(ledger: Ledger) -> None:
+    h = harness(ledger, make_config(Strategy.ROLLING))
+    containers, weights = dict(h.app_containers()), dict(h.router.weights())
+    h.config = make_config(
+        Strategy.ROLLING,
+        hooks=Hooks.model_validate({"pre-rollout": [{"name": "freeze", "command": ["false"]}]}),
+    )
+
+    with pytest.raises(RolloutError, match="pre-rollout hook `freeze` failed"):
+        h.deploy(h.v2)
+
+    assert h.engine.runs == []
+    assert h.app_containers() == containers
+    assert h.router.weights() == weights
+    deployment = h.latest()
+    assert deployment.status is DeploymentStatus.ROLLED_BACK
+    assert all(step.status is not StepStatus.FAILED for step in deployment.steps)
+    assert_never_dark(h)
