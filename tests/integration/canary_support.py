@@ -1,129 +1,24 @@
 """Releases with faults baked in, and paced load that records who answered each request.
 
-:func:`seed_releases` copies the sample service into a git repo of its own with
-a unique service name, and builds and pushes one release per tagged version,
-each with the fault knobs given for it set as ``ENV`` in its Dockerfile (so the
-fault is part of the image, like a real bad release). :class:`PacedLoad` sends
-``GET /`` (the application endpoint, where the knobs act) at a bounded rate.
+:func:`seed_releases` (from :mod:`tests.integration.rollout_support`, re-exported
+here) builds and pushes one release per tagged version of a copy of the sample
+service, each with its fault knobs set as ``ENV`` in its Dockerfile (so the fault
+is part of the image, like a real bad release). :class:`PacedLoad` sends ``GET /``
+(the application endpoint, where the knobs act) at a bounded rate.
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-import pytest
-import yaml
 
-from dockroll.config import load_config
-from dockroll.engine.docker import DockerEngine
-from dockroll.ledger import Release, open_ledger
-from dockroll.pipeline.build import build_release
-from dockroll.pipeline.metadata import release_metadata
-from dockroll.pipeline.push import push_release, record_push
-from tests.integration.rollout_support import (
-    EXAMPLE,
-    Seeded,
-    _git,
-    cleanup,
-    free_router_port,
-    plain_git_env,
-    real_substitutes,
-    remove_images,
-)
+from tests.integration.rollout_support import seed_releases
 
 __all__ = ["PacedLoad", "Reply", "seed_releases"]
-
-
-def seed_releases(
-    tmp_path_factory: pytest.TempPathFactory,
-    registry: str,
-    environments: Mapping[str, Mapping[str, Any]],
-    releases: Mapping[str, Mapping[str, str]],
-    *,
-    prefix: str,
-) -> Iterator[Seeded]:
-    """Build and push ``version → fault knobs`` in order; clean everything up afterwards."""
-    substitutes = real_substitutes()
-    state = tmp_path_factory.mktemp("state")
-    shutil.copy(substitutes, state / "base-images.json")
-    service = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    repository = f"{registry}/dockroll-test/{service}"
-    repo = tmp_path_factory.mktemp("svc") / "service"
-    shutil.copytree(
-        EXAMPLE, repo, ignore=shutil.ignore_patterns("tests", "__pycache__", ".pytest_cache")
-    )
-    taken: set[int] = set()
-    ports = {name: free_router_port(taken) for name in environments}
-    data = yaml.safe_load((EXAMPLE / "dockroll.yml").read_text(encoding="utf-8"))
-    data.update(service=service, image=repository)
-    # The router's /ready check gates traffic (the image's HEALTHCHECK flaps on a busy machine).
-    data["health"] = {
-        "path": "/ready",
-        "use_docker_healthcheck": False,
-        "interval": "500ms",
-        "timeout": "2s",
-        "start_timeout": "60s",
-    }
-    data["container"] = {"port": 5000, "stop_grace": "5s"}
-    data["environments"] = {
-        name: {"port": ports[name], **dict(settings)} for name, settings in environments.items()
-    }
-    config_path = repo / "dockroll.yml"
-    config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    ledger_url = f"sqlite:///{state / 'ledger.db'}"
-    environ = {
-        "DOCKROLL_STATE_DIR": str(state),
-        "DOCKROLL_LEDGER_URL": ledger_url,
-        "DOCKROLL_CONFIG": str(config_path),
-    }
-    dockerfile = repo / "Dockerfile"
-    pristine = dockerfile.read_text(encoding="utf-8")
-    engine = DockerEngine()
-    recorded: dict[str, Release] = {}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in environ.items():
-            patch.setenv(key, value)
-        patch.delenv("DOCKROLL_DOCKER_CLI", raising=False)
-        _git(repo, "init", "-q")
-        try:
-            for version, knobs in releases.items():
-                baked = "".join(f"ENV {key}={value}\n" for key, value in knobs.items())
-                dockerfile.write_text(
-                    pristine.replace("USER app:app", f"{baked}\nUSER app:app"), encoding="utf-8"
-                )
-                (repo / "CHANGES").write_text(f"{version}\n", encoding="utf-8")
-                _git(repo, "add", "-A")
-                _git(repo, "commit", "-q", "-m", f"release {version}")
-                _git(repo, "tag", version)
-                config = load_config(config_path)
-                metadata = release_metadata(config, env=plain_git_env())
-                built = build_release(config, metadata, engine)
-                pushed = push_release(built.record, engine)
-                with open_ledger(ledger_url) as ledger:
-                    recorded[version] = record_push(ledger, built.record, pushed)
-            assert len({r.digest for r in recorded.values()}) == len(releases)
-            yield Seeded(
-                service=service,
-                repo=repo,
-                config_path=config_path,
-                state=state,
-                ledger_url=ledger_url,
-                releases=recorded,
-                environ=environ,
-                ports=ports,
-            )
-        finally:
-            cleanup(engine.client, service)
-            remove_images(engine.client, repository)
-            engine.close()
 
 
 @dataclass(frozen=True)

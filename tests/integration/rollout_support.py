@@ -1,9 +1,10 @@
 """Shared pieces of the deploy, lock and crash-safety integration tests.
 
-:func:`seed_service` copies the sample service into a git repo with a unique
-service name, builds and pushes three releases of it against the real engine
-and registry (v1.0.0, v1.1.0 and v1.2.0, which never turns ready) and records
-them in a ledger of its own. :class:`Load` sends constant traffic to a router
+:func:`seed_releases` copies the sample service into a git repo with a unique
+service name and builds and pushes one release per version, each with its fault
+knobs baked into the image, against the real engine and registry, and records
+them in a ledger of its own; :func:`seed_service` seeds the usual three (v1.0.0,
+v1.1.0 and v1.2.0, which never turns ready). :class:`Load` sends constant traffic to a router
 from a thread pool. :func:`cleanup` removes every container, router, lock and
 network of the service afterwards.
 """
@@ -131,6 +132,22 @@ def seed_service(
     prefix: str = "roll",
 ) -> Iterator[Seeded]:
     """Build and push v1.0.0, v1.1.0 and the bad v1.2.0 of a fresh service; clean up after."""
+    releases = {GOOD[0]: {}, GOOD[1]: {}, BAD: {"FAULT_READY_FAIL": "1"}}
+    yield from seed_releases(
+        tmp_path_factory, registry, environments, releases, prefix=prefix, stop_grace="10s"
+    )
+
+
+def seed_releases(
+    tmp_path_factory: pytest.TempPathFactory,
+    registry: str,
+    environments: Mapping[str, Mapping[str, Any]],
+    releases: Mapping[str, Mapping[str, str]],
+    *,
+    prefix: str,
+    stop_grace: str = "5s",
+) -> Iterator[Seeded]:
+    """Build and push ``version → fault knobs`` in order; clean everything up afterwards."""
     substitutes = real_substitutes()
     state = tmp_path_factory.mktemp("state")
     shutil.copy(substitutes, state / "base-images.json")
@@ -144,8 +161,7 @@ def seed_service(
     ports = {name: free_router_port(taken) for name in environments}
     data = yaml.safe_load((EXAMPLE / "dockroll.yml").read_text(encoding="utf-8"))
     data.update(service=service, image=repository)
-    # The router's /ready check gates traffic; the image's HEALTHCHECK spawns a Python per
-    # probe and flaps on a loaded machine, so it is left out of the decision.
+    # The router's /ready check gates traffic (the image's HEALTHCHECK flaps on a busy machine).
     data["health"] = {
         "path": "/ready",
         "use_docker_healthcheck": False,
@@ -153,7 +169,7 @@ def seed_service(
         "timeout": "2s",
         "start_timeout": "60s",
     }
-    data["container"] = {"port": 5000, "stop_grace": "10s"}
+    data["container"] = {"port": 5000, "stop_grace": stop_grace}
     data["environments"] = {
         name: {"port": ports[name], **dict(settings)} for name, settings in environments.items()
     }
@@ -165,45 +181,42 @@ def seed_service(
         "DOCKROLL_LEDGER_URL": ledger_url,
         "DOCKROLL_CONFIG": str(config_path),
     }
+    dockerfile = repo / "Dockerfile"
+    pristine = dockerfile.read_text(encoding="utf-8")
     engine = DockerEngine()
-    releases: dict[str, Release] = {}
+    recorded: dict[str, Release] = {}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in environ.items():
             patch.setenv(key, value)
         patch.delenv("DOCKROLL_DOCKER_CLI", raising=False)
         _git(repo, "init", "-q")
-        for version in (*GOOD, BAD):
-            if version == BAD:
-                dockerfile = repo / "Dockerfile"
-                text = dockerfile.read_text(encoding="utf-8")
-                dockerfile.write_text(
-                    text.replace("USER app:app", "ENV FAULT_READY_FAIL=1\n\nUSER app:app"),
-                    encoding="utf-8",
-                )
-            else:
-                (repo / "CHANGES").write_text(f"{version}\n", encoding="utf-8")
-            _git(repo, "add", "-A")
-            _git(repo, "commit", "-q", "-m", f"release {version}")
-            _git(repo, "tag", version)
-            config = load_config(config_path)
-            metadata = release_metadata(config, env=plain_git_env())
-            built = build_release(config, metadata, engine)
-            pushed = push_release(built.record, engine)
-            with open_ledger(ledger_url) as ledger:
-                releases[version] = record_push(ledger, built.record, pushed)
-        assert len({r.digest for r in releases.values()}) == 3
-        seeded = Seeded(
-            service=service,
-            repo=repo,
-            config_path=config_path,
-            state=state,
-            ledger_url=ledger_url,
-            releases=releases,
-            environ=environ,
-            ports=ports,
-        )
         try:
-            yield seeded
+            for version, knobs in releases.items():
+                baked = "".join(f"ENV {key}={value}\n" for key, value in knobs.items())
+                dockerfile.write_text(
+                    pristine.replace("USER app:app", f"{baked}\nUSER app:app"), encoding="utf-8"
+                )
+                (repo / "CHANGES").write_text(f"{version}\n", encoding="utf-8")
+                _git(repo, "add", "-A")
+                _git(repo, "commit", "-q", "-m", f"release {version}")
+                _git(repo, "tag", version)
+                config = load_config(config_path)
+                metadata = release_metadata(config, env=plain_git_env())
+                built = build_release(config, metadata, engine)
+                pushed = push_release(built.record, engine)
+                with open_ledger(ledger_url) as ledger:
+                    recorded[version] = record_push(ledger, built.record, pushed)
+            assert len({r.digest for r in recorded.values()}) == len(releases)
+            yield Seeded(
+                service=service,
+                repo=repo,
+                config_path=config_path,
+                state=state,
+                ledger_url=ledger_url,
+                releases=recorded,
+                environ=environ,
+                ports=ports,
+            )
         finally:
             cleanup(engine.client, service)
             remove_images(engine.client, repository)
