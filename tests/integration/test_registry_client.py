@@ -27,7 +27,8 @@ import docker
 import httpx
 import pytest
 
-from dockroll.errors import RegistryAuthError, RegistryUnavailable
+from dockroll.devenv.registry import write_htpasswd
+from dockroll.errors import DevEnvError, RegistryAuthError, RegistryUnavailable
 from dockroll.refs import Digest, ImageRef, parse_reference
 from dockroll.registry import (
     OCI_INDEX,
@@ -124,12 +125,11 @@ def private_registry(tmp_path: Path) -> Iterator[Callable[..., PrivateRegistry]]
             "http": {"addr": f"127.0.0.1:{port}", "secret": uuid.uuid4().hex},
         }
         if htpasswd:
-            if shutil.which("htpasswd") is None:
-                _unavailable("htpasswd is not installed (apt-get install apache2-utils)")
-            line = subprocess.run(
-                ["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True, check=True, text=True
-            ).stdout.strip()
-            (root / "htpasswd").write_text(line + "\n")
+            # Installs htpasswd (apache2-utils) where it can, as `dockroll dev up` would.
+            try:
+                write_htpasswd(root / "htpasswd", {USER: PASSWORD})
+            except DevEnvError as exc:
+                _unavailable(f"cannot write the registry password file: {exc}")
             config["auth"] = {
                 "htpasswd": {"realm": "dockroll-test", "path": str(root / "htpasswd")}
             }

@@ -175,21 +175,23 @@ class LocalSystem:
             )
         except FileNotFoundError:
             return CommandResult(args, 127, "", f"{args[0]}: command not found")
-        if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        lines: list[str] = []
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip()
-            lines.append(line)
-            on_output(line)
-            if deadline is not None and time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                return CommandResult(args, -1, "\n".join(lines), "", timed_out=True)
-        returncode = proc.wait()
+        # `with proc` closes every pipe and reaps the child on each way out;
+        # otherwise the pipe objects leak (a ResourceWarning, an error in tests).
+        with proc:
+            if stdin is not None and proc.stdin is not None:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            lines: list[str] = []
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip()
+                lines.append(line)
+                on_output(line)
+                if deadline is not None and time.monotonic() > deadline:
+                    proc.kill()
+                    return CommandResult(args, -1, "\n".join(lines), "", timed_out=True)
+            returncode = proc.wait()
         return CommandResult(args, returncode, "\n".join(lines), "")
 
     def pipe(
