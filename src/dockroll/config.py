@@ -413,6 +413,33 @@ def _interpolate(value: Any) -> Any:
     return value
 
 
+# Far beyond any real dockroll.yml, far below what nested YAML aliases (shared
+# nodes that every later walk copies) can make of a few hundred bytes.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(value: Any, sizes: dict[int, int]) -> int:
+    """How many values ``value`` holds once every alias is copied out.
+
+    Aliases load as the same Python object, so counting each object once (by id)
+    keeps this linear in the file's size however large the expansion is.
+    """
+    if not isinstance(value, dict | list):
+        return 1
+    known = sizes.get(id(value))
+    if known is not None:
+        return known
+    sizes[id(value)] = MAX_EXPANDED_NODES + 1  # a cycle counts as too large
+    children = value.values() if isinstance(value, dict) else value
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > MAX_EXPANDED_NODES:
+            break
+    sizes[id(value)] = total
+    return total
+
+
 def find_config(start: Path | None = None) -> Path:
     """The nearest dockroll.yml from ``start`` (default: cwd) upwards."""
     here = (start or Path.cwd()).resolve()
@@ -420,6 +447,12 @@ def find_config(start: Path | None = None) -> Path:
         candidate = directory / DEFAULT_CONFIG_NAME
         if candidate.is_file():
             return candidate
+        if candidate.exists():
+            raise ConfigError(
+                f"{candidate} is not a file",
+                hint=f"{DEFAULT_CONFIG_NAME} must be a YAML file; rename the directory "
+                "or pass --config PATH",
+            )
     raise ConfigError(
         f"no {DEFAULT_CONFIG_NAME} in {here} or any parent directory",
         hint="run dockroll from the service's directory or pass --config PATH",
@@ -437,14 +470,36 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(
             f"config file {path} does not exist", hint="pass --config PATH to an existing file"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a directory, not a config file",
+            hint="pass --config PATH to a dockroll.yml file",
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {line}",
+            hint="save the file as UTF-8",
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a dockroll.yml") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping with at least 'service' and 'image'")
+    try:
+        too_large = _expanded_size(raw, {}) > MAX_EXPANDED_NODES
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a dockroll.yml") from None
+    if too_large:
+        raise ConfigError(
+            f"{path} expands to more than {MAX_EXPANDED_NODES:,} values through YAML aliases",
+            hint="a dockroll.yml needs far fewer; write the repeated parts out or use fewer aliases",
+        )
     data = _interpolate(raw)
     data["root"] = path.resolve().parent
     try:

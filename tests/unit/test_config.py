@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -251,8 +252,8 @@ def test_a_missing_file(tmp_path: Path) -> None:
     assert "--config" in caught.value.hint
 
 
-def test_an_unreadable_path(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+def test_a_directory_given_as_the_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
         load_config(tmp_path)
 
 
@@ -289,3 +290,38 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="frozen"):
         config.service = "other"  # type: ignore[misc]
     assert isinstance(config, Config)
+
+
+def test_bytes_that_are_not_utf8_are_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "dockroll.yml"
+    path.write_bytes(b"service: web\nimage: 127.0.0.1:5000/web\nnotes: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text: byte 0xe9 on line 3") as caught:
+        load_config(path)
+    assert caught.value.hint == "save the file as UTF-8"
+
+
+def test_an_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
+    # Nine levels of nine aliases: 9**9 (387 million) strings once expanded.
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 10):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        levels.append(f"a{level}: &a{level} [{refs}]")
+    path = _write(tmp_path, "service: web\nimage: 127.0.0.1:5000/web\n" + "\n".join(levels) + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"more than 100,000 values through YAML aliases"):
+        load_config(path)
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_deeply_nested_file_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = _write(tmp_path, "service: web\nimage: x\ndeep: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(path)
+
+
+def test_a_dockroll_yml_that_is_a_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / "dockroll.yml").mkdir()
+    with pytest.raises(ConfigError, match=r"dockroll.yml is not a file"):
+        find_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"is a directory, not a config file"):
+        load_config(tmp_path / "dockroll.yml")
