@@ -348,20 +348,7 @@ class RolloutRunner:
             )
         except (DockrollError, OSError) as exc:
             message = str(exc)
-            failed_detail: dict[str, Any] = {"error": message}
-            if isinstance(exc, AnalysisFailed):
-                failed_detail["analysis"] = exc.summary
-            if index >= 1:
-                self.ledger.record_step(
-                    deployment, index, plan.steps[index - 1].kind, StepStatus.FAILED,
-                    detail=failed_detail,
-                )  # fmt: skip
-                self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
-            self._compensate(deployment, plan)
-            self._hooks_quietly(HookPoint.ROLLBACK, release, {"reason": message})
-            finished = self.ledger.finish_deployment(
-                deployment, DeploymentStatus.ROLLED_BACK, message=message
-            )
+            finished = self._roll_back(deployment, plan, release, index, exc)
             before = (
                 "the previous release keeps serving"
                 if plan.old
@@ -373,9 +360,35 @@ class RolloutRunner:
                 hint=f"`dockroll history --env {self.environment}` shows every step "
                 f"(deployment {finished.id})",
             ) from exc
+        except (Exception, KeyboardInterrupt) as exc:
+            # An HTTP client, Docker SDK or database error (or Ctrl-C) must not leave traffic
+            # split either. Other BaseExceptions (SystemExit, a killed process) are left to
+            # `dockroll resume`/`abort`, as the rollout may no longer be able to act.
+            self._roll_back(deployment, plan, release, index, exc)
+            raise
         finished = self.ledger.finish_deployment(deployment, DeploymentStatus.SUCCEEDED)
         self._hooks_quietly(HookPoint.POST_ROLLOUT, release)
         return RolloutOutcome(finished, plan, "succeeded", self.clock() - started, plan.note)
+
+    def _roll_back(
+        self, deployment: Deployment, plan: Plan, release: Release, index: int, exc: BaseException
+    ) -> Deployment:
+        """Mark step ``index`` failed, bring the previous release back and close the deployment."""
+        message = str(exc) or type(exc).__name__
+        failed_detail: dict[str, Any] = {"error": message}
+        if isinstance(exc, AnalysisFailed):
+            failed_detail["analysis"] = exc.summary
+        if index >= 1:
+            self.ledger.record_step(
+                deployment, index, plan.steps[index - 1].kind, StepStatus.FAILED,
+                detail=failed_detail,
+            )  # fmt: skip
+            self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
+        self._compensate(deployment, plan)
+        self._hooks_quietly(HookPoint.ROLLBACK, release, {"reason": message})
+        return self.ledger.finish_deployment(
+            deployment, DeploymentStatus.ROLLED_BACK, message=message
+        )
 
     def _perform(
         self, step: Step, index: int, release: Release, image: str

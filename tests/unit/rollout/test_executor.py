@@ -511,3 +511,40 @@ def test_a_failing_pre_rollout_hook_stops_before_anything_changes(ledger: Ledger
     assert deployment.status is DeploymentStatus.ROLLED_BACK
     assert all(step.status is not StepStatus.FAILED for step in deployment.steps)
     assert_never_dark(h)
+
+
+class _LibraryError(Exception):
+    """What an HTTP client, Docker SDK or database driver raises: no DockrollError, no OSError."""
+
+
+@pytest.mark.parametrize("error", [_LibraryError, KeyboardInterrupt])
+def test_any_exception_during_a_step_is_compensated_then_raised_as_it_was(
+    ledger: Ledger, error: type[BaseException]
+) -> None:
+    h = harness(ledger, make_config(Strategy.CANARY))
+    h.config = make_config(Strategy.CANARY, canary=CanaryConfig(steps=[50, 100], pause=0.0))
+    old = dict(h.app_containers())
+    raised: list[str] = []
+
+    def interrupt(call: str) -> None:
+        # The first weight change takes the new replicas into traffic; fail the next one.
+        if (
+            call == "router.set_weights"
+            and not raised
+            and h.router.shares().get(f"{SERVICE}-{ENV}-canary-1")
+        ):
+            raised.append(call)
+            raise error("connection reset while changing weights")
+
+    h.faults.on_call = interrupt
+
+    with pytest.raises(error):
+        h.deploy(h.v2)
+
+    assert raised
+    deployment = h.latest()
+    assert deployment.status is DeploymentStatus.ROLLED_BACK
+    assert [s.kind for s in deployment.steps if s.status is StepStatus.FAILED] == ["set-weights"]
+    assert h.app_containers() == old
+    assert_serves_only(h, h.v1)
+    assert_never_dark(h)
