@@ -498,7 +498,7 @@ def load_config(path: Path | None = None) -> Config:
     if too_large:
         raise ConfigError(
             f"{path} expands to more than {MAX_EXPANDED_NODES:,} values through YAML aliases",
-            hint="a dockroll.yml needs far fewer; write the repeated parts out or use fewer aliases",
+            hint="write the repeated parts out, or use fewer aliases",
         )
     data = _interpolate(raw)
     data["root"] = path.resolve().parent
