@@ -23,6 +23,7 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── RouterError                    exit 10  the router (HAProxy) failed or refused a change
     ├── RolloutError                   exit 11  a rollout failed and was rolled back
     ├── LockHeld                       exit 12  someone else holds the environment's lock
+    │   └── LockLost                   exit 12  the lock expired or was forced away mid-command
     ├── AnalysisError                  exit 13  a metric provider failed or answered nonsense
     └── ScanError                      exit 14  the scanner found vulnerabilities at or above
                                                 the gate, or could not run
@@ -45,6 +46,7 @@ __all__ = [
     "EngineUnavailable",
     "LedgerError",
     "LockHeld",
+    "LockLost",
     "ManifestNotFound",
     "PolicyRefusal",
     "RegistryAuthError",
@@ -165,6 +167,12 @@ class RolloutError(DockrollError):
 
 class LockHeld(DockrollError):
     """Someone else holds the environment's deployment lock."""
+
+    exit_code = 12
+
+
+class LockLost(LockHeld):
+    """The lock a command held expired and was taken over, or was released by force."""
 
     exit_code = 12
 

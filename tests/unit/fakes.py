@@ -13,6 +13,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from dockroll.engine.port import (
     BuildRequest,
@@ -106,6 +107,9 @@ class FakeEngine:
 
     def ping(self) -> str:
         return "fake-1.0"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
         self.builds.append(request)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -96,6 +98,14 @@ class DockerEngine:
         with self._calls("ping"):
             version: dict[str, Any] = self.client.version()
             return str(version.get("Version", "unknown"))
+
+    def now(self) -> datetime:
+        with self._calls("reading the engine's clock"):
+            info: dict[str, Any] = self.client.info()
+        parsed = engine_time(str(info.get("SystemTime", "")))
+        if parsed is None:
+            raise EngineError(f"the engine reported an unreadable time: {info.get('SystemTime')!r}")
+        return parsed
 
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
         self.ping()
@@ -394,4 +404,19 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         networks=networks,
         image_id=str(attrs.get("Image", "")),
+        created=engine_time(str(attrs.get("Created", ""))),
     )
+
+
+def engine_time(text: str) -> datetime | None:
+    """An engine timestamp (RFC 3339 with up to nanoseconds) as an aware datetime."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    micros = (fraction or "0")[:6].ljust(6, "0")
+    offset = "+00:00" if zone == "Z" else zone
+    try:
+        return datetime.fromisoformat(f"{whole}.{micros}{offset}").astimezone(UTC)
+    except ValueError:
+        return None

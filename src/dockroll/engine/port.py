@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -107,6 +108,8 @@ class ContainerInfo:
     networks: Mapping[str, str] = field(default_factory=dict)
     """Network name → the container's IP address on it."""
     image_id: str = ""
+    created: datetime | None = None
+    """When the engine created it, by the engine's clock."""
 
     @property
     def running(self) -> bool:
@@ -141,6 +144,10 @@ class Engine(Protocol):
 
     def ping(self) -> str:
         """The engine's version; raises EngineUnavailable when it does not answer."""
+        ...
+
+    def now(self) -> datetime:
+        """The engine's clock: locks on a shared engine are timed by it, not by clients."""
         ...
 
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage: ...

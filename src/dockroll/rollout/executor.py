@@ -28,7 +28,7 @@ from dockroll.analysis import (
 )
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
-from dockroll.errors import DockrollError, EngineError, RolloutError
+from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.hooks import HookPoint, run_hook
 from dockroll.ledger import (
@@ -202,6 +202,9 @@ class RolloutRunner:
     progress: ProgressCallback = discard
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    heartbeat: Callable[[], None] = lambda: None
+    """Renews the environment's lock; called at every step and every tick of a wait.
+    Raises :class:`LockLost` when the lock is no longer this rollout's."""
     _containers: dict[str, ContainerInfo] = field(default_factory=dict, init=False)
     _plan: Plan | None = field(default=None, init=False)
     _deployment: Deployment | None = field(default=None, init=False)
@@ -319,6 +322,7 @@ class RolloutRunner:
                 if isinstance(step, Pause | Watch) and skip_pauses:
                     self.ledger.record_step(deployment, index, step.kind, StepStatus.SKIPPED)
                     continue
+                self.heartbeat()
                 self.ledger.record_step(deployment, index, step.kind, StepStatus.RUNNING)
                 if (
                     isinstance(step, SetWeights)
@@ -346,6 +350,11 @@ class RolloutRunner:
                 self.clock() - started,
                 paused_at=paused.percent,
             )
+        except LockLost as lost:
+            # Whoever holds the lock now owns the environment: touching the router or the
+            # replicas would fight them. Their next command settles this deployment.
+            self._say(f"stopped at step {index}: {lost}")
+            raise
         except (DockrollError, OSError) as exc:
             message = str(exc)
             finished = self._roll_back(deployment, plan, release, index, exc)
@@ -487,6 +496,7 @@ class RolloutRunner:
         docker_check = self.config.health.use_docker_healthcheck or not self.config.health.path
         gate_on_docker = docker_check and not self.config.health.path
         while True:
+            self.heartbeat()
             info = self._find(name)
             if info is None or info.status in ("exited", "dead"):
                 logs = self.engine.logs(name, tail=20) if info else ""
@@ -611,6 +621,7 @@ class RolloutRunner:
         decision: Decision | None = None
         try:
             while self.clock() < deadline:
+                self.heartbeat()
                 for server in self.router.servers():
                     if (
                         server.name in in_router

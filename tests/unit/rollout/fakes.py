@@ -18,6 +18,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from dockroll.engine.port import (
     BuildRequest,
@@ -132,6 +133,9 @@ class FakeEngine:
     def ping(self) -> str:
         return "fake-1.0"
 
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
         raise NotImplementedError
 
@@ -211,7 +215,17 @@ class FakeEngine:
         if self.by_name(name) is not None:
             return None
         container_id = f"c{next(self._ids):063d}"
-        info = ContainerInfo(container_id, name, image, "created", Health.NONE, None, {}, labels)
+        info = ContainerInfo(
+            container_id,
+            name,
+            image,
+            "created",
+            Health.NONE,
+            None,
+            {},
+            labels,
+            created=datetime.now(UTC),
+        )
         self._containers[container_id] = info
         return info
 
