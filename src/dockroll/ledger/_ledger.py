@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,9 +107,26 @@ class Ledger:
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = sessionmaker(bind=writer(engine), expire_on_commit=False)
         self._actor = actor
-        self._clock = clock or _utcnow
+        self._clock = clock
+        """Injected by tests; otherwise :meth:`_now` asks the database or this machine."""
 
     # -- lifecycle -------------------------------------------------------------
+
+    def _now(self, session: Session) -> datetime:
+        """The time records are stamped with, by one clock for every client.
+
+        A PostgreSQL ledger is shared by machines whose clocks may disagree, and
+        which release is current is decided by comparing these stamps, so they
+        come from the database server. A SQLite ledger lives on one machine,
+        whose clock it uses.
+        """
+        if self._clock is not None:
+            return self._clock()
+        if session.get_bind().dialect.name == "postgresql":
+            stamp = session.scalar(select(func.clock_timestamp()))
+            if isinstance(stamp, datetime):
+                return stamp.astimezone(UTC)
+        return _utcnow()
 
     @property
     def url(self) -> str:
@@ -175,7 +192,7 @@ class Ledger:
                         .with_for_update()
                     ).one_or_none()
                     if row is None:
-                        now = self._clock()
+                        now = self._now(session)
                         row = ReleaseRow(
                             service=service,
                             version=version,
@@ -277,11 +294,25 @@ class Ledger:
                 status=PromotionStatus(status).value,
                 tags=list(dict.fromkeys(tags)),
                 promoted_by=who or self.who(),
-                promoted_at=at or self._clock(),
+                promoted_at=at or self._now(session),
                 reason=reason,
                 notes=notes,
             )
             session.add(row)
+            session.flush()
+            return _promotion(row)
+
+    def fail_promotion(self, promotion: Promotion) -> Promotion:
+        """Mark a recorded promotion failed: its deploy did not go through.
+
+        A failed promotion never makes a release current and never lets a
+        later deploy past ``promote_from``.
+        """
+        with self._write() as session:
+            row = session.get(PromotionRow, promotion.id)
+            if row is None:
+                raise LedgerError(f"no promotion {promotion.id} in the ledger")
+            row.status = PromotionStatus.FAILED.value
             session.flush()
             return _promotion(row)
 
@@ -315,7 +346,7 @@ class Ledger:
                 release_id=release.id,
                 env=env,
                 approved_by=who or self.who(),
-                approved_at=at or self._clock(),
+                approved_at=at or self._now(session),
                 note=note,
             )
             session.add(row)
@@ -374,7 +405,7 @@ class Ledger:
                 strategy=str(strategy),
                 status=status.value,
                 started_by=who or self.who(),
-                started_at=at or self._clock(),
+                started_at=at or self._now(session),
                 reason=reason,
             )
             session.add(row)
@@ -415,8 +446,8 @@ class Ledger:
         _aware(at)
         deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
         status = StepStatus(status)
-        now = at or self._clock()
         with self._write() as session:
+            now = at or self._now(session)
             parent = session.get(DeploymentRow, deployment_id)
             if parent is None:
                 raise LedgerError(f"no deployment {deployment_id} in the ledger")
@@ -474,7 +505,7 @@ class Ledger:
                     hint="start a new deployment (or a rollback) instead",
                 )
             row.status = status.value
-            row.finished_at = at or self._clock()
+            row.finished_at = at or self._now(session)
             row.message = message
             session.flush()
             return _deployment(row)
@@ -556,7 +587,7 @@ class Ledger:
         _aware(at)
         with self._write() as session:
             row = AuditEventRow(
-                occurred_at=at or self._clock(),
+                occurred_at=at or self._now(session),
                 actor=who or self.who(),
                 action=action,
                 outcome=Outcome(outcome).value,

@@ -21,6 +21,7 @@ from dockroll.ledger import (
     DeploymentKind,
     DeploymentStatus,
     Ledger,
+    PromotionStatus,
     Release,
 )
 from dockroll.lock import EnvironmentLock
@@ -69,6 +70,7 @@ class Environment:
             router=self.router,
             ledger=ledger,
             progress=progress,
+            heartbeat=self.lock.heartbeat,
         )
 
 
@@ -287,16 +289,24 @@ def deploy_release(
     kind: DeploymentKind = DeploymentKind.DEPLOY,
     strategy: Strategy | None = None,
     lock_wait: float = 0.0,
+    env: Environment | None = None,
+    promoting: bool = False,
 ) -> RolloutOutcome | None:
     """Roll ``release`` out to ``environment``; None when it already runs there as asked.
 
     An environment fed by promotion (``promote_from``) takes only releases
     promoted into it, so a deploy cannot skip the gates; rollbacks go back to
-    what it ran before and are exempt.
+    what it ran before and are exempt, and so is the deploy of a promotion
+    (``promoting``) whose gates just passed. ``env`` is an environment the
+    caller opened; when the caller holds its lock, the deploy runs under it.
     """
     env_config = config.environment(environment)
-    if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None:
-        promoted = {p.digest for p in ledger.promotions(config.service, environment)}
+    if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None and not promoting:
+        promoted = {
+            p.digest
+            for p in ledger.promotions(config.service, environment)
+            if p.status is PromotionStatus.SUCCEEDED
+        }
         if release.digest not in promoted:
             raise PolicyRefusal(
                 f"{environment} runs only releases promoted into it, and {release.version} "
@@ -304,7 +314,8 @@ def deploy_release(
                 hint=f"`dockroll promote {release.version} --to {environment}` checks the gates "
                 "and deploys it",
             )
-    env = open_environment(config, environment, ledger, progress)
+    if env is None:
+        env = open_environment(config, environment, ledger, progress)
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):
         _settle_unfinished(env, ledger, progress)
@@ -450,28 +461,26 @@ def rollback_release(
         elif settled is not None and all(r.digest == target.digest for r in observed.replicas):
             outcome = settled
         else:
-            outcome = None
-    if outcome is None:
-        outcome = deploy_release(
-            config,
-            environment,
-            target,
-            ledger,
-            progress=progress,
-            reason=reason,
-            kind=DeploymentKind.ROLLBACK,
-            lock_wait=lock_wait,
-        )
-    else:
-        if outcome.status == "succeeded":
-            sync_environment_tags(config, environment, target, progress)
-        ledger.audit(
-            "rollback",
-            service=config.service,
-            env=environment,
-            target=target.version,
-            detail={"digest": target.digest, "instant": True},
-        )
+            # A full rollout back, under the lock this rollback already holds.
+            return deploy_release(
+                config,
+                environment,
+                target,
+                ledger,
+                progress=progress,
+                reason=reason,
+                kind=DeploymentKind.ROLLBACK,
+                env=env,
+            )
+    if outcome.status == "succeeded":
+        sync_environment_tags(config, environment, target, progress)
+    ledger.audit(
+        "rollback",
+        service=config.service,
+        env=environment,
+        target=target.version,
+        detail={"digest": target.digest, "instant": True},
+    )
     return outcome
 
 
@@ -508,6 +517,12 @@ def continue_rollout(
             outcome = runner.resume(unfinished, release, skip_pauses=skip_pauses)
         if outcome.status != "paused":
             _remove_stopped(env, progress)
+        if outcome.status in ("succeeded", "aborted"):
+            # A promotion moved the tags when its canary first held; point them at what
+            # serves now that the rollout went all the way, or back.
+            serving = ledger.current_release(config.service, environment)
+            if serving is not None:
+                sync_environment_tags(config, environment, serving, progress)
     ledger.audit(
         action,
         service=config.service,

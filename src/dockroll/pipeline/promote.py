@@ -16,7 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockroll.config import Config
-from dockroll.errors import DigestMismatch, PolicyRefusal, UsageError
+from dockroll.errors import (
+    DigestMismatch,
+    PolicyRefusal,
+    UsageError,
+)
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import (
     DeploymentStatus,
@@ -271,31 +275,23 @@ def refusal(plan: PromotionPlan, *, dry_run: bool = False) -> PolicyRefusal:
     )
 
 
-def execute_promotion(
-    plan: PromotionPlan,
-    client: RegistryClient,
-    ledger: Ledger,
-    config: Config,
-    *,
-    progress: ProgressCallback = discard,
-) -> PromotionResult:
-    """Write the target's tags and record the promotion; refuses when a gate said no."""
-    service = config.service
-    target = f"{plan.release.version} → {plan.target}"
-    if not plan.decision.allowed:
-        ledger.audit(
-            "promote",
-            service=service,
-            env=plan.target,
-            target=plan.release.version,
-            outcome=Outcome.DENIED,
-            detail={"refusals": [str(v) for v in plan.decision.refusals]},
-        )
-        raise refusal(plan)
-    started = time.monotonic()
-    if plan.nothing_to_do:
-        progress(Progress("promote", f"{plan.target} already has {plan.release.digest[:19]}"))
-        return PromotionResult(plan=plan, written=(), bytes_sent=0, seconds=0.0, promotion=None)
+def refuse_denied(plan: PromotionPlan, ledger: Ledger, service: str) -> None:
+    if plan.decision.allowed:
+        return
+    ledger.audit(
+        "promote",
+        service=service,
+        env=plan.target,
+        target=plan.release.version,
+        outcome=Outcome.DENIED,
+        detail={"refusals": [str(v) for v in plan.decision.refusals]},
+    )
+    raise refusal(plan)
+
+
+def write_tags(
+    plan: PromotionPlan, client: RegistryClient, progress: ProgressCallback
+) -> tuple[list[str], int]:
     source = ImageRef(
         registry=plan.release.registry,
         repository=plan.release.repository,
@@ -308,7 +304,11 @@ def execute_promotion(
         sent += result.bytes_sent
         if result.written:
             written.append(tag)
-    promotion = ledger.record_promotion(
+    return written, sent
+
+
+def record_promotion(plan: PromotionPlan, ledger: Ledger) -> Promotion:
+    return ledger.record_promotion(
         plan.release,
         to_env=plan.target,
         from_env=plan.source,
@@ -316,19 +316,57 @@ def execute_promotion(
         reason=plan.reason,
         notes=plan.notes,
     )
+
+
+def audit_promotion(
+    plan: PromotionPlan,
+    ledger: Ledger,
+    service: str,
+    written: list[str],
+    *,
+    error: str | None = None,
+) -> None:
+    detail: dict[str, object] = {
+        "digest": plan.release.digest,
+        "tags_written": written,
+        "from": plan.source,
+        # every gate's verdict, so an overridden window shows with its reason
+        "gates": [str(verdict) for verdict in plan.decision.verdicts],
+    }
+    if error is not None:
+        detail["error"] = error
     ledger.audit(
         "promote",
         service=service,
         env=plan.target,
-        target=target,
-        detail={
-            "digest": plan.release.digest,
-            "tags_written": written,
-            "from": plan.source,
-            # every gate's verdict, so an overridden window shows with its reason
-            "gates": [str(verdict) for verdict in plan.decision.verdicts],
-        },
+        target=f"{plan.release.version} → {plan.target}",
+        outcome=Outcome.OK if error is None else Outcome.FAILED,
+        detail=detail,
     )
+
+
+def execute_promotion(
+    plan: PromotionPlan,
+    client: RegistryClient,
+    ledger: Ledger,
+    config: Config,
+    *,
+    progress: ProgressCallback = discard,
+) -> PromotionResult:
+    """Write the target's tags and record the promotion, deploying nothing.
+
+    This is the whole promotion of an environment fed by its registry tag
+    alone; :func:`promote_and_deploy` is the one for environments dockroll
+    runs. Refuses when a gate said no.
+    """
+    refuse_denied(plan, ledger, config.service)
+    started = time.monotonic()
+    if plan.nothing_to_do:
+        progress(Progress("promote", f"{plan.target} already has {plan.release.digest[:19]}"))
+        return PromotionResult(plan=plan, written=(), bytes_sent=0, seconds=0.0, promotion=None)
+    written, sent = write_tags(plan, client, progress)
+    promotion = record_promotion(plan, ledger)
+    audit_promotion(plan, ledger, config.service, written)
     return PromotionResult(
         plan=plan,
         written=tuple(written),

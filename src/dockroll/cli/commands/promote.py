@@ -10,7 +10,6 @@ from rich.markup import escape
 from dockroll.cli.app import app, state
 from dockroll.cli.commands.mirror import auto_mirror
 from dockroll.ledger import open_ledger
-from dockroll.pipeline.deploy import deploy_release
 from dockroll.pipeline.promote import (
     PromotionPlan,
     execute_promotion,
@@ -18,8 +17,13 @@ from dockroll.pipeline.promote import (
     refusal,
     resolve_release,
 )
+from dockroll.pipeline.promote_deploy import (
+    promote_and_deploy,
+    refuse_registry_only_into_a_running_environment,
+)
 from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
+from dockroll.rollout.executor import RolloutOutcome
 
 
 def _plan_json(plan: PromotionPlan) -> dict[str, Any]:
@@ -117,8 +121,18 @@ def promote_command(
             if not plan.decision.allowed:
                 raise refusal(plan, dry_run=True)
             return
-        with cli.output.progress(f"promoting {plan.release.version} to {to}") as progress:
-            result = execute_promotion(plan, client, ledger, config, progress=progress)
+        outcome: RolloutOutcome | None = None
+        if registry_only:
+            refuse_registry_only_into_a_running_environment(config, plan)
+            with cli.output.progress(f"promoting {plan.release.version} to {to}") as progress:
+                result = execute_promotion(plan, client, ledger, config, progress=progress)
+        else:
+            with cli.output.progress(
+                f"promoting {plan.release.version} to {to} and deploying it"
+            ) as progress:
+                result, outcome = promote_and_deploy(
+                    plan, client, ledger, config, progress=progress, lock_wait=wait
+                )
     mirrors = auto_mirror(cli, config, plan.release) if result.promotion is not None else None
     if result.promotion is None:
         human = (
@@ -137,19 +151,6 @@ def promote_command(
         )
     deployed: dict[str, Any] | None = None
     if not registry_only:
-        with (
-            open_ledger() as ledger,
-            cli.output.progress(f"deploying {plan.release.version} to {to}") as progress,
-        ):
-            outcome = deploy_release(
-                config,
-                to,
-                plan.release,
-                ledger,
-                progress=progress,
-                reason=reason,
-                lock_wait=wait,
-            )
         deployed = {"status": outcome.status if outcome else "unchanged"}
         if outcome is not None:
             deployed["deployment"] = outcome.deployment.id
