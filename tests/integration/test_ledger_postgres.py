@@ -11,7 +11,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ from dockroll.ledger import (
     open_ledger,
     schema_revision,
 )
+from dockroll.ledger import _ledger as ledger_module
 from dockroll.ledger._models import Base
 from dockroll.refs import Digest
 from tests.conftest import IN_CI
@@ -218,3 +219,20 @@ def test_concurrent_first_use_from_several_processes(url: str, tmp_path: Path) -
             assert versions.scalars().all() == [head_revision()]
     finally:
         engine.dispose()
+
+
+def test_a_client_whose_clock_runs_behind_still_orders_by_the_database(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_ledger(url, actor="ci") as punctual:
+        one = add_release(punctual, "1.0.0")
+        two = add_release(punctual, "2.0.0")
+        deployment = punctual.start_deployment(one, "prod", strategy="rolling")
+        punctual.finish_deployment(deployment, DeploymentStatus.SUCCEEDED)
+
+    # A laptop an hour behind promotes 2.0.0 afterwards (prod is fed by its tag).
+    monkeypatch.setattr(ledger_module, "_utcnow", lambda: datetime.now(UTC) - timedelta(hours=1))
+    with open_ledger(url, actor="laptop") as late:
+        promotion = late.record_promotion(two, to_env="prod", tags=["prod"])
+        assert abs(promotion.promoted_at - datetime.now(UTC)) < timedelta(minutes=5)
+        assert late.current_release("web", "prod") == two

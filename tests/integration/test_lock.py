@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import LockHeld
+from dockroll.errors import LockHeld, LockLost
 from dockroll.ledger import DeploymentStatus
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import deploy_release
@@ -107,6 +107,28 @@ def test_an_expired_lock_is_taken_over_and_its_old_holder_cannot_release_the_new
     status = b.status()
     assert status is not None
     assert status.holder == "bob"
+
+
+def test_a_renewed_lock_outlives_its_ttl_and_a_lapsed_one_is_lost(
+    machines: tuple[EnvironmentLock, EnvironmentLock],
+) -> None:
+    a, b = machines
+    a.acquire("ada", operation="deploy", ttl=2)
+    renewed_until = time.monotonic() + 5
+    while time.monotonic() < renewed_until:  # more than twice the TTL, renewed as it goes
+        a.renew()
+        with pytest.raises(LockHeld, match="renewed"):
+            b.acquire("bob", operation="deploy")
+        time.sleep(0.5)
+
+    time.sleep(2.5)  # the holder stalls for longer than the TTL
+    assert b.acquire("bob", operation="deploy").holder == "bob"
+    with pytest.raises(LockLost, match="taken over"):
+        a.renew()
+    status = b.status()
+    assert status is not None
+    assert status.holder == "bob"
+    assert status.renewed is None  # ada's leases went with her lock
 
 
 def test_only_the_holder_releases_unless_forced(

@@ -18,7 +18,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dockroll.engine.port import (
     BuildRequest,
@@ -111,6 +111,8 @@ class FakeEngine:
     jobs: list[RunRequest] = field(default_factory=list)
     runs: list[RunRequest] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    clock_skew: float = 0.0
+    """Seconds the engine's clock is ahead of this machine's."""
     _containers: dict[str, ContainerInfo] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
     _addresses: Iterator[int] = field(default_factory=lambda: itertools.count(2))
@@ -134,7 +136,7 @@ class FakeEngine:
         return "fake-1.0"
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return datetime.now(UTC) + timedelta(seconds=self.clock_skew)
 
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
         raise NotImplementedError
@@ -224,7 +226,7 @@ class FakeEngine:
             None,
             {},
             labels,
-            created=datetime.now(UTC),
+            created=self.now(),
         )
         self._containers[container_id] = info
         return info

@@ -6,8 +6,9 @@ nothing (the fake router records any moment it does), except in ``recreate``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from dockroll.config import (
     RollingConfig,
     Strategy,
 )
-from dockroll.errors import RolloutError
+from dockroll.errors import LockHeld, LockLost, RolloutError
 from dockroll.hooks import Hooks
 from dockroll.ledger import (
     Deployment,
@@ -34,6 +35,7 @@ from dockroll.ledger import (
     StepStatus,
     open_ledger,
 )
+from dockroll.lock import EnvironmentLock
 from dockroll.rollout.executor import RolloutOutcome, RolloutRunner, observe, pinned_image
 from dockroll.rollout.plan import Plan, Target, plan_rollout
 from tests.unit.rollout.fakes import Crash, FakeEngine, FakeRouter, Faults, fake_digest
@@ -547,4 +549,63 @@ def test_any_exception_during_a_step_is_compensated_then_raised_as_it_was(
     assert [s.kind for s in deployment.steps if s.status is StepStatus.FAILED] == ["set-weights"]
     assert h.app_containers() == old
     assert_serves_only(h, h.v1)
+    assert_never_dark(h)
+
+
+# -- the lock is renewed while a rollout runs ---------------------------------------------
+
+
+def test_a_long_canary_pause_keeps_the_lock_renewed(ledger: Ledger) -> None:
+    h = harness(
+        ledger, make_config(Strategy.CANARY, canary=CanaryConfig(steps=[50, 100], pause=600.0))
+    )
+    lock = EnvironmentLock(h.engine, SERVICE, ENV, image="lock:1", monotonic=h.clock)
+    lock.acquire("ada", operation="deploy", ttl=60)
+    other = EnvironmentLock(h.engine, SERVICE, ENV, image="lock:1")
+    seen_expired: list[float] = []
+    beats: list[float] = []
+
+    def heartbeat() -> None:
+        h.engine.clock_skew = h.clock.now - 1000.0  # the engine's clock moves with the test's
+        beats.append(h.clock.now)
+        status = other.status()  # what another machine sees before this renewal
+        if status is None or status.expired():
+            seen_expired.append(h.clock.now)
+        lock.heartbeat()
+
+    h.engine.images.add(pinned_image(h.v2))
+    runner = replace(h.runner(), heartbeat=heartbeat)
+    outcome = runner.start(h.plan(h.v2), h.v2)
+
+    assert outcome.status == "succeeded"
+    assert max(beats) - min(beats) >= 600  # called through the whole pause
+    assert max(b - a for a, b in itertools.pairwise(beats)) <= 15
+    assert seen_expired == []
+    with pytest.raises(LockHeld):
+        other.acquire("bob", operation="deploy")
+
+
+def test_a_rollout_whose_lock_was_taken_stops_without_touching_the_router(
+    ledger: Ledger,
+) -> None:
+    h = harness(
+        ledger, make_config(Strategy.CANARY, canary=CanaryConfig(steps=[50, 100], pause=30.0))
+    )
+    calls = 0
+
+    def heartbeat() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 8:  # inside the pause, with half the traffic on the canary
+            raise LockLost("the prod lock of web was taken over while ada held it")
+
+    h.engine.images.add(pinned_image(h.v2))
+    runner = replace(h.runner(), heartbeat=heartbeat)
+    with pytest.raises(LockLost):
+        runner.start(h.plan(h.v2), h.v2)
+
+    weights_when_lost = h.router.weights()
+    assert any(h.app_containers().get(n) == h.v2.digest for n in weights_when_lost)
+    # Left for the new holder to settle: nothing was rolled back from here.
+    assert h.latest().status is DeploymentStatus.RUNNING
     assert_never_dark(h)

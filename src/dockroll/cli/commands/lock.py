@@ -11,7 +11,7 @@ from dockroll.cli.app import app, state
 from dockroll.config import parse_duration
 from dockroll.errors import UsageError
 from dockroll.ledger import open_ledger, who
-from dockroll.lock import DEFAULT_TTL, EnvironmentLock
+from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import open_environment
 
 lock_app = typer.Typer(help="The deployment lock of an environment, held on its engine.")
@@ -32,16 +32,29 @@ def acquire_command(
     env: EnvOption,
     reason: Annotated[str, typer.Option("--reason", help="Why, shown to others.")] = "",
     ttl: Annotated[
-        str, typer.Option("--ttl", help="How long it holds at most, e.g. 30m, 2h.")
-    ] = f"{DEFAULT_TTL:g}s",
+        str | None,
+        typer.Option(
+            "--ttl",
+            help="Let it expire after this long, e.g. 30m, 2h (default: held until released).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[float, typer.Option("--wait", help="Wait up to N seconds for it.")] = 0.0,
 ) -> None:
-    """Take the lock by hand (a freeze): deploys, promotes and rollbacks then wait or fail."""
+    """Take the lock by hand (a freeze): deploys, promotes and rollbacks then wait or fail.
+
+    It holds until `dockroll lock release` (or --ttl passes), whichever machine
+    or process then deploys.
+    """
     cli = state(ctx)
-    try:
-        seconds = parse_duration(ttl)
-    except ValueError as exc:
-        raise UsageError(f"--ttl: {exc}") from None
+    seconds: float | None = None
+    if ttl is not None:
+        try:
+            seconds = parse_duration(ttl)
+        except ValueError as exc:
+            raise UsageError(f"--ttl: {exc}") from None
+        if seconds <= 0:
+            raise UsageError(f"--ttl must be longer than 0s, not {ttl!r}")
     info = _lock(ctx, env).acquire(who(), reason=reason, operation="manual", ttl=seconds, wait=wait)
     cli.output.result(info.to_json(), f"[green]locked[/] {escape(env)}: {escape(info.describe())}")
 
