@@ -9,6 +9,7 @@ image by digest (falling back to mirrors), then plan and execute the rollout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from dockroll import labels
 from dockroll.config import Config, Strategy
@@ -42,9 +43,11 @@ from dockroll.router.port import ServerHealth, ServerSpec
 
 __all__ = [
     "Environment",
+    "Standby",
     "continue_rollout",
     "deploy_release",
     "find_release",
+    "find_standby",
     "open_environment",
     "rollback_release",
     "sync_environment_tags",
@@ -181,6 +184,77 @@ def _ensure_image(
             engine.pull(str(resolution.ref), progress)
         except DockrollError:
             raise primary_error from None
+
+
+@dataclass(frozen=True)
+class Standby:
+    """A previous blue-green slot, running at weight 0 for an instant switch back."""
+
+    version: str
+    digest: str
+    names: tuple[str, ...]
+    until: datetime | None
+    """When its ``keep_previous`` window ends (ledger clock); None when the ledger has no
+    record of the switch."""
+    now: datetime
+    """The ledger's clock when this was read."""
+
+    @property
+    def expired(self) -> bool:
+        return self.until is not None and self.now >= self.until
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "digest": self.digest,
+            "replicas": list(self.names),
+            "until": self.until.isoformat() if self.until else None,
+            "expired": self.expired,
+        }
+
+    def describe(self) -> str:
+        if self.until is None:
+            return f"{self.version} on standby (no recorded window)"
+        when = f"{self.until:%Y-%m-%d %H:%M:%S} UTC"
+        if self.expired:
+            return (
+                f"{self.version} on standby past its keep_previous window (ended {when}): "
+                "the next deploy or rollback retires it, and a rollback redeploys"
+            )
+        return f"{self.version} on standby for an instant rollback until {when}"
+
+
+def find_standby(
+    config: Config, environment: str, ledger: Ledger, observed: Observed
+) -> Standby | None:
+    """The standby slot beside the serving one, with the end of its window.
+
+    The window is ``blue_green.keep_previous`` from the end of the deployment that
+    switched traffic away from it (the environment's newest finished one).
+    """
+    idle = [r for r in observed.replicas if r.weight == 0]
+    if not idle or not observed.serving:
+        return None
+    switched = next(
+        (
+            d
+            for d in ledger.deployments(config.service, environment)
+            if d.status is DeploymentStatus.SUCCEEDED and d.finished_at is not None
+        ),
+        None,
+    )
+    keep = config.environment(environment).blue_green.keep_previous
+    until = None
+    if switched is not None and switched.finished_at is not None:
+        until = switched.finished_at + timedelta(seconds=keep)
+    first = idle[0]
+    return Standby(
+        version=first.version,
+        digest=first.digest,
+        names=tuple(r.name for r in idle),
+        until=until,
+        now=ledger.now(),
+    )
 
 
 def _retire_standby(env: Environment, observed: Observed, progress: ProgressCallback) -> Observed:
@@ -435,6 +509,11 @@ def rollback_release(
             r for r in observed.replicas if r.digest == target.digest and r.weight is not None
         ]
         live = [r for r in observed.replicas if r.weight and r.digest != target.digest]
+        window = find_standby(config, environment, ledger, observed)
+        if standby and window is not None and window.expired:
+            # Past keep_previous the standby is no promise any more: a full rollout back.
+            progress(Progress("rollback", window.describe()))
+            standby = []
         # The router sends the traffic, so its own check decides whether the standby can take
         # it; the image's HEALTHCHECK counts too unless dockroll.yml turned it off.
         up = {s.name for s in env.router.servers() if s.health is not ServerHealth.DOWN}

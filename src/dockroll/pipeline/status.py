@@ -15,7 +15,9 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
-from dockroll.pipeline.deploy import unfinished_deployment
+from dockroll.pipeline.deploy import find_standby, unfinished_deployment
+from dockroll.refs import Digest
+from dockroll.rollout.plan import Observed, Replica
 from dockroll.router.haproxy import HaproxyRouter
 from dockroll.router.port import BackendServer, traffic_shares
 
@@ -55,6 +57,9 @@ class EnvironmentStatus:
     ledger_digest: str | None = None
     unfinished: dict[str, Any] | None = None
     lock: dict[str, object] | None = None
+    standby: dict[str, object] | None = None
+    """A blue-green standby slot and the end of its keep_previous window."""
+    standby_note: str | None = None
     drift: tuple[str, ...] = field(default=())
 
     @property
@@ -80,6 +85,7 @@ class EnvironmentStatus:
             "replicas": [r.__dict__ for r in self.replicas],
             "unfinished": self.unfinished,
             "lock": self.lock,
+            "standby": self.standby,
             "drift": list(self.drift),
         }
 
@@ -165,6 +171,17 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
                 config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
             )
         )
+    observed = Observed(
+        tuple(
+            Replica(r.name, r.version, Digest(r.digest), r.slot, weight=r.weight)
+            for r in replicas
+            if r.state == "running"
+        )
+    )
+    standby = find_standby(config, name, ledger, observed)
+    if standby is not None:
+        base["standby"] = standby.to_json()
+        base["standby_note"] = standby.describe()
     status = EnvironmentStatus(**base, replicas=tuple(replicas))
     return _with_drift(status, by_name)
 

@@ -71,6 +71,8 @@ def status_command(
         out.print(f"  router   {escape(status.router)}")
         if status.lock:
             out.print(f"  lock     held by {escape(str(status.lock['holder']))}")
+        if status.standby_note:
+            out.print(f"  standby  {escape(status.standby_note)}")
         if status.replicas:
             out.print(_table(status))
         for note in status.drift:
