@@ -42,7 +42,8 @@ def ensure_commands(
         raise DevEnvError(
             f"{wanted} not installed, and dockroll cannot install {them} here ({why})", hint=hint
         )
-    progress(Progress("dev", f"installing {', '.join(packages)} for {', '.join(missing)}"))
+    needed = "" if set(missing) == set(packages) else f" (for {', '.join(missing)})"
+    progress(Progress("dev", f"installing {', '.join(packages)}{needed}"))
     apt_install(system, packages, progress)
     still = {name: package for name, package in missing.items() if system.which(name) is None}
     if still:
