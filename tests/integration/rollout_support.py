@@ -320,9 +320,17 @@ class Load:
             worker.join(timeout=15)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
-        """Block until at least ``count`` answers arrived."""
+        """Block until at least ``count`` answers arrived; fail the test after ``timeout``.
+
+        A load that stalls must not pass as one that saw no failure.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.answers) < count and time.monotonic() < deadline:
+        while len(self.answers) < count:
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"the load on {self.url} stalled: {len(self.answers)} of {count} answers "
+                    f"after {timeout:g}s"
+                )
             time.sleep(0.05)
 
     @property

@@ -148,6 +148,7 @@ def test_blue_green_switches_and_rolls_back_within_a_second(env: Seeded) -> None
     assert outcome.status == "succeeded"
     assert outcome.deployment.kind.value == "rollback"
     assert seconds < 1.0
+    assert len(load.answers) >= 800
     assert load.failures == [], load.failures[:5]
     assert load.versions(since=switched).keys() <= {NEW, OLD}
     # Every request sent after the rollback call returned was answered by the old release.
@@ -180,6 +181,7 @@ def test_canary_pauses_at_its_step_then_abort_goes_back_and_promote_goes_on(
             promoted = continue_rollout(env.config(), "canary", ledger)
         load.wait_for(len(load.answers) + 100)
     assert promoted.status == "succeeded"
+    assert len(load.answers) >= 100
     assert load.failures == [], load.failures[:5]
     assert versions(url, 40) == {NEW: 40}
 
@@ -200,10 +202,14 @@ def test_a_release_that_never_gets_ready_changes_nothing(
     impatient = config.model_copy(
         update={"health": config.health.model_copy(update={"start_timeout": 8.0})}
     )
-    with Load(url, threads=2) as load, pytest.raises(RolloutError) as raised:
-        _deploy(env, "bad", BAD, impatient)
+    with Load(url, threads=2) as load:
+        with pytest.raises(RolloutError) as raised:
+            _deploy(env, "bad", BAD, impatient)
+        load.wait_for(len(load.answers) + 50)
 
     assert raised.value.exit_code == 11
+    # The failed rollout took at least its 8 s start timeout; the load ran all along.
+    assert len(load.answers) >= 100
     assert load.failures == [], load.failures[:5]
     assert {s.name: s.weight for s in environment.router.servers()} == before_weights
     after = _app_containers(docker_client, env, "bad")
