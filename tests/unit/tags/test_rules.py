@@ -132,6 +132,13 @@ def test_flavor_errors(line: str, message: str) -> None:
             ["name=user/app\nname=ghcr.io/u/app,enable=false"],
             [("user/app", True), ("ghcr.io/u/app", False)],
         ),
+        # the action's own image cases
+        (["name/foo", "name/bar"], [("name/foo", True), ("name/bar", True)]),
+        (
+            ["name=name/bar", "name/foo,enable=false", "name=ghcr.io/UserName/Foo,enable=true"],
+            [("name/bar", True), ("name/foo", False), ("ghcr.io/UserName/Foo", True)],
+        ),
+        (["ghcr.io/user/app,enable=false"], [("ghcr.io/user/app", False)]),
     ],
 )
 def test_images(lines: list[str], expected: list[tuple[str, bool]]) -> None:
@@ -142,8 +149,13 @@ def test_images(lines: list[str], expected: list[tuple[str, bool]]) -> None:
     ("line", "message"),
     [
         ("name=a,enable=maybe", "invalid enable value"),
-        ("name=a,size=3", "unknown image attribute"),
-        ("enable=true", "image name is empty"),
+        ("name=a,size=3", "unknown attribute 'size' in image entry"),
+        ("value=name/foo", "unknown attribute 'value' in image entry"),
+        ("enable=true", "image entry 'enable=true' has no name"),
+        ("name=,enable=true", "has no name"),
+        ("name/foo,name=name/bar,enable=true", "names more than one image"),
+        ("a/b,c/d", "names more than one image"),
+        ("a/b,,enable=true", "empty field"),
     ],
 )
 def test_image_errors(line: str, message: str) -> None:

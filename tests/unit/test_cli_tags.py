@@ -1,0 +1,171 @@
+"""``dockroll tags`` through ``main(argv)``: the action's inputs vs dockroll.yml's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockroll.cli.app import main
+
+SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
+REPOSITORY = {
+    "name": "Hello-World",
+    "html_url": "https://github.com/octocat/Hello-World",
+    "description": "This your first repo!",
+    "default_branch": "master",
+    "license": {"spdx_id": "MIT"},
+}
+
+
+@pytest.fixture(autouse=True)
+def github_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A GitHub Actions push of ``SHA`` to ``ref``, run in an empty directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("DOCKROLL_STATE_DIR", str(tmp_path / "state"))
+    for name in ("DOCKROLL_CONFIG", "DOCKROLL_DEBUG", "GITHUB_TOKEN", "SOURCE_DATE_EPOCH"):
+        monkeypatch.delenv(name, raising=False)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"repository": REPOSITORY}), encoding="utf-8")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    monkeypatch.setenv("GITHUB_REF", "refs/heads/dev")
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    return work
+
+
+def _on_tag(monkeypatch: pytest.MonkeyPatch, tag: str) -> None:
+    monkeypatch.setenv("GITHUB_REF", f"refs/tags/{tag}")
+
+
+def _tags(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    assert main(["--json", "tags", *argv]) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return list(data["tags"])
+
+
+def _config(work: Path, rules: list[str] | None = None, flavor: list[str] | None = None) -> None:
+    lines = ["service: web", "image: 127.0.0.1:5000/team/web", "tags:"]
+    lines.append(f"  rules: {json.dumps(rules or [])}")
+    lines.append(f"  flavor: {json.dumps(flavor or [])}")
+    (work / "dockroll.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --- --images without --tags: the action's defaults ------------------------------------
+
+
+def test_images_without_tags_give_the_actions_default_tags_on_a_branch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _tags(capsys, "--images", "user/app") == ["user/app:dev"]
+
+
+def test_images_without_tags_give_the_actions_default_tags_on_a_release(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _on_tag(monkeypatch, "v1.2.3")
+    assert _tags(capsys, "--images", "user/app") == ["user/app:v1.2.3", "user/app:latest"]
+
+
+def test_images_ignore_the_tags_section_of_dockroll_yml(
+    capsys: pytest.CaptureFixture[str], github_push: Path
+) -> None:
+    # --images stands for the action's inputs; dockroll.yml's rules and flavor are not
+    # mixed in, or the same workflow inputs would give other tags here.
+    _config(github_push, rules=["type=sha,prefix=git-"], flavor=["suffix=-x"])
+    assert _tags(capsys, "--images", "user/app") == ["user/app:dev"]
+    assert _tags(capsys, "--images", "user/app", "--tags", "type=raw,value=a") == ["user/app:a"]
+
+
+# --- dockroll.yml: empty rules keep dockroll's defaults -------------------------------
+
+
+def test_config_with_empty_rules_keeps_dockrolls_defaults_on_a_branch(
+    capsys: pytest.CaptureFixture[str], github_push: Path
+) -> None:
+    _config(github_push)
+    image = "127.0.0.1:5000/team/web"
+    assert _tags(capsys) == [f"{image}:dev-860c190", f"{image}:git-860c190"]
+
+
+def test_config_with_empty_rules_keeps_dockrolls_defaults_on_a_release(
+    capsys: pytest.CaptureFixture[str], github_push: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(github_push)
+    _on_tag(monkeypatch, "v1.2.3")
+    image = "127.0.0.1:5000/team/web"
+    assert _tags(capsys) == [
+        f"{image}:v1.2.3",
+        f"{image}:1.2",
+        f"{image}:git-860c190",
+        f"{image}:latest",
+    ]
+
+
+def test_config_rules_and_flavor_apply_without_images(
+    capsys: pytest.CaptureFixture[str], github_push: Path
+) -> None:
+    _config(github_push, rules=["type=sha"], flavor=["suffix=-x"])
+    assert _tags(capsys) == ["127.0.0.1:5000/team/web:sha-860c190-x"]
+
+
+# --- the images input's attribute form -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        ["org/app", "ghcr.io/user/app,enable=false"],
+        ["org/app", "name=ghcr.io/user/app,enable=false"],
+        ["org/app\nname=ghcr.io/user/app,enable=false"],
+        ["name=org/app,enable=true", "ghcr.io/user/app,enable=false"],
+    ],
+    ids=["bare-name", "name-attribute", "one-block", "both-attributes"],
+)
+def test_an_image_with_enable_false_is_left_out(
+    capsys: pytest.CaptureFixture[str], images: list[str]
+) -> None:
+    argv = [arg for image in images for arg in ("--images", image)]
+    assert _tags(capsys, *argv, "--tags", "type=sha") == ["org/app:sha-860c190"]
+
+
+def test_comma_separated_names_are_several_images(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _tags(capsys, "--images", "org/app,ghcr.io/User/App") == [
+        "org/app:dev",
+        "ghcr.io/user/app:dev",
+    ]
+
+
+def test_only_disabled_images_give_bare_tag_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _tags(capsys, "--images", "org/app,enable=false") == ["dev"]
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (["org/app,size=3"], "unknown attribute 'size' in image entry 'org/app,size=3'"),
+        (["value=org/app"], "unknown attribute 'value' in image entry 'value=org/app'"),
+        (["name=,enable=true"], "image entry 'name=,enable=true' has no name"),
+        (["enable=false"], "image entry 'enable=false' has no name"),
+        (["org/app,enable=no"], "invalid enable value 'no' in image entry 'org/app,enable=no'"),
+        (
+            ["org/app,name=ghcr.io/user/app"],
+            "image entry 'org/app,name=ghcr.io/user/app' names more than one image",
+        ),
+        (["org/app", "a/b,c/d"], "image entry 'a/b,c/d' names more than one image"),
+        (["org/app,,enable=false"], "malformed image entry 'org/app,,enable=false': empty field"),
+    ],
+)
+def test_malformed_image_entries_are_refused(
+    capsys: pytest.CaptureFixture[str], images: list[str], message: str
+) -> None:
+    argv = [arg for image in images for arg in ("--images", image)]
+    assert main(["tags", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in " ".join(captured.err.split())
+    assert captured.out == ""
