@@ -169,3 +169,28 @@ def test_malformed_image_entries_are_refused(
     captured = capsys.readouterr()
     assert message in " ".join(captured.err.split())
     assert captured.out == ""
+
+
+def test_annotations_reach_the_github_outputs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    argv = ["--images", "user/app", "--labels", "maintainer=Ops", "--github-output"]
+    argv += ["--annotations", "org.opencontainers.image.title=Web"]
+    assert _tags(capsys, *argv) == ["user/app:dev"]
+    outputs = _heredocs(output.read_text(encoding="utf-8"))
+    assert "manifest:org.opencontainers.image.title=Web" in outputs["annotations"]
+    assert not any("maintainer" in line for line in outputs["annotations"])
+    assert "maintainer=Ops" in outputs["labels"]
+
+
+def _heredocs(text: str) -> dict[str, list[str]]:
+    """The multi-line outputs of a $GITHUB_OUTPUT file, by name."""
+    outputs: dict[str, list[str]] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        name, sep, delimiter = line.partition("<<")
+        if sep:
+            outputs[name] = list(iter(lines.__next__, delimiter))
+    return outputs

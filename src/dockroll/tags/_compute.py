@@ -80,8 +80,8 @@ class Metadata:
     ``tags`` are full references (``image:tag``) image by image, or bare tag
     names when no image was given; ``bare_tags`` are always the names alone.
     ``labels`` are the OCI labels merged with the user's (the user wins);
-    ``annotations`` are the OCI labels alone, for the action's
-    ``annotations`` output. ``created`` is the build date as
+    ``annotations`` are the OCI labels merged with the user's annotations,
+    for the action's ``annotations`` output. ``created`` is the build date as
     ``YYYY-MM-DDTHH:MM:SSZ``.
     """
 
@@ -408,13 +408,14 @@ def compute(
     rules: Sequence[str] = (),
     flavor: Sequence[str] = (),
     labels: Sequence[str] = (),
+    annotations: Sequence[str] = (),
     now: datetime | None = None,
     default_rules: Sequence[str] = DEFAULT_RULES,
 ) -> Metadata:
     """Compute tags, labels and build args for ``context``.
 
-    ``rules``, ``flavor``, ``labels`` and ``images`` take the lines of the
-    action's inputs, one per item or several per item separated by newlines;
+    ``rules``, ``flavor``, ``labels``, ``annotations`` and ``images`` take
+    the lines of the action's inputs, one per item or several per item separated by newlines;
     blank lines and ``#`` comments are ignored. No rules means
     ``default_rules``: :data:`DEFAULT_RULES` (dockroll's), or
     :data:`ACTION_DEFAULT_RULES` for what the action does without ``tags:``.
@@ -483,6 +484,7 @@ def compute(
         f"{_OCI}licenses={context.repo.license}",
     ]
     user_labels = [ev.render(line) for line in _label_lines(labels)]
+    user_annotations = [ev.render(line) for line in _label_lines(annotations)]
     created = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     build_args = {
         "APP_VERSION": main_version or (f"git-{context.short_sha}" if context.sha else "local"),
@@ -497,7 +499,7 @@ def compute(
         labels=MappingProxyType(_merge_labels(oci, user_labels)),
         build_args=MappingProxyType(build_args),
         created=created,
-        annotations=MappingProxyType(_merge_labels(oci, [])),
+        annotations=MappingProxyType(_merge_labels(oci, user_annotations)),
         latest=bool(version.latest) and bool(names),
     )
 

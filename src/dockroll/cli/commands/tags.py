@@ -57,6 +57,10 @@ def tags_command(
         list[str] | None,
         typer.Option("--labels", help="A label KEY=VALUE that overrides computed ones."),
     ] = None,
+    annotations: Annotated[
+        list[str] | None,
+        typer.Option("--annotations", help="An annotation KEY=VALUE that overrides computed ones."),
+    ] = None,
     repo_json: Annotated[
         Path | None,
         typer.Option(
@@ -96,6 +100,7 @@ def tags_command(
         rules=tag_rules,
         flavor=flavor_lines,
         labels=label_lines,
+        annotations=list(annotations or []),
         default_rules=default_rules,
     )
     if github_output:
