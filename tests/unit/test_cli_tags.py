@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from dockroll.cli.app import main
+from dockroll.config import load_config
+from dockroll.pipeline.metadata import release_metadata
 
 SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
 REPOSITORY = {
@@ -194,3 +199,38 @@ def _heredocs(text: str) -> dict[str, list[str]]:
         if sep:
             outputs[name] = list(iter(lines.__next__, delimiter))
     return outputs
+
+
+# --- the CI workflow -------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _workflow_tags_command() -> list[str]:
+    """The `dockroll tags` command of ci-cd.yml's `meta` step, as argv."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci-cd.yml").read_text("utf-8"))
+    steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+    (script,) = [step["run"] for step in steps if step.get("id") == "meta"]
+    lines = iter(script.splitlines())
+    command = next(line for line in lines if "dockroll" in line and " tags" in line)
+    while command.endswith("\\"):
+        command = command[:-1] + next(lines)
+    argv = shlex.split(os.path.expandvars(command.partition(">")[0]))
+    assert argv[0] == "dockroll"
+    return argv[1:]
+
+
+def test_the_workflows_tags_step_agrees_with_dockroll_build(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The workflow tags the multi-platform build with these; `dockroll build` computes
+    # its own from dockroll.yml. Both must name the same release.
+    monkeypatch.setenv("DOCKROLL_REGISTRY", "ghcr.io/acme")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github_output"))
+    monkeypatch.chdir(ROOT / "examples" / "flask-app")
+    argv = _workflow_tags_command()
+    assert main(argv) == 0
+    computed = json.loads(capsys.readouterr().out)
+    built = release_metadata(load_config(None))
+    assert computed["tags"] == list(built.tags)
+    assert computed["tags"][0].startswith("ghcr.io/acme/dockroll/flask-app:")
