@@ -234,3 +234,16 @@ def test_the_workflows_tags_step_agrees_with_dockroll_build(
     built = release_metadata(load_config(None))
     assert computed["tags"] == list(built.tags)
     assert computed["tags"][0].startswith("ghcr.io/acme/dockroll/flask-app:")
+
+
+def test_a_malformed_image_entry_is_the_only_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside CI and git the context brings a warning; the bad input comes first, alone.
+    for name in ("GITHUB_ACTIONS", "GITHUB_EVENT_NAME", "GITHUB_REF", "GITHUB_SHA"):
+        monkeypatch.delenv(name)
+    assert main(["tags", "--images", "org/app", "--images", "a/b,c/d"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: image entry 'a/b,c/d' names more than one image")
+    assert "must be the only images line" in err
+    assert "warning" not in err

@@ -21,14 +21,17 @@ from dockroll.tags._compute import (
     github_output_lines,
 )
 from dockroll.tags._context import BuildContext, RepoInfo, detect_context
+from dockroll.tags._rules import ImageName, parse_images
 
 __all__ = [
     "ACTION_DEFAULT_RULES",
     "DEFAULT_RULES",
     "BuildContext",
+    "ImageName",
     "Metadata",
     "RepoInfo",
     "compute",
     "detect_context",
     "github_output_lines",
+    "parse_images",
 ]

@@ -400,7 +400,10 @@ def _parse_image(line: str) -> ImageName:
     if len(names) > 1:
         raise TagRuleError(
             f"image entry {line!r} names more than one image ({', '.join(map(repr, names))})",
-            hint=_IMAGE_HINT,
+            hint="names separated by commas must be the only images line; "
+            "with several lines, write one image per line"
+            if not fields.pairs
+            else _IMAGE_HINT,
         )
     if not names or not names[0]:
         raise TagRuleError(f"image entry {line!r} has no name", hint=_IMAGE_HINT)

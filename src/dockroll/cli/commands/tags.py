@@ -18,6 +18,7 @@ from dockroll.tags import (
     compute,
     detect_context,
     github_output_lines,
+    parse_images,
 )
 
 
@@ -91,6 +92,7 @@ def tags_command(
         tag_rules = tag_rules or list(config.tags.rules)
         flavor_lines = flavor_lines or list(config.tags.flavor)
         label_lines = label_lines or list(config.tags.labels)
+    parse_images(image_lines)  # a malformed entry is refused before anything is looked up
     context = detect_context(cwd=config.root if config else None, repo_json=repo_json)
     for note in context.notes:
         cli.output.warn(escape(note))
