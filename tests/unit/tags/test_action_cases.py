@@ -1,20 +1,27 @@
 """docker/metadata-action's own test table, replayed through dockroll.
 
 Every row of the action's ``meta.test.ts`` tables (null, push, tag, latest,
-pr, pr-head-sha, schedule, release, raw) with its inputs and the version,
-tags, labels and annotations the action expects. A row without a ``tags``
+pr, pr-head-sha, schedule, release, raw, json) with its inputs and the
+version, tags, labels, annotations or ``json`` output the action expects. A row without a ``tags``
 input (``NO_TAGS``) runs the action's default rules, as the action does.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from dockroll.tags import ACTION_DEFAULT_RULES, Metadata, compute, detect_context
+from dockroll.tags import (
+    ACTION_DEFAULT_RULES,
+    Metadata,
+    compute,
+    detect_context,
+    github_output_lines,
+)
 from tests.unit.tags.conftest import (
     NOW,
     SHA_DEV,
@@ -1268,6 +1275,7 @@ def _check(meta: Metadata, row: Row, revision: str) -> None:
 
 def test_the_table_holds_every_row_of_the_actions() -> None:
     assert len(ACTION_ROWS) + len(PR_HEAD_SHA) == 114
+    assert len(JSON_ROWS) == 7
     assert len({row.id for row in ACTION_ROWS}) == len(ACTION_ROWS)
 
 
@@ -1292,6 +1300,116 @@ def test_labels_keep_the_actions_order(
     meta = _run(github_env, repo_json, tmp_path, row)
     assert list(meta.labels) == sorted(meta.labels)
     assert list(meta.annotations) == sorted(meta.annotations)
+
+
+# The action's json table: (id, event, images, tags, flavor, labels, version, tag names,
+# labels besides the computed OCI ones). Its `json` output holds tags, tag names, labels
+# and the OCI labels as manifest annotations.
+JsonRow = tuple[
+    str, str, list[str], list[str], list[str], list[str], str, list[str], dict[str, str]
+]
+RAW_MY_CUSTOM_TAGS = ["type=raw,my", "type=raw,custom", "type=raw,tags"]
+JSON_ROWS: list[JsonRow] = [
+    (
+        "json01",
+        "push_dev",
+        APP,
+        ["type=ref,event=branch", *RAW_MY_CUSTOM_TAGS],
+        [],
+        ["invalid", "foo="],
+        "dev",
+        ["dev", "my", "custom", "tags"],
+        {"foo": ""},
+    ),
+    (
+        "json02",
+        "push_dev",
+        APP,
+        ["type=ref,event=branch", "type=raw,my"],
+        [],
+        [],
+        "dev",
+        ["dev", "my"],
+        {},
+    ),
+    (
+        "json03",
+        "tag_release1",
+        APP,
+        ["type=ref,event=tag", *RAW_MY_CUSTOM_TAGS],
+        [],
+        [],
+        "release1",
+        ["release1", "my", "custom", "tags", "latest"],
+        {},
+    ),
+    (
+        "json04",
+        "tag_20200110-RC2",
+        APP,
+        [r"type=match,pattern=\d{8}", *RAW_MY_CUSTOM_TAGS],
+        ["latest=false"],
+        [],
+        "20200110",
+        ["20200110", "my", "custom", "tags"],
+        {},
+    ),
+    (
+        "json05",
+        "tag_v1.1.1",
+        TWO,
+        [
+            "type=semver,pattern={{version}}",
+            "type=semver,pattern={{major}}.{{minor}}",
+            "type=semver,pattern={{major}}",
+            *RAW_MY_CUSTOM_TAGS,
+        ],
+        [],
+        [],
+        "1.1.1",
+        ["1.1.1", "1.1", "1", "my", "custom", "tags", "latest"],
+        {},
+    ),
+    ("json06", "tag_v1.1.1", TWO, RAW_MY_CUSTOM_TAGS, [], [], "my", ["my", "custom", "tags"], {}),
+    (
+        "json07",
+        "tag_v1.1.1",
+        ["org/app"],
+        NO_TAGS,
+        [],
+        [
+            "foo",
+            "maintainer=CrazyMax",
+            "org.opencontainers.image.title=MyCustom=Title",
+            "org.opencontainers.image.description=Another description",
+            "org.opencontainers.image.vendor=MyCompany",
+        ],
+        "v1.1.1",
+        ["v1.1.1", "latest"],
+        {
+            "maintainer": "CrazyMax",
+            "org.opencontainers.image.title": "MyCustom=Title",
+            "org.opencontainers.image.description": "Another description",
+            "org.opencontainers.image.vendor": "MyCompany",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("case", JSON_ROWS, ids=lambda case: case[0])
+def test_json_output(github_env: GithubEnv, repo_json: Path, tmp_path: Path, case: JsonRow) -> None:
+    name, event, images, tags, flavor, labels, version, names, extra_labels = case
+    row = Row(name, event, images, tags, flavor, version, [], labels=labels)
+    meta = _run(github_env, repo_json, tmp_path, row)
+    outputs = github_output_lines(meta)
+    payload = json.loads(outputs.split("json=", 1)[1])
+    oci = oci_labels(version, SHA_DEV)
+    assert payload == {
+        "tags": [f"{image.lower()}:{tag}" for image in images for tag in names],
+        "tag-names": names,
+        "labels": {**oci, **extra_labels},
+        "annotations": [f"manifest:{key}={value}" for key, value in oci.items()],
+    }
 
 
 def test_user_labels_override_and_expressions(
