@@ -101,7 +101,8 @@ class BuildConfig(_Model):
 
 
 class TagsConfig(_Model):
-    """Tag rules in docker/metadata-action's grammar; empty means dockroll's defaults."""
+    """Tag rules in docker/metadata-action's grammar. Empty rules mean dockroll's defaults,
+    not the action's; docs/configuration.md compares the two."""
 
     rules: list[str] = Field(default_factory=list)
     flavor: list[str] = Field(default_factory=list)

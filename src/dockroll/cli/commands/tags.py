@@ -12,7 +12,14 @@ from rich.markup import escape
 from dockroll.cli.app import app, state
 from dockroll.config import Config, load_config
 from dockroll.errors import ConfigError, UsageError
-from dockroll.tags import compute, detect_context, github_output_lines
+from dockroll.tags import (
+    ACTION_DEFAULT_RULES,
+    DEFAULT_RULES,
+    compute,
+    detect_context,
+    github_output_lines,
+    parse_images,
+)
 
 
 def _optional_config(path: Path | None) -> Config | None:
@@ -30,7 +37,10 @@ def tags_command(
     images: Annotated[
         list[str] | None,
         typer.Option(
-            "--images", help="Image names, comma-separated or repeated (default: dockroll.yml)."
+            "--images",
+            help="An images line of the action: names comma-separated, or one image with "
+            "attributes ('ghcr.io/acme/app,enable=false'); repeatable. Without it: "
+            "dockroll.yml's image and tags section.",
         ),
     ] = None,
     rules: Annotated[
@@ -47,6 +57,10 @@ def tags_command(
     labels: Annotated[
         list[str] | None,
         typer.Option("--labels", help="A label KEY=VALUE that overrides computed ones."),
+    ] = None,
+    annotations: Annotated[
+        list[str] | None,
+        typer.Option("--annotations", help="An annotation KEY=VALUE that overrides computed ones."),
     ] = None,
     repo_json: Annotated[
         Path | None,
@@ -65,17 +79,31 @@ def tags_command(
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
     cli = state(ctx)
     config = _optional_config(cli.config_path)
-    names = [n.strip() for item in images or [] for n in item.split(",") if n.strip()]
-    if not names and config is not None:
-        names = [config.image]
-    tag_rules = list(rules or []) or (list(config.tags.rules) if config else [])
-    flavor_lines = list(flavor or []) or (list(config.tags.flavor) if config else [])
-    label_lines = list(labels or []) or (list(config.tags.labels) if config else [])
+    image_lines = [item for item in images or [] if item.strip()]
+    default_rules: tuple[str, ...] = DEFAULT_RULES
+    tag_rules = list(rules or [])
+    flavor_lines = list(flavor or [])
+    label_lines = list(labels or [])
+    if image_lines:
+        # The action's inputs, and only those: the same workflow lines give the same tags.
+        default_rules = ACTION_DEFAULT_RULES
+    elif config is not None:
+        image_lines = [config.image]
+        tag_rules = tag_rules or list(config.tags.rules)
+        flavor_lines = flavor_lines or list(config.tags.flavor)
+        label_lines = label_lines or list(config.tags.labels)
+    parse_images(image_lines)  # a malformed entry is refused before anything is looked up
     context = detect_context(cwd=config.root if config else None, repo_json=repo_json)
     for note in context.notes:
         cli.output.warn(escape(note))
     metadata = compute(
-        context, images=names, rules=tag_rules, flavor=flavor_lines, labels=label_lines
+        context,
+        images=image_lines,
+        rules=tag_rules,
+        flavor=flavor_lines,
+        labels=label_lines,
+        annotations=list(annotations or []),
+        default_rules=default_rules,
     )
     if github_output:
         target = os.environ.get("GITHUB_OUTPUT")
