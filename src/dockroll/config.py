@@ -209,7 +209,11 @@ class BlueGreenConfig(_Model):
     verify: list[str] | None = None
     """A command run on the host before the switch; ``$TARGET_URL`` is one new replica."""
     keep_previous: Duration = 300.0
-    """How long the old slot stays ready (at weight 0) for an instant switch back."""
+    """How long the old slot is kept (at weight 0) for an instant switch back.
+
+    Past the window `status` says it ended, the next deploy or rollback retires
+    the slot, and a rollback redeploys instead of switching; `0` stops it at once.
+    """
 
 
 class CanaryConfig(_Model):
