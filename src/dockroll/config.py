@@ -364,6 +364,9 @@ class Config(_Model):
                     f"environments.{name}.promote_from names {env.promote_from!r}, "
                     f"which is not an environment here ({', '.join(self.environments)})"
                 )
+        cycle = _promotion_cycle(self.environments)
+        if cycle is not None:
+            raise ValueError(_cycle_message(cycle))
         by_port: dict[int, list[str]] = {}
         for name, env in self.environments.items():
             by_port.setdefault(env.port, []).append(name)
@@ -374,6 +377,24 @@ class Config(_Model):
                     f"{fields} share {port}; each environment needs its own router port"
                 )
         return self
+
+    def promotion_order(self) -> list[str]:
+        """Environment names from first to last along their ``promote_from`` links."""
+        cycle = _promotion_cycle(self.environments)
+        if cycle is not None:  # only a config built without validation gets here
+            raise ConfigError(_cycle_message(cycle))
+        ordered: list[str] = []
+        remaining = dict(self.environments)
+        while remaining:
+            ready = [
+                name
+                for name, env in remaining.items()
+                if env.promote_from is None or env.promote_from not in remaining
+            ]
+            for name in ready:
+                ordered.append(name)
+                del remaining[name]
+        return ordered
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The named environment, or a ConfigError listing the ones that exist."""
@@ -393,6 +414,36 @@ class Config(_Model):
     @property
     def dockerfile_path(self) -> Path:
         return (self.context_dir / self.build.dockerfile).resolve()
+
+
+def _promotion_cycle(environments: dict[str, EnvironmentConfig]) -> list[str] | None:
+    """The first ``promote_from`` loop found, as names in link order, or None."""
+    settled: set[str] = set()
+    for start in environments:
+        path: list[str] = []
+        name: str | None = start
+        while name is not None and name in environments and name not in settled:
+            if name in path:
+                return path[path.index(name) :]
+            path.append(name)
+            name = environments[name].promote_from
+        settled.update(path)
+    return None
+
+
+def _cycle_message(cycle: list[str]) -> str:
+    if len(cycle) == 1:
+        return (
+            f"environments.{cycle[0]}.promote_from names {cycle[0]!r} itself; "
+            "remove it or name the environment releases come from"
+        )
+    sources = cycle[1:] + cycle[:1]
+    links = ", ".join(f"{name} from {source}" for name, source in zip(cycle, sources, strict=True))
+    names = ", ".join(cycle)
+    return (
+        f"environments {names} promote from each other in a cycle ({links}); "
+        "one environment must have no promote_from: it takes releases from the registry"
+    )
 
 
 def _has_tag(reference: str) -> bool:

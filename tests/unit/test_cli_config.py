@@ -119,17 +119,41 @@ def test_check_of_an_unknown_field(capsys: pytest.CaptureFixture[str], isolated:
     assert "replica: unknown field" in capsys.readouterr().err
 
 
+CYCLE = (
+    "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
+    "  a: {port: 9001, promote_from: b}\n  b: {port: 9002, promote_from: a}\n"
+)
+
+
 def test_check_refuses_environments_that_promote_from_each_other(
     capsys: pytest.CaptureFixture[str], isolated: Path
 ) -> None:
-    _write(
-        isolated,
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
-        "  a: {port: 9001, promote_from: b}\n  b: {port: 9002, promote_from: a}\n",
-    )
+    _write(isolated, CYCLE)
     assert main(["config", "check"]) == 2
     err = capsys.readouterr().err
     assert "promote from each other in a cycle" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["promote", "v1.0.0", "--to", "a", "--dry-run"],
+        ["deploy", "v1.0.0", "--env", "a"],
+        ["status"],
+        ["releases"],
+        ["tags"],
+    ],
+)
+def test_every_command_refuses_a_cycle_as_config_check_does(
+    capsys: pytest.CaptureFixture[str], isolated: Path, argv: list[str]
+) -> None:
+    _write(isolated, CYCLE)
+    assert main(["config", "check"]) == 2
+    expected = capsys.readouterr().err
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == expected
+    assert captured.out == ""
 
 
 def test_check_without_a_config(capsys: pytest.CaptureFixture[str], isolated: Path) -> None:

@@ -235,6 +235,40 @@ def test_promote_from_error_lists_the_environments(tmp_path: Path) -> None:
     assert "dev, prod" in message
 
 
+@pytest.mark.parametrize(
+    ("environments", "words"),
+    [
+        (
+            "  a: {port: 1, promote_from: b}\n  b: {port: 2, promote_from: a}\n",
+            "environments a, b promote from each other in a cycle (a from b, b from a)",
+        ),
+        (
+            # d only hangs off the loop; the message names the loop itself.
+            "  d: {port: 4, promote_from: a}\n  a: {port: 1, promote_from: c}\n"
+            "  b: {port: 2, promote_from: a}\n  c: {port: 3, promote_from: b}\n",
+            "environments a, c, b promote from each other in a cycle",
+        ),
+        ("  a: {port: 1, promote_from: a}\n", "environments.a.promote_from names 'a' itself"),
+    ],
+)
+def test_a_promote_from_cycle_is_refused_when_loading(
+    tmp_path: Path, environments: str, words: str
+) -> None:
+    message = _error(tmp_path, MINIMAL + "environments:\n" + environments)
+    assert words in message
+
+
+def test_promotion_order_follows_promote_from(tmp_path: Path) -> None:
+    config = load_config(
+        _write(
+            tmp_path,
+            MINIMAL + "environments:\n  prod: {port: 3, promote_from: staging}\n"
+            "  dev: {port: 1}\n  staging: {port: 2, promote_from: dev}\n",
+        )
+    )
+    assert config.promotion_order() == ["dev", "staging", "prod"]
+
+
 def test_invalid_yaml(tmp_path: Path) -> None:
     message = _error(tmp_path, "service: web\nimage: [unclosed\n")
     assert "not valid YAML" in message

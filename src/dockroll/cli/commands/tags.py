@@ -10,18 +10,19 @@ import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.config import Config, load_config
+from dockroll.config import Config, find_config, load_config
 from dockroll.errors import ConfigError, UsageError
 from dockroll.tags import compute, detect_context, github_output_lines
 
 
 def _optional_config(path: Path | None) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError:
-        if path is not None:
-            raise
-        return None
+    """dockroll.yml when there is one; flags alone work without it, but not with a broken one."""
+    if path is None and not os.environ.get("DOCKROLL_CONFIG"):
+        try:
+            path = find_config()
+        except ConfigError:
+            return None
+    return load_config(path)
 
 
 @app.command("tags")
