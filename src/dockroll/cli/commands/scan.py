@@ -85,7 +85,8 @@ def scan_command(
     if image is not None:
         target = target_from_image(engine, image, config.service if config else None)
     elif config is not None:
-        target = target_from_build(load_last_build(config.service))
+        record = load_last_build(config.service, otherwise="pass --image REF to scan an image")
+        target = target_from_build(record)
     else:  # pragma: no cover - _optional_config raises without --image
         raise UsageError("pass --image REF or run dockroll next to a dockroll.yml")
     with cli.output.progress(f"scanning {target.service} {target.version}") as progress:
