@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from dockroll.cli.app import app, state
+from dockroll.errors import EngineUnavailable
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.status import EnvironmentStatus, service_status
 
@@ -28,7 +30,7 @@ def _table(status: EnvironmentStatus) -> Table:
             escape(replica.version),
             replica.digest.removeprefix("sha256:")[:12],
             escape(replica.slot),
-            f"{replica.state}/{replica.health}",
+            escape(f"{replica.state}/{replica.health_summary}"),
             f"w={weight} {replica.router_health}",
             f"{replica.share:.0%}",
         )
@@ -57,8 +59,26 @@ def status_command(
                 "drift": notes,
             }
         )
+    else:
+        _print(cli.output.out, statuses, notes)
+    _fail_when_unreachable(statuses)
+
+
+def _fail_when_unreachable(statuses: list[EnvironmentStatus]) -> None:
+    """A status that could not read the engine is no all-clear: exit 3, as scripts expect."""
+    unreachable = [(s.name, s.unreachable) for s in statuses if s.unreachable is not None]
+    if not unreachable:
         return
-    out = cli.output.out
+    names = ", ".join(name for name, _ in unreachable)
+    problems = "".join(f"\n  {name}: {error.message}" for name, error in unreachable)
+    raise EngineUnavailable(
+        f"status is incomplete: the engine of {names} could not be read{problems}",
+        hint=unreachable[0][1].hint
+        or "start the engine, or check DOCKER_HOST and the environment's engine in dockroll.yml",
+    )
+
+
+def _print(out: Console, statuses: list[EnvironmentStatus], notes: list[str]) -> None:
     for status in statuses:
         ledger_line = (
             f"{status.ledger_version} ({(status.ledger_digest or '')[:19]})"
