@@ -142,6 +142,8 @@ def test_check_refuses_environments_that_promote_from_each_other(
         ["status"],
         ["releases"],
         ["tags"],
+        ["tags", "--images", "127.0.0.1:5000/team/web"],
+        ["scan", "--image", "127.0.0.1:5000/team/web:v1.0.0"],
     ],
 )
 def test_every_command_refuses_a_cycle_as_config_check_does(

@@ -10,19 +10,8 @@ import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.config import Config, find_config, load_config
-from dockroll.errors import ConfigError, UsageError
+from dockroll.errors import UsageError
 from dockroll.tags import compute, detect_context, github_output_lines
-
-
-def _optional_config(path: Path | None) -> Config | None:
-    """dockroll.yml when there is one; flags alone work without it, but not with a broken one."""
-    if path is None and not os.environ.get("DOCKROLL_CONFIG"):
-        try:
-            path = find_config()
-        except ConfigError:
-            return None
-    return load_config(path)
 
 
 @app.command("tags")
@@ -65,7 +54,7 @@ def tags_command(
 ) -> None:
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
     cli = state(ctx)
-    config = _optional_config(cli.config_path)
+    config = cli.optional_config()
     names = [n.strip() for item in images or [] for n in item.split(",") if n.strip()]
     if not names and config is not None:
         names = [config.image]
