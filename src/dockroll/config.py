@@ -467,13 +467,13 @@ class Config(_Model):
 
     def environment(self, name: str) -> EnvironmentConfig:
         """The named environment, or a ConfigError listing the ones that exist."""
+        known = ", ".join(self.environments) or "none are configured"
         problem = environment_name_problem(name)
         if problem is not None:
-            raise UsageError(problem, hint=f"environments here: {', '.join(self.environments)}")
+            raise UsageError(problem, hint=f"environments in dockroll.yml: {known}")
         try:
             return self.environments[name]
         except KeyError:
-            known = ", ".join(self.environments) or "none are configured"
             raise ConfigError(
                 f"no environment {name!r} in dockroll.yml ({known})",
                 hint="add it under `environments:` or pick one of those",
