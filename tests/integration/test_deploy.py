@@ -7,6 +7,7 @@ new release, and a failed rollout leaves everything as it was.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import docker
 import pytest
 
 from dockroll import labels
+from dockroll.cli.app import main
 from dockroll.config import Config, MigrationConfig
 from dockroll.errors import PolicyRefusal, RolloutError
 from dockroll.events import Progress
@@ -55,6 +57,7 @@ ENVIRONMENTS = {
     "router": {"strategy": "rolling", "replicas": 2},
     "tagged": {"strategy": "rolling", "replicas": 1, "tags": ["tagged", "tagged-{{version}}"]},
     "checked": {"strategy": "rolling", "replicas": 1},
+    "stopped": {"strategy": "rolling", "replicas": 1},
 }
 
 
@@ -333,3 +336,20 @@ def test_status_shows_the_routers_view_of_a_replica_its_checks_cannot_reach(env:
     assert replica.health == "healthy"
     assert replica.router_check == "L4CON"
     assert replica.health_summary == "healthy (router: DOWN L4CON)"
+
+
+def test_status_of_an_environment_whose_router_is_stopped_exits_10(
+    env: Seeded, docker_client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _deploy(env, "stopped", OLD) == "succeeded"
+    assert main(["status", "--env", "stopped"]) == 0
+    capsys.readouterr()
+    docker_client.containers.get(f"dockroll-router-{env.service}-stopped").stop(timeout=1)
+
+    assert main(["--json", "status", "--env", "stopped"]) == 10
+    captured = capsys.readouterr()
+    [shown] = json.loads(captured.out)["environments"]
+    assert shown["engine_reachable"] is True
+    assert shown["router_reachable"] is False
+    assert shown["router"].startswith("not answering: ")
+    assert "status is incomplete: the router of stopped could not be read" in captured.err

@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 
 from dockroll.cli.app import main
-from dockroll.cli.commands.status import _table
+from dockroll.cli.commands.status import _fail_when_incomplete, _table
 from dockroll.engine.port import ContainerInfo, Health
+from dockroll.errors import EngineUnavailable, RouterError
 from dockroll.pipeline.status import EnvironmentStatus, replica_status
 from dockroll.router.port import BackendServer, ServerHealth, ServerState
 
@@ -129,3 +130,35 @@ def test_the_status_table_shows_the_routers_view() -> None:
     text = console.export_text()
     assert "running/healthy (router: DOWN L4CON)" in text
     assert "w=0 down" in text
+
+
+def test_a_router_that_does_not_answer_makes_status_exit_10() -> None:
+    refused = RouterError("router of web/dev: `show stat` failed: Connection refused", hint="h")
+    statuses = [
+        EnvironmentStatus(name="dev", port=9081, strategy="rolling", router_unreachable=refused),
+        EnvironmentStatus(name="prod", port=9083, strategy="canary"),
+    ]
+    with pytest.raises(RouterError) as caught:
+        _fail_when_incomplete(statuses)
+    assert caught.value.exit_code == 10
+    assert caught.value.message.startswith("status is incomplete: the router of dev")
+    assert caught.value.hint == "h"
+
+
+def test_an_unreachable_engine_wins_over_a_router_problem() -> None:
+    statuses = [
+        EnvironmentStatus(
+            name="dev",
+            port=9081,
+            strategy="rolling",
+            router_unreachable=RouterError("router down"),
+        ),
+        EnvironmentStatus(
+            name="prod", port=9083, strategy="canary", unreachable=EngineUnavailable("no engine")
+        ),
+    ]
+    with pytest.raises(EngineUnavailable) as caught:
+        _fail_when_incomplete(statuses)
+    assert caught.value.exit_code == 3
+    assert "prod: no engine" in caught.value.message
+    _fail_when_incomplete([EnvironmentStatus(name="dev", port=9081, strategy="rolling")])

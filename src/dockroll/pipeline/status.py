@@ -86,6 +86,8 @@ class EnvironmentStatus:
     drift: tuple[str, ...] = field(default=())
     unreachable: DockrollError | None = field(default=None, compare=False)
     """Why the engine could not be read; the rest of the status is then the ledger's only."""
+    router_unreachable: DockrollError | None = field(default=None, compare=False)
+    """Why the router (which exists) could not be read: its weights and checks are unknown."""
 
     @property
     def serving_digests(self) -> set[str]:
@@ -106,6 +108,7 @@ class EnvironmentStatus:
             "engine": self.engine,
             "engine_reachable": self.unreachable is None,
             "router": self.router,
+            "router_reachable": self.router_unreachable is None,
             "ledger": {"version": self.ledger_version, "digest": self.ledger_digest},
             "serving": sorted(self.serving_digests),
             "replicas": [r.to_json() for r in self.replicas],
@@ -169,6 +172,7 @@ def _observed_status(
             base["router"] = f"running ({router.container_name})"
         except DockrollError as exc:
             base["router"] = f"not answering: {exc.message}"
+            base["router_unreachable"] = exc
     shares = traffic_shares(servers)
     by_name = {server.name: server for server in servers}
     lock: LockInfo | None = None

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dockroll.cli.app import app, state
-from dockroll.errors import EngineUnavailable
+from dockroll.errors import DockrollError, EngineUnavailable, RouterError
 from dockroll.ledger import open_ledger
 from dockroll.pipeline.status import EnvironmentStatus, service_status
 
@@ -61,21 +61,31 @@ def status_command(
         )
     else:
         _print(cli.output.out, statuses, notes)
-    _fail_when_unreachable(statuses)
+    _fail_when_incomplete(statuses)
 
 
-def _fail_when_unreachable(statuses: list[EnvironmentStatus]) -> None:
-    """A status that could not read the engine is no all-clear: exit 3, as scripts expect."""
-    unreachable = [(s.name, s.unreachable) for s in statuses if s.unreachable is not None]
-    if not unreachable:
-        return
-    names = ", ".join(name for name, _ in unreachable)
-    problems = "".join(f"\n  {name}: {error.message}" for name, error in unreachable)
-    raise EngineUnavailable(
-        f"status is incomplete: the engine of {names} could not be read{problems}",
-        hint=unreachable[0][1].hint
-        or "start the engine, or check DOCKER_HOST and the environment's engine in dockroll.yml",
-    )
+def _fail_when_incomplete(statuses: list[EnvironmentStatus]) -> None:
+    """A status that could not read an engine or a router is no all-clear: scripts see its
+    exit code (3 for an engine, 10 for a router) after everything it could read."""
+    engines = [(s.name, s.unreachable) for s in statuses if s.unreachable is not None]
+    if engines:
+        raise EngineUnavailable(
+            _incomplete("the engine", engines),
+            hint=engines[0][1].hint
+            or "start it, or check DOCKER_HOST and the environment's engine in dockroll.yml",
+        )
+    routers = [(s.name, s.router_unreachable) for s in statuses if s.router_unreachable]
+    if routers:
+        raise RouterError(
+            _incomplete("the router", routers),
+            hint=routers[0][1].hint or "`docker ps -a` shows whether the router container runs",
+        )
+
+
+def _incomplete(what: str, problems: list[tuple[str, DockrollError]]) -> str:
+    names = ", ".join(name for name, _ in problems)
+    lines = "".join(f"\n  {name}: {error.message}" for name, error in problems)
+    return f"status is incomplete: {what} of {names} could not be read{lines}"
 
 
 def _print(out: Console, statuses: list[EnvironmentStatus], notes: list[str]) -> None:
