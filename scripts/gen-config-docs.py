@@ -39,8 +39,10 @@ FALLBACK = {
     "Config.build": "How `dockroll build` builds the image.",
     "Config.tags": "How `dockroll tags` and `dockroll build` name the image.",
     "Config.container": "How every replica runs.",
-    "Config.environments": "The deployment targets by name, e.g. `dev`, `staging`, `prod`. "
-    "Their `promote_from` links give the promotion order.",
+    "Config.environments": "The deployment targets by name, e.g. `dev`, `staging`, `prod`: "
+    "at most 32 lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit "
+    "(the rule `--env` and `--to` follow too). Their `promote_from` links give the promotion "
+    "order and may not form a cycle.",
     "Config.mirrors": "Backup registries that receive a copy of every release.",
     "Config.health": "When a container counts as healthy, for `dockroll test` and every deploy.",
     "Config.smoke": "What `dockroll test` checks besides health.",

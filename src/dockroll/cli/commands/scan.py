@@ -10,7 +10,7 @@ import typer
 from dockroll.cli.app import CliState, app, state
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import ConfigError, UsageError
+from dockroll.errors import UsageError
 from dockroll.ledger import Release, open_ledger
 from dockroll.pipeline.records import load_last_build
 from dockroll.pipeline.scan import (
@@ -38,12 +38,7 @@ _SEVERITY_STYLE = {
 
 def _optional_config(cli: CliState, image: str | None) -> Config | None:
     """dockroll.yml; with ``--image`` a scan works outside a service directory too."""
-    try:
-        return cli.config
-    except ConfigError:
-        if image is None:
-            raise
-        return None
+    return cli.config if image is None else cli.optional_config()
 
 
 @app.command("scan")
@@ -85,7 +80,8 @@ def scan_command(
     if image is not None:
         target = target_from_image(engine, image, config.service if config else None)
     elif config is not None:
-        target = target_from_build(load_last_build(config.service))
+        record = load_last_build(config.service, otherwise="pass --image REF to scan an image")
+        target = target_from_build(record)
     else:  # pragma: no cover - _optional_config raises without --image
         raise UsageError("pass --image REF or run dockroll next to a dockroll.yml")
     with cli.output.progress(f"scanning {target.service} {target.version}") as progress:

@@ -10,8 +10,7 @@ import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.config import Config, load_config
-from dockroll.errors import ConfigError, UsageError
+from dockroll.errors import UsageError
 from dockroll.tags import (
     ACTION_DEFAULT_RULES,
     DEFAULT_RULES,
@@ -20,15 +19,6 @@ from dockroll.tags import (
     github_output_lines,
     parse_images,
 )
-
-
-def _optional_config(path: Path | None) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError:
-        if path is not None:
-            raise
-        return None
 
 
 @app.command("tags")
@@ -78,7 +68,7 @@ def tags_command(
 ) -> None:
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
     cli = state(ctx)
-    config = _optional_config(cli.config_path)
+    config = cli.optional_config()
     image_lines = [item for item in images or [] if item.strip()]
     default_rules: tuple[str, ...] = DEFAULT_RULES
     tag_rules = list(rules or [])
