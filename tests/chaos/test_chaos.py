@@ -20,7 +20,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,9 +34,11 @@ from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
 from tests.conftest import _unavailable
 from tests.integration.rollout_support import (
+    DOCKROLL,
     Load,
     Seeded,
     cli_env,
+    run_dockroll,
     seed_service,
     versions,
     wait_serving,
@@ -47,7 +48,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 
 OLD, NEW = "v1.0.0", "v1.1.0"
 SEED = int(os.environ.get("CHAOS_SEED", "1"))
-DOCKROLL = os.path.join(os.path.dirname(sys.executable), "dockroll")
 ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "rolling": {"strategy": "rolling", "replicas": 2, "drain_timeout": "5s", "tags": ["rolling"]},
     "bluegreen": {
@@ -115,15 +115,8 @@ def seeded(
 # -- the checks ---------------------------------------------------------------------
 
 
-def _dockroll(seeded: Seeded, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [DOCKROLL, *args],
-        env=cli_env(seeded),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def _dockroll(seeded: Seeded, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_dockroll(seeded, *args)
 
 
 def _status(seeded: Seeded, env: str) -> dict[str, Any]:

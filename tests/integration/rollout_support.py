@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -344,3 +345,21 @@ class Load:
 
 def cli_env(seeded: Seeded) -> dict[str, str]:
     return {**plain_git_env(os.environ), **seeded.environ}
+
+
+DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
+"""The `dockroll` entry point of the interpreter running the tests."""
+
+
+def run_dockroll(
+    seeded: Seeded, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the `dockroll` CLI against the seeded state, as a user would; output captured."""
+    return subprocess.run(
+        [DOCKROLL, *args],
+        env=cli_env(seeded),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
