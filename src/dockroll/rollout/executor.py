@@ -23,7 +23,9 @@ from dockroll.analysis import (
     Action,
     Analysis,
     Decision,
+    Ending,
     Providers,
+    StepEnd,
     providers_for,
 )
 from dockroll.config import Config, EnvironmentConfig
@@ -80,6 +82,25 @@ class _ManualPause(Exception):
         self.index = index
         self.percent = percent
         self.why = why
+
+
+@dataclass
+class _Window:
+    """When an observed step ends: its planned end, moved on while a canary step is extended."""
+
+    end: float
+    index: int
+    percent: int | None
+    where: str
+    judged: Analysis | None
+    """The analysis whose evidence a canary step needs before it ends; None: none needed."""
+    planned_end: float = field(init=False)
+    extending: bool = False
+    evidence: StepEnd | None = None
+    """How the step ended (or why it is being extended), for the step record."""
+
+    def __post_init__(self) -> None:
+        self.planned_end = self.end
 
 
 class AnalysisFailed(DockrollError):
@@ -592,7 +613,8 @@ class RolloutRunner:
         A failing check raises (the rollout rolls back); the analysis may also
         end a canary step early when the evidence is strong, or hold the
         rollout for a person (no-data policy ``pause``). `dockroll pause`
-        from anywhere holds it too.
+        from anywhere holds it too. A canary step that is still undecided when
+        its time is up never ends as a pass: see :meth:`_extended`.
         """
         where = f"{percent}% on the new release" if percent is not None else "the full rollout"
         settings = self.env.analysis
@@ -607,10 +629,11 @@ class RolloutRunner:
         interval = settings.interval if settings is not None else 0.5
         what = "analysing" if analysis else "watching health"
         self._say(f"{what} at {where} for {seconds:g}s")
-        deadline = self.clock() + seconds
+        judged = analysis if early_pass else None
+        window = _Window(self.clock() + seconds, index, percent, where, judged)
         decision: Decision | None = None
         try:
-            while self.clock() < deadline:
+            while self.clock() < window.end or self._extended(window):
                 for server in self.router.servers():
                     if (
                         server.name in in_router
@@ -632,13 +655,65 @@ class RolloutRunner:
                     if decision.action is Action.PASS and early_pass:
                         self._say(f"analysis passed at {where}: {decision.reason}")
                         break
-                self.sleep(min(interval, max(0.0, deadline - self.clock())))
+                self.sleep(min(interval, max(0.0, window.end - self.clock())))
         finally:
             if providers is not None:
                 providers.close()
         if analysis is not None:
-            return {"analysis": analysis.summary().as_dict()}
+            detail: dict[str, Any] = {"analysis": analysis.summary().as_dict()}
+            if window.evidence is not None:
+                if window.evidence.ending is Ending.EXTEND:  # it passed while extended
+                    window.evidence = analysis.step_end(self.clock() - window.planned_end)
+                detail["evidence"] = window.evidence.as_dict()
+            return detail
         return {}
+
+    def _extended(self, window: _Window) -> bool:
+        """A canary step's time is up: extend it for a minimum sample, or end it.
+
+        Undecided at its end, a step is no evidence: it goes on while it has too few
+        canary requests (up to ``max_extension``); then the ``no_data`` policy rolls
+        back, holds for a person, or goes on without a pass, saying so.
+        """
+        analysis = window.judged
+        if analysis is None:
+            return False  # no analysis, or a watch window (its end promotes nothing)
+        settings = analysis.settings
+        now = self.clock()
+        evidence = analysis.step_end(extended=now - window.planned_end)
+        window.evidence = evidence
+        where = window.where
+        if evidence.ending is Ending.EXTEND:
+            left = window.planned_end + settings.max_extension - now
+            window.end = now + min(settings.interval, left)
+            if not window.extending:
+                window.extending = True
+                self._say(
+                    f"insufficient data, extending the step at {where}: "
+                    f"{evidence.canary_requests:g} of the {evidence.min_sample} canary requests "
+                    f"needed (for up to {settings.max_extension:g}s)"
+                )
+                self._record_evidence(window)
+            return True
+        if evidence.ending is Ending.FAIL:
+            summary = {**analysis.summary().as_dict(), "evidence": evidence.as_dict()}
+            raise AnalysisFailed(f"analysis undecided at {where}: {evidence.reason}", summary)
+        if evidence.ending is Ending.PAUSE:
+            self._record_evidence(window)
+            raise _ManualPause(window.index, window.percent, evidence.reason)
+        if evidence.ending is Ending.PROCEED:
+            self._say(f"no pass at {where}: {evidence.reason}")
+        return False
+
+    def _record_evidence(self, window: _Window) -> None:
+        if self._deployment is not None and window.evidence is not None:
+            self.ledger.record_step(
+                self._deployment,
+                window.index,
+                "pause",
+                StepStatus.RUNNING,
+                detail={"evidence": window.evidence.as_dict()},
+            )
 
     def _hooks_quietly(
         self, point: HookPoint, release: Release, extra: Mapping[str, str] | None = None
