@@ -70,6 +70,7 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     "errors": {**CANARY, "analysis": ANALYSIS},
     "latency": {**CANARY, "analysis": ANALYSIS},
     "health": {**CANARY, "analysis": ANALYSIS},
+    "oldsick": {**CANARY, "replicas": 2, "canary": {"steps": [10, 50, 100], "pause": "15s"}},
     "prom": {**CANARY, "analysis": PROMETHEUS_ANALYSIS},
     "healthy": {**CANARY, "analysis": ERRORS_ONLY},
     "watch": {
@@ -288,6 +289,43 @@ def test_a_canary_failing_its_health_checks_mid_step_rolls_back(
     deployment = _latest(env, "health")
     assert deployment.status is DeploymentStatus.ROLLED_BACK
     assert not [c for c in docker_client.containers.list(all=True) if c.name == canary]
+
+
+def test_a_flapping_old_replica_is_taken_out_and_the_canary_goes_on(
+    env: Seeded, docker_client: docker.DockerClient
+) -> None:
+    _stable(env, "oldsick")
+    timeline = Timeline()
+    old = f"{env.service}-oldsick-stable-1"
+    container = docker_client.containers.get(old)
+
+    def flap_once_the_canary_serves() -> None:
+        timeline.first("watching health at 10%", timeout=120)
+        container.pause()  # the router's checks time out: down
+        try:
+            timeline.first(f"{old} of the previous release failed its health checks", 30)
+        finally:
+            container.unpause()  # and up again: it flaps
+
+    with PacedLoad(env.url("oldsick"), rate=20) as load, ThreadPoolExecutor(1) as pool:
+        load.wait_for(40)
+        flapper: Future[None] = pool.submit(flap_once_the_canary_serves)
+        outcome = _deploy(env, "oldsick", HEALTHY, progress=timeline)
+        flapper.result(timeout=5)
+        settled = time.monotonic()
+        load.wait_for(len(load.replies) + 40)
+
+    assert outcome is not None
+    assert outcome.status == "succeeded", timeline.said
+    assert not [m for _, m in timeline.said if "rolling back" in m]
+    assert load.versions(since=settled) == {HEALTHY: len(load.since(settled))}
+    deployment = _latest(env, "oldsick")
+    assert deployment.status is DeploymentStatus.SUCCEEDED
+    steps = sorted(deployment.steps, key=lambda s: s.index)
+    assert next(s for s in steps if s.kind == "pause").detail["out_of_rotation"] == [old]
+    # Back up by the 50 % step, it still got no traffic: out for the rest of the rollout.
+    fifty = [s for s in steps if s.kind == "set-weights"][1]
+    assert fifty.detail["weights"][old] == 0, fifty.detail
 
 
 def test_a_failing_prometheus_check_rolls_back(

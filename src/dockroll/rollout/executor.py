@@ -60,7 +60,13 @@ from dockroll.rollout.plan import (
     Watch,
     split_weights,
 )
-from dockroll.router.port import Router, ServerHealth, ServerSpec
+from dockroll.router.port import (
+    MAX_WEIGHT,
+    Router,
+    ServerHealth,
+    ServerSpec,
+    weights_for_shares,
+)
 
 __all__ = [
     "RolloutOutcome",
@@ -228,6 +234,8 @@ class RolloutRunner:
     _deployment: Deployment | None = field(default=None, init=False)
     _traffic_started: bool = field(default=False, init=False)
     _answered_pauses: frozenset[int] = field(default_factory=frozenset, init=False)
+    _out_of_rotation: set[str] = field(default_factory=set, init=False)
+    """Old replicas taken out of rotation for failing their checks: no step gives them weight."""
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -326,6 +334,7 @@ class RolloutRunner:
         # A pause request made before this run (re)started was answered by the pause it
         # caused; resuming consumes it, or the rollout would stop again at its next step.
         self._answered_pauses = frozenset(event.id for event in self._pause_requests())
+        self._out_of_rotation = set()
         # Weight already given to new replicas before an interruption counts as traffic.
         self._traffic_started = any(
             isinstance(step, SetWeights) and any(step.weights.get(n) for n in plan.new)
@@ -428,6 +437,7 @@ class RolloutRunner:
                     self._add_server(name)
                 self._say(f"in the router (weight 0, checked): {', '.join(names)}")
             case SetWeights(weights=weights, percent=percent):
+                weights = self._in_rotation(weights)
                 self.router.set_weights(weights)
                 shown = f"{percent}% to the new release" if percent is not None else "weights set"
                 self._say(f"{shown}: {dict(weights)}")
@@ -632,15 +642,10 @@ class RolloutRunner:
         judged = analysis if early_pass else None
         window = _Window(self.clock() + seconds, index, percent, where, judged)
         decision: Decision | None = None
+        taken_out: list[str] = []
         try:
             while self.clock() < window.end or self._extended(window):
-                for server in self.router.servers():
-                    if (
-                        server.name in in_router
-                        and server.weight
-                        and server.health is (ServerHealth.DOWN)
-                    ):
-                        raise EngineError(f"{server.name} failed its health checks at {where}")
+                taken_out += self._health_veto(in_router, where)
                 if self._pause_requested():
                     raise _ManualPause(index, percent, "paused by `dockroll pause`")
                 if analysis is not None:
@@ -659,14 +664,80 @@ class RolloutRunner:
         finally:
             if providers is not None:
                 providers.close()
+        detail: dict[str, Any] = {"out_of_rotation": sorted(taken_out)} if taken_out else {}
         if analysis is not None:
-            detail: dict[str, Any] = {"analysis": analysis.summary().as_dict()}
+            detail["analysis"] = analysis.summary().as_dict()
             if window.evidence is not None:
                 if window.evidence.ending is Ending.EXTEND:  # it passed while extended
                     window.evidence = analysis.step_end(self.clock() - window.planned_end)
                 detail["evidence"] = window.evidence.as_dict()
-            return detail
-        return {}
+        return detail
+
+    def _health_veto(self, watched: set[str], where: str) -> list[str]:
+        """Fail the rollout when one of the new release's weighted replicas fails its checks.
+
+        Only the new release can veto itself. An old replica failing the router's
+        checks says nothing about the new one: it is taken out of rotation (its share
+        goes to the other old replicas, so the canary keeps its planned share) and
+        reported; with no other old replica to take its share it keeps its weight (the
+        router passes it by while it is down). Returns the replicas taken out now.
+        """
+        servers = self.router.servers()
+        new = set(self._plan.new) if self._plan is not None else set()
+        sick = [
+            server
+            for server in servers
+            if server.name in watched and server.weight and server.health is ServerHealth.DOWN
+        ]
+        for server in sick:
+            if server.name in new:
+                version = self._deployment.version if self._deployment is not None else "?"
+                raise EngineError(
+                    f"{server.name} of the new release ({version}) failed its health checks "
+                    f"at {where}"
+                )
+        taken_out = []
+        for server in sick:
+            if server.name in self._out_of_rotation:
+                continue
+            self._out_of_rotation.add(server.name)
+            weights = {s.name: s.weight for s in servers}
+            kept = self._in_rotation(weights)
+            if kept == weights:
+                self._out_of_rotation.discard(server.name)  # no one to take its share
+                self._say(
+                    f"{server.name} of the previous release failed its health checks at "
+                    f"{where}; no other replica of it can take its share, so it keeps its "
+                    "weight (the router passes it by while it is down); the rollout goes on"
+                )
+                continue
+            self.router.set_weights({n: w for n, w in kept.items() if w != weights[n]})
+            servers = self.router.servers()
+            taken_out.append(server.name)
+            self._say(
+                f"{server.name} of the previous release failed its health checks at {where}; "
+                "took it out of rotation (its share goes to the other old replicas) and the "
+                "rollout goes on"
+            )
+        return taken_out
+
+    def _in_rotation(self, weights: Mapping[str, int]) -> dict[str, int]:
+        """``weights`` with the share of old replicas out of rotation moved to the other old ones.
+
+        Unchanged when no other old replica has weight: the router must never point at
+        nothing, and a canary must not take the old release's whole share by accident.
+        """
+        out = [n for n in self._out_of_rotation if weights.get(n)]
+        old = set(self._plan.old) if self._plan is not None else set()
+        keep = {n: w for n, w in weights.items() if w and n in old and n not in out}
+        if not out or not keep:
+            return dict(weights)
+        shares = {n: float(w) for n, w in weights.items() if w and n not in out}
+        moved, base = sum(weights[n] for n in out), sum(keep.values())
+        for name, weight in keep.items():
+            shares[name] += moved * weight / base
+        total = min(MAX_WEIGHT, sum(weights.values()))
+        return {**weights, **weights_for_shares(shares, total=total), **dict.fromkeys(out, 0)}
 
     def _extended(self, window: _Window) -> bool:
         """A canary step's time is up: extend it for a minimum sample, or end it.

@@ -362,6 +362,11 @@ class FakeRouter:
         self._check("remove_server")
         self.faults.changed("router.remove_server")
 
+    def set_health(self, name: str, health: ServerHealth) -> None:
+        """What the router's own checks say of ``name`` from now on (a replica falls sick)."""
+        self._server_for(name).health = health
+        self._check("set_health")
+
     def serve(self, requests: float, *, failing: Sequence[str] = ()) -> None:
         """``requests`` arrive now and split by the traffic shares; ``failing`` servers 5xx them.
 
