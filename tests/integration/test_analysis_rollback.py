@@ -83,6 +83,11 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "canary": {"steps": [10, 50, 100], "pause": "5s"},
         "analysis": {**ANALYSIS, "no_data": "pause"},
     },
+    "quiet": {
+        **CANARY,
+        "canary": {"steps": [10, 100], "pause": "3s"},
+        "analysis": {**ERRORS_ONLY, "min_sample": 100, "max_extension": "6s"},
+    },
     "hookfail": CANARY,
     "hooks": {
         **CANARY,
@@ -454,6 +459,28 @@ def test_no_data_pauses_the_canary_and_resume_goes_on(env: Seeded) -> None:
     assert resumed["status"] == "succeeded", resumed
     assert load.failed() == []
     assert load.versions(since=settled) == {HEALTHY: len(load.since(settled))}
+
+
+def test_a_quiet_canary_step_is_extended_then_goes_on_saying_it_had_no_pass(env: Seeded) -> None:
+    _stable(env, "quiet")
+    timeline = Timeline()
+    # 4 requests a second: about 0.4 a second reach the 10 % canary, far from 100.
+    with PacedLoad(env.url("quiet"), rate=4, threads=2) as load:
+        load.wait_for(8)
+        outcome = _deploy(env, "quiet", HEALTHY, progress=timeline)
+
+    assert outcome is not None
+    assert outcome.status == "succeeded"
+    extending = timeline.first("insufficient data, extending the step at 10%")
+    going_on = timeline.first("going on without a pass (no_data: inconclusive)")
+    print(f"quiet canary: extended {going_on - extending:.2f}s (max_extension 6s)")
+    assert 5.0 <= going_on - extending <= 10.0
+    pause = next(s for s in _latest(env, "quiet").steps if s.kind == "pause")
+    evidence = pause.detail["evidence"]
+    assert evidence["ending"] == "proceed", evidence
+    assert 0 < evidence["canary_requests"] < 100, evidence  # counted from HAProxy's counters
+    assert evidence["extended_seconds"] == pytest.approx(6.0, abs=1.5)
+    assert load.failed() == []
 
 
 def test_dockroll_pause_holds_a_running_canary_and_resume_continues(env: Seeded) -> None:
