@@ -225,13 +225,6 @@ class AnalysisSettings(_Model):
             raise ValueError("the analysis interval must be positive")
         return value
 
-    @field_validator("max_extension")
-    @classmethod
-    def _not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("max_extension cannot be negative (0 turns extending off)")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> AnalysisSettings:
         names = [check.name for check in self.checks]
