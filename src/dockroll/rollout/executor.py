@@ -96,6 +96,7 @@ class _Window:
 
     end: float
     index: int
+    kind: str
     percent: int | None
     where: str
     judged: Analysis | None
@@ -104,6 +105,8 @@ class _Window:
     extending: bool = False
     evidence: StepEnd | None = None
     """How the step ended (or why it is being extended), for the step record."""
+    taken_out: list[str] = field(default_factory=list)
+    """Old replicas taken out of rotation during the step."""
 
     def __post_init__(self) -> None:
         self.planned_end = self.end
@@ -640,12 +643,12 @@ class RolloutRunner:
         what = "analysing" if analysis else "watching health"
         self._say(f"{what} at {where} for {seconds:g}s")
         judged = analysis if early_pass else None
-        window = _Window(self.clock() + seconds, index, percent, where, judged)
+        kind = Pause.kind if early_pass else Watch.kind
+        window = _Window(self.clock() + seconds, index, kind, percent, where, judged)
         decision: Decision | None = None
-        taken_out: list[str] = []
         try:
             while self.clock() < window.end or self._extended(window):
-                taken_out += self._health_veto(in_router, where)
+                self._health_veto(in_router, window)
                 if self._pause_requested():
                     raise _ManualPause(index, percent, "paused by `dockroll pause`")
                 if analysis is not None:
@@ -664,7 +667,9 @@ class RolloutRunner:
         finally:
             if providers is not None:
                 providers.close()
-        detail: dict[str, Any] = {"out_of_rotation": sorted(taken_out)} if taken_out else {}
+        detail: dict[str, Any] = {}
+        if window.taken_out:
+            detail["out_of_rotation"] = sorted(window.taken_out)
         if analysis is not None:
             detail["analysis"] = analysis.summary().as_dict()
             if window.evidence is not None:
@@ -673,15 +678,16 @@ class RolloutRunner:
                 detail["evidence"] = window.evidence.as_dict()
         return detail
 
-    def _health_veto(self, watched: set[str], where: str) -> list[str]:
+    def _health_veto(self, watched: set[str], window: _Window) -> None:
         """Fail the rollout when one of the new release's weighted replicas fails its checks.
 
         Only the new release can veto itself. An old replica failing the router's
         checks says nothing about the new one: it is taken out of rotation (its share
         goes to the other old replicas, so the canary keeps its planned share) and
         reported; with no other old replica to take its share it keeps its weight (the
-        router passes it by while it is down). Returns the replicas taken out now.
+        router passes it by while it is down). The step's record lists those taken out.
         """
+        where = window.where
         servers = self.router.servers()
         new = set(self._plan.new) if self._plan is not None else set()
         sick = [
@@ -696,7 +702,6 @@ class RolloutRunner:
                     f"{server.name} of the new release ({version}) failed its health checks "
                     f"at {where}"
                 )
-        taken_out = []
         for server in sick:
             if server.name in self._out_of_rotation:
                 continue
@@ -713,13 +718,13 @@ class RolloutRunner:
                 continue
             self.router.set_weights({n: w for n, w in kept.items() if w != weights[n]})
             servers = self.router.servers()
-            taken_out.append(server.name)
+            window.taken_out.append(server.name)
+            self._record_step_detail(window, {"out_of_rotation": sorted(window.taken_out)})
             self._say(
                 f"{server.name} of the previous release failed its health checks at {where}; "
                 "took it out of rotation (its share goes to the other old replicas) and the "
                 "rollout goes on"
             )
-        return taken_out
 
     def _in_rotation(self, weights: Mapping[str, int]) -> dict[str, int]:
         """``weights`` with the share of old replicas out of rotation moved to the other old ones.
@@ -764,26 +769,23 @@ class RolloutRunner:
                     f"{evidence.canary_requests:g} of the {evidence.min_sample} canary requests "
                     f"needed (for up to {settings.max_extension:g}s)"
                 )
-                self._record_evidence(window)
+                self._record_step_detail(window, {"evidence": evidence.as_dict()})
             return True
         if evidence.ending is Ending.FAIL:
             summary = {**analysis.summary().as_dict(), "evidence": evidence.as_dict()}
             raise AnalysisFailed(f"analysis undecided at {where}: {evidence.reason}", summary)
         if evidence.ending is Ending.PAUSE:
-            self._record_evidence(window)
+            self._record_step_detail(window, {"evidence": evidence.as_dict()})
             raise _ManualPause(window.index, window.percent, evidence.reason)
         if evidence.ending is Ending.PROCEED:
             self._say(f"no pass at {where}: {evidence.reason}")
         return False
 
-    def _record_evidence(self, window: _Window) -> None:
-        if self._deployment is not None and window.evidence is not None:
+    def _record_step_detail(self, window: _Window, detail: Mapping[str, Any]) -> None:
+        """Add to the running step's record now (a pause or a crash may end it before)."""
+        if self._deployment is not None:
             self.ledger.record_step(
-                self._deployment,
-                window.index,
-                "pause",
-                StepStatus.RUNNING,
-                detail={"evidence": window.evidence.as_dict()},
+                self._deployment, window.index, window.kind, StepStatus.RUNNING, detail=detail
             )
 
     def _hooks_quietly(

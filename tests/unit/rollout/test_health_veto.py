@@ -154,3 +154,27 @@ def test_a_sick_new_replica_still_rolls_back_and_the_message_names_the_new_relea
     assert [s.kind for s in deployment.steps if s.status is StepStatus.FAILED] == ["pause"]
     assert_serves_only(h, h.v1)
     assert_never_dark(h)
+
+
+def test_the_running_step_records_a_replica_taken_out_at_once(ledger: Ledger) -> None:
+    # The step may end as a hold (here: `dockroll pause`) before it finishes: the record
+    # says what was taken out all the same.
+    h = _canary(ledger)
+    _falls_sick(h, OLD_1)
+    sleep = h.clock.sleep
+
+    def sleep_then_ask_to_pause(seconds: float) -> None:
+        sleep(seconds)
+        running = h.ledger.deployments(SERVICE, ENV, limit=1)[0]
+        h.ledger.audit("pause", service=SERVICE, env=ENV, target=str(running.id))
+
+    h.clock.sleep = sleep_then_ask_to_pause  # type: ignore[method-assign]
+
+    outcome = _deploy(h, [])
+
+    assert outcome.status == "paused"
+    pause = next(s for s in h.latest().steps if s.kind == "pause")
+    assert pause.status is StepStatus.RUNNING
+    assert pause.detail["out_of_rotation"] == [OLD_1]
+    assert h.router.weights()[OLD_1] == 0
+    assert_never_dark(h)
