@@ -80,7 +80,9 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
     },
     "nodata": {
         **CANARY,
-        "canary": {"steps": [10, 50, 100], "pause": "5s"},
+        # Long enough for the analysis to pass once traffic comes (the latency rank test
+        # alone needs 5 intervals): a step that ends undecided would hold again.
+        "canary": {"steps": [10, 50, 100], "pause": "15s"},
         "analysis": {**ANALYSIS, "no_data": "pause"},
     },
     "quiet": {
