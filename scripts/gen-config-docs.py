@@ -105,7 +105,8 @@ FALLBACK = {
     "counters or Prometheus.",
     "AnalysisSettings.prometheus": "The Prometheus server and queries; needed when a provider "
     "or a check reads Prometheus (the defaults apply when absent).",
-    "AnalysisSettings.no_data": "What an interval without usable data means for a check.",
+    "AnalysisSettings.no_data": "What an interval without usable data means for a check, "
+    "and how a canary step still undecided at its end (and after its extension) ends.",
     "AnalysisSettings.success_rate": "The minimum success rate of the canary; null turns it off.",
     "AnalysisSettings.latency": "The maximum latency of the canary; off when absent.",
     "AnalysisSettings.baseline": "The canary compared with the stable release; null turns it off.",

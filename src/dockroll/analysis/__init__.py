@@ -14,6 +14,8 @@ or post-rollout watch window and ticks it every ``settings.interval`` seconds::
         if decision.action is Action.PASS:                   # may promote early
             ...
         sleep(env.analysis.interval)                         # CONTINUE: keep going
+    end = analysis.step_end(extended=0.0)  # a canary step undecided when its time is up:
+    ...                                    # EXTEND for min_sample, or what no_data says
     providers.close()
 
 Checks (each yields a :class:`Verdict` per tick; docs/analysis.md explains them):
@@ -52,7 +54,9 @@ from dockroll.analysis.run import (
     Analysis,
     AnalysisSummary,
     Decision,
+    Ending,
     Providers,
+    StepEnd,
     providers_for,
 )
 from dockroll.analysis.selectors import Selector, SelectorSyntaxError, parse_selector
@@ -73,6 +77,7 @@ __all__ = [
     "Condition",
     "ConditionSyntaxError",
     "Decision",
+    "Ending",
     "GroupSample",
     "Groups",
     "HttpProvider",
@@ -85,6 +90,7 @@ __all__ = [
     "RouterProvider",
     "Selector",
     "SelectorSyntaxError",
+    "StepEnd",
     "TrafficSource",
     "Value",
     "Verdict",
