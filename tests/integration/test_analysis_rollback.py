@@ -96,7 +96,8 @@ ENVIRONMENTS: dict[str, dict[str, Any]] = {
         "canary": {"steps": [50, 100], "pause": "20s"},
         "analysis": ERRORS_ONLY,
     },
-    "manual": {**CANARY, "canary": {"steps": [10, 50, 100], "pause": "6s"}},
+    # Long enough that `dockroll pause` (a CLI start-up on a busy machine) lands in step one.
+    "manual": {**CANARY, "canary": {"steps": [10, 50, 100], "pause": "20s"}},
 }
 # The canary's router server (the first release of each environment runs in slot "stable").
 CANARY_SERVER = "{service}-{env}-canary-1"
@@ -511,7 +512,7 @@ def test_dockroll_pause_holds_a_running_canary_and_resume_continues(env: Seeded)
         assert outcome is not None
         assert outcome.status == "paused"
         assert outcome.paused_at == 10
-        # Held: both releases keep answering at the 10 % split well past the 6 s step.
+        # Held: both releases keep answering at the 10 % split.
         time.sleep(7)
         since = time.monotonic()
         load.wait_for(len(load.replies) + 200)
