@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from dockroll.analysis.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError
 from dockroll.hooks import Hooks
+from dockroll.strategy import Strategy
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -61,15 +61,6 @@ _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Strategy(StrEnum):
-    """How a new release replaces the running one."""
-
-    RECREATE = "recreate"
-    ROLLING = "rolling"
-    BLUE_GREEN = "blue-green"
-    CANARY = "canary"
 
 
 class BuildSecret(_Model):

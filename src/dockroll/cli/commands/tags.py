@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.config import Config, load_config
 from dockroll.errors import ConfigError, UsageError
-from dockroll.tags import compute, detect_context, github_output_lines
+
+if TYPE_CHECKING:
+    from dockroll.config import Config
 
 
 def _optional_config(path: Path | None) -> Config | None:
+    from dockroll.config import load_config
+
     try:
         return load_config(path)
     except ConfigError:
@@ -63,6 +66,8 @@ def tags_command(
     ] = False,
 ) -> None:
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
+    from dockroll.tags import compute, detect_context, github_output_lines
+
     cli = state(ctx)
     config = _optional_config(cli.config_path)
     names = [n.strip() for item in images or [] for n in item.split(",") if n.strip()]
