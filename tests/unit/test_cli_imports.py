@@ -124,3 +124,28 @@ def test_commands_that_need_no_engine_load_neither_ledger_nor_docker(
 
 def test_dev_commands_default_to_the_registry_port_dev_up_uses() -> None:
     assert DEFAULT_REGISTRY_PORT == devenv.DEFAULT_PORT
+
+
+def test_status_loads_no_registry_client_rollout_executor_or_analysis_providers(
+    tmp_path: Path,
+) -> None:
+    # The engine is unreachable on purpose: status reports that and exits 0.
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    codes, modules = _run(
+        [["status", "--env", "dev"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(tmp_path / "state"),
+        DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert codes == [0]
+    avoidable = (
+        "httpx",
+        "dockroll.registry",
+        "dockroll.rollout",
+        "dockroll.analysis.providers",
+        "dockroll.pipeline.deploy",
+    )
+    assert _loaded(modules, avoidable) == []

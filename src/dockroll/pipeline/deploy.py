@@ -157,10 +157,8 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
 
 
 def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Deployment | None:
-    for deployment in ledger.deployments(service, environment, limit=10):
-        if not deployment.status.finished:
-            return ledger.deployment(deployment.id)
-    return None
+    """:meth:`Ledger.unfinished_deployment`, kept here where the rollouts use it."""
+    return ledger.unfinished_deployment(service, environment)
 
 
 def _ensure_image(

@@ -15,7 +15,6 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
-from dockroll.pipeline.deploy import unfinished_deployment
 from dockroll.router.haproxy import HaproxyRouter
 from dockroll.router.port import BackendServer, traffic_shares
 
@@ -109,7 +108,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
     if current is not None:
         base["ledger_version"] = current.version
         base["ledger_digest"] = current.digest
-    unfinished = unfinished_deployment(ledger, config.service, name)
+    unfinished = ledger.unfinished_deployment(config.service, name)
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
     engine = DockerEngine(env.engine)
