@@ -18,6 +18,7 @@ import dockroll
 from dockroll import devenv
 from dockroll.cli.app import COMMAND_MODULES
 from dockroll.cli.commands.dev import DEFAULT_REGISTRY_PORT
+from dockroll.errors import EngineError
 
 SRC = Path(dockroll.__file__).resolve().parents[1]
 
@@ -129,7 +130,8 @@ def test_dev_commands_default_to_the_registry_port_dev_up_uses() -> None:
 def test_status_loads_no_registry_client_rollout_executor_or_analysis_providers(
     tmp_path: Path,
 ) -> None:
-    # The engine is unreachable on purpose: status reports that and exits 0.
+    # The engine is unreachable on purpose: status reports that (exit 0), or fails
+    # with the engine's exit code; either way it got as far as asking the engine.
     (tmp_path / "dockroll.yml").write_text(
         "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
         encoding="utf-8",
@@ -140,12 +142,40 @@ def test_status_loads_no_registry_client_rollout_executor_or_analysis_providers(
         DOCKROLL_STATE_DIR=str(tmp_path / "state"),
         DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
     )
-    assert codes == [0]
+    assert codes[0] in (0, EngineError.exit_code)
+    assert "dockroll.engine.docker" in modules
     avoidable = (
         "httpx",
         "dockroll.registry",
         "dockroll.rollout",
         "dockroll.analysis.providers",
         "dockroll.pipeline.deploy",
+    )
+    assert _loaded(modules, avoidable) == []
+
+
+def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used() -> None:
+    # An instant rollback needs neither: no tags to move, no analysis to run.
+    code = (
+        "import json, sys\n"
+        "import dockroll.pipeline.deploy, dockroll.pipeline.status, dockroll.rollout.executor\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        timeout=120,
+    )
+    modules = set(json.loads(done.stdout))
+    avoidable = (
+        "httpx",
+        "dockroll.registry",
+        "dockroll.pipeline.mirror",
+        "dockroll.pipeline.promote",
+        "dockroll.analysis.providers",
+        "dockroll.analysis.run",
     )
     assert _loaded(modules, avoidable) == []

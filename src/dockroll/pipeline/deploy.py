@@ -25,9 +25,7 @@ from dockroll.ledger import (
     Release,
 )
 from dockroll.lock import EnvironmentLock
-from dockroll.pipeline.mirror import resolve_with_fallback
 from dockroll.refs import ImageRef, is_digest, parse_reference
-from dockroll.registry import RegistryClient, retag
 from dockroll.rollout.executor import (
     FULL_WEIGHT,
     RolloutOutcome,
@@ -173,6 +171,9 @@ def _ensure_image(
     except DockrollError as primary_error:
         if not config.mirrors:
             raise
+        # The registry client (and httpx) load only when a pull needs the mirrors.
+        from dockroll.pipeline.mirror import resolve_with_fallback  # noqa: PLC0415
+
         resolution = resolve_with_fallback(config, release.digest)
         progress(Progress("pull", f"primary registry failed; pulling from {resolution.registry}"))
         try:
@@ -236,6 +237,9 @@ def sync_environment_tags(
     moving = [tag for tag in config.environment(environment).tags if "{{" not in tag]
     if not moving:
         return []
+    # Loaded here: a rollback of an environment without moving tags never needs httpx.
+    from dockroll.registry import RegistryClient, retag  # noqa: PLC0415
+
     source = ImageRef(
         registry=release.registry, repository=release.repository, digest=release.digest
     )

@@ -14,18 +14,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockroll import labels
-from dockroll.analysis import (
-    BASELINE,
-    CANARY,
-    Action,
-    Analysis,
-    Decision,
-    Providers,
-    providers_for,
-)
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
 from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError
@@ -59,6 +50,9 @@ from dockroll.rollout.plan import (
     split_weights,
 )
 from dockroll.router.port import Router, ServerHealth, ServerSpec
+
+if TYPE_CHECKING:
+    from dockroll.analysis import Analysis, Decision, Providers
 
 __all__ = [
     "RolloutOutcome",
@@ -610,6 +604,15 @@ class RolloutRunner:
         providers: Providers | None = None
         in_router = {server.name for server in self.router.servers()}
         if settings is not None and self._plan is not None:
+            # The providers bring httpx: a rollout without analysis never loads them.
+            from dockroll.analysis import (  # noqa: PLC0415
+                BASELINE,
+                CANARY,
+                Action,
+                Analysis,
+                providers_for,
+            )
+
             canary = tuple(name for name in self._plan.new if name in in_router)
             baseline = tuple(name for name in self._plan.old if name in in_router)
             providers = providers_for(settings, self.router)
