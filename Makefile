@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test lint format bench bench-promote bench-zero-downtime bench-canary bench-cli venv dev-up dev-down clean
+.PHONY: demo test chaos lint format bench bench-promote bench-zero-downtime bench-canary bench-cli venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -22,6 +22,10 @@ demo: dev-up
 
 test: dev-up
 	$(VENV)/bin/pytest -q
+
+# Seeded faults mid-rollout under load; CHAOS_SEED=N replays a run's rounds.
+chaos: dev-up
+	$(VENV)/bin/pytest -q -s -m chaos tests/chaos
 
 # Every benchmark; each prints its table and fails when it misses its target.
 BENCHES := bench-promote bench-zero-downtime bench-canary bench-cli

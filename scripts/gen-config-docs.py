@@ -40,8 +40,10 @@ FALLBACK = {
     "Config.build": "How `dockroll build` builds the image.",
     "Config.tags": "How `dockroll tags` and `dockroll build` name the image.",
     "Config.container": "How every replica runs.",
-    "Config.environments": "The deployment targets by name, e.g. `dev`, `staging`, `prod`. "
-    "Their `promote_from` links give the promotion order.",
+    "Config.environments": "The deployment targets by name, e.g. `dev`, `staging`, `prod`: "
+    "at most 32 lowercase letters, digits, `.`, `_` and `-`, starting with a letter or digit "
+    "(the rule `--env` and `--to` follow too). Their `promote_from` links give the promotion "
+    "order and may not form a cycle.",
     "Config.mirrors": "Backup registries that receive a copy of every release.",
     "Config.health": "When a container counts as healthy, for `dockroll test` and every deploy.",
     "Config.smoke": "What `dockroll test` checks besides health.",
@@ -104,7 +106,8 @@ FALLBACK = {
     "counters or Prometheus.",
     "AnalysisSettings.prometheus": "The Prometheus server and queries; needed when a provider "
     "or a check reads Prometheus (the defaults apply when absent).",
-    "AnalysisSettings.no_data": "What an interval without usable data means for a check.",
+    "AnalysisSettings.no_data": "What an interval without usable data means for a check, "
+    "and how a canary step still undecided at its end (and after its extension) ends.",
     "AnalysisSettings.success_rate": "The minimum success rate of the canary; null turns it off.",
     "AnalysisSettings.latency": "The maximum latency of the canary; off when absent.",
     "AnalysisSettings.baseline": "The canary compared with the stable release; null turns it off.",

@@ -63,6 +63,10 @@ from typing import Any
 
 import yaml
 
+from dockroll.devenv import ensure_commands
+from dockroll.errors import DevEnvError
+from dockroll.events import Progress
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "flask-app"
 DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
@@ -83,6 +87,8 @@ SCENARIOS = (
     ("healthy", HEALTHY, "healthy"),
 )
 TARGETS = {"gross": 5.0, "subtle": 60.0, "exposure": 1.2}
+# What the benchmark runs besides dockroll (command → Debian package), installed when missing.
+TOOLS = {"docker": "docker.io", "git": "git"}
 
 # Flagger's tutorial analysis: interval 1m, threshold 5, stepWeight 10, maxWeight 50,
 # request-success-rate min 99, request-duration max 500 ms (p99).
@@ -239,12 +245,31 @@ def flagger_like(canary: Sequence[Sample], rate: float, rng: random.Random) -> T
 
 
 def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd)
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd
+        )
+    except FileNotFoundError:
+        raise SystemExit(f"{argv[0]} is not installed (needed for `{' '.join(argv)}`)") from None
     if done.returncode != 0:
         raise SystemExit(
             f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
         )
     return done.stdout
+
+
+def quiet(argv: Sequence[str]) -> str:
+    """A clean-up command's stdout; "" when it failed or is not installed."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def say(event: Progress) -> None:
+    if not event.detail:
+        print(event.message, file=sys.stderr)
 
 
 def free_port(avoid: set[int]) -> int:
@@ -363,7 +388,11 @@ class Bench:
         (self.app / "dockroll.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         source = (self.app / "app.py").read_text()
         marker = '\n    @app.get("/")\n'
-        assert marker in source, "the sample's index route moved; update the header patch"
+        if marker not in source:
+            raise SystemExit(
+                f'{EXAMPLE / "app.py"} has no `@app.get("/")` route where the benchmark adds '
+                "its X-App-Version header: update _HEADER_PATCH in bench/canary/run.py"
+            )
         (self.app / "app.py").write_text(source.replace(marker, _HEADER_PATCH, 1))
         dockerfile = self.app / "Dockerfile"
         pristine = dockerfile.read_text()
@@ -420,10 +449,11 @@ class Bench:
     def scenario(self, name: str, version: str, kind: str, rng: random.Random) -> Row:
         print(f"scenario {name} ({version}) …", file=sys.stderr)
         if self.serving() != {BASELINE}:
-            assert self.deploy(BASELINE, strategy=_strategy("rolling")) in (
-                "succeeded",
-                "unchanged",
-            )
+            restored = self.deploy(BASELINE, strategy=_strategy("rolling"))
+            if restored not in ("succeeded", "unchanged"):
+                raise SystemExit(
+                    f"could not put {BASELINE} back before the {name!r} scenario ({restored})"
+                )
         timeline = Timeline()
         with Load(self.port, self.rate, max_seconds=240) as load:
             time.sleep(3)
@@ -509,9 +539,6 @@ class Bench:
             continue_rollout(self._config(), ENV, ledger, abort=True, reason="bench done")
 
     def cleanup(self) -> None:
-        def quiet(argv: Sequence[str]) -> str:
-            return subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
-
         containers = quiet(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
         if containers:
             quiet(["docker", "rm", "-f", *containers])
@@ -606,12 +633,23 @@ def main() -> int:
     parser.add_argument("--registry", default=os.environ.get("DOCKROLL_REGISTRY", "127.0.0.1:5000"))
     parser.add_argument("--seed", type=int, default=7, help="for the threshold judge's resampling")
     args = parser.parse_args()
+    if args.registry.rpartition(":")[0] not in ("127.0.0.1", "localhost"):
+        parser.error("--registry must be on 127.0.0.1: the benchmark talks to it only")
+    if args.rate <= 0 or args.healthy_runs < 1 or args.healthy_window <= 0:
+        parser.error("--rate and --healthy-window must be > 0, --healthy-runs at least 1")
+    try:
+        ensure_commands(TOOLS, progress=say)
+    except DevEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     bench = Bench(args.rate, args.healthy_runs, args.healthy_window, args.registry, args.seed)
     rng = random.Random(args.seed)
     try:
         bench.prepare()
         os.environ.update({k: v for k, v in bench.env().items() if k.startswith("DOCKROLL_")})
-        assert bench.deploy(BASELINE) == "succeeded"
+        first = bench.deploy(BASELINE)
+        if first != "succeeded":
+            raise SystemExit(f"the first deploy of {BASELINE} did not succeed ({first})")
         if bench.serving() != {BASELINE}:
             raise SystemExit(
                 f"the router on 127.0.0.1:{bench.port} does not answer with {BASELINE}"

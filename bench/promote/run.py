@@ -42,6 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockroll.config import Config
+from dockroll.devenv import ensure_commands
+from dockroll.errors import DevEnvError
+from dockroll.events import Progress
 from dockroll.ledger import Ledger, Release, open_ledger
 from dockroll.pipeline.promote import execute_promotion, plan_promotion
 from dockroll.refs import Digest
@@ -50,6 +53,8 @@ from dockroll.registry import RegistryClient
 BASE_IMAGE = "dockroll.local/python:3.11-slim"
 PROMOTIONS = (("1.0.0", "dev"), ("dev", "staging"), ("staging", "prod"))
 SECONDS_TARGET = 1.0
+# What the three methods run (command → Debian package), installed when missing.
+TOOLS = {"docker": "docker.io", "skopeo": "skopeo", "tar": "tar"}
 
 
 # -- a counting TCP proxy -------------------------------------------------------
@@ -143,7 +148,10 @@ def measured(proxy: CountingProxy) -> Iterator[Callable[[], tuple[float, int, in
 
 
 def run(argv: list[str], *, quiet: bool = True) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise SystemExit(f"{argv[0]} is not installed (needed for `{' '.join(argv)}`)") from None
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     if not quiet:
@@ -163,14 +171,18 @@ def human(n: int) -> str:
 # -- set-up ---------------------------------------------------------------------
 
 
-def ensure_skopeo() -> None:
-    if shutil.which("skopeo"):
-        return
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing Debian's skopeo …", file=sys.stderr)
-        run(["apt-get", "install", "-y", "--no-install-recommends", "skopeo"])
-    if not shutil.which("skopeo"):
-        raise SystemExit("skopeo is missing: apt-get install skopeo")
+def say(event: Progress) -> None:
+    if not event.detail:
+        print(event.message, file=sys.stderr)
+
+
+def output(argv: list[str]) -> str:
+    """A clean-up command's stdout; "" when it failed or is not installed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return ""
+    return done.stdout if done.returncode == 0 else ""
 
 
 def build_image(workdir: Path, tag: str, size_mb: int) -> None:
@@ -300,16 +312,27 @@ def print_table(rows: list[Row], manifest_size: int, image_size: int) -> None:
     )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", default="127.0.0.1:5000", help="the local registry")
     parser.add_argument("--size-mb", type=int, default=200, help="MiB of random data to add")
     args = parser.parse_args()
-
-    ensure_skopeo()
     host, _, port = args.registry.rpartition(":")
-    if host not in ("127.0.0.1", "localhost"):
-        raise SystemExit("the benchmark talks to a registry on 127.0.0.1 only")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        parser.error("--registry must be 127.0.0.1:PORT: the benchmark talks to it only")
+    if args.size_mb < 1:
+        parser.error("--size-mb must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    host, _, port = args.registry.rpartition(":")
+    try:
+        ensure_commands(TOOLS, progress=say)
+    except DevEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     proxy = CountingProxy((host, int(port)))
     run_id = uuid.uuid4().hex[:8]
     repository = f"bench/promote-{run_id}"
@@ -386,10 +409,10 @@ def cleanup(proxy: CountingProxy, repository: str, repo: str, built: str, workdi
                 client.delete_manifest(repository, digest)
     except Exception as exc:  # cleanup reports and goes on
         print(f"cleanup: could not delete {repository}'s manifests: {exc}", file=sys.stderr)
-    local = run(["docker", "images", "-q", "--filter", f"reference={repo}"]).split()
-    local += run(["docker", "images", "-q", "--filter", f"reference={built}"]).split()
+    local = output(["docker", "images", "-q", "--filter", f"reference={repo}"]).split()
+    local += output(["docker", "images", "-q", "--filter", f"reference={built}"]).split()
     if local:
-        subprocess.run(["docker", "rmi", "-f", *set(local)], capture_output=True, check=False)
+        output(["docker", "rmi", "-f", *set(local)])
     shutil.rmtree(workdir, ignore_errors=True)
     proxy.close()
 

@@ -53,6 +53,9 @@ from pathlib import Path
 
 import yaml
 
+from dockroll.devenv import ensure_commands
+from dockroll.errors import DevEnvError
+from dockroll.events import Progress
 from dockroll.registry import RegistryClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +64,9 @@ DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
 ENV = "bench"
 COMPOSE_PORT = 8085
 VERSIONS = ("v1.0.0", "v1.1.0")
+# The commands each scenario group runs (command → Debian package), installed when missing.
+TOOLS = {"docker": "docker.io", "git": "git"}
+PEERS = {"compose": {"docker-compose": "docker-compose"}}
 
 
 # -- load generator ---------------------------------------------------------------
@@ -238,7 +244,12 @@ def print_table(rows: Sequence[Row], rate: float) -> None:
 
 
 def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd)
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd
+        )
+    except FileNotFoundError:
+        raise SystemExit(f"{argv[0]} is not installed (needed for `{' '.join(argv)}`)") from None
     if done.returncode != 0:
         raise SystemExit(
             f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
@@ -246,8 +257,18 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | N
     return done.stdout
 
 
-def quiet(argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
-    subprocess.run(list(argv), capture_output=True, check=False, env=env)
+def quiet(argv: Sequence[str], *, env: dict[str, str] | None = None) -> str:
+    """Run a clean-up command: its stdout, "" when it failed or is not installed."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
+    except FileNotFoundError:
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def say(event: Progress) -> None:
+    if not event.detail:
+        print(event.message, file=sys.stderr)
 
 
 def port_free(port: int) -> bool:
@@ -607,21 +628,19 @@ class Bench:
             quiet(["docker", "swarm", "leave", "--force"])
             if not self.had_gwbridge:
                 # The gateway bridge lingers for a moment after leaving.
+                listed = ["docker", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]
                 for _ in range(20):
-                    done = subprocess.run(
-                        ["docker", "network", "rm", "docker_gwbridge"],
-                        capture_output=True, text=True, check=False,
-                    )  # fmt: skip
-                    if done.returncode == 0 or "No such network" in done.stderr:
+                    quiet(["docker", "network", "rm", "docker_gwbridge"])
+                    if not quiet(listed).strip():
                         break
                     time.sleep(0.5)
-        containers = run(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
+        containers = quiet(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
         if containers:
             quiet(["docker", "rm", "-f", *containers])
-        networks = run(["docker", "network", "ls", "-q", "--filter", f"name={self.service}"])
+        networks = quiet(["docker", "network", "ls", "-q", "--filter", f"name={self.service}"])
         for network in networks.split():
             quiet(["docker", "network", "rm", network])
-        volumes = run(["docker", "volume", "ls", "-q", "--filter", f"name={self.service}"])
+        volumes = quiet(["docker", "volume", "ls", "-q", "--filter", f"name={self.service}"])
         for volume in volumes.split():
             quiet(["docker", "volume", "rm", volume])
         try:
@@ -637,8 +656,8 @@ class Bench:
             print(
                 f"cleanup: could not delete {self.repository}'s manifests: {exc}", file=sys.stderr
             )
-        images = run(["docker", "images", "-q", "--filter", f"reference={self.image}"]).split()
-        images += run(["docker", "images", "-q", "--filter", f"reference={self.image}:*"]).split()
+        images = quiet(["docker", "images", "-q", "--filter", f"reference={self.image}"]).split()
+        images += quiet(["docker", "images", "-q", "--filter", f"reference={self.image}:*"]).split()
         if images:
             quiet(["docker", "rmi", "-f", *set(images)])
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -662,6 +681,15 @@ def main() -> int:
         raise SystemExit("the benchmark talks to a registry on 127.0.0.1 only")
     if not 1 <= args.rate <= 2000 or not 1 <= args.duration <= 120:
         raise SystemExit("--rate must be 1..2000 and --duration 1..120")
+    groups = args.only or ["compose", "swarm", "dockroll"]
+    needed = dict(TOOLS)
+    for group in groups:
+        needed.update(PEERS.get(group, {}))
+    try:
+        ensure_commands(needed, progress=say)
+    except DevEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     bench = Bench(args.rate, args.duration, args.lead, args.tail, args.registry)
     rows: list[Row] = []
@@ -675,7 +703,7 @@ def main() -> int:
             "dockroll": bench.bench_dockroll,
         }
         for name, phase in phases.items():
-            if args.only and name not in args.only:
+            if name not in groups:
                 continue
             try:
                 rows += phase()

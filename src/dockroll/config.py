@@ -1,7 +1,8 @@
 """dockroll.yml: the service and its environments, as typed models.
 
-A config file is YAML; string values may use ``${VAR}`` and ``${VAR:-default}``
-the way compose files do. Paths are relative to the file's directory. Every
+A config file is YAML; string values may use ``${VAR}``, ``${VAR:-default}``,
+``${VAR-default}``, ``${VAR:?message}`` and ``${VAR?message}`` the way compose
+files do. Paths are relative to the file's directory. Every
 problem is reported as a :class:`~dockroll.errors.ConfigError` that names the
 file and the field.
 """
@@ -25,12 +26,14 @@ from pydantic import (
 
 from dockroll.analysis.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
-from dockroll.errors import ConfigError
+from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
+from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
+    "MAX_ENVIRONMENT_NAME",
     "BlueGreenConfig",
     "BuildConfig",
     "BuildSecret",
@@ -48,6 +51,7 @@ __all__ = [
     "SmokeConfig",
     "Strategy",
     "TagsConfig",
+    "environment_name_problem",
     "find_config",
     "load_config",
     "parse_duration",
@@ -55,8 +59,37 @@ __all__ = [
 
 DEFAULT_CONFIG_NAME = "dockroll.yml"
 
-_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:-|-|:\?|\?)(?P<argument>[^}]*))?\}"
+)
 _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# Replicas are named <service>-<environment>-<slot>-<n> and the router (HAProxy)
+# takes server names of up to 64 characters; "canary" is the longest slot.
+_MAX_SERVER_NAME = 64
+_LONGEST_REPLICA_SUFFIX = "canary-999"
+_ENVIRONMENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+MAX_ENVIRONMENT_NAME = 32
+"""Environment names go into container, router and lock names, tags and paths."""
+
+
+def environment_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an environment's name, or None when it can.
+
+    One rule for dockroll.yml and the command line (``--env``, ``--to``), so a name
+    is refused the same way wherever it is written.
+    """
+    shown = repr(name if len(name) <= 40 else name[:40] + "…")
+    if len(name) > MAX_ENVIRONMENT_NAME:
+        return (
+            f"environment name {shown} is {len(name)} characters long; "
+            f"use at most {MAX_ENVIRONMENT_NAME}"
+        )
+    if not _ENVIRONMENT_NAME.match(name):
+        return (
+            f"environment name {shown} is not allowed: use lowercase letters, digits, "
+            "'.', '_' and '-', starting with a letter or digit (e.g. dev, staging, prod-eu)"
+        )
+    return None
 
 
 class _Model(BaseModel):
@@ -92,7 +125,8 @@ class BuildConfig(_Model):
 
 
 class TagsConfig(_Model):
-    """Tag rules in docker/metadata-action's grammar; empty means dockroll's defaults."""
+    """Tag rules in docker/metadata-action's grammar. Empty rules mean dockroll's defaults,
+    not the action's; docs/configuration.md compares the two."""
 
     rules: list[str] = Field(default_factory=list)
     flavor: list[str] = Field(default_factory=list)
@@ -199,7 +233,11 @@ class BlueGreenConfig(_Model):
     verify: list[str] | None = None
     """A command run on the host before the switch; ``$TARGET_URL`` is one new replica."""
     keep_previous: Duration = 300.0
-    """How long the old slot stays ready (at weight 0) for an instant switch back."""
+    """How long the old slot is kept (at weight 0) for an instant switch back.
+
+    Past the window `status` says it ended, the next deploy or rollback retires
+    the slot, and a rollback redeploys instead of switching; `0` stops it at once.
+    """
 
 
 class CanaryConfig(_Model):
@@ -319,7 +357,15 @@ class Config(_Model):
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
     smoke: SmokeConfig = Field(default_factory=SmokeConfig)
-    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentConfig] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": _ENVIRONMENT_NAME.pattern,
+                "maxLength": MAX_ENVIRONMENT_NAME,
+            }
+        },
+    )
     mirrors: list[MirrorConfig] = Field(default_factory=list)
     mirror_on_push: bool = True
     """Copy each pushed or promoted release to every mirror right away."""
@@ -341,11 +387,31 @@ class Config(_Model):
     @field_validator("image")
     @classmethod
     def _image_name(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not value:
+            raise ValueError(
+                "is empty: name the repository images are pushed to (e.g. 127.0.0.1:5000/team/web)"
+            )
         if "@" in value or _has_tag(value):
             raise ValueError(
                 "name the repository only (e.g. 127.0.0.1:5000/team/web); tags are computed"
             )
-        return value.lower()
+        try:
+            parse_reference(value)
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(
+        cls, value: dict[str, EnvironmentConfig]
+    ) -> dict[str, EnvironmentConfig]:
+        for name in value:
+            problem = environment_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _environment_order(self) -> Config:
@@ -354,6 +420,17 @@ class Config(_Model):
                 raise ValueError(
                     f"environments.{name}.promote_from names {env.promote_from!r}, "
                     f"which is not an environment here ({', '.join(self.environments)})"
+                )
+        cycle = _promotion_cycle(self.environments)
+        if cycle is not None:
+            raise ValueError(_cycle_message(cycle))
+        for name in self.environments:
+            longest = f"{self.service}-{name}-{_LONGEST_REPLICA_SUFFIX}"
+            if len(longest) > _MAX_SERVER_NAME:
+                raise ValueError(
+                    f"service {self.service!r} and environment {name!r} together make replica "
+                    f"names such as {longest} ({len(longest)} characters), longer than the "
+                    f"{_MAX_SERVER_NAME} the router accepts: shorten one of them"
                 )
         by_port: dict[int, list[str]] = {}
         for name, env in self.environments.items():
@@ -366,12 +443,33 @@ class Config(_Model):
                 )
         return self
 
+    def promotion_order(self) -> list[str]:
+        """Environment names from first to last along their ``promote_from`` links."""
+        cycle = _promotion_cycle(self.environments)
+        if cycle is not None:  # only a config built without validation gets here
+            raise ConfigError(_cycle_message(cycle))
+        ordered: list[str] = []
+        remaining = dict(self.environments)
+        while remaining:
+            ready = [
+                name
+                for name, env in remaining.items()
+                if env.promote_from is None or env.promote_from not in remaining
+            ]
+            for name in ready:
+                ordered.append(name)
+                del remaining[name]
+        return ordered
+
     def environment(self, name: str) -> EnvironmentConfig:
         """The named environment, or a ConfigError listing the ones that exist."""
+        known = ", ".join(self.environments) or "none are configured"
+        problem = environment_name_problem(name)
+        if problem is not None:
+            raise UsageError(problem, hint=f"environments in dockroll.yml: {known}")
         try:
             return self.environments[name]
         except KeyError:
-            known = ", ".join(self.environments) or "none are configured"
             raise ConfigError(
                 f"no environment {name!r} in dockroll.yml ({known})",
                 hint="add it under `environments:` or pick one of those",
@@ -386,22 +484,72 @@ class Config(_Model):
         return (self.context_dir / self.build.dockerfile).resolve()
 
 
+def _promotion_cycle(environments: dict[str, EnvironmentConfig]) -> list[str] | None:
+    """The first ``promote_from`` loop found, as names in link order, or None."""
+    settled: set[str] = set()
+    for start in environments:
+        path: list[str] = []
+        name: str | None = start
+        while name is not None and name in environments and name not in settled:
+            if name in path:
+                return path[path.index(name) :]
+            path.append(name)
+            name = environments[name].promote_from
+        settled.update(path)
+    return None
+
+
+def _cycle_message(cycle: list[str]) -> str:
+    if len(cycle) == 1:
+        return (
+            f"environments.{cycle[0]}.promote_from names {cycle[0]!r} itself; "
+            "remove it or name the environment releases come from"
+        )
+    sources = cycle[1:] + cycle[:1]
+    links = ", ".join(f"{name} from {source}" for name, source in zip(cycle, sources, strict=True))
+    names = ", ".join(cycle)
+    return (
+        f"environments {names} promote from each other in a cycle ({links}); "
+        "one environment must have no promote_from: it takes releases from the registry"
+    )
+
+
 def _has_tag(reference: str) -> bool:
     last = reference.rsplit("/", 1)[-1]
     return ":" in last
 
 
-def _interpolate(value: Any) -> Any:
+def _interpolate(value: Any, where: str, missing: list[tuple[str, str, str]]) -> Any:
+    """``value`` with every ``${…}`` replaced; each required variable that is not set
+    is added to ``missing`` as (field, variable, what is wrong) instead."""
     if isinstance(value, str):
-        return _INTERPOLATION.sub(
-            lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""),
-            value,
-        )
+        return _INTERPOLATION.sub(lambda match: _substitute(match, where, missing), value)
     if isinstance(value, list):
-        return [_interpolate(item) for item in value]
+        return [_interpolate(item, f"{where}.{i}", missing) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: _interpolate(item) for key, item in value.items()}
+        return {
+            key: _interpolate(item, f"{where}.{key}" if where else str(key), missing)
+            for key, item in value.items()
+        }
     return value
+
+
+def _substitute(match: re.Match[str], where: str, missing: list[tuple[str, str, str]]) -> str:
+    """One ``${NAME}``, ``${NAME:-default}``, ``${NAME-default}``, ``${NAME:?message}``
+    or ``${NAME?message}``, as a POSIX shell (and docker compose) expands it."""
+    name, operator, argument = match.group("name", "operator", "argument")
+    value = os.environ.get(name)
+    if operator is None:
+        return value or ""
+    unset = value is None or (operator.startswith(":") and value == "")
+    if not unset:
+        return value or ""
+    if operator.endswith("-"):
+        return argument or ""
+    state = "unset or empty" if operator.startswith(":") else "unset"
+    message = argument.strip() or "a value is required"
+    missing.append((where or "(top level)", name, f"{name} is {state}: {message}"))
+    return ""
 
 
 # Far beyond any real dockroll.yml, far below what nested YAML aliases (shared
@@ -491,7 +639,15 @@ def load_config(path: Path | None = None) -> Config:
             f"{path} expands to more than {MAX_EXPANDED_NODES:,} values through YAML aliases",
             hint="write the repeated parts out, or use fewer aliases",
         )
-    data = _interpolate(raw)
+    missing: list[tuple[str, str, str]] = []
+    data = _interpolate(raw, "", missing)
+    if missing:
+        names = sorted({name for _, name, _ in missing})
+        raise ConfigError(
+            f"{path} needs environment variables that are not set:\n"
+            + "\n".join(f"  {where}: {problem}" for where, _, problem in missing),
+            hint=f"set {', '.join(names)} (e.g. `export {names[0]}=…`) and run it again",
+        )
     data["root"] = path.resolve().parent
     try:
         return Config.model_validate(data)

@@ -105,25 +105,12 @@ class Decision:
 
 
 def environment_order(config: Config) -> list[str]:
-    """Environments from first to last along their ``promote_from`` links."""
-    remaining = dict(config.environments)
-    ordered: list[str] = []
-    while remaining:
-        ready = [
-            name
-            for name, env in remaining.items()
-            if env.promote_from is None or env.promote_from in ordered
-        ]
-        if not ready:
-            cycle = ", ".join(sorted(remaining))
-            raise UsageError(
-                f"environments {cycle} promote from each other in a cycle",
-                hint="one environment must have no promote_from",
-            )
-        for name in ready:
-            ordered.append(name)
-            del remaining[name]
-    return ordered
+    """Environments from first to last along their ``promote_from`` links.
+
+    Loading the config already refused ``promote_from`` cycles, so every command
+    refuses the same file with the same message.
+    """
+    return config.promotion_order()
 
 
 def source_environment(config: Config, target: str, requested: str | None) -> str | None:

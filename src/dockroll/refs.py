@@ -7,6 +7,7 @@ Hub (``docker.io``), and a single-component Hub name lives under ``library/``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 from typing import NewType
@@ -18,8 +19,11 @@ __all__ = [
     "Digest",
     "ImageRef",
     "is_digest",
+    "is_loopback_registry",
     "parse_digest",
     "parse_reference",
+    "registry_hostname",
+    "registry_unreachable_hint",
     "valid_tag",
 ]
 
@@ -27,6 +31,8 @@ Digest = NewType("Digest", str)
 """A content digest, ``sha256:<64 hex>``."""
 
 DOCKER_HUB = "docker.io"
+LOCAL_REGISTRY_PORT = 5000
+"""Where `dockroll dev up` starts its registry unless told ``--registry-port``."""
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -120,3 +126,41 @@ def parse_reference(reference: str, *, default_tag: str | None = None) -> ImageR
         tag=tag,
         digest=Digest(digest) if digest else None,
     )
+
+
+def registry_hostname(host: str) -> str:
+    """``127.0.0.1:5000`` → ``127.0.0.1``, ``[::1]:5000`` → ``::1``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def is_loopback_registry(host: str) -> bool:
+    """Whether the registry ``host[:port]`` is on this machine's loopback interface."""
+    name = registry_hostname(host)
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def registry_unreachable_hint(host: str, *, through_engine: bool = False) -> str:
+    """What to do when the registry ``host`` does not answer.
+
+    Only a loopback registry is one ``dockroll dev up`` can start; any other is
+    named, with where the request came from (``through_engine``: the Docker
+    engine pulls and pushes, so its DNS and proxy settings apply).
+    """
+    if is_loopback_registry(host):
+        _, _, port = host.rpartition(":") if host.count(":") == 1 else ("", "", "")
+        if not port.isdigit() or int(port) == LOCAL_REGISTRY_PORT:
+            return f"`dockroll dev up` starts a local registry on {host}"
+        return f"`dockroll dev up --registry-port {port}` starts a local registry on {host}"
+    if through_engine:
+        return (
+            f"check that {host} is up and that the Docker engine reaches it "
+            "(the engine pulls and pushes: its DNS and proxy settings apply)"
+        )
+    return f"check the address {host} and that the registry there is up"

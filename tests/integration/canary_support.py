@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from tests.integration.rollout_support import seed_releases
 
@@ -87,8 +88,17 @@ class PacedLoad:
             worker.join(timeout=15)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        """Block until at least ``count`` replies arrived; fail the test after ``timeout``.
+
+        A load that stalls must not pass as one that saw no failure.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.replies) < count and time.monotonic() < deadline:
+        while len(self.replies) < count:
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"the load on {self.url} stalled: {len(self.replies)} of {count} replies "
+                    f"after {timeout:g}s"
+                )
             time.sleep(0.05)
 
     def since(self, moment: float) -> list[Reply]:

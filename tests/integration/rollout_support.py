@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -320,9 +321,17 @@ class Load:
             worker.join(timeout=15)
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
-        """Block until at least ``count`` answers arrived."""
+        """Block until at least ``count`` answers arrived; fail the test after ``timeout``.
+
+        A load that stalls must not pass as one that saw no failure.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.answers) < count and time.monotonic() < deadline:
+        while len(self.answers) < count:
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"the load on {self.url} stalled: {len(self.answers)} of {count} answers "
+                    f"after {timeout:g}s"
+                )
             time.sleep(0.05)
 
     @property
@@ -336,3 +345,21 @@ class Load:
 
 def cli_env(seeded: Seeded) -> dict[str, str]:
     return {**plain_git_env(os.environ), **seeded.environ}
+
+
+DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
+"""The `dockroll` entry point of the interpreter running the tests."""
+
+
+def run_dockroll(
+    seeded: Seeded, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the `dockroll` CLI against the seeded state, as a user would; output captured."""
+    return subprocess.run(
+        [DOCKROLL, *args],
+        env=cli_env(seeded),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

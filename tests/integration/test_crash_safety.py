@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -26,9 +25,11 @@ from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import deploy_release, unfinished_deployment
 from dockroll.router.haproxy import HaproxyRouter
 from tests.integration.rollout_support import (
+    DOCKROLL,
     Load,
     Seeded,
     cli_env,
+    run_dockroll,
     seed_service,
     state_of,
     versions,
@@ -39,7 +40,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ENV = "crash"
 OLD, NEW = "v1.0.0", "v1.1.0"
-DOCKROLL = os.path.join(os.path.dirname(sys.executable), "dockroll")
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +51,6 @@ def seeded(
         registry,
         {ENV: {"strategy": "rolling", "replicas": 2, "drain_timeout": "5s"}},
         prefix="crash",
-    )
-
-
-def _dockroll(seeded: Seeded, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [DOCKROLL, *args],
-        env=cli_env(seeded),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
     )
 
 
@@ -162,7 +151,7 @@ def test_a_killed_deploy_is_recovered_without_dropping_a_request(
             assert held.holder_gone(), where
             assert not held.expired(), where
 
-            recovered = _dockroll(seeded, *command)
+            recovered = run_dockroll(seeded, *command)
             assert recovered.returncode == 0, f"{where}:\n{recovered.stdout}{recovered.stderr}"
             assert _unfinished(seeded) is None, where
             _assert_consistent(seeded, docker_client, expected)

@@ -7,6 +7,7 @@ new release, and a failed rollout leaves everything as it was.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import docker
 import pytest
 
 from dockroll import labels
+from dockroll.cli.app import main
 from dockroll.config import Config, MigrationConfig
 from dockroll.errors import PolicyRefusal, RolloutError
 from dockroll.events import Progress
@@ -24,9 +26,11 @@ from dockroll.pipeline.deploy import (
     open_environment,
     rollback_release,
 )
+from dockroll.pipeline.status import environment_status
 from dockroll.refs import ImageRef, parse_reference
 from dockroll.registry import RegistryClient, retag
 from dockroll.rollout.executor import observe
+from dockroll.router.haproxy import BACKEND
 from tests.integration.rollout_support import (
     BAD,
     Load,
@@ -52,6 +56,8 @@ ENVIRONMENTS = {
     "migrate": {"strategy": "rolling", "replicas": 1},
     "router": {"strategy": "rolling", "replicas": 2},
     "tagged": {"strategy": "rolling", "replicas": 1, "tags": ["tagged", "tagged-{{version}}"]},
+    "checked": {"strategy": "rolling", "replicas": 1},
+    "stopped": {"strategy": "rolling", "replicas": 1},
 }
 
 
@@ -148,6 +154,7 @@ def test_blue_green_switches_and_rolls_back_within_a_second(env: Seeded) -> None
     assert outcome.status == "succeeded"
     assert outcome.deployment.kind.value == "rollback"
     assert seconds < 1.0
+    assert len(load.answers) >= 800
     assert load.failures == [], load.failures[:5]
     assert load.versions(since=switched).keys() <= {NEW, OLD}
     # Every request sent after the rollback call returned was answered by the old release.
@@ -180,6 +187,7 @@ def test_canary_pauses_at_its_step_then_abort_goes_back_and_promote_goes_on(
             promoted = continue_rollout(env.config(), "canary", ledger)
         load.wait_for(len(load.answers) + 100)
     assert promoted.status == "succeeded"
+    assert len(load.answers) >= 100
     assert load.failures == [], load.failures[:5]
     assert versions(url, 40) == {NEW: 40}
 
@@ -200,10 +208,14 @@ def test_a_release_that_never_gets_ready_changes_nothing(
     impatient = config.model_copy(
         update={"health": config.health.model_copy(update={"start_timeout": 8.0})}
     )
-    with Load(url, threads=2) as load, pytest.raises(RolloutError) as raised:
-        _deploy(env, "bad", BAD, impatient)
+    with Load(url, threads=2) as load:
+        with pytest.raises(RolloutError) as raised:
+            _deploy(env, "bad", BAD, impatient)
+        load.wait_for(len(load.answers) + 50)
 
     assert raised.value.exit_code == 11
+    # The failed rollout took at least its 8 s start timeout; the load ran all along.
+    assert len(load.answers) >= 100
     assert load.failures == [], load.failures[:5]
     assert {s.name: s.weight for s in environment.router.servers()} == before_weights
     after = _app_containers(docker_client, env, "bad")
@@ -305,3 +317,45 @@ def test_environment_tags_follow_what_runs(env: Seeded) -> None:
     # Rolling back "to" a release is for releases the environment ran: not for one it refused.
     with env.ledger() as ledger, pytest.raises(PolicyRefusal, match="never ran in tagged"):
         rollback_release(env.config(), "tagged", ledger, to=BAD)
+
+
+def test_status_shows_the_routers_view_of_a_replica_its_checks_cannot_reach(env: Seeded) -> None:
+    assert _deploy(env, "checked", OLD) == "succeeded"
+    config = env.config()
+    with env.ledger() as ledger:
+        environment = open_environment(config, "checked", ledger)
+        [server] = environment.router.servers()
+        # Point the router's check at a port nothing listens on: the engine still
+        # finds the container healthy, the router's checks are refused (L4CON).
+        answer = environment.router.api.execute(
+            f"set server {BACKEND}/{server.name} addr {server.address} port 1"
+        )
+        assert "port changed" in answer, answer
+        # The engine's HEALTHCHECK may still say "starting" right after the rollout,
+        # which the router's checks (not the HEALTHCHECK) gate.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            [replica] = environment_status(config, "checked", ledger).replicas
+            if replica.router_health == "down" and replica.health == "healthy":
+                break
+            time.sleep(0.2)
+    assert replica.health == "healthy"
+    assert replica.router_check == "L4CON"
+    assert replica.health_summary == "healthy (router: DOWN L4CON)"
+
+
+def test_status_of_an_environment_whose_router_is_stopped_exits_10(
+    env: Seeded, docker_client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _deploy(env, "stopped", OLD) == "succeeded"
+    assert main(["status", "--env", "stopped"]) == 0
+    capsys.readouterr()
+    docker_client.containers.get(f"dockroll-router-{env.service}-stopped").stop(timeout=1)
+
+    assert main(["--json", "status", "--env", "stopped"]) == 10
+    captured = capsys.readouterr()
+    [shown] = json.loads(captured.out)["environments"]
+    assert shown["engine_reachable"] is True
+    assert shown["router_reachable"] is False
+    assert shown["router"].startswith("not answering: ")
+    assert "status is incomplete: the router of stopped could not be read" in captured.err

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from dockroll import devenv
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import LockHeld, LockLost
+from dockroll.errors import DevEnvError, LockHeld, LockLost
 from dockroll.ledger import DeploymentStatus
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import deploy_release
+from tests.conftest import _unavailable
 from tests.integration.rollout_support import (
     Seeded,
     cleanup,
@@ -40,7 +42,13 @@ def service(docker_client: docker.DockerClient) -> Iterator[str]:
     try:
         docker_client.images.get(LOCK_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"{LOCK_IMAGE} is missing; run `dockroll dev up --with router`")
+        # What `dockroll dev up --with router` does: pull haproxy:2.6 or build its stand-in.
+        try:
+            provided = str(devenv.ensure_base_image(devenv.HAPROXY)[-1].facts["image"])
+        except DevEnvError as exc:
+            _unavailable(f"{LOCK_IMAGE} is missing and could not be provided: {exc}")
+        if provided != LOCK_IMAGE:  # the official image was pulled: give it the name used here
+            docker_client.images.get(provided).tag(LOCK_IMAGE)
     yield name
     cleanup(docker_client, name)
 

@@ -9,9 +9,6 @@ serves all on the release that ran before.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import docker
@@ -22,7 +19,7 @@ from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
 from tests.integration.rollout_support import (
     Seeded,
-    cli_env,
+    run_dockroll,
     seed_service,
     versions,
     wait_serving,
@@ -31,7 +28,6 @@ from tests.integration.rollout_support import (
 pytestmark = pytest.mark.integration
 
 ENV = "shop"
-DOCKROLL = os.path.join(os.path.dirname(sys.executable), "dockroll")
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +43,7 @@ def seeded(
 
 
 def _dockroll(seeded: Seeded, *args: str) -> tuple[int, str]:
-    done = subprocess.run(
-        [DOCKROLL, *args],
-        env=cli_env(seeded),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_dockroll(seeded, *args)
     return done.returncode, done.stdout + done.stderr
 
 

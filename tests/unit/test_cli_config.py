@@ -119,17 +119,57 @@ def test_check_of_an_unknown_field(capsys: pytest.CaptureFixture[str], isolated:
     assert "replica: unknown field" in capsys.readouterr().err
 
 
+CYCLE = (
+    "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
+    "  a: {port: 9001, promote_from: b}\n  b: {port: 9002, promote_from: a}\n"
+)
+
+
 def test_check_refuses_environments_that_promote_from_each_other(
     capsys: pytest.CaptureFixture[str], isolated: Path
 ) -> None:
-    _write(
-        isolated,
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
-        "  a: {port: 9001, promote_from: b}\n  b: {port: 9002, promote_from: a}\n",
-    )
+    _write(isolated, CYCLE)
     assert main(["config", "check"]) == 2
     err = capsys.readouterr().err
     assert "promote from each other in a cycle" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["promote", "v1.0.0", "--to", "a", "--dry-run"],
+        ["deploy", "v1.0.0", "--env", "a"],
+        ["status"],
+        ["releases"],
+        ["tags"],
+        ["tags", "--images", "127.0.0.1:5000/team/web"],
+        ["scan", "--image", "127.0.0.1:5000/team/web:v1.0.0"],
+    ],
+)
+def test_every_command_refuses_a_cycle_as_config_check_does(
+    capsys: pytest.CaptureFixture[str], isolated: Path, argv: list[str]
+) -> None:
+    _write(isolated, CYCLE)
+    assert main(["config", "check"]) == 2
+    expected = capsys.readouterr().err
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == expected
+    assert captured.out == ""
+
+
+def test_an_environment_name_is_refused_by_the_same_rule_in_the_file_and_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], isolated: Path
+) -> None:
+    _write(isolated, THREE_ENVIRONMENTS.replace("  dev:", "  'dev;rm -rf ~':"))
+    assert main(["config", "check"]) == 2
+    in_file = capsys.readouterr().err
+    _write(isolated, THREE_ENVIRONMENTS)
+    assert main(["promote", "v1.0.0", "--to", "dev;rm -rf ~", "--dry-run"]) == 2
+    on_command_line = capsys.readouterr().err
+    rule = "environment name 'dev;rm -rf ~' is not allowed: use lowercase letters"
+    assert rule in in_file
+    assert rule in on_command_line
 
 
 def test_check_without_a_config(capsys: pytest.CaptureFixture[str], isolated: Path) -> None:
@@ -175,3 +215,15 @@ def test_schema_accepts_the_sample_service_as_written(
     bad = {**document, "container": {"stop_grace": "ten seconds"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(bad)
+
+
+def test_schema_refuses_environment_names_the_loader_refuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(_json(capsys, ["config", "schema"]))
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    for name in ("dev;rm -rf ~", "a" * 33, "Dev"):
+        bad = {**document, "environments": {name: {"port": 9001}}}
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate(bad)

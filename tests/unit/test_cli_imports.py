@@ -127,7 +127,7 @@ def test_dev_commands_default_to_the_registry_port_dev_up_uses() -> None:
     assert DEFAULT_REGISTRY_PORT == devenv.DEFAULT_PORT
 
 
-def test_status_loads_no_registry_client_rollout_executor_or_analysis_providers(
+def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
     tmp_path: Path,
 ) -> None:
     # The engine is unreachable on purpose: status reports that (exit 0), or fails
@@ -147,7 +147,7 @@ def test_status_loads_no_registry_client_rollout_executor_or_analysis_providers(
     avoidable = (
         "httpx",
         "dockroll.registry",
-        "dockroll.rollout",
+        "dockroll.rollout.executor",
         "dockroll.analysis.providers",
         "dockroll.pipeline.deploy",
     )

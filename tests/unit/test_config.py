@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dockroll.config import (
     Config,
@@ -14,7 +15,7 @@ from dockroll.config import (
     load_config,
     parse_duration,
 )
-from dockroll.errors import ConfigError
+from dockroll.errors import ConfigError, UsageError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask-app" / "dockroll.yml"
 
@@ -146,6 +147,118 @@ def test_an_empty_variable_takes_the_default_like_compose(
     assert config.container.env["X"] == "ab"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "127.0.0.1:5000"), ("", ""), ("localhost:5001", "localhost:5001")],
+)
+def test_a_dash_default_applies_only_when_unset_like_compose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, expected: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv("REG", raising=False)
+    else:
+        monkeypatch.setenv("REG", value)
+    text = MINIMAL + "container:\n  env:\n    REGISTRY: ${REG-127.0.0.1:5000}\n"
+    config = load_config(_write(tmp_path, text))
+    assert config.container.env["REGISTRY"] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "form", "words"),
+    [
+        (None, "${IMAGE:?set IMAGE to the repository}", "IMAGE is unset or empty: set IMAGE to"),
+        ("", "${IMAGE:?set IMAGE to the repository}", "IMAGE is unset or empty: set IMAGE to"),
+        (None, "${IMAGE?set IMAGE}", "IMAGE is unset: set IMAGE"),
+        (None, "${IMAGE:?}", "IMAGE is unset or empty: a value is required"),
+    ],
+)
+def test_a_required_variable_that_is_not_set_fails_with_its_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, form: str, words: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv("IMAGE", raising=False)
+    else:
+        monkeypatch.setenv("IMAGE", value)
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, f"service: web\nimage: '{form}'\n"))
+    error = caught.value
+    assert f"image: {words}" in error.message
+    assert "not set" in error.message
+    assert error.hint is not None
+    assert "set IMAGE" in error.hint
+
+
+def test_every_missing_required_variable_is_named_with_its_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DB_URL", raising=False)
+    monkeypatch.delenv("TOKEN", raising=False)
+    text = (
+        MINIMAL + "environments:\n  dev:\n    port: 8081\n"
+        "    env: {DATABASE_URL: '${DB_URL:?the database of dev}'}\n"
+        "build:\n  args: {TOKEN: '${TOKEN?}'}\n"
+    )
+    message = _error(tmp_path, text)
+    assert "environments.dev.env.DATABASE_URL: DB_URL is unset or empty: the database of dev" in (
+        message
+    )
+    assert "build.args.TOKEN: TOKEN is unset" in message
+    assert "set DB_URL, TOKEN" in message
+
+
+def test_a_required_variable_that_is_set_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGE", "127.0.0.1:5000/Team/Web")
+    config = load_config(_write(tmp_path, "service: web\nimage: '${IMAGE:?set IMAGE}'\n"))
+    assert config.image == "127.0.0.1:5000/team/web"
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        ('""', "image: is empty"),
+        ("'  '", "image: is empty"),
+        ("/team/web", "not a valid repository name component"),
+        ("127.0.0.1:5000/team//web", "not a valid repository name component"),
+        ("'127.0.0.1:5000/te am'", "not a valid repository name component"),
+    ],
+)
+def test_an_image_that_names_no_repository_is_refused(
+    tmp_path: Path, image: str, words: str
+) -> None:
+    assert words in _error(tmp_path, f"service: web\nimage: {image}\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("'dev;rm -rf ~'", "environment name 'dev;rm -rf ~' is not allowed"),
+        ("a" * 300, "environment name '" + "a" * 40 + "…' is 300 characters long; use at most 32"),
+        ("Dev", "environment name 'Dev' is not allowed"),
+        ("../etc", "environment name '../etc' is not allowed"),
+        ("'-dev'", "environment name '-dev' is not allowed"),
+        ("''", "environment name '' is not allowed"),
+    ],
+)
+def test_environment_names_follow_the_command_line_rule(
+    tmp_path: Path, name: str, words: str
+) -> None:
+    message = _error(tmp_path, MINIMAL + f"environments:\n  {name}: {{port: 8081}}\n")
+    assert f"environments: {words}" in message
+    config = load_config(_write(tmp_path, MINIMAL + "environments:\n  dev: {port: 8081}\n"))
+    with pytest.raises(UsageError) as caught:
+        config.environment(yaml.safe_load(name) if name.startswith("'") else name)
+    assert words in caught.value.message
+
+
+def test_service_and_environment_names_must_fit_a_router_server_name(tmp_path: Path) -> None:
+    text = "service: " + "s" * 40 + "\nimage: x\nenvironments:\n  production-eu: {port: 1}\n"
+    assert "shorten one of them" in _error(tmp_path, text)
+    text = "service: " + "s" * 39 + "\nimage: x\nenvironments:\n  production-eu: {port: 1}\n"
+    assert list(load_config(_write(tmp_path, text)).environments) == ["production-eu"]
+
+
 def test_the_image_is_lowercased(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "service: web\nimage: 127.0.0.1:5000/Team/Web\n"))
     assert config.image == "127.0.0.1:5000/team/web"
@@ -233,6 +346,40 @@ def test_promote_from_error_lists_the_environments(tmp_path: Path) -> None:
     )
     assert "environments.prod.promote_from" in message
     assert "dev, prod" in message
+
+
+@pytest.mark.parametrize(
+    ("environments", "words"),
+    [
+        (
+            "  a: {port: 1, promote_from: b}\n  b: {port: 2, promote_from: a}\n",
+            "environments a, b promote from each other in a cycle (a from b, b from a)",
+        ),
+        (
+            # d only hangs off the loop; the message names the loop itself.
+            "  d: {port: 4, promote_from: a}\n  a: {port: 1, promote_from: c}\n"
+            "  b: {port: 2, promote_from: a}\n  c: {port: 3, promote_from: b}\n",
+            "environments a, c, b promote from each other in a cycle",
+        ),
+        ("  a: {port: 1, promote_from: a}\n", "environments.a.promote_from names 'a' itself"),
+    ],
+)
+def test_a_promote_from_cycle_is_refused_when_loading(
+    tmp_path: Path, environments: str, words: str
+) -> None:
+    message = _error(tmp_path, MINIMAL + "environments:\n" + environments)
+    assert words in message
+
+
+def test_promotion_order_follows_promote_from(tmp_path: Path) -> None:
+    config = load_config(
+        _write(
+            tmp_path,
+            MINIMAL + "environments:\n  prod: {port: 3, promote_from: staging}\n"
+            "  dev: {port: 1}\n  staging: {port: 2, promote_from: dev}\n",
+        )
+    )
+    assert config.promotion_order() == ["dev", "staging", "prod"]
 
 
 def test_invalid_yaml(tmp_path: Path) -> None:

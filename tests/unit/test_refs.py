@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from dockroll.errors import UsageError
-from dockroll.refs import Digest, ImageRef, is_digest, parse_digest, parse_reference, valid_tag
+from dockroll.refs import (
+    Digest,
+    ImageRef,
+    is_digest,
+    is_loopback_registry,
+    parse_digest,
+    parse_reference,
+    registry_unreachable_hint,
+    valid_tag,
+)
 
 SHA = "sha256:" + "0123456789abcdef" * 4
 
@@ -134,3 +143,31 @@ def test_digests() -> None:
 )
 def test_valid_tag(tag: str, ok: bool) -> None:
     assert valid_tag(tag) is ok
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1:5000", True),
+        ("localhost", True),
+        ("[::1]:5000", True),
+        ("127.0.0.2:5000", True),
+        ("10.0.0.5:5000", False),
+        ("registry.example.com", False),
+        ("registry.example.com:443", False),
+    ],
+)
+def test_loopback_registries(host: str, loopback: bool) -> None:
+    assert is_loopback_registry(host) is loopback
+
+
+def test_the_unreachable_hint_names_the_registry_it_is_about() -> None:
+    assert registry_unreachable_hint("127.0.0.1:5000") == (
+        "`dockroll dev up` starts a local registry on 127.0.0.1:5000"
+    )
+    assert "--registry-port 5002" in registry_unreachable_hint("127.0.0.1:5002")
+    remote = registry_unreachable_hint("registry.example.com:443", through_engine=True)
+    assert "registry.example.com:443" in remote
+    assert "Docker engine" in remote
+    assert "5000" not in remote
+    assert "dev up" not in remote

@@ -14,6 +14,8 @@ or post-rollout watch window and ticks it every ``settings.interval`` seconds::
         if decision.action is Action.PASS:                   # may promote early
             ...
         sleep(env.analysis.interval)                         # CONTINUE: keep going
+    end = analysis.step_end(extended=0.0)  # a canary step undecided when its time is up:
+    ...                                    # EXTEND for min_sample, or what no_data says
     providers.close()
 
 Checks (each yields a :class:`Verdict` per tick; docs/analysis.md explains them):
@@ -61,7 +63,9 @@ if TYPE_CHECKING:
         Analysis,
         AnalysisSummary,
         Decision,
+        Ending,
         Providers,
+        StepEnd,
         providers_for,
     )
     from dockroll.analysis.selectors import Selector, SelectorSyntaxError, parse_selector
@@ -88,7 +92,16 @@ _SOURCES = {
         "RouterProvider",
         "TrafficSource",
     ),
-    "run": ("Action", "Analysis", "AnalysisSummary", "Decision", "Providers", "providers_for"),
+    "run": (
+        "Action",
+        "Analysis",
+        "AnalysisSummary",
+        "Decision",
+        "Ending",
+        "Providers",
+        "StepEnd",
+        "providers_for",
+    ),
     "selectors": ("Selector", "SelectorSyntaxError", "parse_selector"),
     "settings": ("AnalysisSettings", "CheckSettings", "NoDataPolicy"),
 }
@@ -119,6 +132,7 @@ __all__ = [
     "Condition",
     "ConditionSyntaxError",
     "Decision",
+    "Ending",
     "GroupSample",
     "Groups",
     "HttpProvider",
@@ -131,6 +145,7 @@ __all__ = [
     "RouterProvider",
     "Selector",
     "SelectorSyntaxError",
+    "StepEnd",
     "TrafficSource",
     "Value",
     "Verdict",

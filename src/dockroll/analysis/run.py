@@ -38,6 +38,7 @@ from dockroll.analysis.settings import (
     AnalysisSettings,
     CheckProvider,
     CheckSettings,
+    NoDataPolicy,
     TrafficProvider,
 )
 from dockroll.errors import AnalysisError, ConfigError
@@ -45,7 +46,16 @@ from dockroll.errors import AnalysisError, ConfigError
 if TYPE_CHECKING:
     from dockroll.router.port import Router  # annotations only: avoids an import cycle
 
-__all__ = ["Action", "Analysis", "AnalysisSummary", "Decision", "Providers", "providers_for"]
+__all__ = [
+    "Action",
+    "Analysis",
+    "AnalysisSummary",
+    "Decision",
+    "Ending",
+    "Providers",
+    "StepEnd",
+    "providers_for",
+]
 
 _EPSILON = 1e-6
 
@@ -71,6 +81,43 @@ class Decision:
     reason: str
     verdicts: tuple[Verdict, ...]
     """The latest verdict of every check, dry-run ones included."""
+
+
+class Ending(StrEnum):
+    """How a canary step whose time is up ends (:meth:`Analysis.step_end`)."""
+
+    PASS = "pass"
+    """Every check passes: the rollout goes on to the next step."""
+    EXTEND = "extend"
+    """Fewer canary requests than ``min_sample``: the step goes on, up to ``max_extension``."""
+    PROCEED = "proceed"
+    """Undecided, and ``no_data: inconclusive``: the rollout goes on without a pass, on record."""
+    PAUSE = "pause"
+    """Undecided, and ``no_data: pause`` (or a check asks to hold): wait for a person."""
+    FAIL = "fail"
+    """Undecided, and ``no_data: fail`` (or a check failed): roll back."""
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """What the evidence of a canary step allows once its time is up."""
+
+    ending: Ending
+    reason: str
+    canary_requests: float
+    """Canary requests the analysis counted during the step."""
+    min_sample: int
+    extended: float
+    """Seconds the step ran past its planned end so far."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ending": self.ending.value,
+            "reason": self.reason,
+            "canary_requests": self.canary_requests,
+            "min_sample": self.min_sample,
+            "extended_seconds": round(self.extended, 3),
+        }
 
 
 @dataclass(frozen=True)
@@ -212,6 +259,8 @@ class Analysis:
         self._started: float | None = None
         self._now = 0.0
         self.ticks = 0
+        self.canary_requests = 0.0
+        """Canary requests the traffic source reported over the run."""
 
     # -- the executor's side ---------------------------------------------------------
 
@@ -247,6 +296,48 @@ class Analysis:
         return AnalysisSummary(
             decision.action, decision.reason, self.ticks, seconds, decision.verdicts, numbers
         )
+
+    def step_end(self, extended: float) -> StepEnd:
+        """How a canary step ends now that its time is up, ``extended`` seconds ago.
+
+        A pass ends it; so does a failure or a hold. Undecided with fewer than
+        ``min_sample`` canary requests, it is extended while less than
+        ``max_extension`` has gone by. Otherwise the ``no_data`` policy decides:
+        an undecided step is no evidence, so it never ends as a silent pass.
+        Without a traffic source there are no request counts: no extension.
+        """
+        settings = self.settings
+        decision = self._final or self._decide()
+        seen, needed = self.canary_requests, settings.min_sample
+
+        def end(ending: Ending, reason: str) -> StepEnd:
+            return StepEnd(ending, reason, seen, needed, extended)
+
+        if decision.action is Action.PASS:
+            return end(Ending.PASS, decision.reason)
+        if decision.action is Action.FAIL:
+            return end(Ending.FAIL, decision.reason)
+        if decision.action is Action.PAUSE:
+            return end(Ending.PAUSE, decision.reason)
+        short = self.providers.traffic is not None and seen < needed
+        if short and extended < settings.max_extension - _EPSILON:
+            return end(
+                Ending.EXTEND,
+                f"insufficient data, extending: {seen:g} of the {needed} canary requests needed",
+            )
+        if short:
+            why = (
+                f"insufficient data: {seen:g} of the {needed} canary requests needed "
+                f"after extending the step {extended:g}s"
+            )
+        else:
+            why = f"undecided after {seen:g} canary requests ({decision.reason})"
+        match settings.no_data:
+            case NoDataPolicy.FAIL:
+                return end(Ending.FAIL, f"{why}; no_data: fail")
+            case NoDataPolicy.PAUSE:
+                return end(Ending.PAUSE, f"{why}; holding for a person (no_data: pause)")
+        return end(Ending.PROCEED, f"{why}; going on without a pass (no_data: inconclusive)")
 
     # -- built-in checks -------------------------------------------------------------
 
@@ -289,6 +380,7 @@ class Analysis:
         if samples is None:
             return  # the starting snapshot
         canary = samples.get(CANARY, GroupSample(0, 0))
+        self.canary_requests += canary.requests
         baseline = samples.get(BASELINE, GroupSample(0, 0)) if self.has_baseline else None
         for name, limit in names:
             measured = self._persistent(self._judge(name, canary, baseline))

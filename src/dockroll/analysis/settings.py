@@ -205,6 +205,11 @@ class AnalysisSettings(_Model):
     sequential: SequentialSettings = Field(default_factory=SequentialSettings)
     min_requests: int = Field(20, ge=1)
     """Canary requests an interval needs before the per-interval judges read it."""
+    min_sample: int = Field(100, ge=0)
+    """Canary requests a canary step needs before it may end without a pass; a step with
+    fewer is extended (no errors in 100 requests bounds the error rate below 3 % at 95 %)."""
+    max_extension: Duration = 300.0
+    """How long a canary step may be extended for its minimum sample; then `no_data` decides."""
     failure_limit: int = Field(0, ge=0)
     """Failed intervals the built-in per-interval judges tolerate."""
     consecutive_error_limit: int = Field(4, ge=0)

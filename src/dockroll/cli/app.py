@@ -14,7 +14,7 @@ import typer
 
 from dockroll import __version__
 from dockroll.cli.render import Output
-from dockroll.errors import DockrollError
+from dockroll.errors import ConfigError, DockrollError
 
 if TYPE_CHECKING:
     from dockroll.config import Config
@@ -48,6 +48,22 @@ class CliState:
 
             self._config = load_config(self.config_path)
         return self._config
+
+    def optional_config(self) -> Config | None:
+        """dockroll.yml, or None when none is named and none is found.
+
+        For commands that also work from flags alone; a file that exists is
+        validated as every command validates it, never silently ignored.
+        """
+        named = self.config_path is not None or bool(os.environ.get("DOCKROLL_CONFIG"))
+        if self._config is None and not named:
+            from dockroll.config import find_config  # noqa: PLC0415 - as in `config`
+
+            try:
+                find_config()
+            except ConfigError:
+                return None
+        return self.config
 
 
 def _version(value: bool) -> None:

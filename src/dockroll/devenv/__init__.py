@@ -18,6 +18,7 @@ from dockroll.devenv.base_images import (
     base_image_status,
     ensure_base_image,
 )
+from dockroll.devenv.commands import ensure_commands
 from dockroll.devenv.engine import engine_status, ensure_engine, stop_engine
 from dockroll.devenv.postgres import POSTGRES_URL, ensure_postgres, postgres_status, stop_postgres
 from dockroll.devenv.registry import (
@@ -54,6 +55,7 @@ __all__ = [
     "down",
     "engine_status",
     "ensure_base_image",
+    "ensure_commands",
     "ensure_engine",
     "ensure_postgres",
     "find_registry",

@@ -34,7 +34,7 @@ from dockroll.errors import (
 )
 from dockroll.events import Progress, ProgressCallback
 from dockroll.labels import ROLE
-from dockroll.refs import Digest, is_digest, parse_reference
+from dockroll.refs import Digest, is_digest, parse_reference, registry_unreachable_hint
 
 __all__ = ["DockerEngine"]
 
@@ -348,7 +348,7 @@ def _registry_error(registry: str, what: str, detail: str) -> RegistryError:
     if any(word in lowered for word in _DOWN_WORDS):
         return RegistryUnavailable(
             f"registry {registry} is not answering ({what}): {detail}",
-            hint="is it running? `dockroll dev up` starts the local one on 127.0.0.1:5000",
+            hint="is it running? " + registry_unreachable_hint(registry, through_engine=True),
         )
     return RegistryError(f"registry {registry} failed {what}: {detail}")
 

@@ -112,6 +112,11 @@ class Ledger:
 
     # -- lifecycle -------------------------------------------------------------
 
+    def now(self) -> datetime:
+        """The ledger's clock: what its records are stamped with (see :meth:`_now`)."""
+        with self._read() as session:
+            return self._now(session)
+
     def _now(self, session: Session) -> datetime:
         """The time records are stamped with, by one clock for every client.
 

@@ -25,6 +25,7 @@ from dockroll.ledger import (
     Release,
 )
 from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.standby import Standby, find_standby
 from dockroll.refs import ImageRef, is_digest, parse_reference
 from dockroll.rollout.executor import (
     FULL_WEIGHT,
@@ -40,9 +41,11 @@ from dockroll.router.port import ServerHealth, ServerSpec
 
 __all__ = [
     "Environment",
+    "Standby",
     "continue_rollout",
     "deploy_release",
     "find_release",
+    "find_standby",
     "open_environment",
     "rollback_release",
     "sync_environment_tags",
@@ -437,6 +440,11 @@ def rollback_release(
             r for r in observed.replicas if r.digest == target.digest and r.weight is not None
         ]
         live = [r for r in observed.replicas if r.weight and r.digest != target.digest]
+        window = find_standby(config, environment, ledger, observed)
+        if standby and window is not None and window.expired:
+            # Past keep_previous the standby is no promise any more: a full rollout back.
+            progress(Progress("rollback", window.describe()))
+            standby = []
         # The router sends the traffic, so its own check decides whether the standby can take
         # it; the image's HEALTHCHECK counts too unless dockroll.yml turned it off.
         up = {s.name for s in env.router.servers() if s.health is not ServerHealth.DOWN}

@@ -66,14 +66,21 @@ def save_build(record: BuildRecord, root: Path | None = None) -> Path:
     return path
 
 
-def load_last_build(service: str, root: Path | None = None) -> BuildRecord:
+def load_last_build(
+    service: str, root: Path | None = None, *, otherwise: str | None = None
+) -> BuildRecord:
+    """The last build of ``service`` on this machine.
+
+    ``otherwise`` is the caller's own way around a missing build (e.g. "pass
+    --image REF" for a command that has that flag), added to the hint.
+    """
     path = _path(service, root)
     try:
         return BuildRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise UsageError(
             f"no build of {service} recorded on this machine",
-            hint="run `dockroll build` first, or pass --image REF",
+            hint="run `dockroll build` first" + (f", or {otherwise}" if otherwise else ""),
         ) from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise UsageError(

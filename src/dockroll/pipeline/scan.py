@@ -253,7 +253,8 @@ def _inspect(engine: Engine, reference: str) -> ImageInfo:
     if info is None:
         raise UsageError(
             f"the engine at {engine.endpoint} has no image {reference}",
-            hint="run `dockroll build` first, or pass --image with a local image",
+            hint="name an image the engine has (`docker images` lists them), or run "
+            "`dockroll build` and scan without --image",
         )
     return info
 

@@ -10,15 +10,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockroll import labels
-from dockroll.config import Config
+from dockroll.config import Config, EnvironmentConfig
 from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
+from dockroll.pipeline.standby import find_standby
+from dockroll.refs import Digest
+from dockroll.rollout.plan import Observed, Replica
 from dockroll.router.haproxy import HaproxyRouter
-from dockroll.router.port import BackendServer, traffic_shares
+from dockroll.router.port import BackendServer, ServerHealth, traffic_shares
 
-__all__ = ["EnvironmentStatus", "ReplicaStatus", "environment_status", "service_status"]
+__all__ = [
+    "EnvironmentStatus",
+    "ReplicaStatus",
+    "environment_status",
+    "replica_status",
+    "service_status",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,27 @@ class ReplicaStatus:
     router_health: str
     config_drift: bool
     """Started with other settings than dockroll.yml has now."""
+    router_check: str = ""
+    """The router's last check result (``L7OK``, ``L4CON`` …); empty when it lists no check."""
+
+    @property
+    def health_summary(self) -> str:
+        """The engine's health, with the router's view beside it when the two disagree.
+
+        The router's checks decide traffic, so "healthy" alone for a replica the router
+        finds DOWN (``L4CON``: nothing listens) would mislead.
+        """
+        if self.router_health == "not in router":
+            return self.health
+        engine_ok = self.state == "running" and self.health in ("healthy", "none")
+        router_ok = self.router_health != ServerHealth.DOWN.value
+        if engine_ok == router_ok:
+            return self.health
+        view = " ".join(part for part in (self.router_health.upper(), self.router_check) if part)
+        return f"{self.health} (router: {view})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "health_summary": self.health_summary}
 
 
 @dataclass(frozen=True)
@@ -54,7 +85,14 @@ class EnvironmentStatus:
     ledger_digest: str | None = None
     unfinished: dict[str, Any] | None = None
     lock: dict[str, object] | None = None
+    standby: dict[str, object] | None = None
+    """A blue-green standby slot and the end of its keep_previous window."""
+    standby_note: str | None = None
     drift: tuple[str, ...] = field(default=())
+    unreachable: DockrollError | None = field(default=None, compare=False)
+    """Why the engine could not be read; the rest of the status is then the ledger's only."""
+    router_unreachable: DockrollError | None = field(default=None, compare=False)
+    """Why the router (which exists) could not be read: its weights and checks are unknown."""
 
     @property
     def serving_digests(self) -> set[str]:
@@ -73,12 +111,15 @@ class EnvironmentStatus:
             "port": self.port,
             "strategy": self.strategy,
             "engine": self.engine,
+            "engine_reachable": self.unreachable is None,
             "router": self.router,
+            "router_reachable": self.router_unreachable is None,
             "ledger": {"version": self.ledger_version, "digest": self.ledger_digest},
             "serving": sorted(self.serving_digests),
-            "replicas": [r.__dict__ for r in self.replicas],
+            "replicas": [r.to_json() for r in self.replicas],
             "unfinished": self.unfinished,
             "lock": self.lock,
+            "standby": self.standby,
             "drift": list(self.drift),
         }
 
@@ -113,10 +154,25 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
         base["unfinished"] = _unfinished_json(unfinished)
     engine = DockerEngine(env.engine)
     try:
+        return _observed_status(config, name, env, engine, base, ledger=ledger)
+    finally:
+        engine.close()
+
+
+def _observed_status(
+    config: Config,
+    name: str,
+    env: EnvironmentConfig,
+    engine: DockerEngine,
+    base: dict[str, Any],
+    *,
+    ledger: Ledger,
+) -> EnvironmentStatus:
+    try:
         engine.ping()
         containers = engine.containers(labels.selector(config.service, name))
     except DockrollError as exc:
-        return EnvironmentStatus(**base, engine=f"unreachable: {exc.message}")
+        return EnvironmentStatus(**base, engine=f"unreachable: {exc.message}", unreachable=exc)
     base["engine"] = engine.endpoint
     servers: tuple[BackendServer, ...] = ()
     router = HaproxyRouter.for_environment(engine, config, name)
@@ -128,6 +184,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
             base["router"] = f"running ({router.container_name})"
         except DockrollError as exc:
             base["router"] = f"not answering: {exc.message}"
+            base["router_unreachable"] = exc
     shares = traffic_shares(servers)
     by_name = {server.name: server for server in servers}
     lock: LockInfo | None = None
@@ -145,27 +202,45 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
             "health": config.health.model_dump(),
         }
     )
-    replicas = []
-    for info in sorted(containers, key=lambda c: c.name):
-        server = by_name.get(info.name)
-        replicas.append(
-            ReplicaStatus(
-                name=info.name,
-                version=info.labels.get(labels.VERSION, "?"),
-                digest=info.labels.get(labels.DIGEST, "?"),
-                git_sha=info.labels.get(labels.GIT_SHA, ""),
-                slot=info.labels.get(labels.SLOT, ""),
-                since=info.labels.get(labels.STARTED, ""),
-                state=info.status,
-                health=info.health.value,
-                weight=server.weight if server else None,
-                share=shares.get(info.name, 0.0),
-                router_health=server.health.value if server else "not in router",
-                config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
-            )
+    replicas = [
+        replica_status(info, by_name.get(info.name), shares.get(info.name, 0.0), wanted_hash)
+        for info in sorted(containers, key=lambda c: c.name)
+    ]
+    observed = Observed(
+        tuple(
+            Replica(r.name, r.version, Digest(r.digest), r.slot, weight=r.weight)
+            for r in replicas
+            if r.state == "running"
         )
+    )
+    standby = find_standby(config, name, ledger, observed)
+    if standby is not None:
+        base["standby"] = standby.to_json()
+        base["standby_note"] = standby.describe()
     status = EnvironmentStatus(**base, replicas=tuple(replicas))
     return _with_drift(status, by_name)
+
+
+def replica_status(
+    info: ContainerInfo, server: BackendServer | None, share: float, wanted_hash: str
+) -> ReplicaStatus:
+    """One replica as its labels, the engine and the router (``server``) describe it."""
+    return ReplicaStatus(
+        name=info.name,
+        version=info.labels.get(labels.VERSION, "?"),
+        digest=info.labels.get(labels.DIGEST, "?"),
+        git_sha=info.labels.get(labels.GIT_SHA, ""),
+        slot=info.labels.get(labels.SLOT, ""),
+        since=info.labels.get(labels.STARTED, ""),
+        state=info.status,
+        health=info.health.value,
+        weight=server.weight if server else None,
+        share=share,
+        router_health=server.health.value if server else "not in router",
+        config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
+        # HAProxy marks a check still running with "* ".
+        router_check=server.check_status.removeprefix("* ") if server else "",
+    )
 
 
 def _with_drift(status: EnvironmentStatus, servers: dict[str, BackendServer]) -> EnvironmentStatus:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import ipaddress
 import re
 from collections.abc import Collection, Generator, Iterable, Iterator
 from types import TracebackType
@@ -21,7 +20,13 @@ from dockroll.errors import (
     RegistryUnavailable,
     UsageError,
 )
-from dockroll.refs import Digest, is_digest
+from dockroll.refs import (
+    Digest,
+    is_digest,
+    is_loopback_registry,
+    registry_hostname,
+    registry_unreachable_hint,
+)
 from dockroll.registry._auth import RegistryAuth, auth_hint
 from dockroll.registry._credentials import Credentials, find_credentials
 from dockroll.registry._media import MANIFEST_MEDIA_TYPES, Manifest
@@ -38,31 +43,15 @@ _OCTET_STREAM = "application/octet-stream"
 _DEFAULT_CHUNK = 1024 * 1024
 
 
-def _hostname(host: str) -> str:
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
-
-
-def _is_loopback(host: str) -> bool:
-    name = _hostname(host)
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def registry_scheme(host: str, insecure: Collection[str] = ()) -> Literal["http", "https"]:
     """``http`` for loopback hosts and those matching ``insecure``, else ``https``.
 
     ``insecure`` holds ``host``, ``host:port`` or glob patterns such as
     ``*:5000``, the way the Docker daemon's ``insecure-registries`` reads.
     """
-    if _is_loopback(host):
+    if is_loopback_registry(host):
         return "http"
-    name = _hostname(host)
+    name = registry_hostname(host)
     for pattern in insecure:
         if fnmatch.fnmatchcase(host, pattern) or fnmatch.fnmatchcase(name, pattern):
             return "http"
@@ -455,14 +444,9 @@ class RegistryClient:
             reason = "connection refused" if "refused" in str(exc).lower() else f"{exc}"
         else:
             reason = str(exc) or type(exc).__name__
-        hint = (
-            "`dockroll dev up` starts the local one"
-            if _is_loopback(self.host)
-            else "check the address and that the registry is up"
-        )
         raise RegistryUnavailable(
             f"registry {self.host} is not answering: {reason} — is it running?",
-            hint=hint,
+            hint=registry_unreachable_hint(self.host),
         ) from exc
 
     def _raise_for(self, response: httpx.Response, what: str) -> NoReturn:

@@ -49,10 +49,16 @@ from dockroll.rollout.plan import (
     Watch,
     split_weights,
 )
-from dockroll.router.port import Router, ServerHealth, ServerSpec
+from dockroll.router.port import (
+    MAX_WEIGHT,
+    Router,
+    ServerHealth,
+    ServerSpec,
+    weights_for_shares,
+)
 
 if TYPE_CHECKING:
-    from dockroll.analysis import Analysis, Decision, Providers
+    from dockroll.analysis import Analysis, Decision, Providers, StepEnd
 
 __all__ = [
     "RolloutOutcome",
@@ -74,6 +80,28 @@ class _ManualPause(Exception):
         self.index = index
         self.percent = percent
         self.why = why
+
+
+@dataclass
+class _Window:
+    """When an observed step ends: its planned end, moved on while a canary step is extended."""
+
+    end: float
+    index: int
+    kind: str
+    percent: int | None
+    where: str
+    judged: Analysis | None
+    """The analysis whose evidence a canary step needs before it ends; None: none needed."""
+    planned_end: float = field(init=False)
+    extending: bool = False
+    evidence: StepEnd | None = None
+    """How the step ended (or why it is being extended), for the step record."""
+    taken_out: list[str] = field(default_factory=list)
+    """Old replicas taken out of rotation during the step."""
+
+    def __post_init__(self) -> None:
+        self.planned_end = self.end
 
 
 class AnalysisFailed(DockrollError):
@@ -204,6 +232,8 @@ class RolloutRunner:
     _deployment: Deployment | None = field(default=None, init=False)
     _traffic_started: bool = field(default=False, init=False)
     _answered_pauses: frozenset[int] = field(default_factory=frozenset, init=False)
+    _out_of_rotation: set[str] = field(default_factory=set, init=False)
+    """Old replicas taken out of rotation for failing their checks: no step gives them weight."""
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -302,6 +332,7 @@ class RolloutRunner:
         # A pause request made before this run (re)started was answered by the pause it
         # caused; resuming consumes it, or the rollout would stop again at its next step.
         self._answered_pauses = frozenset(event.id for event in self._pause_requests())
+        self._out_of_rotation = set()
         # Weight already given to new replicas before an interruption counts as traffic.
         self._traffic_started = any(
             isinstance(step, SetWeights) and any(step.weights.get(n) for n in plan.new)
@@ -410,6 +441,7 @@ class RolloutRunner:
                     self._add_server(name)
                 self._say(f"in the router (weight 0, checked): {', '.join(names)}")
             case SetWeights(weights=weights, percent=percent):
+                weights = self._in_rotation(weights)
                 self.router.set_weights(weights)
                 shown = f"{percent}% to the new release" if percent is not None else "weights set"
                 self._say(f"{shown}: {dict(weights)}")
@@ -596,7 +628,8 @@ class RolloutRunner:
         A failing check raises (the rollout rolls back); the analysis may also
         end a canary step early when the evidence is strong, or hold the
         rollout for a person (no-data policy ``pause``). `dockroll pause`
-        from anywhere holds it too.
+        from anywhere holds it too. A canary step that is still undecided when
+        its time is up never ends as a pass: see :meth:`_extended`.
         """
         where = f"{percent}% on the new release" if percent is not None else "the full rollout"
         settings = self.env.analysis
@@ -610,6 +643,7 @@ class RolloutRunner:
                 CANARY,
                 Action,
                 Analysis,
+                Ending,
                 providers_for,
             )
 
@@ -620,18 +654,14 @@ class RolloutRunner:
         interval = settings.interval if settings is not None else 0.5
         what = "analysing" if analysis else "watching health"
         self._say(f"{what} at {where} for {seconds:g}s")
-        deadline = self.clock() + seconds
+        judged = analysis if early_pass else None
+        kind = Pause.kind if early_pass else Watch.kind
+        window = _Window(self.clock() + seconds, index, kind, percent, where, judged)
         decision: Decision | None = None
         try:
-            while self.clock() < deadline:
+            while self.clock() < window.end or self._extended(window):
                 self.heartbeat()
-                for server in self.router.servers():
-                    if (
-                        server.name in in_router
-                        and server.weight
-                        and server.health is (ServerHealth.DOWN)
-                    ):
-                        raise EngineError(f"{server.name} failed its health checks at {where}")
+                self._health_veto(in_router, window)
                 if self._pause_requested():
                     raise _ManualPause(index, percent, "paused by `dockroll pause`")
                 if analysis is not None:
@@ -646,13 +676,132 @@ class RolloutRunner:
                     if decision.action is Action.PASS and early_pass:
                         self._say(f"analysis passed at {where}: {decision.reason}")
                         break
-                self.sleep(min(interval, max(0.0, deadline - self.clock())))
+                self.sleep(min(interval, max(0.0, window.end - self.clock())))
         finally:
             if providers is not None:
                 providers.close()
+        detail: dict[str, Any] = {}
+        if window.taken_out:
+            detail["out_of_rotation"] = sorted(window.taken_out)
         if analysis is not None:
-            return {"analysis": analysis.summary().as_dict()}
-        return {}
+            detail["analysis"] = analysis.summary().as_dict()
+            if window.evidence is not None:
+                if window.evidence.ending is Ending.EXTEND:  # it passed while extended
+                    window.evidence = analysis.step_end(self.clock() - window.planned_end)
+                detail["evidence"] = window.evidence.as_dict()
+        return detail
+
+    def _health_veto(self, watched: set[str], window: _Window) -> None:
+        """Fail the rollout when one of the new release's weighted replicas fails its checks.
+
+        Only the new release can veto itself. An old replica failing the router's
+        checks says nothing about the new one: it is taken out of rotation (its share
+        goes to the other old replicas, so the canary keeps its planned share) and
+        reported; with no other old replica to take its share it keeps its weight (the
+        router passes it by while it is down). The step's record lists those taken out.
+        """
+        where = window.where
+        servers = self.router.servers()
+        new = set(self._plan.new) if self._plan is not None else set()
+        sick = [
+            server
+            for server in servers
+            if server.name in watched and server.weight and server.health is ServerHealth.DOWN
+        ]
+        for server in sick:
+            if server.name in new:
+                version = self._deployment.version if self._deployment is not None else "?"
+                raise EngineError(
+                    f"{server.name} of the new release ({version}) failed its health checks "
+                    f"at {where}"
+                )
+        for server in sick:
+            if server.name in self._out_of_rotation:
+                continue
+            self._out_of_rotation.add(server.name)
+            weights = {s.name: s.weight for s in servers}
+            kept = self._in_rotation(weights)
+            if kept == weights:
+                self._out_of_rotation.discard(server.name)  # no one to take its share
+                self._say(
+                    f"{server.name} of the previous release failed its health checks at "
+                    f"{where}; no other replica of it can take its share, so it keeps its "
+                    "weight (the router passes it by while it is down); the rollout goes on"
+                )
+                continue
+            self.router.set_weights({n: w for n, w in kept.items() if w != weights[n]})
+            servers = self.router.servers()
+            window.taken_out.append(server.name)
+            self._record_step_detail(window, {"out_of_rotation": sorted(window.taken_out)})
+            self._say(
+                f"{server.name} of the previous release failed its health checks at {where}; "
+                "took it out of rotation (its share goes to the other old replicas) and the "
+                "rollout goes on"
+            )
+
+    def _in_rotation(self, weights: Mapping[str, int]) -> dict[str, int]:
+        """``weights`` with the share of old replicas out of rotation moved to the other old ones.
+
+        Unchanged when no other old replica has weight: the router must never point at
+        nothing, and a canary must not take the old release's whole share by accident.
+        """
+        out = [n for n in self._out_of_rotation if weights.get(n)]
+        old = set(self._plan.old) if self._plan is not None else set()
+        keep = {n: w for n, w in weights.items() if w and n in old and n not in out}
+        if not out or not keep:
+            return dict(weights)
+        shares = {n: float(w) for n, w in weights.items() if w and n not in out}
+        moved, base = sum(weights[n] for n in out), sum(keep.values())
+        for name, weight in keep.items():
+            shares[name] += moved * weight / base
+        total = min(MAX_WEIGHT, sum(weights.values()))
+        return {**weights, **weights_for_shares(shares, total=total), **dict.fromkeys(out, 0)}
+
+    def _extended(self, window: _Window) -> bool:
+        """A canary step's time is up: extend it for a minimum sample, or end it.
+
+        Undecided at its end, a step is no evidence: it goes on while it has too few
+        canary requests (up to ``max_extension``); then the ``no_data`` policy rolls
+        back, holds for a person, or goes on without a pass, saying so.
+        """
+        analysis = window.judged
+        if analysis is None:
+            return False  # no analysis, or a watch window (its end promotes nothing)
+        from dockroll.analysis import Ending  # noqa: PLC0415 - loaded with the analysis
+
+        settings = analysis.settings
+        now = self.clock()
+        evidence = analysis.step_end(extended=now - window.planned_end)
+        window.evidence = evidence
+        where = window.where
+        if evidence.ending is Ending.EXTEND:
+            left = window.planned_end + settings.max_extension - now
+            window.end = now + min(settings.interval, left)
+            if not window.extending:
+                window.extending = True
+                self._say(
+                    f"insufficient data, extending the step at {where}: "
+                    f"{evidence.canary_requests:g} of the {evidence.min_sample} canary requests "
+                    f"needed (for up to {settings.max_extension:g}s)"
+                )
+                self._record_step_detail(window, {"evidence": evidence.as_dict()})
+            return True
+        if evidence.ending is Ending.FAIL:
+            summary = {**analysis.summary().as_dict(), "evidence": evidence.as_dict()}
+            raise AnalysisFailed(f"analysis undecided at {where}: {evidence.reason}", summary)
+        if evidence.ending is Ending.PAUSE:
+            self._record_step_detail(window, {"evidence": evidence.as_dict()})
+            raise _ManualPause(window.index, window.percent, evidence.reason)
+        if evidence.ending is Ending.PROCEED:
+            self._say(f"no pass at {where}: {evidence.reason}")
+        return False
+
+    def _record_step_detail(self, window: _Window, detail: Mapping[str, Any]) -> None:
+        """Add to the running step's record now (a pause or a crash may end it before)."""
+        if self._deployment is not None:
+            self.ledger.record_step(
+                self._deployment, window.index, window.kind, StepStatus.RUNNING, detail=detail
+            )
 
     def _hooks_quietly(
         self, point: HookPoint, release: Release, extra: Mapping[str, str] | None = None

@@ -13,15 +13,25 @@ Bad rules raise :class:`dockroll.errors.TagRuleError` naming the rule.
 
 from __future__ import annotations
 
-from dockroll.tags._compute import DEFAULT_RULES, Metadata, compute, github_output_lines
+from dockroll.tags._compute import (
+    ACTION_DEFAULT_RULES,
+    DEFAULT_RULES,
+    Metadata,
+    compute,
+    github_output_lines,
+)
 from dockroll.tags._context import BuildContext, RepoInfo, detect_context
+from dockroll.tags._rules import ImageName, parse_images
 
 __all__ = [
+    "ACTION_DEFAULT_RULES",
     "DEFAULT_RULES",
     "BuildContext",
+    "ImageName",
     "Metadata",
     "RepoInfo",
     "compute",
     "detect_context",
     "github_output_lines",
+    "parse_images",
 ]

@@ -43,12 +43,12 @@ from dockroll.tags._rules import (
 )
 from dockroll.tags._semver import parse_semver
 
-__all__ = ["DEFAULT_RULES", "Metadata", "compute", "github_output_lines"]
+__all__ = ["ACTION_DEFAULT_RULES", "DEFAULT_RULES", "Metadata", "compute", "github_output_lines"]
 
-#: Rules used when none are given: on a release tag ``v1.2.3`` they give
-#: ``v1.2.3``, ``1.2``, ``git-<sha>`` and ``latest`` (not for pre-releases);
-#: on a branch ``<branch>-<sha>`` and ``git-<sha>``; on a pull request
-#: ``pr-<n>`` and ``git-<sha>``.
+#: dockroll's rules for a dockroll.yml without any: on a release tag
+#: ``v1.2.3`` they give ``v1.2.3``, ``1.2``, ``git-<sha>`` and ``latest`` (not
+#: for pre-releases); on a branch ``<branch>-<sha>`` and ``git-<sha>``; on a
+#: pull request ``pr-<n>`` and ``git-<sha>``.
 DEFAULT_RULES: tuple[str, ...] = (
     "type=semver,pattern={{raw}}",
     "type=semver,pattern={{major}}.{{minor}}",
@@ -56,6 +56,16 @@ DEFAULT_RULES: tuple[str, ...] = (
     "type=ref,event=branch,suffix=-{{sha}}",
     "type=ref,event=pr",
     "type=sha,prefix=git-",
+)
+
+#: docker/metadata-action's rules for a workflow without a ``tags:`` input:
+#: ``nightly`` on a schedule, the branch name, the git tag (with ``latest``)
+#: or ``pr-<n>``.
+ACTION_DEFAULT_RULES: tuple[str, ...] = (
+    "type=schedule",
+    "type=ref,event=branch",
+    "type=ref,event=tag",
+    "type=ref,event=pr",
 )
 
 MAX_TAG_LENGTH = 128
@@ -70,8 +80,8 @@ class Metadata:
     ``tags`` are full references (``image:tag``) image by image, or bare tag
     names when no image was given; ``bare_tags`` are always the names alone.
     ``labels`` are the OCI labels merged with the user's (the user wins);
-    ``annotations`` are the OCI labels alone, for the action's
-    ``annotations`` output. ``created`` is the build date as
+    ``annotations`` are the OCI labels merged with the user's annotations,
+    for the action's ``annotations`` output. ``created`` is the build date as
     ``YYYY-MM-DDTHH:MM:SSZ``.
     """
 
@@ -398,23 +408,29 @@ def compute(
     rules: Sequence[str] = (),
     flavor: Sequence[str] = (),
     labels: Sequence[str] = (),
+    annotations: Sequence[str] = (),
     now: datetime | None = None,
+    default_rules: Sequence[str] = DEFAULT_RULES,
 ) -> Metadata:
     """Compute tags, labels and build args for ``context``.
 
-    ``rules``, ``flavor``, ``labels`` and ``images`` take the lines of the
-    action's inputs, one per item or several per item separated by newlines;
+    ``rules``, ``flavor``, ``labels``, ``annotations`` and ``images`` take
+    the lines of the action's inputs, one per item or several per item separated by newlines;
     blank lines and ``#`` comments are ignored. No rules means
-    :data:`DEFAULT_RULES`. ``now`` (default: ``SOURCE_DATE_EPOCH`` from the
-    context, else the current time) dates the image and ``{{date}}``.
+    ``default_rules``: :data:`DEFAULT_RULES` (dockroll's), or
+    :data:`ACTION_DEFAULT_RULES` for what the action does without ``tags:``.
+    Images written ``name,enable=false`` are left out. ``now`` (default:
+    ``SOURCE_DATE_EPOCH`` from the context, else the current time) dates the
+    image and ``{{date}}``.
     """
     moment = now or context.source_date or datetime.now(UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     user_rules = bool([line for line in rules if line.strip()])
-    parsed_rules = parse_rules(rules if user_rules else DEFAULT_RULES)
+    parsed_rules = parse_rules(rules) if user_rules else []
     if not parsed_rules:
-        parsed_rules = parse_rules(DEFAULT_RULES)
+        user_rules = False
+        parsed_rules = parse_rules(default_rules)
     parsed_flavor = parse_flavor(flavor)
     image_names = [image.name.lower() for image in parse_images(images) if image.enable]
     ev = _Evaluator(context, parsed_flavor, moment)
@@ -468,6 +484,7 @@ def compute(
         f"{_OCI}licenses={context.repo.license}",
     ]
     user_labels = [ev.render(line) for line in _label_lines(labels)]
+    user_annotations = [ev.render(line) for line in _label_lines(annotations)]
     created = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     build_args = {
         "APP_VERSION": main_version or (f"git-{context.short_sha}" if context.sha else "local"),
@@ -482,7 +499,7 @@ def compute(
         labels=MappingProxyType(_merge_labels(oci, user_labels)),
         build_args=MappingProxyType(build_args),
         created=created,
-        annotations=MappingProxyType(_merge_labels(oci, [])),
+        annotations=MappingProxyType(_merge_labels(oci, user_annotations)),
         latest=bool(version.latest) and bool(names),
     )
 

@@ -357,38 +357,54 @@ def parse_flavor(items: Sequence[str]) -> Flavor:
 
 
 def parse_images(items: Sequence[str]) -> list[ImageName]:
-    """Parse ``images`` entries: ``name/app`` or ``name=name/app,enable=false``."""
+    """Parse ``images`` entries as the action does.
+
+    One line of bare names separated by commas is the older list form
+    (``org/app,ghcr.io/user/app``). Otherwise every line is one image: its
+    name bare or as ``name=``, optionally ``enable=true|false``
+    (``ghcr.io/user/app,enable=false``). Where the action would quietly keep
+    the last of two names or drop an empty one, dockroll refuses the entry.
+    """
     lines = split_input_lines(items)
     if len(lines) == 1:
-        # A single line of bare names is the older comma-separated form.
         fields = _csv_fields(lines[0], "image entry")
         if fields and all("=" not in entry for entry in fields):
             return [ImageName(name=entry.strip()) for entry in fields if entry.strip()]
-    images: list[ImageName] = []
-    for line in lines:
-        name = ""
-        enable = True
-        for raw_field in _csv_fields(line, "image entry"):
-            parts = [part.strip() for part in raw_field.split("=")]
-            if len(parts) == 1:
-                name = parts[0]
-                continue
-            key, value = parts[0].lower(), parts[1]
-            if key == "name":
-                name = value
-            elif key == "enable":
-                if value not in {"true", "false"}:
-                    raise TagRuleError(
-                        f"invalid enable value in image entry {line!r}",
-                        hint="use enable=true or enable=false",
-                    )
-                enable = value == "true"
-            else:
+    return [_parse_image(line) for line in lines]
+
+
+_IMAGE_HINT = (
+    "write one image per entry: a name, optionally with enable=, e.g. ghcr.io/acme/app,enable=false"
+)
+
+
+def _parse_image(line: str) -> ImageName:
+    fields = _split_fields(line, "image entry")
+    names = list(fields.bare)
+    enable = True
+    for key, value in fields.pairs:
+        if key == "name":
+            names.append(value)
+        elif key == "enable":
+            if value not in {"true", "false"}:
                 raise TagRuleError(
-                    f"unknown image attribute in {line!r}",
-                    hint="image entries take name= and enable=",
+                    f"invalid enable value {value!r} in image entry {line!r}",
+                    hint="use enable=true or enable=false",
                 )
-        if not name:
-            raise TagRuleError(f"image name is empty in {line!r}")
-        images.append(ImageName(name=name, enable=enable))
-    return images
+            enable = value == "true"
+        else:
+            raise TagRuleError(
+                f"unknown attribute {key!r} in image entry {line!r}",
+                hint="an image entry takes its name (bare or name=) and enable=true|false",
+            )
+    if len(names) > 1:
+        raise TagRuleError(
+            f"image entry {line!r} names more than one image ({', '.join(map(repr, names))})",
+            hint="names separated by commas must be the only images line; "
+            "with several lines, write one image per line"
+            if not fields.pairs
+            else _IMAGE_HINT,
+        )
+    if not names or not names[0]:
+        raise TagRuleError(f"image entry {line!r} has no name", hint=_IMAGE_HINT)
+    return ImageName(name=names[0], enable=enable)

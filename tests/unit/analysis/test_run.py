@@ -14,6 +14,7 @@ from dockroll.analysis import (
     Action,
     Analysis,
     AnalysisSettings,
+    Ending,
     Groups,
     GroupSample,
     Providers,
@@ -106,6 +107,74 @@ def test_failure_is_final_and_summarised() -> None:
 def test_priming_tick_decides_nothing() -> None:
     analysis = _builtin(NoDataPolicy.FAIL, None)  # type: ignore[arg-type]  # a router's first snapshot
     assert analysis.tick(1.0).action is Action.CONTINUE
+
+
+# -- the end of a canary step ------------------------------------------------------------
+
+# A trickle at 5 % errors: the SPRT (the one judge left on) stays undecided for a while.
+TRICKLE = {CANARY: GroupSample(5, 0.25, 40.0), BASELINE: GroupSample(45, 0, 40.0)}
+
+
+def _step(policy: NoDataPolicy, sample: Mapping[str, GroupSample], ticks: int) -> Analysis:
+    settings = AnalysisSettings(
+        no_data=policy, success_rate=None, baseline=None, min_sample=100, max_extension=60.0
+    )
+    analysis = Analysis(settings, Providers(traffic=_Traffic(sample)), GROUPS)
+    _ticks(analysis, ticks)
+    return analysis
+
+
+@pytest.mark.parametrize("ticks", [0, 4])
+@pytest.mark.parametrize("policy", list(NoDataPolicy))
+def test_an_undecided_step_with_too_few_requests_is_extended_whatever_the_policy(
+    policy: NoDataPolicy, ticks: int
+) -> None:
+    analysis = _step(policy, TRICKLE, ticks)
+    end = analysis.step_end(extended=10.0)
+    assert end.ending is Ending.EXTEND, end.reason
+    assert end.reason.startswith("insufficient data, extending")
+    assert end.as_dict()["canary_requests"] == analysis.canary_requests == 5 * ticks
+
+
+@pytest.mark.parametrize(
+    ("policy", "ending", "said"),
+    [
+        (NoDataPolicy.FAIL, Ending.FAIL, "no_data: fail"),
+        (NoDataPolicy.PAUSE, Ending.PAUSE, "holding for a person (no_data: pause)"),
+        (NoDataPolicy.INCONCLUSIVE, Ending.PROCEED, "going on without a pass"),
+    ],
+)
+def test_the_policy_ends_a_step_without_its_sample_once_the_extension_is_spent(
+    policy: NoDataPolicy, ending: Ending, said: str
+) -> None:
+    end = _step(policy, TRICKLE, 4).step_end(extended=60.0)
+    assert end.ending is ending
+    assert end.reason.startswith("insufficient data: 20 of the 100 canary requests needed")
+    assert said in end.reason
+
+
+def test_an_undecided_step_with_its_sample_follows_the_policy_at_once() -> None:
+    for policy, ending in [
+        (NoDataPolicy.FAIL, Ending.FAIL),
+        (NoDataPolicy.PAUSE, Ending.PAUSE),
+        (NoDataPolicy.INCONCLUSIVE, Ending.PROCEED),
+    ]:
+        end = _step(policy, TRICKLE, 25).step_end(extended=0.0)  # 125 requests, undecided
+        assert end.ending is ending
+        assert end.reason.startswith("undecided after 125 canary requests (sequential-errors")
+
+
+def test_a_decided_step_ends_as_decided() -> None:
+    assert _step(NoDataPolicy.FAIL, HEALTHY, 10).step_end(0.0).ending is Ending.PASS
+    broken = {CANARY: GroupSample(20, 20, 40.0), BASELINE: GroupSample(180, 0, 40.0)}
+    assert _step(NoDataPolicy.INCONCLUSIVE, broken, 1).step_end(0.0).ending is Ending.FAIL
+
+
+def test_without_request_counts_there_is_nothing_to_extend_for() -> None:
+    client = _answers(prometheus=_vector("0.7"))  # neither success nor failure
+    analysis = _custom(client, failure="> 0.9", inconclusive_limit=5)
+    analysis.tick(1.0)
+    assert analysis.step_end(extended=0.0).ending is Ending.PROCEED
 
 
 # -- custom checks ---------------------------------------------------------------------

@@ -70,6 +70,8 @@ def test_defaults_are_safe() -> None:
     assert settings.baseline is not None
     assert settings.sequential.enabled
     assert settings.prometheus_settings().url == "http://127.0.0.1:9090"
+    assert settings.min_sample == 100
+    assert settings.max_extension == 300.0
 
 
 @pytest.mark.parametrize(
@@ -95,6 +97,9 @@ def test_defaults_are_safe() -> None:
         ({"provider": "http"}, "router"),
         ({"latency": {"max": "fast"}}, "not a duration"),
         ({"surprise": 1}, "Extra inputs"),
+        ({"min_sample": -1}, "greater than or equal to 0"),
+        ({"max_extension": -5}, "cannot be negative"),
+        ({"max_extension": "soon"}, "not a duration"),
     ],
 )
 def test_invalid_settings_say_why(data: dict[str, object], message: str) -> None:

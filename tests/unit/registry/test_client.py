@@ -251,19 +251,31 @@ def test_blob_download_streams_and_checks_the_digest(
         client.get_blob("team/web", sha256_digest(b"missing"))
 
 
-def test_connection_refused_is_unavailable_with_a_hint() -> None:
+@pytest.mark.parametrize(
+    ("host", "hint"),
+    [
+        ("127.0.0.1:5000", "`dockroll dev up` starts a local registry on 127.0.0.1:5000"),
+        (
+            "localhost:5001",
+            "`dockroll dev up --registry-port 5001` starts a local registry on localhost:5001",
+        ),
+        ("registry.example.internal", "check the address registry.example.internal and"),
+    ],
+)
+def test_connection_refused_is_unavailable_with_a_hint_for_that_registry(
+    host: str, hint: str
+) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    client = RegistryClient(
-        "127.0.0.1:5000", lookup_credentials=False, transport=httpx.MockTransport(handler)
-    )
+    client = RegistryClient(host, lookup_credentials=False, transport=httpx.MockTransport(handler))
     with pytest.raises(RegistryUnavailable) as caught:
         client.ping()
     assert caught.value.message == (
-        "registry 127.0.0.1:5000 is not answering: connection refused — is it running?"
+        f"registry {host} is not answering: connection refused — is it running?"
     )
-    assert caught.value.hint == "`dockroll dev up` starts the local one"
+    assert caught.value.hint is not None
+    assert caught.value.hint.startswith(hint)
 
 
 def test_timeout_is_unavailable() -> None:

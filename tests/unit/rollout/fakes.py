@@ -35,6 +35,7 @@ from dockroll.events import ProgressCallback
 from dockroll.refs import Digest
 from dockroll.router.port import (
     BackendServer,
+    Counters,
     RouterInfo,
     RouterStats,
     ServerHealth,
@@ -256,7 +257,11 @@ class FakeRouter:
     """Servers whose router checks never pass."""
     down_after_add: set[str] = field(default_factory=set)
     """Servers that pass the first check and then fail (seen during a canary pause)."""
+    on_stats: Callable[[FakeRouter], None] | None = None
+    """Called before each :meth:`stats` snapshot: the test's traffic since the last one,
+    usually through :meth:`serve`. Without it ``stats`` is not available, as before."""
     _servers: dict[str, _Server] = field(default_factory=dict)
+    _answered: dict[str, list[float]] = field(default_factory=dict)
     served: bool = False
     violations: list[str] = field(default_factory=list)
     serving_log: list[dict[str, float]] = field(default_factory=list)
@@ -372,8 +377,41 @@ class FakeRouter:
         self._check("remove_server")
         self.faults.changed("router.remove_server")
 
+    def set_health(self, name: str, health: ServerHealth) -> None:
+        """What the router's own checks say of ``name`` from now on (a replica falls sick)."""
+        self._server_for(name).health = health
+        self._check("set_health")
+
+    def serve(self, requests: float, *, failing: Sequence[str] = ()) -> None:
+        """``requests`` arrive now and split by the traffic shares; ``failing`` servers 5xx them.
+
+        Counts are kept as fractions (0.5 request a second to a 10 % canary adds up)
+        and reported whole, as a router would.
+        """
+        for name, share in self.shares().items():
+            answered = self._answered.setdefault(name, [0.0, 0.0])
+            answered[0] += requests * share
+            if name in failing:
+                answered[1] += requests * share
+
     def stats(self) -> RouterStats:
-        raise NotImplementedError
+        if self.on_stats is None:
+            raise NotImplementedError("set FakeRouter.on_stats to give the fake router traffic")
+        self.faults.before("router.stats")
+        self.on_stats(self)
+        servers = []
+        for server in self.servers():
+            requests, errors = self._answered.get(server.name, [0.0, 0.0])
+            servers.append(
+                replace(
+                    server,
+                    total_requests=int(requests),
+                    http_2xx=int(requests) - int(errors),
+                    http_5xx=int(errors),
+                    response_time_ms=20.0,
+                )
+            )
+        return RouterStats(datetime.now(UTC), Counters(), tuple(servers))
 
     def remove(self) -> None:
         self._servers.clear()

@@ -1,19 +1,31 @@
-"""docker/metadata-action's own test cases, replayed through dockroll.
+"""docker/metadata-action's own test table, replayed through dockroll.
 
-Each row is (case id, event fixture, images, tags rules, flavor, expected
-version, expected tags). The expected values are the action's.
+Every row of the action's ``meta.test.ts`` tables (null, push, tag, latest,
+pr, pr-head-sha, schedule, release, raw, json) with its inputs and the
+version, tags, labels, annotations or ``json`` output the action expects. A row without a ``tags``
+input (``NO_TAGS``) runs the action's default rules, as the action does.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from dockroll.tags import Metadata, compute, detect_context
+from dockroll.tags import (
+    ACTION_DEFAULT_RULES,
+    Metadata,
+    compute,
+    detect_context,
+    github_output_lines,
+)
 from tests.unit.tags.conftest import (
     NOW,
     SHA_DEV,
+    SHA_INVALID,
     SHA_MASTER,
     SHA_PR,
     SHA_PR_HEAD,
@@ -23,27 +35,44 @@ from tests.unit.tags.conftest import (
 
 APP = ["user/app"]
 TWO = ["org/app", "ghcr.io/user/app"]
-ACTION_DEFAULTS = [
-    "type=schedule",
-    "type=ref,event=branch",
-    "type=ref,event=tag",
-    "type=ref,event=pr",
-]
-Case = tuple[str, str, list[str], list[str], list[str], str, list[str]]
+#: The action run without a ``tags:`` input.
+NO_TAGS: list[str] = []
+
+
+class Row(NamedTuple):
+    """One row: inputs, then what the action gives for them."""
+
+    id: str
+    event: str
+    images: list[str]
+    tags: list[str]
+    flavor: list[str]
+    version: str
+    expected_tags: list[str]
+    labels: Sequence[str] = ()
+    annotations: Sequence[str] = ()
+    #: labels and annotations besides (or instead of) the computed OCI ones
+    expected_labels: Mapping[str, str] = {}
+    expected_annotations: Mapping[str, str] = {}
 
 
 def _both(*names: str) -> list[str]:
     return [f"{image}:{name}" for image in TWO for name in names]
 
 
-PUSH: list[Case] = [
-    ("push01", "push_dev", APP, ACTION_DEFAULTS, [], "dev", ["user/app:dev"]),
-    ("push02", "push_master", APP, ["type=edge"], [], "edge", ["user/app:edge"]),
-    ("push03", "push_master", APP, ACTION_DEFAULTS, [], "master", ["user/app:master"]),
-    ("push04", "workflow_dispatch", APP, ["type=edge"], [], "edge", ["user/app:edge"]),
-    ("push05", "push_dev", TWO, ACTION_DEFAULTS, [], "dev", _both("dev")),
-    ("push06", "push_master", TWO, ["type=edge"], [], "edge", _both("edge")),
-    (
+NULL: list[Row] = [
+    Row("null01", "null", APP, NO_TAGS, [], "", []),
+    Row("null02", "empty", APP, ["type=sha", "type=raw,{{branch}}"], [], "", []),
+]
+
+PUSH: list[Row] = [
+    Row("push01", "push_dev", APP, NO_TAGS, [], "dev", ["user/app:dev"]),
+    Row("push02", "push_master", APP, ["type=edge"], [], "edge", ["user/app:edge"]),
+    Row("push03", "push_master", APP, NO_TAGS, [], "master", ["user/app:master"]),
+    Row("push04", "workflow_dispatch", APP, ["type=edge"], [], "edge", ["user/app:edge"]),
+    Row("push05", "push_dev", TWO, NO_TAGS, [], "dev", _both("dev")),
+    Row("push06", "push_master", TWO, ["type=edge"], [], "edge", _both("edge")),
+    Row(
         "push07",
         "push_dev",
         TWO,
@@ -52,7 +81,7 @@ PUSH: list[Case] = [
         "dev",
         _both("dev", "sha-860c190"),
     ),
-    (
+    Row(
         "push08",
         "push_master",
         TWO,
@@ -61,7 +90,7 @@ PUSH: list[Case] = [
         "edge",
         _both("edge", "sha-2665741"),
     ),
-    (
+    Row(
         "push09",
         "push_dev",
         TWO,
@@ -70,7 +99,7 @@ PUSH: list[Case] = [
         "edge",
         _both("edge", "sha-860c190"),
     ),
-    (
+    Row(
         "push10",
         "push_master",
         TWO,
@@ -79,7 +108,7 @@ PUSH: list[Case] = [
         "sha-2665741",
         _both("sha-2665741"),
     ),
-    (
+    Row(
         "push11",
         "push_invalidchars",
         TWO,
@@ -88,7 +117,7 @@ PUSH: list[Case] = [
         "sha-983315b",
         _both("sha-983315b"),
     ),
-    (
+    Row(
         "push12",
         "push_invalidchars",
         TWO,
@@ -97,7 +126,7 @@ PUSH: list[Case] = [
         "",
         [],
     ),
-    (
+    Row(
         "push13",
         "push_master",
         APP,
@@ -106,7 +135,7 @@ PUSH: list[Case] = [
         "master",
         ["user/app:master", "user/app:edge"],
     ),
-    (
+    Row(
         "push14",
         "push_master",
         APP,
@@ -119,7 +148,7 @@ PUSH: list[Case] = [
         "1.2.3",
         ["user/app:1.2.3", "user/app:edge", "user/app:latest"],
     ),
-    (
+    Row(
         "push15",
         "push_master",
         APP,
@@ -128,7 +157,7 @@ PUSH: list[Case] = [
         "1.2.3",
         ["user/app:1.2.3", "user/app:edge", "user/app:latest"],
     ),
-    (
+    Row(
         "push16",
         "push_master",
         APP,
@@ -137,7 +166,7 @@ PUSH: list[Case] = [
         "edge",
         ["user/app:edge"],
     ),
-    (
+    Row(
         "push17",
         "push_master",
         APP,
@@ -162,7 +191,7 @@ PUSH: list[Case] = [
             "user/app:mytag-defbranch",
         ],
     ),
-    (
+    Row(
         "push18",
         "push_dev",
         TWO,
@@ -171,7 +200,7 @@ PUSH: list[Case] = [
         "dev",
         _both("dev", f"sha-{SHA_DEV}"),
     ),
-    (
+    Row(
         "push19",
         "push_dev",
         TWO,
@@ -185,7 +214,7 @@ PUSH: list[Case] = [
         f"sha-{SHA_DEV}",
         _both(f"sha-{SHA_DEV}"),
     ),
-    (
+    Row(
         "push20",
         "push_dev",
         ["org/app", "ghcr.io/user/app,enable=false"],
@@ -194,41 +223,67 @@ PUSH: list[Case] = [
         f"sha-{SHA_DEV}",
         [f"org/app:sha-{SHA_DEV}"],
     ),
-    (
+    Row(
         "push21",
         "push_master",
         [],
         [
             "type=raw,value=mytag-{{branch}}",
             "type=raw,value=mytag-{{date 'YYYYMMDD'}}",
+            "type=raw,value=mytag-{{date 'YYYYMMDD-HHmmss' tz='Asia/Tokyo'}}",
+            "type=raw,value=mytag-src-{{commit_date 'YYYYMMDD'}}",
             "type=raw,value=mytag-tag-{{tag}}",
+            "type=raw,value=mytag-baseref-{{base_ref}}",
+            "type=raw,value=mytag-defbranch,enable={{is_default_branch}}",
         ],
         [],
         "mytag-master",
-        ["mytag-master", "mytag-20200110", "mytag-tag-"],
+        [
+            "mytag-master",
+            "mytag-20200110",
+            "mytag-20200110-093000",
+            "mytag-src-20200110",
+            "mytag-tag-",
+            "mytag-baseref-",
+            "mytag-defbranch",
+        ],
+        labels=["org.opencontainers.image.created={{commit_date 'YYYY-MM-DDTHH:mm:ss.SSS[Z]'}}"],
+    ),
+    Row(
+        "push22",
+        "push_dev",
+        ["org/app"],
+        [
+            "type=edge,branch=master",
+            "type=sha,format=long",
+            "type=raw,value=notdefbranch,enable={{is_not_default_branch}}",
+        ],
+        [],
+        "notdefbranch",
+        ["org/app:notdefbranch", f"org/app:sha-{SHA_DEV}"],
     ),
 ]
 
-TAG: list[Case] = [
-    (
+TAG: list[Row] = [
+    Row(
         "tag01",
         "tag_release1",
         APP,
-        ACTION_DEFAULTS,
+        NO_TAGS,
         [],
         "release1",
         ["user/app:release1", "user/app:latest"],
     ),
-    (
+    Row(
         "tag02",
         "tag_20200110-RC2",
         APP,
-        ACTION_DEFAULTS,
+        NO_TAGS,
         [],
         "20200110-RC2",
         ["user/app:20200110-RC2", "user/app:latest"],
     ),
-    (
+    Row(
         "tag03",
         "tag_20200110-RC2",
         APP,
@@ -237,7 +292,7 @@ TAG: list[Case] = [
         "20200110",
         ["user/app:20200110"],
     ),
-    (
+    Row(
         "tag04",
         "tag_20200110-RC2",
         APP,
@@ -246,7 +301,7 @@ TAG: list[Case] = [
         "20200110",
         ["user/app:20200110"],
     ),
-    (
+    Row(
         "tag05",
         "tag_v1.1.1",
         TWO,
@@ -255,7 +310,7 @@ TAG: list[Case] = [
         "1.1.1",
         _both("1.1.1", "latest"),
     ),
-    (
+    Row(
         "tag06",
         "tag_v1.1.1",
         TWO,
@@ -264,7 +319,7 @@ TAG: list[Case] = [
         "1.1.1",
         _both("1.1.1", "latest"),
     ),
-    (
+    Row(
         "tag07",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -273,7 +328,7 @@ TAG: list[Case] = [
         "2.0.8-beta.67",
         _both("2.0.8-beta.67", "latest"),
     ),
-    (
+    Row(
         "tag08",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -282,7 +337,7 @@ TAG: list[Case] = [
         "2.0",
         _both("2.0", "latest"),
     ),
-    (
+    Row(
         "tag09",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -294,8 +349,8 @@ TAG: list[Case] = [
         "2.0.8",
         _both("2.0.8", "67", "latest"),
     ),
-    ("tag10", "tag_sometag", TWO, [r'type=match,"pattern=\d.\d"'], [], "", []),
-    (
+    Row("tag10", "tag_sometag", TWO, [r'type=match,"pattern=\d.\d"'], [], "", []),
+    Row(
         "tag11",
         "tag_v1.1.1",
         TWO,
@@ -308,7 +363,7 @@ TAG: list[Case] = [
         "1.1.1",
         _both("1.1.1", "1.1", "1", "latest"),
     ),
-    (
+    Row(
         "tag12",
         "tag_v1.1.1",
         TWO,
@@ -317,7 +372,7 @@ TAG: list[Case] = [
         "1.1.1",
         _both("1.1.1", "latest"),
     ),
-    (
+    Row(
         "tag13",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -326,7 +381,7 @@ TAG: list[Case] = [
         "2.0.8-beta.67",
         _both("2.0.8-beta.67"),
     ),
-    (
+    Row(
         "tag14",
         "tag_sometag",
         ["ghcr.io/user/app"],
@@ -340,7 +395,7 @@ TAG: list[Case] = [
         "sometag",
         ["ghcr.io/user/app:sometag"],
     ),
-    (
+    Row(
         "tag15",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -353,7 +408,7 @@ TAG: list[Case] = [
         "foo",
         _both("foo", "2.0.8-beta.67", "2.0"),
     ),
-    (
+    Row(
         "tag16",
         "tag_v1.1.1",
         TWO,
@@ -362,7 +417,7 @@ TAG: list[Case] = [
         "foo",
         _both("foo", "v1.1.1"),
     ),
-    (
+    Row(
         "tag17",
         "tag_p1-v1.0.0",
         TWO,
@@ -377,7 +432,7 @@ TAG: list[Case] = [
         "1.0.0",
         _both("1.0.0", "1.0", "sha-860c190", "latest"),
     ),
-    (
+    Row(
         "tag18",
         "tag_p1-v1.0.0",
         TWO,
@@ -392,7 +447,7 @@ TAG: list[Case] = [
         "1.0.0",
         _both("1.0.0", "1.0", "sha-860c190", "latest"),
     ),
-    (
+    Row(
         "tag19",
         "tag_p1-v1.0.0",
         TWO,
@@ -406,7 +461,7 @@ TAG: list[Case] = [
         "1.0.0-dev",
         _both("1.0.0-dev", "1.0", "sha-860c190-dev", "latest"),
     ),
-    (
+    Row(
         "tag20",
         "tag_v1.1.1",
         TWO,
@@ -419,7 +474,7 @@ TAG: list[Case] = [
         "v1.1.1-860c190-foo",
         _both("v1.1.1-860c190-foo", "master-foo"),
     ),
-    (
+    Row(
         "tag21",
         "tag_v1.1.1",
         TWO,
@@ -428,7 +483,7 @@ TAG: list[Case] = [
         "1.1.1-dev",
         _both("1.1.1-dev", "latest-dev"),
     ),
-    (
+    Row(
         "tag22",
         "tag_v1.1.1",
         TWO,
@@ -437,7 +492,7 @@ TAG: list[Case] = [
         "foo-1.1.1-dev",
         _both("foo-1.1.1-dev", "foo-latest-dev"),
     ),
-    (
+    Row(
         "tag23",
         "tag_v1.1.1",
         ["org/app"],
@@ -446,7 +501,7 @@ TAG: list[Case] = [
         "v1.1.1",
         ["org/app:v1.1.1", "org/app:1.1", "org/app:latest"],
     ),
-    (
+    Row(
         "tag24",
         "tag_1.2",
         ["org/app"],
@@ -455,7 +510,7 @@ TAG: list[Case] = [
         "1.2",
         ["org/app:1.2", "org/app:latest"],
     ),
-    (
+    Row(
         "tag25",
         "tag_1.1beta2",
         TWO,
@@ -464,7 +519,7 @@ TAG: list[Case] = [
         "1.1b2",
         _both("1.1b2"),
     ),
-    (
+    Row(
         "tag26",
         "tag_1.0dev4",
         TWO,
@@ -473,7 +528,7 @@ TAG: list[Case] = [
         "1.0.dev4",
         _both("1.0.dev4"),
     ),
-    (
+    Row(
         "tag27",
         "tag_1.2.3rc2",
         TWO,
@@ -487,7 +542,7 @@ TAG: list[Case] = [
         "1.2.3rc2",
         _both("1.2.3rc2"),
     ),
-    (
+    Row(
         "tag28",
         "tag_v1.1.1",
         ["org/app"],
@@ -501,7 +556,7 @@ TAG: list[Case] = [
         "1.1.1",
         ["org/app:1.1.1", "org/app:1.1", "org/app:1", "org/app:latest"],
     ),
-    (
+    Row(
         "tag29",
         "tag_1.2post1",
         ["org/app"],
@@ -514,16 +569,21 @@ TAG: list[Case] = [
         "1.2.post1",
         ["org/app:1.2.post1"],
     ),
-    (
+    Row(
         "tag30",
         "tag_sometag",
         ["ghcr.io/user/app"],
-        ["type=ref,event=tag", "type=pep440,pattern={{version}}", "type=pep440,pattern={{major}}"],
+        [
+            "type=ref,event=tag",
+            "type=pep440,pattern={{version}}",
+            "type=pep440,pattern={{major}}.{{minor}}",
+            "type=pep440,pattern={{major}}",
+        ],
         ["latest=false"],
         "sometag",
         ["ghcr.io/user/app:sometag"],
     ),
-    (
+    Row(
         "tag31",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -532,7 +592,7 @@ TAG: list[Case] = [
         "v2.0.8-beta.67",
         _both("v2.0.8-beta.67"),
     ),
-    (
+    Row(
         "tag32",
         "tag_v1.2.3rc2",
         TWO,
@@ -541,28 +601,46 @@ TAG: list[Case] = [
         "v1.2.3rc2",
         _both("v1.2.3rc2", "1.2.3rc2"),
     ),
-    (
+    Row(
         "tag33",
         "tag_v1.1.1",
         [],
-        ["type=pep440,pattern={{version}}", "type=pep440,pattern={{major}}.{{minor}}"],
+        [
+            "type=pep440,pattern={{version}}",
+            "type=pep440,pattern={{major}}.{{minor}}.{{patch}}",
+            "type=pep440,pattern={{major}}.{{minor}}",
+            "type=pep440,pattern={{major}}",
+        ],
         [],
         "1.1.1",
-        ["1.1.1", "1.1", "latest"],
+        ["1.1.1", "1.1", "1", "latest"],
     ),
-    (
-        "tag-build-metadata",
-        "tag_v9.5.7-alpha.2+fork.3.1.8",
-        APP,
-        ["type=semver,pattern={{version}}", "type=semver,pattern={{raw}},priority=1"],
+    Row(
+        "tag34",
+        "tag_p1-v1.0.0",
+        ["org/app"],
+        [r'type=semver,pattern={{version}},"match=v(\d.\d.\d)$"'],
         [],
-        "9.5.7-alpha.2",
-        ["user/app:9.5.7-alpha.2", "user/app:v9.5.7-alpha.2-fork.3.1.8"],
+        "1.0.0",
+        ["org/app:1.0.0", "org/app:latest"],
+    ),
+    Row(
+        "push35",
+        "push_master",
+        APP,
+        [
+            r'type=semver,pattern={{version}},value=p1/v1.2.3,"match=v(\d.\d.\d)$"',
+            r'type=pep440,pattern={{version}},value=p1/v1.2.3,"match=v(\d.\d.\d)$"',
+            "type=edge",
+        ],
+        [],
+        "1.2.3",
+        ["user/app:1.2.3", "user/app:edge", "user/app:latest"],
     ),
 ]
 
-LATEST: list[Case] = [
-    (
+LATEST: list[Row] = [
+    Row(
         "latest01",
         "tag_release1",
         APP,
@@ -571,7 +649,7 @@ LATEST: list[Case] = [
         "release1",
         ["user/app:release1", "user/app:latest"],
     ),
-    (
+    Row(
         "latest02",
         "tag_20200110-RC2",
         APP,
@@ -580,7 +658,7 @@ LATEST: list[Case] = [
         "20200110-RC2",
         ["user/app:20200110-RC2", "user/app:latest"],
     ),
-    (
+    Row(
         "latest03",
         "tag_20200110-RC2",
         APP,
@@ -589,8 +667,17 @@ LATEST: list[Case] = [
         "20200110",
         ["user/app:20200110", "user/app:latest"],
     ),
-    ("latest05", "tag_v1.1.1", TWO, ACTION_DEFAULTS, [], "v1.1.1", _both("v1.1.1", "latest")),
-    (
+    Row(
+        "latest04",
+        "tag_v1.1.1",
+        APP,
+        [r'type=match,"pattern=\d.\d.\d"'],
+        [],
+        "1.1.1",
+        ["user/app:1.1.1", "user/app:latest"],
+    ),
+    Row("latest05", "tag_v1.1.1", TWO, NO_TAGS, [], "v1.1.1", _both("v1.1.1", "latest")),
+    Row(
         "latest06",
         "tag_v2.0.8-beta.67",
         TWO,
@@ -599,7 +686,7 @@ LATEST: list[Case] = [
         "2.0.8",
         _both("2.0.8", "latest"),
     ),
-    (
+    Row(
         "latest07",
         "tag_v1.1.1",
         TWO,
@@ -608,7 +695,7 @@ LATEST: list[Case] = [
         "v1.1.1",
         _both("v1.1.1"),
     ),
-    (
+    Row(
         "latest08",
         "tag_v1.1.1",
         ["org/app", "ghcr.io/MyUSER/MyApp"],
@@ -617,7 +704,40 @@ LATEST: list[Case] = [
         "v1.1.1",
         ["org/app:v1.1.1", "ghcr.io/myuser/myapp:v1.1.1"],
     ),
-    (
+    Row(
+        "latest09",
+        "tag_v1.1.1",
+        ["org/app", "ghcr.io/MyUSER/MyApp"],
+        ["type=ref,event=tag"],
+        ["latest=false"],
+        "v1.1.1",
+        ["org/app:v1.1.1", "ghcr.io/myuser/myapp:v1.1.1"],
+        labels=[
+            "maintainer=CrazyMax",
+            'org.opencontainers.image.description=this is a "good" example',
+            "org.opencontainers.image.title=MyCustomTitle",
+            "org.opencontainers.image.vendor=MyCompany",
+        ],
+        annotations=[
+            "maintainer=Foo",
+            'org.opencontainers.image.description=this is a "bad" example',
+            "org.opencontainers.image.title=MyNotTitle",
+            "org.opencontainers.image.vendor=MyNotCompany",
+        ],
+        expected_labels={
+            "maintainer": "CrazyMax",
+            "org.opencontainers.image.description": 'this is a "good" example',
+            "org.opencontainers.image.title": "MyCustomTitle",
+            "org.opencontainers.image.vendor": "MyCompany",
+        },
+        expected_annotations={
+            "maintainer": "Foo",
+            "org.opencontainers.image.description": 'this is a "bad" example',
+            "org.opencontainers.image.title": "MyNotTitle",
+            "org.opencontainers.image.vendor": "MyNotCompany",
+        },
+    ),
+    Row(
         "latest10",
         "tag_v2.0.8-beta.67",
         [],
@@ -628,9 +748,10 @@ LATEST: list[Case] = [
     ),
 ]
 
-PR: list[Case] = [
-    ("pr01", "pull_request", APP, ACTION_DEFAULTS, [], "pr-15", ["user/app:pr-15"]),
-    (
+PR: list[Row] = [
+    Row("pr01", "pull_request", APP, NO_TAGS, [], "pr-15", ["user/app:pr-15"]),
+    Row("pr02", "pull_request", TWO, NO_TAGS, [], "pr-15", _both("pr-15")),
+    Row(
         "pr03",
         "pull_request",
         TWO,
@@ -639,7 +760,7 @@ PR: list[Case] = [
         "pr-15",
         _both("pr-15", "sha-a9c8c58"),
     ),
-    (
+    Row(
         "pr04",
         "pull_request",
         TWO,
@@ -648,7 +769,7 @@ PR: list[Case] = [
         "sha-a9c8c58",
         _both("sha-a9c8c58", "pr-15"),
     ),
-    (
+    Row(
         "pr05",
         "pull_request",
         TWO,
@@ -657,7 +778,7 @@ PR: list[Case] = [
         "pr-15-bal",
         _both("pr-15-bal"),
     ),
-    (
+    Row(
         "pr06",
         "pull_request",
         TWO,
@@ -666,7 +787,7 @@ PR: list[Case] = [
         "15-bal",
         _both("15-bal"),
     ),
-    (
+    Row(
         "pr07",
         "pull_request_target",
         TWO,
@@ -675,7 +796,7 @@ PR: list[Case] = [
         "sha-2665741",
         _both("sha-2665741", "pr-15"),
     ),
-    (
+    Row(
         "pr08",
         "pull_request_target",
         TWO,
@@ -684,7 +805,7 @@ PR: list[Case] = [
         "15-bal",
         _both("15-bal"),
     ),
-    (
+    Row(
         "pr09",
         "pull_request_target",
         ["org/app"],
@@ -699,7 +820,7 @@ PR: list[Case] = [
         "pr-15",
         ["org/app:pr-15", "org/app:sha-2665741", f"org/app:sha-{SHA_MASTER}"],
     ),
-    (
+    Row(
         "pr10",
         "pull_request_target",
         ["org/app"],
@@ -711,7 +832,7 @@ PR: list[Case] = [
         "mytag-master",
         ["org/app:mytag-master"],
     ),
-    (
+    Row(
         "pr11",
         "pull_request",
         ["org/app"],
@@ -723,7 +844,7 @@ PR: list[Case] = [
         "mytag-master",
         ["org/app:mytag-master"],
     ),
-    (
+    Row(
         "pr12",
         "pull_request",
         ["org/app"],
@@ -734,17 +855,124 @@ PR: list[Case] = [
     ),
 ]
 
-SCHEDULE: list[Case] = [
-    (
+PR_HEAD_SHA: list[Row] = [
+    Row("pr01", "pull_request", APP, NO_TAGS, [], "pr-15", ["user/app:pr-15"]),
+    Row("pr02", "pull_request", TWO, NO_TAGS, [], "pr-15", _both("pr-15")),
+    Row(
+        "pr03",
+        "pull_request",
+        TWO,
+        ["type=ref,event=pr", "type=sha"],
+        [],
+        "pr-15",
+        _both("pr-15", "sha-3370e22"),
+    ),
+    Row(
+        "pr04",
+        "pull_request",
+        TWO,
+        ["type=sha,priority=2000", "type=ref,event=pr"],
+        [],
+        "sha-3370e22",
+        _both("sha-3370e22", "pr-15"),
+    ),
+    Row(
+        "pr05",
+        "pull_request",
+        TWO,
+        ["type=ref,event=pr"],
+        ["prefix=glo-", "suffix=-bal"],
+        "pr-15-bal",
+        _both("pr-15-bal"),
+    ),
+    Row(
+        "pr06",
+        "pull_request",
+        TWO,
+        ["type=ref,event=pr,prefix="],
+        ["prefix=glo-", "suffix=-bal"],
+        "15-bal",
+        _both("15-bal"),
+    ),
+    Row(
+        "pr07",
+        "pull_request_target",
+        TWO,
+        ["type=sha,priority=2000", "type=ref,event=pr"],
+        [],
+        "sha-3370e22",
+        _both("sha-3370e22", "pr-15"),
+    ),
+    Row(
+        "pr08",
+        "pull_request_target",
+        TWO,
+        ["type=ref,event=pr,prefix="],
+        ["prefix=glo-", "suffix=-bal"],
+        "15-bal",
+        _both("15-bal"),
+    ),
+    Row(
+        "pr09",
+        "pull_request_target",
+        ["org/app"],
+        [
+            "type=ref,event=tag",
+            "type=ref,event=pr",
+            "type=ref,event=branch",
+            "type=sha",
+            "type=sha,format=long",
+        ],
+        [],
+        "pr-15",
+        ["org/app:pr-15", "org/app:sha-3370e22", f"org/app:sha-{SHA_PR_HEAD}"],
+    ),
+    Row(
+        "pr10",
+        "pull_request_target",
+        ["org/app"],
+        [
+            "type=raw,value=mytag-{{base_ref}}",
+            "type=raw,mytag-defbranch,enable={{is_default_branch}}",
+        ],
+        [],
+        "mytag-master",
+        ["org/app:mytag-master"],
+    ),
+    Row(
+        "pr11",
+        "pull_request",
+        ["org/app"],
+        [
+            "type=raw,value=mytag-{{base_ref}}",
+            "type=raw,mytag-defbranch,enable={{is_default_branch}}",
+        ],
+        [],
+        "mytag-master",
+        ["org/app:mytag-master"],
+    ),
+    Row(
+        "pr12",
+        "pull_request",
+        ["org/app"],
+        ["type=raw,value=src-{{commit_date YYYY-MM-DD}}"],
+        [],
+        "src-2020-01-10T00-30-00Z",
+        ["org/app:src-2020-01-10T00-30-00Z"],
+    ),
+]
+
+SCHEDULE: list[Row] = [
+    Row(
         "schedule01",
         "schedule",
         APP,
-        ACTION_DEFAULTS,
+        NO_TAGS,
         [],
         "nightly",
         ["user/app:nightly", "user/app:master"],
     ),
-    (
+    Row(
         "schedule02",
         "schedule",
         APP,
@@ -756,7 +984,7 @@ SCHEDULE: list[Case] = [
         "20200110",
         ["user/app:20200110", "user/app:source-date-2020-01-10"],
     ),
-    (
+    Row(
         "schedule03",
         "schedule",
         APP,
@@ -765,7 +993,8 @@ SCHEDULE: list[Case] = [
         "20200110-003000",
         ["user/app:20200110-003000"],
     ),
-    (
+    Row("schedule04", "schedule", TWO, NO_TAGS, [], "nightly", _both("nightly", "master")),
+    Row(
         "schedule05",
         "schedule",
         TWO,
@@ -774,7 +1003,7 @@ SCHEDULE: list[Case] = [
         "nightly",
         _both("nightly", "sha-860c190"),
     ),
-    (
+    Row(
         "schedule06",
         "schedule",
         TWO,
@@ -787,7 +1016,7 @@ SCHEDULE: list[Case] = [
         "sha-860c190",
         _both("sha-860c190", "nightly", "defbranch"),
     ),
-    (
+    Row(
         "schedule07",
         "schedule",
         TWO,
@@ -796,7 +1025,7 @@ SCHEDULE: list[Case] = [
         "glo-nightly-bal",
         _both("glo-nightly-bal"),
     ),
-    (
+    Row(
         "schedule08",
         "schedule",
         APP,
@@ -808,28 +1037,19 @@ SCHEDULE: list[Case] = [
         "20200110-093000",
         ["user/app:20200110-093000", "user/app:src-20200110-093000"],
     ),
-    (
-        "schedule-not-scheduled",
-        "push_master",
-        APP,
-        ["type=schedule", "type=sha"],
-        [],
-        "sha-2665741",
-        ["user/app:sha-2665741"],
-    ),
 ]
 
-RELEASE: list[Case] = [
-    (
+RELEASE: list[Row] = [
+    Row(
         "release01",
         "release_created",
         APP,
-        ACTION_DEFAULTS,
+        NO_TAGS,
         [],
         "v1.1.1",
         ["user/app:v1.1.1", "user/app:latest"],
     ),
-    (
+    Row(
         "release02",
         "release_created",
         APP,
@@ -842,7 +1062,7 @@ RELEASE: list[Case] = [
         "v1.1.1",
         ["user/app:v1.1.1", "user/app:baseref-", "user/app:latest"],
     ),
-    (
+    Row(
         "release03",
         "release_created",
         APP,
@@ -856,8 +1076,8 @@ RELEASE: list[Case] = [
     ),
 ]
 
-RAW: list[Case] = [
-    (
+RAW: list[Row] = [
+    Row(
         "raw01",
         "push_dev",
         APP,
@@ -866,29 +1086,50 @@ RAW: list[Case] = [
         "dev",
         ["user/app:dev", "user/app:my", "user/app:custom", "user/app:tags"],
     ),
-    (
+    Row(
+        "raw02",
+        "push_dev",
+        APP,
+        ["type=ref,event=branch", "type=raw,my"],
+        [],
+        "dev",
+        ["user/app:dev", "user/app:my"],
+    ),
+    Row(
         "raw03",
         "tag_release1",
         APP,
-        ["type=ref,event=tag", "type=raw,my", "type=raw,custom"],
+        ["type=ref,event=tag", "type=raw,my", "type=raw,custom", "type=raw,tags"],
         [],
         "release1",
-        ["user/app:release1", "user/app:my", "user/app:custom", "user/app:latest"],
+        ["user/app:release1", "user/app:my", "user/app:custom", "user/app:tags", "user/app:latest"],
     ),
-    (
+    Row(
+        "raw04",
+        "tag_20200110-RC2",
+        APP,
+        [r"type=match,pattern=\d{8}", "type=raw,my", "type=raw,custom", "type=raw,tags"],
+        ["latest=false"],
+        "20200110",
+        ["user/app:20200110", "user/app:my", "user/app:custom", "user/app:tags"],
+    ),
+    Row(
         "raw05",
         "tag_v1.1.1",
         TWO,
         [
             "type=semver,pattern={{version}}",
             "type=semver,pattern={{major}}.{{minor}}",
+            "type=semver,pattern={{major}}",
             "type=raw,my",
+            "type=raw,custom",
+            "type=raw,tags",
         ],
         [],
         "1.1.1",
-        _both("1.1.1", "1.1", "my", "latest"),
+        _both("1.1.1", "1.1", "1", "my", "custom", "tags", "latest"),
     ),
-    (
+    Row(
         "raw06",
         "tag_v1.1.1",
         TWO,
@@ -897,7 +1138,7 @@ RAW: list[Case] = [
         "my",
         _both("my", "custom", "tags"),
     ),
-    (
+    Row(
         "raw07",
         "push_dev",
         APP,
@@ -906,16 +1147,16 @@ RAW: list[Case] = [
         "my",
         ["user/app:my", "user/app:custom", "user/app:tags", "user/app:dev", "user/app:latest"],
     ),
-    (
+    Row(
         "raw08",
         "push_dev",
         APP,
-        [r"type=match,pattern=\d{8}", "type=raw,my", "type=raw,custom"],
+        [r"type=match,pattern=\d{8}", "type=raw,my", "type=raw,custom", "type=raw,tags"],
         ["latest=false"],
         "my",
-        ["user/app:my", "user/app:custom"],
+        ["user/app:my", "user/app:custom", "user/app:tags"],
     ),
-    (
+    Row(
         "raw09",
         "push_dev",
         APP,
@@ -929,7 +1170,7 @@ RAW: list[Case] = [
         "foo-my-bar",
         ["user/app:foo-my-bar", "user/app:glo-custom-bal", "user/app:glo-tags-bal"],
     ),
-    (
+    Row(
         "raw10",
         "push_dev",
         APP,
@@ -938,95 +1179,237 @@ RAW: list[Case] = [
         "foo",
         ["user/app:foo", "user/app:baz"],
     ),
-    ("raw-shorthand", "push_dev", APP, ["foo", "bar"], [], "foo", ["user/app:foo", "user/app:bar"]),
 ]
+
+#: dockroll's own rows in the same form: cases the action's table leaves out.
+EXTRA: list[Row] = [
+    Row(
+        "tag-build-metadata",
+        "tag_v9.5.7-alpha.2+fork.3.1.8",
+        APP,
+        ["type=semver,pattern={{version}}", "type=semver,pattern={{raw}},priority=1"],
+        [],
+        "9.5.7-alpha.2",
+        ["user/app:9.5.7-alpha.2", "user/app:v9.5.7-alpha.2-fork.3.1.8"],
+    ),
+    Row(
+        "schedule-not-scheduled",
+        "push_master",
+        APP,
+        ["type=schedule", "type=sha"],
+        [],
+        "sha-2665741",
+        ["user/app:sha-2665741"],
+    ),
+    Row(
+        "raw-shorthand",
+        "push_dev",
+        APP,
+        ["foo", "bar"],
+        [],
+        "foo",
+        ["user/app:foo", "user/app:bar"],
+    ),
+    Row("defaults-no-images", "tag_v1.1.1", [], NO_TAGS, [], "v1.1.1", ["v1.1.1", "latest"]),
+]
+
+ACTION_ROWS = NULL + PUSH + TAG + LATEST + PR + SCHEDULE + RELEASE + RAW
+
+
+def _revision(event: str, pr_head_sha: bool) -> str:
+    if event in {"null", "empty"}:
+        return ""
+    if pr_head_sha:
+        return SHA_PR_HEAD
+    return {
+        "pull_request": SHA_PR,
+        "pull_request_target": SHA_MASTER,
+        "push_master": SHA_MASTER,
+        "push_invalidchars": SHA_INVALID,
+    }.get(event, SHA_DEV)
+
+
+def _env(github_env: GithubEnv, event: str, **extra: str) -> dict[str, str]:
+    if event == "null":
+        return {}  # no CI variables at all, and no git checkout
+    if event == "empty":
+        # The action always reads a GitHub Actions context; its empty fixture is a run
+        # whose variables are all empty.
+        return {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": "",
+            "GITHUB_EVENT_PATH": "",
+            "GITHUB_REF": "",
+            "GITHUB_SHA": "",
+            "GITHUB_REPOSITORY": "",
+            "GITHUB_RUN_NUMBER": "",
+        }
+    return github_env(event, **extra)
 
 
 def _run(
-    github_env: GithubEnv, repo_json: Path, tmp_path: Path, case: Case, **extra: str
+    github_env: GithubEnv, repo_json: Path, tmp_path: Path, row: Row, **extra: str
 ) -> Metadata:
-    _, event, images, rules, flavor, _, _ = case
-    context = detect_context(github_env(event, **extra), cwd=tmp_path, repo_json=repo_json)
-    return compute(context, images=images, rules=rules, flavor=flavor, now=NOW)
+    context = detect_context(
+        _env(github_env, row.event, **extra), cwd=tmp_path, repo_json=repo_json
+    )
+    return compute(
+        context,
+        images=row.images,
+        rules=row.tags,
+        flavor=row.flavor,
+        labels=row.labels,
+        annotations=row.annotations,
+        now=NOW,
+        default_rules=ACTION_DEFAULT_RULES,
+    )
 
 
-@pytest.mark.parametrize(
-    "case", PUSH + TAG + LATEST + PR + SCHEDULE + RELEASE + RAW, ids=lambda case: case[0]
-)
-def test_action_case(github_env: GithubEnv, repo_json: Path, tmp_path: Path, case: Case) -> None:
-    meta = _run(github_env, repo_json, tmp_path, case)
-    assert meta.version == case[5]
-    assert list(meta.tags) == case[6]
+def _check(meta: Metadata, row: Row, revision: str) -> None:
+    assert meta.version == row.version
+    assert list(meta.tags) == row.expected_tags
+    oci = oci_labels(row.version, revision)
+    assert dict(meta.labels) == {**oci, **row.expected_labels}
+    assert dict(meta.annotations) == {**oci, **row.expected_annotations}
 
 
-PR_HEAD_SHA: list[Case] = [
-    ("pr01", "pull_request", APP, ACTION_DEFAULTS, [], "pr-15", ["user/app:pr-15"]),
+def test_the_table_holds_every_row_of_the_actions() -> None:
+    assert len(ACTION_ROWS) + len(PR_HEAD_SHA) == 114
+    assert len(JSON_ROWS) == 7
+    assert len({row.id for row in ACTION_ROWS}) == len(ACTION_ROWS)
+
+
+@pytest.mark.parametrize("row", ACTION_ROWS + EXTRA, ids=lambda row: row.id)
+def test_action_case(github_env: GithubEnv, repo_json: Path, tmp_path: Path, row: Row) -> None:
+    meta = _run(github_env, repo_json, tmp_path, row)
+    _check(meta, row, _revision(row.event, pr_head_sha=False))
+
+
+@pytest.mark.parametrize("row", PR_HEAD_SHA, ids=lambda row: row.id)
+def test_pr_head_sha_switch(
+    github_env: GithubEnv, repo_json: Path, tmp_path: Path, row: Row
+) -> None:
+    meta = _run(github_env, repo_json, tmp_path, row, DOCKER_METADATA_PR_HEAD_SHA="true")
+    _check(meta, row, _revision(row.event, pr_head_sha=True))
+
+
+def test_labels_keep_the_actions_order(
+    github_env: GithubEnv, repo_json: Path, tmp_path: Path
+) -> None:
+    row = next(row for row in LATEST if row.id == "latest09")
+    meta = _run(github_env, repo_json, tmp_path, row)
+    assert list(meta.labels) == sorted(meta.labels)
+    assert list(meta.annotations) == sorted(meta.annotations)
+
+
+# The action's json table: (id, event, images, tags, flavor, labels, version, tag names,
+# labels besides the computed OCI ones). Its `json` output holds tags, tag names, labels
+# and the OCI labels as manifest annotations.
+JsonRow = tuple[
+    str, str, list[str], list[str], list[str], list[str], str, list[str], dict[str, str]
+]
+RAW_MY_CUSTOM_TAGS = ["type=raw,my", "type=raw,custom", "type=raw,tags"]
+JSON_ROWS: list[JsonRow] = [
     (
-        "pr03",
-        "pull_request",
+        "json01",
+        "push_dev",
+        APP,
+        ["type=ref,event=branch", *RAW_MY_CUSTOM_TAGS],
+        [],
+        ["invalid", "foo="],
+        "dev",
+        ["dev", "my", "custom", "tags"],
+        {"foo": ""},
+    ),
+    (
+        "json02",
+        "push_dev",
+        APP,
+        ["type=ref,event=branch", "type=raw,my"],
+        [],
+        [],
+        "dev",
+        ["dev", "my"],
+        {},
+    ),
+    (
+        "json03",
+        "tag_release1",
+        APP,
+        ["type=ref,event=tag", *RAW_MY_CUSTOM_TAGS],
+        [],
+        [],
+        "release1",
+        ["release1", "my", "custom", "tags", "latest"],
+        {},
+    ),
+    (
+        "json04",
+        "tag_20200110-RC2",
+        APP,
+        [r"type=match,pattern=\d{8}", *RAW_MY_CUSTOM_TAGS],
+        ["latest=false"],
+        [],
+        "20200110",
+        ["20200110", "my", "custom", "tags"],
+        {},
+    ),
+    (
+        "json05",
+        "tag_v1.1.1",
         TWO,
-        ["type=ref,event=pr", "type=sha"],
+        [
+            "type=semver,pattern={{version}}",
+            "type=semver,pattern={{major}}.{{minor}}",
+            "type=semver,pattern={{major}}",
+            *RAW_MY_CUSTOM_TAGS,
+        ],
         [],
-        "pr-15",
-        _both("pr-15", "sha-3370e22"),
-    ),
-    (
-        "pr07",
-        "pull_request_target",
-        TWO,
-        ["type=sha,priority=2000", "type=ref,event=pr"],
         [],
-        "sha-3370e22",
-        _both("sha-3370e22", "pr-15"),
+        "1.1.1",
+        ["1.1.1", "1.1", "1", "my", "custom", "tags", "latest"],
+        {},
     ),
+    ("json06", "tag_v1.1.1", TWO, RAW_MY_CUSTOM_TAGS, [], [], "my", ["my", "custom", "tags"], {}),
     (
-        "pr09",
-        "pull_request_target",
+        "json07",
+        "tag_v1.1.1",
         ["org/app"],
-        ["type=ref,event=pr", "type=sha", "type=sha,format=long"],
+        NO_TAGS,
         [],
-        "pr-15",
-        ["org/app:pr-15", "org/app:sha-3370e22", f"org/app:sha-{SHA_PR_HEAD}"],
-    ),
-    (
-        "pr12",
-        "pull_request",
-        ["org/app"],
-        ["type=raw,value=src-{{commit_date YYYY-MM-DD}}"],
-        [],
-        "src-2020-01-10T00-30-00Z",
-        ["org/app:src-2020-01-10T00-30-00Z"],
+        [
+            "foo",
+            "maintainer=CrazyMax",
+            "org.opencontainers.image.title=MyCustom=Title",
+            "org.opencontainers.image.description=Another description",
+            "org.opencontainers.image.vendor=MyCompany",
+        ],
+        "v1.1.1",
+        ["v1.1.1", "latest"],
+        {
+            "maintainer": "CrazyMax",
+            "org.opencontainers.image.title": "MyCustom=Title",
+            "org.opencontainers.image.description": "Another description",
+            "org.opencontainers.image.vendor": "MyCompany",
+        },
     ),
 ]
 
 
-@pytest.mark.parametrize("case", PR_HEAD_SHA, ids=lambda case: case[0])
-def test_pr_head_sha_switch(
-    github_env: GithubEnv, repo_json: Path, tmp_path: Path, case: Case
-) -> None:
-    meta = _run(github_env, repo_json, tmp_path, case, DOCKER_METADATA_PR_HEAD_SHA="true")
-    assert meta.version == case[5]
-    assert list(meta.tags) == case[6]
-    assert meta.labels["org.opencontainers.image.revision"] == SHA_PR_HEAD
-
-
-@pytest.mark.parametrize(
-    "expected",
-    [
-        ("push_dev", "dev", SHA_DEV),
-        ("pull_request", "pr-15", SHA_PR),
-        ("tag_release1", "release1", SHA_DEV),
-    ],
-    ids=lambda expected: expected[0],
-)
-def test_oci_labels_match_action(
-    github_env: GithubEnv, repo_json: Path, tmp_path: Path, expected: tuple[str, str, str]
-) -> None:
-    event, version, revision = expected
-    context = detect_context(github_env(event), cwd=tmp_path, repo_json=repo_json)
-    meta = compute(context, images=APP, now=NOW, rules=ACTION_DEFAULTS)
-    assert dict(meta.labels) == oci_labels(version, revision)
-    assert list(meta.labels) == sorted(meta.labels)
+@pytest.mark.parametrize("case", JSON_ROWS, ids=lambda case: case[0])
+def test_json_output(github_env: GithubEnv, repo_json: Path, tmp_path: Path, case: JsonRow) -> None:
+    name, event, images, tags, flavor, labels, version, names, extra_labels = case
+    row = Row(name, event, images, tags, flavor, version, [], labels=labels)
+    meta = _run(github_env, repo_json, tmp_path, row)
+    outputs = github_output_lines(meta)
+    payload = json.loads(outputs.split("json=", 1)[1])
+    oci = oci_labels(version, SHA_DEV)
+    assert payload == {
+        "tags": [f"{image.lower()}:{tag}" for image in images for tag in names],
+        "tag-names": names,
+        "labels": {**oci, **extra_labels},
+        "annotations": [f"manifest:{key}={value}" for key, value in oci.items()],
+    }
 
 
 def test_user_labels_override_and_expressions(

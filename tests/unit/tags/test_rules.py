@@ -132,6 +132,13 @@ def test_flavor_errors(line: str, message: str) -> None:
             ["name=user/app\nname=ghcr.io/u/app,enable=false"],
             [("user/app", True), ("ghcr.io/u/app", False)],
         ),
+        # the action's own image cases
+        (["name/foo", "name/bar"], [("name/foo", True), ("name/bar", True)]),
+        (
+            ["name=name/bar", "name/foo,enable=false", "name=ghcr.io/UserName/Foo,enable=true"],
+            [("name/bar", True), ("name/foo", False), ("ghcr.io/UserName/Foo", True)],
+        ),
+        (["ghcr.io/user/app,enable=false"], [("ghcr.io/user/app", False)]),
     ],
 )
 def test_images(lines: list[str], expected: list[tuple[str, bool]]) -> None:
@@ -142,8 +149,13 @@ def test_images(lines: list[str], expected: list[tuple[str, bool]]) -> None:
     ("line", "message"),
     [
         ("name=a,enable=maybe", "invalid enable value"),
-        ("name=a,size=3", "unknown image attribute"),
-        ("enable=true", "image name is empty"),
+        ("name=a,size=3", "unknown attribute 'size' in image entry"),
+        ("value=name/foo", "unknown attribute 'value' in image entry"),
+        ("enable=true", "image entry 'enable=true' has no name"),
+        ("name=,enable=true", "has no name"),
+        ("name/foo,name=name/bar,enable=true", "names more than one image"),
+        ("a/b,c/d", "names more than one image"),
+        ("a/b,,enable=true", "empty field"),
     ],
 )
 def test_image_errors(line: str, message: str) -> None:
@@ -217,3 +229,202 @@ def test_sha_rule_with_empty_sha_in_ci_is_skipped_like_the_action() -> None:
     meta = compute(_context(ref="", sha=""), rules=["type=sha", "type=raw,{{branch}}"], now=NOW)
     assert meta.tags == ()
     assert meta.version == ""
+
+
+# docker/metadata-action's tag parsing table: a rule, then its type and attributes
+# (priority included), or None where the action refuses the rule.
+ACTION_TAG_PARSE: list[tuple[str, tuple[str, dict[str, str]] | None]] = [
+    (
+        "type=schedule,enable=true,pattern={{date 'YYYYMMDD'}}",
+        ("schedule", {"priority": "1000", "enable": "true", "pattern": "{{date 'YYYYMMDD'}}"}),
+    ),
+    (
+        "type=schedule,enable=true,pattern={{date 'YYYYMMDD' tz='Asia/Tokyo'}}",
+        (
+            "schedule",
+            {
+                "priority": "1000",
+                "enable": "true",
+                "pattern": "{{date 'YYYYMMDD' tz='Asia/Tokyo'}}",
+            },
+        ),
+    ),
+    (
+        "type=semver,enable=true,pattern={{version}}",
+        (
+            "semver",
+            {
+                "priority": "900",
+                "enable": "true",
+                "pattern": "{{version}}",
+                "value": "",
+                "match": "",
+            },
+        ),
+    ),
+    (
+        "type=semver,priority=1,enable=true,pattern={{version}}",
+        (
+            "semver",
+            {"priority": "1", "enable": "true", "pattern": "{{version}}", "value": "", "match": ""},
+        ),
+    ),
+    (
+        "type=semver,priority=1,enable=true,pattern={{version}},value=v1.0.0",
+        (
+            "semver",
+            {
+                "priority": "1",
+                "enable": "true",
+                "pattern": "{{version}}",
+                "value": "v1.0.0",
+                "match": "",
+            },
+        ),
+    ),
+    (
+        r'type=semver,priority=1,enable=true,pattern={{version}},value=p1/v1.0.0,"match=v(\d.\d.\d)$"',
+        (
+            "semver",
+            {
+                "priority": "1",
+                "enable": "true",
+                "pattern": "{{version}}",
+                "value": "p1/v1.0.0",
+                "match": r"v(\d.\d.\d)$",
+            },
+        ),
+    ),
+    (
+        "type=match,enable=true,pattern=v(.*),group=1",
+        (
+            "match",
+            {"priority": "800", "enable": "true", "pattern": "v(.*)", "group": "1", "value": ""},
+        ),
+    ),
+    (
+        r'type=match,enable=true,"pattern=^v(\d.\d.\d)$",group=1',
+        (
+            "match",
+            {
+                "priority": "800",
+                "enable": "true",
+                "pattern": r"^v(\d.\d.\d)$",
+                "group": "1",
+                "value": "",
+            },
+        ),
+    ),
+    (
+        "type=match,priority=700,enable=true,pattern=v(.*),group=1",
+        (
+            "match",
+            {"priority": "700", "enable": "true", "pattern": "v(.*)", "group": "1", "value": ""},
+        ),
+    ),
+    (
+        "type=match,enable=true,pattern=v(.*),group=1,value=v1.2.3",
+        (
+            "match",
+            {
+                "priority": "800",
+                "enable": "true",
+                "pattern": "v(.*)",
+                "group": "1",
+                "value": "v1.2.3",
+            },
+        ),
+    ),
+    ("type=match,enable=true,pattern=v(.*),group=foo", None),
+    ("type=edge", ("edge", {"priority": "700", "enable": "true", "branch": ""})),
+    (
+        "type=edge,enable=true,branch=master",
+        ("edge", {"priority": "700", "enable": "true", "branch": "master"}),
+    ),
+    ("type=ref,event=tag", ("ref", {"priority": "600", "enable": "true", "event": "tag"})),
+    ("type=ref,event=branch", ("ref", {"priority": "600", "enable": "true", "event": "branch"})),
+    (
+        "type=ref,event=pr",
+        ("ref", {"priority": "600", "enable": "true", "prefix": "pr-", "event": "pr"}),
+    ),
+    ("type=ref,event=foo", None),
+    ("type=ref", None),
+    ("acustomtag", ("raw", {"priority": "200", "enable": "true", "value": "acustomtag"})),
+    ("type=raw", None),
+    (
+        "type=raw,value=acustomtag2",
+        ("raw", {"priority": "200", "enable": "true", "value": "acustomtag2"}),
+    ),
+    (
+        "type=raw,enable=true,value=acustomtag4",
+        ("raw", {"priority": "200", "enable": "true", "value": "acustomtag4"}),
+    ),
+    (
+        "type=raw,enable=false,value=acustomtag5",
+        ("raw", {"priority": "200", "enable": "false", "value": "acustomtag5"}),
+    ),
+    (
+        "type=sha",
+        ("sha", {"priority": "100", "enable": "true", "prefix": "sha-", "format": "short"}),
+    ),
+    (
+        "type=sha,format=long",
+        ("sha", {"priority": "100", "enable": "true", "prefix": "sha-", "format": "long"}),
+    ),
+    (
+        "type=sha,prefix=",
+        ("sha", {"priority": "100", "enable": "true", "prefix": "", "format": "short"}),
+    ),
+    (
+        "type=sha,enable=false",
+        ("sha", {"priority": "100", "enable": "false", "prefix": "sha-", "format": "short"}),
+    ),
+    ("type=semver", None),
+    ("type=match", None),
+    ("type=foo", None),
+    ("type=sha,format=foo", None),
+]
+
+# docker/metadata-action's flavor table: lines, then the flavor or None where it refuses them.
+ACTION_FLAVORS: list[tuple[list[str], Flavor | None]] = [
+    (["randomstr", "latest=auto"], None),
+    (["unknwown=foo"], None),
+    (["latest"], None),
+    (["latest=true"], Flavor(latest="true")),
+    (["latest=false"], Flavor(latest="false")),
+    (["latest=auto"], Flavor()),
+    (["latest=foo"], None),
+    (["prefix=sha-"], Flavor(prefix="sha-")),
+    (["suffix=-alpine"], Flavor(suffix="-alpine")),
+    (
+        ["latest=false", "prefix=dev-", "suffix=-alpine"],
+        Flavor(latest="false", prefix="dev-", suffix="-alpine"),
+    ),
+    (["prefix=dev-,onlatest=true"], Flavor(prefix="dev-", prefix_latest=True)),
+    (["suffix=-alpine,onlatest=true"], Flavor(suffix="-alpine", suffix_latest=True)),
+    (
+        ["prefix=dev-,onlatest=true", "suffix=-alpine,onlatest=true"],
+        Flavor(prefix="dev-", prefix_latest=True, suffix="-alpine", suffix_latest=True),
+    ),
+    (["prefix= "], Flavor()),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ACTION_TAG_PARSE)
+def test_action_tag_parse_table(text: str, expected: tuple[str, dict[str, str]] | None) -> None:
+    if expected is None:
+        with pytest.raises(TagRuleError):
+            parse_rules([text])
+        return
+    (rule,) = parse_rules([text])
+    assert (rule.type, dict(rule.attrs)) == expected
+    assert rule.priority == float(expected[1]["priority"])
+
+
+@pytest.mark.parametrize(("lines", "expected"), ACTION_FLAVORS)
+def test_action_flavor_table(lines: list[str], expected: Flavor | None) -> None:
+    if expected is None:
+        with pytest.raises(TagRuleError):
+            parse_flavor(lines)
+        return
+    assert parse_flavor(lines) == expected

@@ -100,7 +100,7 @@ def check_command(ctx: typer.Context) -> None:
     cli = state(ctx)
     path = _config_path(cli.config_path)
     config = load_config(path)
-    order = environment_order(config)  # refuses promote_from cycles
+    order = environment_order(config)
     environments = [_environment_summary(name, config.environments[name]) for name in order]
     warnings = _warnings(config)
     data = {

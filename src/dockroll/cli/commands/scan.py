@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dockroll.cli.app import app, state
-from dockroll.errors import ConfigError, UsageError
+from dockroll.errors import UsageError
 from dockroll.scanners import ScannerChoice, Severity, parse_fail_on
 
 if TYPE_CHECKING:
@@ -28,12 +28,7 @@ _SEVERITY_STYLE = {
 
 def _optional_config(cli: CliState, image: str | None) -> Config | None:
     """dockroll.yml; with ``--image`` a scan works outside a service directory too."""
-    try:
-        return cli.config
-    except ConfigError:
-        if image is None:
-            raise
-        return None
+    return cli.config if image is None else cli.optional_config()
 
 
 @app.command("scan")
@@ -86,7 +81,8 @@ def scan_command(
     if image is not None:
         target = target_from_image(engine, image, config.service if config else None)
     elif config is not None:
-        target = target_from_build(load_last_build(config.service))
+        record = load_last_build(config.service, otherwise="pass --image REF to scan an image")
+        target = target_from_build(record)
     else:  # pragma: no cover - _optional_config raises without --image
         raise UsageError("pass --image REF or run dockroll next to a dockroll.yml")
     with cli.output.progress(f"scanning {target.service} {target.version}") as progress:

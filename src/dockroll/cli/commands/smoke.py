@@ -31,7 +31,7 @@ def smoke_test_command(
     cli = state(ctx)
     config = cli.config
     if image is None:
-        record = load_last_build(config.service)
+        record = load_last_build(config.service, otherwise="pass --image REF to test an image")
         image = record.image_id
         expect_version = expect_version or record.version
         expect_sha = expect_sha or record.git_sha or None

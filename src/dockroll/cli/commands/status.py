@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from dockroll.cli.app import app, state
+from dockroll.errors import DockrollError, EngineUnavailable, RouterError
 
 if TYPE_CHECKING:
     from dockroll.pipeline.status import EnvironmentStatus
@@ -29,7 +31,7 @@ def _table(status: EnvironmentStatus) -> Table:
             escape(replica.version),
             replica.digest.removeprefix("sha256:")[:12],
             escape(replica.slot),
-            f"{replica.state}/{replica.health}",
+            escape(f"{replica.state}/{replica.health_summary}"),
             f"w={weight} {replica.router_health}",
             f"{replica.share:.0%}",
         )
@@ -61,8 +63,36 @@ def status_command(
                 "drift": notes,
             }
         )
-        return
-    out = cli.output.out
+    else:
+        _print(cli.output.out, statuses, notes)
+    _fail_when_incomplete(statuses)
+
+
+def _fail_when_incomplete(statuses: list[EnvironmentStatus]) -> None:
+    """A status that could not read an engine or a router is no all-clear: scripts see its
+    exit code (3 for an engine, 10 for a router) after everything it could read."""
+    engines = [(s.name, s.unreachable) for s in statuses if s.unreachable is not None]
+    if engines:
+        raise EngineUnavailable(
+            _incomplete("the engine", engines),
+            hint=engines[0][1].hint
+            or "start it, or check DOCKER_HOST and the environment's engine in dockroll.yml",
+        )
+    routers = [(s.name, s.router_unreachable) for s in statuses if s.router_unreachable]
+    if routers:
+        raise RouterError(
+            _incomplete("the router", routers),
+            hint=routers[0][1].hint or "`docker ps -a` shows whether the router container runs",
+        )
+
+
+def _incomplete(what: str, problems: list[tuple[str, DockrollError]]) -> str:
+    names = ", ".join(name for name, _ in problems)
+    lines = "".join(f"\n  {name}: {error.message}" for name, error in problems)
+    return f"status is incomplete: {what} of {names} could not be read{lines}"
+
+
+def _print(out: Console, statuses: list[EnvironmentStatus], notes: list[str]) -> None:
     for status in statuses:
         ledger_line = (
             f"{status.ledger_version} ({(status.ledger_digest or '')[:19]})"
@@ -75,6 +105,8 @@ def status_command(
         out.print(f"  router   {escape(status.router)}")
         if status.lock:
             out.print(f"  lock     held by {escape(str(status.lock['holder']))}")
+        if status.standby_note:
+            out.print(f"  standby  {escape(status.standby_note)}")
         if status.replicas:
             out.print(_table(status))
         for note in status.drift:

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.errors import ConfigError, UsageError
-
-if TYPE_CHECKING:
-    from dockroll.config import Config
-
-
-def _optional_config(path: Path | None) -> Config | None:
-    from dockroll.config import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError:
-        if path is not None:
-            raise
-        return None
+from dockroll.errors import UsageError
 
 
 @app.command("tags")
@@ -33,7 +19,10 @@ def tags_command(
     images: Annotated[
         list[str] | None,
         typer.Option(
-            "--images", help="Image names, comma-separated or repeated (default: dockroll.yml)."
+            "--images",
+            help="An images line of the action: names comma-separated, or one image with "
+            "attributes ('ghcr.io/acme/app,enable=false'); repeatable. Without it: "
+            "dockroll.yml's image and tags section.",
         ),
     ] = None,
     rules: Annotated[
@@ -51,6 +40,10 @@ def tags_command(
         list[str] | None,
         typer.Option("--labels", help="A label KEY=VALUE that overrides computed ones."),
     ] = None,
+    annotations: Annotated[
+        list[str] | None,
+        typer.Option("--annotations", help="An annotation KEY=VALUE that overrides computed ones."),
+    ] = None,
     repo_json: Annotated[
         Path | None,
         typer.Option(
@@ -66,21 +59,42 @@ def tags_command(
     ] = False,
 ) -> None:
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
-    from dockroll.tags import compute, detect_context, github_output_lines
+    from dockroll.tags import (
+        ACTION_DEFAULT_RULES,
+        DEFAULT_RULES,
+        compute,
+        detect_context,
+        github_output_lines,
+        parse_images,
+    )
 
     cli = state(ctx)
-    config = _optional_config(cli.config_path)
-    names = [n.strip() for item in images or [] for n in item.split(",") if n.strip()]
-    if not names and config is not None:
-        names = [config.image]
-    tag_rules = list(rules or []) or (list(config.tags.rules) if config else [])
-    flavor_lines = list(flavor or []) or (list(config.tags.flavor) if config else [])
-    label_lines = list(labels or []) or (list(config.tags.labels) if config else [])
+    config = cli.optional_config()
+    image_lines = [item for item in images or [] if item.strip()]
+    default_rules: tuple[str, ...] = DEFAULT_RULES
+    tag_rules = list(rules or [])
+    flavor_lines = list(flavor or [])
+    label_lines = list(labels or [])
+    if image_lines:
+        # The action's inputs, and only those: the same workflow lines give the same tags.
+        default_rules = ACTION_DEFAULT_RULES
+    elif config is not None:
+        image_lines = [config.image]
+        tag_rules = tag_rules or list(config.tags.rules)
+        flavor_lines = flavor_lines or list(config.tags.flavor)
+        label_lines = label_lines or list(config.tags.labels)
+    parse_images(image_lines)  # a malformed entry is refused before anything is looked up
     context = detect_context(cwd=config.root if config else None, repo_json=repo_json)
     for note in context.notes:
         cli.output.warn(escape(note))
     metadata = compute(
-        context, images=names, rules=tag_rules, flavor=flavor_lines, labels=label_lines
+        context,
+        images=image_lines,
+        rules=tag_rules,
+        flavor=flavor_lines,
+        labels=label_lines,
+        annotations=list(annotations or []),
+        default_rules=default_rules,
     )
     if github_output:
         target = os.environ.get("GITHUB_OUTPUT")

@@ -1,0 +1,104 @@
+"""The blue-green standby's keep_previous window on the real engine and router.
+
+Inside the window a rollback is a switch back to the standby; `status` says
+until when. Past it the standby is no promise: `status` says so, and a
+rollback retires it and rolls back with a full deploy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import docker
+import pytest
+
+from dockroll.ledger import DeploymentStatus
+from dockroll.pipeline.deploy import deploy_release, rollback_release
+from dockroll.pipeline.status import environment_status
+from tests.integration.rollout_support import (
+    Seeded,
+    seed_service,
+    state_of,
+    versions,
+    wait_serving,
+)
+
+pytestmark = pytest.mark.integration
+
+OLD, NEW = "v1.0.0", "v1.1.0"
+KEEP = 6.0
+
+
+@pytest.fixture(scope="module")
+def seeded(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
+) -> Iterator[Seeded]:
+    yield from seed_service(
+        tmp_path_factory,
+        registry,
+        {
+            "bg": {
+                "strategy": "blue-green",
+                "replicas": 1,
+                "blue_green": {"keep_previous": f"{KEEP:g}s"},
+            }
+        },
+        prefix="standby",
+    )
+
+
+def _to_new_with_standby(seeded: Seeded) -> set[str]:
+    """Deploy OLD then NEW; return the standby's container names."""
+    config = seeded.config()
+    with seeded.ledger() as ledger:
+        for version in (OLD, NEW):
+            deploy_release(config, "bg", seeded.releases[version], ledger)
+        wait_serving(seeded.url("bg"), NEW)
+        status = environment_status(config, "bg", ledger)
+    assert status.standby is not None
+    assert status.standby["version"] == OLD
+    assert status.standby["expired"] is False
+    until = datetime.fromisoformat(str(status.standby["until"]))
+    assert timedelta(0) < until - datetime.now(UTC) <= timedelta(seconds=KEEP + 1)
+    assert status.standby_note is not None
+    assert "instant rollback until" in status.standby_note
+    return {str(name) for name in status.standby["replicas"]}  # type: ignore[attr-defined]
+
+
+def test_inside_the_window_a_rollback_switches_back_to_the_standby(seeded: Seeded) -> None:
+    with state_of(seeded):
+        standby = _to_new_with_standby(seeded)
+        with seeded.ledger() as ledger:
+            outcome = rollback_release(seeded.config(), "bg", ledger)
+        assert outcome is not None
+        assert outcome.status == "succeeded"
+        assert set(outcome.plan.new) == standby  # the very containers that waited
+        assert versions(seeded.url("bg"), 20) == {OLD: 20}
+
+
+def test_past_the_window_status_says_so_and_a_rollback_redeploys(
+    seeded: Seeded, docker_client: docker.DockerClient
+) -> None:
+    with state_of(seeded):
+        standby = _to_new_with_standby(seeded)
+        waited = {docker_client.containers.get(name).id for name in standby}
+        time.sleep(KEEP + 0.5)
+        config = seeded.config()
+        with seeded.ledger() as ledger:
+            status = environment_status(config, "bg", ledger)
+            assert status.standby is not None
+            assert status.standby["expired"] is True
+            assert status.standby_note is not None
+            assert "past its keep_previous window" in status.standby_note
+
+            outcome = rollback_release(config, "bg", ledger)
+            assert outcome is not None
+            assert outcome.status == "succeeded"
+            assert outcome.deployment.status is DeploymentStatus.SUCCEEDED
+            assert outcome.plan.steps[0].kind == "start"  # a full rollout, not a switch
+        # The stale standby was retired; the old release runs in fresh containers.
+        running = {c.id for c in docker_client.containers.list(filters={"name": seeded.service})}
+        assert waited.isdisjoint(running)
+        assert versions(seeded.url("bg"), 20) == {OLD: 20}

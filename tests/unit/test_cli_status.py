@@ -1,0 +1,164 @@
+"""``dockroll status``: an engine it cannot read is no all-clear, and the router's view is shown."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from dockroll.cli.app import main
+from dockroll.cli.commands.status import _fail_when_incomplete, _table
+from dockroll.engine.port import ContainerInfo, Health
+from dockroll.errors import EngineUnavailable, RouterError
+from dockroll.pipeline.status import EnvironmentStatus, replica_status
+from dockroll.router.port import BackendServer, ServerHealth, ServerState
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("DOCKROLL_STATE_DIR", str(tmp_path / "state"))
+    for name in ("DOCKROLL_CONFIG", "DOCKROLL_DEBUG", "DOCKROLL_LEDGER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return work
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _unreachable_config(work: Path) -> None:
+    # A port nobody listens on: the Docker adapter itself finds no engine there.
+    (work / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
+        f"  dev: {{port: 9081, engine: 'tcp://127.0.0.1:{_free_port()}'}}\n",
+        encoding="utf-8",
+    )
+
+
+def test_status_exits_3_when_the_engine_does_not_answer(
+    capsys: pytest.CaptureFixture[str], isolated: Path
+) -> None:
+    _unreachable_config(isolated)
+    assert main(["status"]) == 3
+    captured = capsys.readouterr()
+    assert "engine   unreachable: no Docker engine answers at tcp://127.0.0.1:" in captured.out
+    assert "status is incomplete: the engine of dev could not be read" in captured.err
+    assert "hint:" in captured.err
+
+
+def test_status_json_still_prints_the_document_and_exits_3(
+    capsys: pytest.CaptureFixture[str], isolated: Path
+) -> None:
+    _unreachable_config(isolated)
+    assert main(["status", "--json"]) == 3
+    captured = capsys.readouterr()
+    [env] = json.loads(captured.out)["environments"]
+    assert env["engine_reachable"] is False
+    assert env["engine"].startswith("unreachable: ")
+    assert "status is incomplete" in captured.err
+
+
+def _container(health: Health = Health.HEALTHY, status: str = "running") -> ContainerInfo:
+    return ContainerInfo(
+        id="c1",
+        name="web-dev-r-1",
+        image="127.0.0.1:5000/team/web@sha256:" + "a" * 64,
+        status=status,
+        health=health,
+        exit_code=None,
+        ports={},
+        labels={},
+    )
+
+
+def _server(health: ServerHealth, check: str, weight: int = 256) -> BackendServer:
+    return BackendServer(
+        name="web-dev-r-1",
+        address="172.18.0.5",
+        port=5000,
+        weight=weight,
+        state=ServerState.READY,
+        health=health,
+        check_status=check,
+    )
+
+
+@pytest.mark.parametrize(
+    ("container", "server", "summary"),
+    [
+        (_container(), _server(ServerHealth.DOWN, "L4CON"), "healthy (router: DOWN L4CON)"),
+        (_container(), _server(ServerHealth.DOWN, "* L7STS"), "healthy (router: DOWN L7STS)"),
+        (
+            _container(Health.NONE),
+            _server(ServerHealth.DOWN, "L4TOUT"),
+            "none (router: DOWN L4TOUT)",
+        ),
+        (_container(), _server(ServerHealth.UP, "L7OK"), "healthy"),
+        (
+            _container(Health.UNHEALTHY),
+            _server(ServerHealth.UP, "L7OK"),
+            "unhealthy (router: UP L7OK)",
+        ),
+        (_container(Health.UNHEALTHY), _server(ServerHealth.DOWN, "L7STS"), "unhealthy"),
+        (_container(Health.STARTING), _server(ServerHealth.DOWN, "INI"), "starting"),
+        (_container(), None, "healthy"),
+        (_container(), _server(ServerHealth.NO_CHECK, ""), "healthy"),
+    ],
+)
+def test_the_health_shown_carries_the_routers_view_when_they_disagree(
+    container: ContainerInfo, server: BackendServer | None, summary: str
+) -> None:
+    replica = replica_status(container, server, 1.0 if server else 0.0, "hash")
+    assert replica.health_summary == summary
+    assert replica.to_json()["health_summary"] == summary
+
+
+def test_the_status_table_shows_the_routers_view() -> None:
+    replica = replica_status(_container(), _server(ServerHealth.DOWN, "L4CON", weight=0), 0.0, "h")
+    status = EnvironmentStatus(name="dev", port=9081, strategy="rolling", replicas=(replica,))
+    console = Console(width=200, record=True)
+    console.print(_table(status))
+    text = console.export_text()
+    assert "running/healthy (router: DOWN L4CON)" in text
+    assert "w=0 down" in text
+
+
+def test_a_router_that_does_not_answer_makes_status_exit_10() -> None:
+    refused = RouterError("router of web/dev: `show stat` failed: Connection refused", hint="h")
+    statuses = [
+        EnvironmentStatus(name="dev", port=9081, strategy="rolling", router_unreachable=refused),
+        EnvironmentStatus(name="prod", port=9083, strategy="canary"),
+    ]
+    with pytest.raises(RouterError) as caught:
+        _fail_when_incomplete(statuses)
+    assert caught.value.exit_code == 10
+    assert caught.value.message.startswith("status is incomplete: the router of dev")
+    assert caught.value.hint == "h"
+
+
+def test_an_unreachable_engine_wins_over_a_router_problem() -> None:
+    statuses = [
+        EnvironmentStatus(
+            name="dev",
+            port=9081,
+            strategy="rolling",
+            router_unreachable=RouterError("router down"),
+        ),
+        EnvironmentStatus(
+            name="prod", port=9083, strategy="canary", unreachable=EngineUnavailable("no engine")
+        ),
+    ]
+    with pytest.raises(EngineUnavailable) as caught:
+        _fail_when_incomplete(statuses)
+    assert caught.value.exit_code == 3
+    assert "prod: no engine" in caught.value.message
+    _fail_when_incomplete([EnvironmentStatus(name="dev", port=9081, strategy="rolling")])
