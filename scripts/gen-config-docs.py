@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dockroll.cli.commands.config import DURATION_PATTERN, config_schema, format_duration
+from dockroll.cli.commands.config import format_duration
+from dockroll.config_schema import DURATION_PATTERN, config_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "configuration.md"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
 from dockroll.refs import parse_reference
+from dockroll.strategy import Strategy
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -94,15 +94,6 @@ def environment_name_problem(name: str) -> str | None:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Strategy(StrEnum):
-    """How a new release replaces the running one."""
-
-    RECREATE = "recreate"
-    ROLLING = "rolling"
-    BLUE_GREEN = "blue-green"
-    CANARY = "canary"
 
 
 class BuildSecret(_Model):

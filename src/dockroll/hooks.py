@@ -16,12 +16,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dockroll.durations import Duration
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Hook", "HookPoint", "HookResult", "Hooks", "run_hook"]
 
@@ -150,6 +152,8 @@ def run_hook(
             hook.label, point, done.returncode == 0, detail, time.monotonic() - started
         )
     assert hook.http is not None  # guaranteed by the model
+    import httpx  # noqa: PLC0415 - only HTTP hooks need it; dockroll.yml loads without it
+
     client = http or httpx.Client()
     try:
         response = client.request(

@@ -48,7 +48,7 @@ def configured(isolated: Path) -> Path:
 def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     engine = FakeEngine()
     engine.add_image(IMAGE_ID, *TAGS)
-    monkeypatch.setattr("dockroll.cli.commands.push.DockerEngine", lambda: engine)
+    monkeypatch.setattr("dockroll.engine.docker.DockerEngine", lambda: engine)
     return engine
 
 
@@ -178,7 +178,7 @@ def _explode(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(service: str) -> BuildRecord:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("dockroll.cli.commands.push.load_last_build", boom)
+    monkeypatch.setattr("dockroll.pipeline.records.load_last_build", boom)
 
 
 @pytest.mark.usefixtures("configured")
@@ -230,6 +230,6 @@ def test_an_error_message_is_printed_verbatim(
     def failing(service: str) -> BuildRecord:
         raise BuildError(text)
 
-    monkeypatch.setattr("dockroll.cli.commands.push.load_last_build", failing)
+    monkeypatch.setattr("dockroll.pipeline.records.load_last_build", failing)
     assert main(["push"]) == 4
     assert text in capsys.readouterr().err

@@ -36,35 +36,90 @@ as no data (with a consecutive-error limit) inside an :class:`Analysis`.
 
 from __future__ import annotations
 
-from dockroll.analysis.conditions import Condition, ConditionSyntaxError, Value, parse_condition
-from dockroll.analysis.judges import GroupSample, Outcome, Verdict
-from dockroll.analysis.providers import (
-    BASELINE,
-    CANARY,
-    Groups,
-    HttpProvider,
-    PrometheusProvider,
-    PrometheusTraffic,
-    Reading,
-    RouterProvider,
-    TrafficSource,
-)
-from dockroll.analysis.run import (
-    Action,
-    Analysis,
-    AnalysisSummary,
-    Decision,
-    Ending,
-    Providers,
-    StepEnd,
-    providers_for,
-)
-from dockroll.analysis.selectors import Selector, SelectorSyntaxError, parse_selector
-from dockroll.analysis.settings import (
-    AnalysisSettings,
-    CheckSettings,
-    NoDataPolicy,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dockroll.analysis.conditions import (
+        Condition,
+        ConditionSyntaxError,
+        Value,
+        parse_condition,
+    )
+    from dockroll.analysis.judges import GroupSample, Outcome, Verdict
+    from dockroll.analysis.providers import (
+        BASELINE,
+        CANARY,
+        Groups,
+        HttpProvider,
+        PrometheusProvider,
+        PrometheusTraffic,
+        Reading,
+        RouterProvider,
+        TrafficSource,
+    )
+    from dockroll.analysis.run import (
+        Action,
+        Analysis,
+        AnalysisSummary,
+        Decision,
+        Ending,
+        Providers,
+        StepEnd,
+        providers_for,
+    )
+    from dockroll.analysis.selectors import Selector, SelectorSyntaxError, parse_selector
+    from dockroll.analysis.settings import (
+        AnalysisSettings,
+        CheckSettings,
+        NoDataPolicy,
+    )
+
+# Each public name and the submodule that defines it. They load on first use:
+# dockroll.yml's models need only ``settings``, and the providers bring httpx,
+# which a CLI command that runs no analysis should not pay for at start-up.
+_SOURCES = {
+    "conditions": ("Condition", "ConditionSyntaxError", "Value", "parse_condition"),
+    "judges": ("GroupSample", "Outcome", "Verdict"),
+    "providers": (
+        "BASELINE",
+        "CANARY",
+        "Groups",
+        "HttpProvider",
+        "PrometheusProvider",
+        "PrometheusTraffic",
+        "Reading",
+        "RouterProvider",
+        "TrafficSource",
+    ),
+    "run": (
+        "Action",
+        "Analysis",
+        "AnalysisSummary",
+        "Decision",
+        "Ending",
+        "Providers",
+        "StepEnd",
+        "providers_for",
+    ),
+    "selectors": ("Selector", "SelectorSyntaxError", "parse_selector"),
+    "settings": ("AnalysisSettings", "CheckSettings", "NoDataPolicy"),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BASELINE",

@@ -8,15 +8,16 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from dockroll import __version__
 from dockroll.cli.render import Output
-from dockroll.config import Config, find_config, load_config
 from dockroll.errors import ConfigError, DockrollError
+
+if TYPE_CHECKING:
+    from dockroll.config import Config
 
 __all__ = ["CliState", "app", "main"]
 
@@ -43,6 +44,8 @@ class CliState:
     def config(self) -> Config:
         """dockroll.yml, loaded on first use so commands that need none work anywhere."""
         if self._config is None:
+            from dockroll.config import load_config  # noqa: PLC0415 - pydantic loads on first use
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -54,6 +57,8 @@ class CliState:
         """
         named = self.config_path is not None or bool(os.environ.get("DOCKROLL_CONFIG"))
         if self._config is None and not named:
+            from dockroll.config import find_config  # noqa: PLC0415 - as in `config`
+
             try:
                 find_config()
             except ConfigError:
@@ -157,6 +162,23 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     return list(dict.fromkeys(hoisted)) + rest + args[end:]
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The exceptions click and Typer raise for bad command lines.
+
+    Typer raises them from its own copy of click, older Typers from click itself;
+    click is only looked at when something loaded it, so start-up never imports it.
+    """
+    errors: list[type[Exception]] = []
+    typer_error = getattr(typer, "TyperException", None)
+    if isinstance(typer_error, type) and issubclass(typer_error, Exception):
+        errors.append(typer_error)
+    click_exceptions = sys.modules.get("click.exceptions")
+    click_error = getattr(click_exceptions, "ClickException", None)
+    if isinstance(click_error, type) and issubclass(click_error, Exception):
+        errors.append(click_error)
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     args = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
@@ -178,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output().error("interrupted")
         return 130
-    except (click.exceptions.ClickException, typer.TyperException) as exc:
-        # Typer raises usage errors from its own copy of click, older ones from click itself.
+    except _usage_errors() as exc:
         show = getattr(exc, "show", None)
         if callable(show):
             show()

@@ -534,6 +534,16 @@ class Ledger:
         with self._read() as session:
             return [_deployment(row) for row in session.scalars(query.limit(limit)).unique()]
 
+    def unfinished_deployment(self, service: str, env: str) -> Deployment | None:
+        """The newest of ``env``'s last ten deployments that has not finished, with its steps.
+
+        A rollout that is running, paused, or was cut short by a crash.
+        """
+        for deployment in self.deployments(service, env, limit=10):
+            if not deployment.status.finished:
+                return deployment
+        return None
+
     def current_release(self, service: str, env: str) -> Release | None:
         """The release ``env`` runs according to the ledger (container labels are the truth).
 

@@ -9,7 +9,6 @@ image by digest (falling back to mirrors), then plan and execute the rollout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from dockroll import labels
 from dockroll.config import Config, Strategy
@@ -26,9 +25,8 @@ from dockroll.ledger import (
     Release,
 )
 from dockroll.lock import EnvironmentLock
-from dockroll.pipeline.mirror import resolve_with_fallback
+from dockroll.pipeline.standby import Standby, find_standby
 from dockroll.refs import ImageRef, is_digest, parse_reference
-from dockroll.registry import RegistryClient, retag
 from dockroll.rollout.executor import (
     FULL_WEIGHT,
     RolloutOutcome,
@@ -160,10 +158,8 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
 
 
 def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Deployment | None:
-    for deployment in ledger.deployments(service, environment, limit=10):
-        if not deployment.status.finished:
-            return ledger.deployment(deployment.id)
-    return None
+    """:meth:`Ledger.unfinished_deployment`, kept here where the rollouts use it."""
+    return ledger.unfinished_deployment(service, environment)
 
 
 def _ensure_image(
@@ -178,83 +174,15 @@ def _ensure_image(
     except DockrollError as primary_error:
         if not config.mirrors:
             raise
+        # The registry client (and httpx) load only when a pull needs the mirrors.
+        from dockroll.pipeline.mirror import resolve_with_fallback  # noqa: PLC0415
+
         resolution = resolve_with_fallback(config, release.digest)
         progress(Progress("pull", f"primary registry failed; pulling from {resolution.registry}"))
         try:
             engine.pull(str(resolution.ref), progress)
         except DockrollError:
             raise primary_error from None
-
-
-@dataclass(frozen=True)
-class Standby:
-    """A previous blue-green slot, running at weight 0 for an instant switch back."""
-
-    version: str
-    digest: str
-    names: tuple[str, ...]
-    until: datetime | None
-    """When its ``keep_previous`` window ends (ledger clock); None when the ledger has no
-    record of the switch."""
-    now: datetime
-    """The ledger's clock when this was read."""
-
-    @property
-    def expired(self) -> bool:
-        return self.until is not None and self.now >= self.until
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "version": self.version,
-            "digest": self.digest,
-            "replicas": list(self.names),
-            "until": self.until.isoformat() if self.until else None,
-            "expired": self.expired,
-        }
-
-    def describe(self) -> str:
-        if self.until is None:
-            return f"{self.version} on standby (no recorded window)"
-        when = f"{self.until:%Y-%m-%d %H:%M:%S} UTC"
-        if self.expired:
-            return (
-                f"{self.version} on standby past its keep_previous window (ended {when}): "
-                "the next deploy or rollback retires it, and a rollback redeploys"
-            )
-        return f"{self.version} on standby for an instant rollback until {when}"
-
-
-def find_standby(
-    config: Config, environment: str, ledger: Ledger, observed: Observed
-) -> Standby | None:
-    """The standby slot beside the serving one, with the end of its window.
-
-    The window is ``blue_green.keep_previous`` from the end of the deployment that
-    switched traffic away from it (the environment's newest finished one).
-    """
-    idle = [r for r in observed.replicas if r.weight == 0]
-    if not idle or not observed.serving:
-        return None
-    switched = next(
-        (
-            d
-            for d in ledger.deployments(config.service, environment)
-            if d.status is DeploymentStatus.SUCCEEDED and d.finished_at is not None
-        ),
-        None,
-    )
-    keep = config.environment(environment).blue_green.keep_previous
-    until = None
-    if switched is not None and switched.finished_at is not None:
-        until = switched.finished_at + timedelta(seconds=keep)
-    first = idle[0]
-    return Standby(
-        version=first.version,
-        digest=first.digest,
-        names=tuple(r.name for r in idle),
-        until=until,
-        now=ledger.now(),
-    )
 
 
 def _retire_standby(env: Environment, observed: Observed, progress: ProgressCallback) -> Observed:
@@ -312,6 +240,9 @@ def sync_environment_tags(
     moving = [tag for tag in config.environment(environment).tags if "{{" not in tag]
     if not moving:
         return []
+    # Loaded here: a rollback of an environment without moving tags never needs httpx.
+    from dockroll.registry import RegistryClient, retag  # noqa: PLC0415
+
     source = ImageRef(
         registry=release.registry, repository=release.repository, digest=release.digest
     )

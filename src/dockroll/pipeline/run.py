@@ -25,13 +25,12 @@ from dockroll.pipeline.promote import execute_promotion, plan_promotion
 from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
 from dockroll.pipeline.records import BuildRecord
 from dockroll.pipeline.smoke import smoke_test
+from dockroll.pipeline.stages import STAGES
 from dockroll.policy import environment_order
 from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
 
 __all__ = ["STAGES", "PipelineResult", "StageResult", "run_pipeline"]
-
-STAGES = ("build", "test", "scan", "tag", "push", "deploy")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
-from dockroll.pipeline.deploy import find_standby, unfinished_deployment
+from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
 from dockroll.router.haproxy import HaproxyRouter
@@ -149,7 +149,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
     if current is not None:
         base["ledger_version"] = current.version
         base["ledger_digest"] = current.digest
-    unfinished = unfinished_deployment(ledger, config.service, name)
+    unfinished = ledger.unfinished_deployment(config.service, name)
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
     engine = DockerEngine(env.engine)

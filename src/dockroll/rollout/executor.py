@@ -14,20 +14,9 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockroll import labels
-from dockroll.analysis import (
-    BASELINE,
-    CANARY,
-    Action,
-    Analysis,
-    Decision,
-    Ending,
-    Providers,
-    StepEnd,
-    providers_for,
-)
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
 from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError
@@ -67,6 +56,9 @@ from dockroll.router.port import (
     ServerSpec,
     weights_for_shares,
 )
+
+if TYPE_CHECKING:
+    from dockroll.analysis import Analysis, Decision, Providers, StepEnd
 
 __all__ = [
     "RolloutOutcome",
@@ -645,6 +637,16 @@ class RolloutRunner:
         providers: Providers | None = None
         in_router = {server.name for server in self.router.servers()}
         if settings is not None and self._plan is not None:
+            # The providers bring httpx: a rollout without analysis never loads them.
+            from dockroll.analysis import (  # noqa: PLC0415
+                BASELINE,
+                CANARY,
+                Action,
+                Analysis,
+                Ending,
+                providers_for,
+            )
+
             canary = tuple(name for name in self._plan.new if name in in_router)
             baseline = tuple(name for name in self._plan.old if name in in_router)
             providers = providers_for(settings, self.router)
@@ -765,6 +767,8 @@ class RolloutRunner:
         analysis = window.judged
         if analysis is None:
             return False  # no analysis, or a watch window (its end promotes nothing)
+        from dockroll.analysis import Ending  # noqa: PLC0415 - loaded with the analysis
+
         settings = analysis.settings
         now = self.clock()
         evidence = analysis.step_end(extended=now - window.planned_end)

@@ -138,3 +138,24 @@ def test_a_first_deployment_after_a_promotion_has_no_previous_release(ledger: Le
     one = add_release(ledger, "1.0.0")
     ledger.record_promotion(one, to_env="dev", tags=["dev"])
     assert ledger.start_deployment(one, "dev", strategy="rolling").previous_release_id is None
+
+
+def test_the_unfinished_deployment_of_an_environment_comes_with_its_steps(ledger: Ledger) -> None:
+    one = add_release(ledger, "1.0.0")
+    two = add_release(ledger, "2.0.0")
+    assert ledger.unfinished_deployment("web", "prod") is None
+    ledger.finish_deployment(
+        ledger.start_deployment(one, "prod", strategy="rolling"), DeploymentStatus.SUCCEEDED
+    )
+    assert ledger.unfinished_deployment("web", "prod") is None
+    running = ledger.start_deployment(two, "prod", strategy="canary")
+    ledger.record_step(running, 0, "plan", StepStatus.SUCCEEDED)
+    ledger.start_deployment(two, "dev", strategy="recreate")
+
+    found = ledger.unfinished_deployment("web", "prod")
+    assert found is not None
+    assert found.id == running.id
+    assert [step.kind for step in found.steps] == ["plan"]
+    assert ledger.unfinished_deployment("api", "prod") is None
+    ledger.finish_deployment(running, DeploymentStatus.ABORTED)
+    assert ledger.unfinished_deployment("web", "prod") is None

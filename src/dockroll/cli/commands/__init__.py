@@ -1,4 +1,11 @@
-"""One module per command group; each registers itself on the Typer app."""
+"""One module per command group; each registers itself on the Typer app.
+
+A command module imports at its top only what Typer needs to build the
+command (typer, rich, :mod:`dockroll.errors`, small enums): the library (config
+models, ledger, engine, registry, pipeline) is imported inside the command's
+function. ``dockroll --help`` imports every command module, and a command run
+imports its own, so either costs only what it uses (tests/unit/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 

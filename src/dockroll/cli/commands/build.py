@@ -8,9 +8,6 @@ import typer
 
 from dockroll.cli.app import app, state
 from dockroll.cli.commands import parse_pairs
-from dockroll.engine.docker import DockerEngine
-from dockroll.pipeline.build import build_release
-from dockroll.pipeline.metadata import release_metadata
 
 
 @app.command("build")
@@ -26,6 +23,10 @@ def build_command(
     pull: Annotated[bool, typer.Option("--pull", help="Always pull newer base images.")] = False,
 ) -> None:
     """Build the service's image with its computed tags, labels and build args."""
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.pipeline.build import build_release
+    from dockroll.pipeline.metadata import release_metadata
+
     cli = state(ctx)
     config = cli.config
     metadata = release_metadata(config)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.cli.render import Output
-from dockroll.config import Strategy
 from dockroll.errors import UsageError
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.deploy import (
-    continue_rollout,
-    deploy_release,
-    find_release,
-    rollback_release,
-    unfinished_deployment,
-)
-from dockroll.rollout.executor import RolloutOutcome
+from dockroll.strategy import Strategy
+
+if TYPE_CHECKING:
+    from dockroll.cli.render import Output
+    from dockroll.rollout.executor import RolloutOutcome
 
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="Target environment.")]
 ReasonOption = Annotated[
@@ -91,6 +85,9 @@ def deploy_command(
     wait: WaitOption = 0.0,
 ) -> None:
     """Roll a pushed release out to an environment, by digest, without dropping requests."""
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.deploy import deploy_release, find_release
+
     cli = state(ctx)
     config = cli.config
     config.environment(env)
@@ -122,6 +119,9 @@ def rollback_command(
     wait: WaitOption = 0.0,
 ) -> None:
     """Go back to the previous release; instant while a blue-green standby still runs."""
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.deploy import rollback_release
+
     cli = state(ctx)
     config = cli.config
     config.environment(env)
@@ -133,6 +133,9 @@ def rollback_command(
 
 
 def _continue(ctx: typer.Context, env: str, *, abort: bool, full: bool, reason: str | None) -> None:
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.deploy import continue_rollout
+
     cli = state(ctx)
     config = cli.config
     config.environment(env)
@@ -177,6 +180,9 @@ def pause_command(ctx: typer.Context, env: EnvOption, reason: ReasonOption = Non
     a second during canary steps and watch windows) and stops there; `dockroll
     resume` goes on, `dockroll abort` goes back.
     """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.deploy import unfinished_deployment
+
     cli = state(ctx)
     config = cli.config
     config.environment(env)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from dockroll import devenv
 from dockroll.cli.app import app, state
-from dockroll.cli.render import Output
-from dockroll.devenv import DevEnvReport
 from dockroll.errors import DevEnvError
+
+if TYPE_CHECKING:
+    from dockroll.cli.render import Output
+    from dockroll.devenv import DevEnvReport
 
 __all__ = ["dev_app"]
 
@@ -30,6 +31,10 @@ class Extra(StrEnum):
     postgres = "postgres"
 
 
+# dockroll.devenv.DEFAULT_PORT, repeated so `--help` need not load the installers
+# (tests/unit/test_cli_imports.py checks they agree).
+DEFAULT_REGISTRY_PORT = 5000
+
 RegistryPort = Annotated[
     int,
     typer.Option("--registry-port", min=1, max=65535, help="Port of the registry on 127.0.0.1."),
@@ -46,9 +51,11 @@ def up_command(
             help="Also set up: router (the HAProxy base image), postgres (the ledger database).",
         ),
     ] = None,
-    registry_port: RegistryPort = devenv.DEFAULT_PORT,
+    registry_port: RegistryPort = DEFAULT_REGISTRY_PORT,
 ) -> None:
     """Start (or reuse) the engine, the registry and the base images; idempotent."""
+    from dockroll import devenv
+
     extras = set(with_ or [])
     output = state(ctx).output
     with output.progress("Setting up local infrastructure") as progress:
@@ -64,13 +71,15 @@ def up_command(
 @dev_app.command("status")
 def status_command(
     ctx: typer.Context,
-    registry_port: RegistryPort = devenv.DEFAULT_PORT,
+    registry_port: RegistryPort = DEFAULT_REGISTRY_PORT,
     check: Annotated[
         bool,
         typer.Option("--check", help="Exit 7 when a required component is down."),
     ] = False,
 ) -> None:
     """Show each component's state without changing anything."""
+    from dockroll import devenv
+
     output = state(ctx).output
     report = devenv.status(registry_port=registry_port)
     _render(output, report)
@@ -82,13 +91,15 @@ def status_command(
 @dev_app.command("down")
 def down_command(
     ctx: typer.Context,
-    registry_port: RegistryPort = devenv.DEFAULT_PORT,
+    registry_port: RegistryPort = DEFAULT_REGISTRY_PORT,
     engine: Annotated[
         bool,
         typer.Option("--engine", help="Also stop dockerd, if dockroll started it."),
     ] = False,
 ) -> None:
     """Stop the registry and PostgreSQL dockroll started; the engine only with --engine."""
+    from dockroll import devenv
+
     output = state(ctx).output
     report = devenv.down(registry_port=registry_port, engine=engine)
     _render(output, report)

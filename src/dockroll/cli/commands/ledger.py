@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from dockroll.cli.app import app, state
-from dockroll.ledger import HistoryEntry, HistoryKind, Release, open_ledger
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from dockroll.ledger import HistoryEntry, Release
 
 __all__ = ["history_command", "releases_command"]
 
@@ -42,6 +45,8 @@ def releases_command(
     ctx: typer.Context, service: ServiceOption = None, limit: LimitOption = 20
 ) -> None:
     """List a service's recorded releases, most recently pushed first."""
+    from dockroll.ledger import open_ledger
+
     cli = state(ctx)
     name = service or cli.config.service
     with open_ledger() as ledger:
@@ -66,6 +71,8 @@ def history_command(
     limit: LimitOption = 50,
 ) -> None:
     """Show a service's promotions, deployments and rollbacks, newest first."""
+    from dockroll.ledger import open_ledger
+
     cli = state(ctx)
     name = service or cli.config.service
     with open_ledger() as ledger:
@@ -102,6 +109,8 @@ def _releases_table(service: str, releases: list[Release]) -> Table:
 
 def _history_table(service: str, env: str | None, entries: list[HistoryEntry]) -> Table:
     # Digests stay out of this table to keep it readable in 80 columns; --json has them.
+    from dockroll.ledger import HistoryKind
+
     title = f"history of {escape(service)}" + (f" in {escape(env)}" if env else "")
     table = Table(title=title, title_justify="left")
     table.add_column("when", no_wrap=True)

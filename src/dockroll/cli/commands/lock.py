@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
-from dockroll.config import parse_duration
 from dockroll.errors import UsageError
-from dockroll.ledger import open_ledger, who
-from dockroll.lock import EnvironmentLock
-from dockroll.pipeline.deploy import open_environment
+
+if TYPE_CHECKING:
+    from dockroll.lock import EnvironmentLock
 
 lock_app = typer.Typer(help="The deployment lock of an environment, held on its engine.")
 app.add_typer(lock_app, name="lock")
@@ -21,6 +20,9 @@ EnvOption = Annotated[str, typer.Option("--env", "-e", help="The environment.")]
 
 
 def _lock(ctx: typer.Context, env: str) -> EnvironmentLock:
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.deploy import open_environment
+
     cli = state(ctx)
     with open_ledger() as ledger:
         return open_environment(cli.config, env, ledger).lock
@@ -46,6 +48,9 @@ def acquire_command(
     It holds until `dockroll lock release` (or --ttl passes), whichever machine
     or process then deploys.
     """
+    from dockroll.durations import parse_duration
+    from dockroll.ledger import who
+
     cli = state(ctx)
     seconds: float | None = None
     if ttl is not None:
@@ -68,6 +73,8 @@ def release_command(
     ] = False,
 ) -> None:
     """Give the lock back (only its holder may, unless --force)."""
+    from dockroll.ledger import open_ledger, who
+
     cli = state(ctx)
     released = _lock(ctx, env).release(who(), force=force)
     if released is None:

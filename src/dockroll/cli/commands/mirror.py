@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from dockroll.cli.app import CliState, app, state
-from dockroll.config import Config
+from dockroll.cli.app import app, state
 from dockroll.errors import RegistryError, UsageError
-from dockroll.ledger import Ledger, Outcome, Release, open_ledger
-from dockroll.pipeline.mirror import (
-    MirrorReport,
-    MirrorResult,
-    mirror_releases,
-    select_releases,
-)
 from dockroll.refs import parse_reference
-from dockroll.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from dockroll.cli.app import CliState
+    from dockroll.config import Config
+    from dockroll.ledger import Ledger, Release
+    from dockroll.pipeline.mirror import MirrorReport, MirrorResult
 
 __all__ = ["auto_mirror", "mirror_command"]
 
@@ -71,6 +68,9 @@ def auto_mirror(cli: CliState, config: Config, release: Release) -> list[dict[st
 
     Returns the per-mirror JSON for the command's result, or None when mirroring is off.
     """
+    from dockroll.pipeline.mirror import mirror_releases
+    from dockroll.registry import RegistryClient
+
     if not config.mirrors or not config.mirror_on_push:
         return None
     host = parse_reference(config.image).registry
@@ -117,6 +117,10 @@ def mirror_command(
     Every mirror is tried; exit code 6 when any mirror failed (the summary
     still lists what each mirror got).
     """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.mirror import mirror_releases, select_releases
+    from dockroll.registry import RegistryClient
+
     cli = state(ctx)
     config = cli.config
     if not config.mirrors:
@@ -157,6 +161,8 @@ def mirror_command(
 
 
 def _audit(ledger: Ledger, config: Config, result: MirrorResult) -> None:
+    from dockroll.ledger import Outcome
+
     for report in result.reports:
         written = [r.version for r in report.releases if r.written]
         if written or not report.ok:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from dockroll.cli.app import app, state
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.run import STAGES, PipelineResult, StageResult, run_pipeline
+from dockroll.pipeline.stages import STAGES
+
+if TYPE_CHECKING:
+    from dockroll.pipeline.run import PipelineResult, StageResult
 
 _MARKS = {"passed": "[green]passed[/]", "failed": "[red]FAILED[/]", "skipped": "[dim]skipped[/]"}
 
@@ -39,6 +41,9 @@ def pipeline_command(
     ] = None,
 ) -> None:
     """Run the stages locally in order; the first failure stops it and names the stage."""
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.run import PipelineResult, run_pipeline
+
     cli = state(ctx)
     config = cli.config
     done: list[StageResult] = []

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
 from dockroll.cli.commands.mirror import auto_mirror
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.promote import (
-    PromotionPlan,
-    execute_promotion,
-    plan_promotion,
-    refusal,
-    resolve_release,
-)
-from dockroll.pipeline.promote_deploy import (
-    promote_and_deploy,
-    refuse_registry_only_into_a_running_environment,
-)
 from dockroll.refs import parse_reference
-from dockroll.registry import RegistryClient
-from dockroll.rollout.executor import RolloutOutcome
+
+if TYPE_CHECKING:
+    from dockroll.pipeline.promote import PromotionPlan
+    from dockroll.rollout.executor import RolloutOutcome
 
 
 def _plan_json(plan: PromotionPlan) -> dict[str, Any]:
@@ -98,6 +88,14 @@ def promote_command(
     The gates run first; nothing is rebuilt. The environment's strategy deploys
     the digest unless --registry-only.
     """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.promote import execute_promotion, plan_promotion, refusal
+    from dockroll.pipeline.promote_deploy import (
+        promote_and_deploy,
+        refuse_registry_only_into_a_running_environment,
+    )
+    from dockroll.registry import RegistryClient
+
     cli = state(ctx)
     config = cli.config
     host = parse_reference(config.image).registry
@@ -190,6 +188,10 @@ def approve_command(
     note: Annotated[str | None, typer.Option("--note", help="Why, for the record.")] = None,
 ) -> None:
     """Approve a release for an environment that requires approval."""
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.promote import resolve_release
+    from dockroll.registry import RegistryClient
+
     cli = state(ctx)
     config = cli.config
     config.environment(env)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from dockroll.cli.app import app, state
 from dockroll.errors import UsageError
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.prune import PruneDecision, PrunePlan, execute_prune, prune_plan
 from dockroll.refs import parse_reference
-from dockroll.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from dockroll.pipeline.prune import PruneDecision, PrunePlan
 
 __all__ = ["prune_command"]
 
@@ -101,6 +101,10 @@ def prune_command(
     removes every tag pointing at it; those tags are listed. Blobs stay on disk
     until the registry's garbage collection runs.
     """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.prune import execute_prune, prune_plan
+    from dockroll.registry import RegistryClient
+
     cli = state(ctx)
     config = cli.config
     if keep is not None and keep < 1:

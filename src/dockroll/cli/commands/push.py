@@ -6,16 +6,17 @@ import typer
 
 from dockroll.cli.app import app, state
 from dockroll.cli.commands.mirror import auto_mirror
-from dockroll.engine.docker import DockerEngine
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
-from dockroll.pipeline.records import load_last_build
-from dockroll.pipeline.scan import find_sbom
 
 
 @app.command("push")
 def push_command(ctx: typer.Context) -> None:
     """Push every tag of the last build; print the one digest they share."""
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.push import push_release, record_push, registry_auth_from_env
+    from dockroll.pipeline.records import load_last_build
+    from dockroll.pipeline.scan import find_sbom
+
     cli = state(ctx)
     config = cli.config
     record = load_last_build(config.service)

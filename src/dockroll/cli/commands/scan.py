@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dockroll.cli.app import CliState, app, state
-from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
+from dockroll.cli.app import app, state
 from dockroll.errors import UsageError
-from dockroll.ledger import Release, open_ledger
-from dockroll.pipeline.records import load_last_build
-from dockroll.pipeline.scan import (
-    ScanResult,
-    VerdictStatus,
-    record_scan,
-    scan_target,
-    target_from_build,
-    target_from_image,
-)
 from dockroll.scanners import ScannerChoice, Severity, parse_fail_on
 
-_VERDICT_STYLE = {
-    VerdictStatus.PASSED: "green",
-    VerdictStatus.FAILED: "red",
-    VerdictStatus.NOT_SCANNED: "yellow",
-    VerdictStatus.ERROR: "red",
-}
+if TYPE_CHECKING:
+    from dockroll.cli.app import CliState
+    from dockroll.config import Config
+    from dockroll.ledger import Release
+    from dockroll.pipeline.scan import ScanResult
+
+# By VerdictStatus value (a StrEnum, so its members look themselves up here).
+_VERDICT_STYLE = {"passed": "green", "failed": "red", "not-scanned": "yellow", "error": "red"}
 _SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
     Severity.HIGH: "red",
@@ -69,6 +59,17 @@ def scan_command(
     ] = False,
 ) -> None:
     """Write the image's CycloneDX SBOM and gate on vulnerabilities when a scanner is installed."""
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.records import load_last_build
+    from dockroll.pipeline.scan import (
+        VerdictStatus,
+        record_scan,
+        scan_target,
+        target_from_build,
+        target_from_image,
+    )
+
     cli = state(ctx)
     config = _optional_config(cli, image)
     try:

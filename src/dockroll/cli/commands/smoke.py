@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from dockroll.cli.app import app, state
-from dockroll.engine.docker import DockerEngine
-from dockroll.pipeline.records import load_last_build
-from dockroll.pipeline.smoke import smoke_test
 
 
 @app.command("test")
@@ -27,6 +24,10 @@ def smoke_test_command(
     ] = None,
 ) -> None:
     """Smoke-test an image: start it, wait for health, check /version, remove it."""
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.pipeline.records import load_last_build
+    from dockroll.pipeline.smoke import smoke_test
+
     cli = state(ctx)
     config = cli.config
     if image is None:

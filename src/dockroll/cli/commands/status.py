@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,8 +11,9 @@ from rich.table import Table
 
 from dockroll.cli.app import app, state
 from dockroll.errors import DockrollError, EngineUnavailable, RouterError
-from dockroll.ledger import open_ledger
-from dockroll.pipeline.status import EnvironmentStatus, service_status
+
+if TYPE_CHECKING:
+    from dockroll.pipeline.status import EnvironmentStatus
 
 
 def _table(status: EnvironmentStatus) -> Table:
@@ -49,6 +50,9 @@ def status_command(
     config = cli.config
     for name in env or []:
         config.environment(name)
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.status import service_status
+
     with open_ledger() as ledger:
         statuses, notes = service_status(config, ledger, env or None)
     if cli.output.json_mode:
@@ -124,6 +128,8 @@ def audit_command(
     """Who did what, when, and how it ended; newest first."""
     cli = state(ctx)
     config = cli.config
+    from dockroll.ledger import open_ledger
+
     with open_ledger() as ledger:
         events = ledger.audit_events(
             service=config.service, env=env, action=action, actor=actor, limit=limit

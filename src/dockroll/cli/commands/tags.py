@@ -11,14 +11,6 @@ from rich.markup import escape
 
 from dockroll.cli.app import app, state
 from dockroll.errors import UsageError
-from dockroll.tags import (
-    ACTION_DEFAULT_RULES,
-    DEFAULT_RULES,
-    compute,
-    detect_context,
-    github_output_lines,
-    parse_images,
-)
 
 
 @app.command("tags")
@@ -67,6 +59,15 @@ def tags_command(
     ] = False,
 ) -> None:
     """Compute tags the way docker/metadata-action does, in any CI or on a laptop."""
+    from dockroll.tags import (
+        ACTION_DEFAULT_RULES,
+        DEFAULT_RULES,
+        compute,
+        detect_context,
+        github_output_lines,
+        parse_images,
+    )
+
     cli = state(ctx)
     config = cli.optional_config()
     image_lines = [item for item in images or [] if item.strip()]

@@ -1,0 +1,181 @@
+"""Start-up cost: `--help` and light commands must not load the library they do not use.
+
+Each check runs in a fresh interpreter (this one has imported everything
+already) and reads ``sys.modules`` after the command ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dockroll
+from dockroll import devenv
+from dockroll.cli.app import COMMAND_MODULES
+from dockroll.cli.commands.dev import DEFAULT_REGISTRY_PORT
+from dockroll.errors import EngineError
+
+SRC = Path(dockroll.__file__).resolve().parents[1]
+
+# What a command may load only when it runs and needs it.
+LIBRARY = (
+    "alembic",
+    "click",  # Typer brings its own copy; the real one costs a second import
+    "docker",
+    "httpx",
+    "requests",
+    "sqlalchemy",
+    "yaml",
+    "dockroll.analysis",
+    "dockroll.config",
+    "dockroll.devenv",
+    "dockroll.engine",
+    "dockroll.hooks",
+    "dockroll.ledger",
+    "dockroll.lock",
+    "dockroll.policy",
+    "dockroll.registry",
+    "dockroll.rollout",
+    "dockroll.router",
+    "dockroll.tags",
+)
+# dockroll.pipeline itself is an empty package; its stage names are all `--help` needs.
+PIPELINE_ALLOWED = {"dockroll.pipeline", "dockroll.pipeline.stages"}
+
+_PROBE = """
+import contextlib, io, json, sys
+from dockroll.cli.app import main
+codes = []
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    for argv in json.loads(sys.argv[1]):
+        codes.append(main(argv))
+print(json.dumps({"codes": codes, "modules": sorted(sys.modules)}))
+"""
+
+
+def _run(runs: list[list[str]], cwd: Path, **env: str) -> tuple[list[int], set[str]]:
+    environ = {**os.environ, "PYTHONPATH": str(SRC), **env}
+    environ.pop("DOCKROLL_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env=environ,
+        timeout=120,
+    )
+    result = json.loads(done.stdout)
+    return result["codes"], set(result["modules"])
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def _pipeline_modules(modules: set[str]) -> list[str]:
+    return sorted(set(_loaded(modules, ("dockroll.pipeline",))) - PIPELINE_ALLOWED)
+
+
+def test_help_loads_no_library_and_no_pydantic(tmp_path: Path) -> None:
+    codes, modules = _run([["--help"]], tmp_path)
+    assert codes == [0]
+    assert _loaded(modules, (*LIBRARY, "pydantic", "pydantic_core")) == []
+    assert _pipeline_modules(modules) == []
+
+
+def test_every_command_builds_its_help_without_the_library(tmp_path: Path) -> None:
+    # Typer itself coerces option values through pydantic, so pydantic may load here;
+    # dockroll's own models (dockroll.config) may not.
+    commands = sorted(COMMAND_MODULES)
+    groups = {"config": ("check", "schema"), "dev": ("up", "status", "down"), "lock": ("acquire",)}
+    runs = [[name, "--help"] for name in commands]
+    runs += [[group, sub, "--help"] for group, subs in groups.items() for sub in subs]
+    codes, modules = _run(runs, tmp_path)
+    assert codes == [0] * len(runs)
+    assert _loaded(modules, LIBRARY) == []
+    assert _pipeline_modules(modules) == []
+
+
+def test_a_usage_error_is_reported_without_loading_the_library(tmp_path: Path) -> None:
+    codes, modules = _run([["status", "--no-such-option"], ["no-such-command"]], tmp_path)
+    assert codes == [2, 2]
+    assert _loaded(modules, LIBRARY) == []
+
+
+@pytest.mark.parametrize("argv", [["config", "check"], ["tags"]])
+def test_commands_that_need_no_engine_load_neither_ledger_nor_docker(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    codes, modules = _run([argv], tmp_path, DOCKROLL_STATE_DIR=str(tmp_path / "state"))
+    assert codes == [0]
+    heavy = ("sqlalchemy", "docker", "requests", "dockroll.ledger", "dockroll.engine")
+    assert _loaded(modules, heavy) == []
+
+
+def test_dev_commands_default_to_the_registry_port_dev_up_uses() -> None:
+    assert DEFAULT_REGISTRY_PORT == devenv.DEFAULT_PORT
+
+
+def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
+    tmp_path: Path,
+) -> None:
+    # The engine is unreachable on purpose: status reports that (exit 0), or fails
+    # with the engine's exit code; either way it got as far as asking the engine.
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    codes, modules = _run(
+        [["status", "--env", "dev"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(tmp_path / "state"),
+        DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert codes[0] in (0, EngineError.exit_code)
+    assert "dockroll.engine.docker" in modules
+    avoidable = (
+        "httpx",
+        "dockroll.registry",
+        "dockroll.rollout.executor",
+        "dockroll.analysis.providers",
+        "dockroll.pipeline.deploy",
+    )
+    assert _loaded(modules, avoidable) == []
+
+
+def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used() -> None:
+    # An instant rollback needs neither: no tags to move, no analysis to run.
+    code = (
+        "import json, sys\n"
+        "import dockroll.pipeline.deploy, dockroll.pipeline.status, dockroll.rollout.executor\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        timeout=120,
+    )
+    modules = set(json.loads(done.stdout))
+    avoidable = (
+        "httpx",
+        "dockroll.registry",
+        "dockroll.pipeline.mirror",
+        "dockroll.pipeline.promote",
+        "dockroll.analysis.providers",
+        "dockroll.analysis.run",
+    )
+    assert _loaded(modules, avoidable) == []
