@@ -35,6 +35,7 @@ from dockroll.events import ProgressCallback
 from dockroll.refs import Digest
 from dockroll.router.port import (
     BackendServer,
+    RequestLog,
     RouterInfo,
     RouterStats,
     ServerHealth,
@@ -184,7 +185,14 @@ class FakeEngine:
         found = self._containers.get(container_id) or self.by_name(container_id)
         return replace(found) if found is not None else None
 
-    def logs(self, container_id: str, tail: int = 50) -> str:
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
         return "fake log line"
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
@@ -373,6 +381,9 @@ class FakeRouter:
         self.faults.changed("router.remove_server")
 
     def stats(self) -> RouterStats:
+        raise NotImplementedError
+
+    def request_log(self, after: int | None) -> RequestLog:
         raise NotImplementedError
 
     def remove(self) -> None:
