@@ -110,6 +110,8 @@ _POLL = 0.1
 _LOG_CONFIG = {"type": "json-file", "config": {"max-size": "20m", "max-file": "3"}}
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LOG_TAIL = 4096
+_LOG_TAIL_MAX = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,7 @@ class HaproxyRouter:
                 hint="set the router's metrics_port explicitly",
             )
         self.metrics_port = metrics
+        self._log_tail = _LOG_TAIL
 
     @classmethod
     def for_environment(
@@ -464,13 +467,22 @@ class HaproxyRouter:
                 now = self._engine.now()
                 return RequestLog((), cursor=(now - _EPOCH) // timedelta(microseconds=1) * 1000)
             since = datetime.fromtimestamp(after // _NS, UTC)
-            text = self._engine.logs(self.container_name, tail=None, since=since, timestamps=True)
+            while True:
+                # The engine reads a tail from the end of the file, but would decode the
+                # whole log to apply `since` alone: ask for a tail and grow it if it was full.
+                text = self._engine.logs(
+                    self.container_name, tail=self._log_tail, since=since, timestamps=True
+                )
+                lines = text.splitlines()
+                if len(lines) < self._log_tail or self._log_tail >= _LOG_TAIL_MAX:
+                    break
+                self._log_tail *= 4
         except DockrollError as exc:
             raise RouterError(
                 f"router of {self.owner}: cannot read its request log: {exc.message}",
                 hint=f"`docker logs {self.container_name}` shows whether the engine keeps it",
             ) from None
-        return parse_request_log(text.splitlines(), after=after, backend=BACKEND)
+        return parse_request_log(lines, after=after, backend=BACKEND)
 
     def _server(self, name: str) -> BackendServer:
         for server in self.servers():

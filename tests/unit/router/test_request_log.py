@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dockroll.router import HaproxySettings
+from dockroll.router import HaproxyRouter, HaproxySettings
 from dockroll.router.haproxy import render_config
 from dockroll.router.port import RequestTiming
 from dockroll.router.request_log import LOG_FORMAT, parse_request_log, timestamp_ns
@@ -76,3 +76,52 @@ def test_a_restarted_router_continues_by_time() -> None:
     second = parse_request_log([old, restart, new], after=first.cursor, backend="app")
     assert [r.response_ms for r in second.requests] == [5.0]
     assert second.skipped == 1
+
+
+class _LogEngine:
+    """The engine calls the router's request log makes: a clock and a log of ``count`` lines."""
+
+    endpoint = "unix:///var/run/docker.sock"
+
+    def __init__(self, count: int) -> None:
+        self.lines = [
+            f"2026-12-03T07:52:07.{index + 1:09d}Z dockroll-request app web-a 200 {index} 1"
+            for index in range(count)
+        ]
+        self.tails: list[int | None] = []
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 3, 7, 52, 7, 250000, tzinfo=UTC)
+
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        assert container_id == "dockroll-router-web-prod"
+        assert timestamps
+        assert since == datetime(2026, 12, 3, 7, 52, 7, tzinfo=UTC)  # whole seconds
+        self.tails.append(tail)
+        return "\n".join(self.lines if tail is None else self.lines[-tail:]) + "\n"
+
+
+def test_the_router_reads_a_growing_tail_of_its_log() -> None:
+    engine = _LogEngine(10_000)
+    router = HaproxyRouter(
+        engine,  # type: ignore[arg-type]  # only now() and logs() are used
+        service="web",
+        environment="prod",
+        port=8080,
+    )
+    start = router.request_log(None)
+    assert start.cursor == T0 + 250_000_000
+    assert start.requests == ()
+    log = router.request_log(T0)
+    assert engine.tails == [4096, 16384]  # the first tail was full: read a longer one
+    assert len(log.requests) == 10_000
+    assert log.cursor == T0 + 10_000
+    assert router.request_log(T0 + 9_990).requests[0].response_ms == 9990
+    assert engine.tails[-1] == 16384
