@@ -30,7 +30,9 @@ The configuration's fingerprint (config text, published ports, image, log
 settings) is a label of the container, so a router started by an older
 dockroll, whose config differs (e.g. one without the request log), is replaced
 by the first ``ensure`` after the upgrade, with its servers restored: the
-environment's port refuses connections for the second or so that takes.
+environment's port refuses connections for the second or so that takes, and
+``ensure`` returns once the restored servers with weight passed their first
+check (or the start timeout ran out).
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
@@ -333,6 +335,8 @@ class HaproxyRouter:
             created = True
         self._wait_for_api(attrs)
         restored = self._restore(servers)
+        if created and restored:
+            self._wait_restored([s for s in servers if s.name in restored])
         return RouterInfo(
             environment=self.environment,
             container=self.container_name,
@@ -503,6 +507,21 @@ class HaproxyRouter:
             )
             restored.append(spec.name)
         return tuple(restored)
+
+    def _wait_restored(self, specs: Sequence[ServerSpec]) -> None:
+        """Give restored servers their first check, so a recreated router serves on return.
+
+        A server added back starts down; a caller resuming a rollout would take
+        that for a failed health check. One that stays down past the start
+        timeout is left for the caller's own checks to judge.
+        """
+        waiting = {s.name for s in specs if s.check and s.weight > 0}
+        deadline = time.monotonic() + self.settings.start_timeout
+        while waiting and time.monotonic() < deadline:
+            up = {s.name for s in self.servers() if s.health is not ServerHealth.DOWN}
+            waiting -= up
+            if waiting:
+                time.sleep(_POLL)
 
     # -- container ---------------------------------------------------------------
 
