@@ -103,20 +103,18 @@ def interval_sample(
     Requests and errors come from the counters; latency from ``requests``, the
     request log's lines of the same interval (none: no latency this interval).
     """
-    answered_total = errors = 0
+    answered = errors = 0
     for name in servers:
         now = current.server(name)
         if now is None:
             continue
         delta = _server_delta(previous.server(name), now)
         failed = delta["http_5xx"] + delta["connection_errors"] + delta["response_errors"]
-        answered_total += max(delta["total_requests"], failed)
+        answered += max(delta["total_requests"], failed)
         errors += failed
     latencies = group_latencies(requests, servers)
     latency = statistics.fmean(latencies) if latencies else None
-    return GroupSample(
-        requests=answered_total, errors=errors, latency_ms=latency, latencies_ms=latencies
-    )
+    return GroupSample(requests=answered, errors=errors, latency_ms=latency, latencies_ms=latencies)
 
 
 class RouterProvider:
