@@ -30,11 +30,14 @@ computed on a bootstrap resample of the canary's recorded requests (as many as
 the canary's recorded share of --rate gives in a minute), because dockroll
 stopped the canary after seconds and the threshold judge needs minutes.
 
-False rollbacks: the healthy release is held as a canary at 10 % behind the
-real router, and ``--healthy-runs`` fresh analyses (default settings) each
-judge it for ``--healthy-window`` seconds of live traffic, one after another.
+False rollbacks: ``--healthy-runs`` real canary deploys of the healthy release
+over the baseline, each with fresh (cold) replicas and the environment's
+analysis, the baseline put back by a rolling deploy and warmed up for
+``--warm-up`` seconds between runs. Reported with the 95 % upper bound of the
+false-rollback rate (Clopper-Pearson; 0/20 gives 14 %).
 
-    .venv/bin/python bench/canary/run.py [--rate 250] [--healthy-runs 20] [--healthy-window 15]
+    .venv/bin/python bench/canary/run.py [--rate 250] [--healthy-runs 20] [--warm-up 5]
+                                         [--only-healthy]
 
 Exits non-zero when a target is missed. Removes everything it started.
 """
@@ -300,6 +303,9 @@ class Timeline:
     def first(self, fragment: str) -> float | None:
         return next((at for at, message in self.said if fragment in message), None)
 
+    def message(self, fragment: str) -> str | None:
+        return next((message for _, message in self.said if fragment in message), None)
+
 
 @dataclass
 class Row:
@@ -314,12 +320,43 @@ class Row:
 
 
 @dataclass
+class HealthyRuns:
+    runs: int
+    false_rollbacks: int = 0
+    promoted: list[float] = field(default_factory=list)
+    """Seconds from the canary's first weight to the end of its promotion, per promoted run."""
+    threshold_false: int = 0
+    canary_requests: int = 0
+
+
+def upper_bound(failures: int, runs: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper bound of a rate seen ``failures`` times in ``runs``.
+
+    For no failure it is ``1 - (1 - confidence) ** (1 / runs)`` (the "rule of three",
+    about 3 / runs).
+    """
+    if runs <= 0:
+        return 1.0
+    if failures >= runs:
+        return 1.0
+
+    def at_most(p: float) -> float:
+        return sum(math.comb(runs, k) * p**k * (1 - p) ** (runs - k) for k in range(failures + 1))
+
+    low, high = failures / runs, 1.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if at_most(middle) > 1 - confidence else (low, middle)
+    return high
+
+
+@dataclass
 class Bench:
     rate: float
     healthy_runs: int
-    healthy_window: float
     registry: str
     seed: int
+    warm_up: float = 5.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dockroll-cb-")))
     port: int = 0
@@ -480,56 +517,46 @@ class Bench:
             threshold,
         )  # fmt: skip
 
-    def healthy_runs_on_the_router(self) -> tuple[int, list[float], int]:
-        """False rollbacks among fresh analyses of a healthy canary held at 10 %."""
-        from dockroll.analysis import BASELINE as BASE_GROUP  # noqa: PLC0415
-        from dockroll.analysis import CANARY, Action, Analysis, providers_for  # noqa: PLC0415
-        from dockroll.ledger import open_ledger  # noqa: PLC0415
-        from dockroll.pipeline.deploy import open_environment  # noqa: PLC0415
+    def cold_healthy_runs(self) -> HealthyRuns:
+        """False rollbacks among real canary deploys of the healthy release, each one cold.
 
-        print(f"{self.healthy_runs} healthy runs of {self.healthy_window:g}s …", file=sys.stderr)
-        if self.serving() != {BASELINE}:
-            self.deploy(BASELINE, strategy=_strategy("rolling"))
-        config = self._config()
-        settings = config.environments[ENV].analysis
-        with open_ledger() as ledger:
-            router = open_environment(config, ENV, ledger).router
-        stable = tuple(s.name for s in router.servers())
-        canary_settings = config.environments[ENV].canary.model_copy(update={"pause": None})
-        held = self.deploy(HEALTHY, canary=canary_settings)
-        if held != "paused":
-            raise SystemExit(f"the healthy canary was not held at 10% ({held})")
-        canary = tuple(s.name for s in router.servers() if s.name not in stable)
-        false_rollbacks, accepted, threshold_false = 0, [], 0
-        with Load(
-            self.port, self.rate, max_seconds=self.healthy_runs * self.healthy_window + 60
-        ) as load:
-            time.sleep(2)
+        Every run deploys the healthy release over the baseline as the executor
+        does (fresh replicas, steps 10/50/100 %, the environment's analysis), then
+        puts the baseline back with a rolling deploy (fresh replicas again) and
+        lets it warm up before the next run.
+        """
+        print(f"{self.healthy_runs} cold healthy canary deploys …", file=sys.stderr)
+        result = HealthyRuns(self.healthy_runs)
+        with Load(self.port, self.rate, max_seconds=self.healthy_runs * 180 + 60) as load:
             for index in range(self.healthy_runs):
-                providers = providers_for(settings, router)
-                analysis = Analysis(settings, providers, {CANARY: canary, BASE_GROUP: stable})
-                start = time.monotonic()
-                passed_at = None
-                try:
-                    while time.monotonic() - start < self.healthy_window:
-                        decision = analysis.tick(time.monotonic())
-                        if decision.action is Action.FAIL:
-                            false_rollbacks += 1
-                            print(f"  run {index}: FAIL {decision.reason}", file=sys.stderr)
-                            break
-                        if decision.action is Action.PASS and passed_at is None:
-                            passed_at = time.monotonic() - start
-                        time.sleep(1.0)
-                finally:
-                    providers.close()
-                if passed_at is not None:
-                    accepted.append(passed_at)
-                window = [s for s in load.between(start, time.monotonic()) if s.version == HEALTHY]
+                if not self._only_baseline_answers(load):
+                    reset = self.deploy(BASELINE, strategy=_strategy("rolling"))
+                    if reset not in ("succeeded", "unchanged"):
+                        raise SystemExit(f"could not put {BASELINE} back ({reset})")
+                time.sleep(self.warm_up)  # the stable release has served a while
+                timeline = Timeline()
+                decision = self.deploy(HEALTHY, timeline)
+                end = time.monotonic()
+                traffic = timeline.first("% to the new release")
+                window = [s for s in load.between(traffic or end, end) if s.version == HEALTHY]
                 errors = sum(s.status != 200 for s in window)
                 if window and 1 - errors / len(window) < FLAGGER_MIN_SUCCESS:
-                    threshold_false += 1
-        self.abort()
-        return false_rollbacks, accepted, threshold_false
+                    result.threshold_false += 1
+                if decision == "rolled_back":
+                    result.false_rollbacks += 1
+                    reason = timeline.message("analysis failed") or timeline.message("failed")
+                    print(f"  run {index}: rolled back: {reason}", file=sys.stderr)
+                elif decision == "succeeded" and traffic is not None:
+                    result.promoted.append(end - traffic)
+                    print(f"  run {index}: promoted after {end - traffic:.1f}s", file=sys.stderr)
+                else:
+                    raise SystemExit(f"run {index}: the healthy canary ended {decision}")
+                result.canary_requests += len(window)
+        return result
+
+    def _only_baseline_answers(self, load: Load) -> bool:
+        now = time.monotonic()
+        return {s.version for s in load.between(now - 1.0, now) if s.version} == {BASELINE}
 
     def abort(self) -> None:
         from dockroll.ledger import open_ledger  # noqa: PLC0415
@@ -578,7 +605,7 @@ def _fmt(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds:.1f}s"
 
 
-def print_table(rows: Sequence[Row], healthy: tuple[int, list[float], int], args: Any) -> list[str]:
+def print_table(rows: Sequence[Row], healthy: HealthyRuns, args: Any) -> list[str]:
     misses: list[str] = []
     header = (
         f"{'scenario':<17} | {'dockroll':<11} {'decided':>8} {'failed':>7} {'exposure':>9}"
@@ -607,13 +634,14 @@ def print_table(rows: Sequence[Row], healthy: tuple[int, list[float], int], args
             misses.append(f"{row.scenario}: not rolled back within {limit:g}s")
         if row.exposure > TARGETS["exposure"]:
             misses.append(f"{row.scenario}: exposure {row.exposure:.2f} > {TARGETS['exposure']}")
-    false_rollbacks, accepted, threshold_false = healthy
-    median = f"{statistics.median(accepted):.1f}s" if accepted else "never"
+    runs, false_rollbacks = healthy.runs, healthy.false_rollbacks
+    median = f"{statistics.median(healthy.promoted):.1f}s" if healthy.promoted else "never"
     print(
-        f"{'healthy runs':<17} | {false_rollbacks}/{args.healthy_runs} false rollbacks "
-        f"({args.healthy_window:g}s each, live router; accepted in {len(accepted)},"
-        f" median {median})"
-        f" | {threshold_false}/{args.healthy_runs} failed checks"
+        f"{'cold healthy runs':<17} | {false_rollbacks}/{runs} false rollbacks "
+        f"(95 % upper bound {upper_bound(false_rollbacks, runs):.0%}; fresh canary deploys, "
+        f"promoted in {len(healthy.promoted)}, median {median}, "
+        f"{healthy.canary_requests} canary requests)"
+        f" | {healthy.threshold_false}/{runs} failed checks"
     )
     print(
         "decided: from the canary's first weight to the rollback decision (promotion: to the"
@@ -621,7 +649,7 @@ def print_table(rows: Sequence[Row], healthy: tuple[int, list[float], int], args
         " from the canary x seconds."
     )
     if false_rollbacks:
-        misses.append(f"{false_rollbacks} false rollbacks in {args.healthy_runs} healthy runs")
+        misses.append(f"{false_rollbacks} false rollbacks in {runs} cold healthy runs")
     return misses
 
 
@@ -629,20 +657,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=250.0)
     parser.add_argument("--healthy-runs", type=int, default=20)
-    parser.add_argument("--healthy-window", type=float, default=15.0)
+    parser.add_argument(
+        "--warm-up",
+        type=float,
+        default=5.0,
+        help="seconds the baseline serves before each healthy canary deploy",
+    )
+    parser.add_argument(
+        "--only-healthy", action="store_true", help="skip the bad-release scenarios"
+    )
     parser.add_argument("--registry", default=os.environ.get("DOCKROLL_REGISTRY", "127.0.0.1:5000"))
     parser.add_argument("--seed", type=int, default=7, help="for the threshold judge's resampling")
     args = parser.parse_args()
     if args.registry.rpartition(":")[0] not in ("127.0.0.1", "localhost"):
         parser.error("--registry must be on 127.0.0.1: the benchmark talks to it only")
-    if args.rate <= 0 or args.healthy_runs < 1 or args.healthy_window <= 0:
-        parser.error("--rate and --healthy-window must be > 0, --healthy-runs at least 1")
+    if args.rate <= 0 or args.healthy_runs < 1 or args.warm_up < 0:
+        parser.error("--rate must be > 0, --healthy-runs at least 1, --warm-up not negative")
     try:
         ensure_commands(TOOLS, progress=say)
     except DevEnvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    bench = Bench(args.rate, args.healthy_runs, args.healthy_window, args.registry, args.seed)
+    bench = Bench(args.rate, args.healthy_runs, args.registry, args.seed, warm_up=args.warm_up)
     rng = random.Random(args.seed)
     try:
         bench.prepare()
@@ -654,8 +690,9 @@ def main() -> int:
             raise SystemExit(
                 f"the router on 127.0.0.1:{bench.port} does not answer with {BASELINE}"
             )
-        rows = [bench.scenario(name, version, kind, rng) for name, version, kind in SCENARIOS]
-        healthy = bench.healthy_runs_on_the_router()
+        chosen = [s for s in SCENARIOS if not args.only_healthy or s[2] == "healthy"]
+        rows = [bench.scenario(name, version, kind, rng) for name, version, kind in chosen]
+        healthy = bench.cold_healthy_runs()
     finally:
         with contextlib.suppress(Exception):
             bench.cleanup()

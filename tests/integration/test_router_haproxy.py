@@ -335,6 +335,34 @@ def test_router_recreated_after_removal_restores_servers(
     assert 'haproxy_backend_http_responses_total{proxy="app",code="2xx"}' in metrics.text
 
 
+def test_a_router_with_an_outdated_config_is_replaced_and_serves_on_return(both: Env) -> None:
+    """What an upgrade of dockroll does to a running router whose config it renders otherwise."""
+    old = HaproxyRouter(
+        both.router._engine,
+        service=both.router.service,
+        environment=both.router.environment,
+        port=both.router.port,
+        settings=HaproxySettings(metrics_port=both.router.metrics_port, retries=1),
+        state_root=both.router.directory.parents[1],
+    )
+    old.ensure([both.spec("web-a", 50), both.spec("web-b", 50)])
+    assert "retries 1" in (old.directory / "conf" / "haproxy.cfg").read_text()
+
+    info = both.router.ensure([both.spec("web-a", 50), both.spec("web-b", 50)])
+
+    assert info.created
+    assert info.restored == ("web-a", "web-b")
+    config = (both.router.directory / "conf" / "haproxy.cfg").read_text()
+    assert "retries 3" in config
+    assert "log-format" in config
+    # No wait here: ensure returned with the restored servers checked and serving.
+    assert {s.name: s.health for s in both.router.servers()} == {
+        "web-a": ServerHealth.UP,
+        "web-b": ServerHealth.UP,
+    }
+    assert _spread(both.url, 20) == {"web-a": 10, "web-b": 10}
+
+
 def test_ensure_leaves_a_running_router_and_its_servers_alone(both: Env) -> None:
     router = both.router
     router.set_weights({"web-a": 7, "web-b": 0})

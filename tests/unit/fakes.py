@@ -182,9 +182,16 @@ class FakeEngine:
             ports=ports,
         )
 
-    def logs(self, container_id: str, tail: int = 50) -> str:
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
         lines = self.container_logs.splitlines()
-        return "\n".join(lines[-tail:])
+        return "\n".join(lines if tail is None else lines[-tail:])
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
         self.removed.append((container_id, grace))

@@ -20,10 +20,11 @@ or post-rollout watch window and ticks it every ``settings.interval`` seconds::
 
 Checks (each yields a :class:`Verdict` per tick; docs/analysis.md explains them):
 
-- built-in, from the router's counters (or Prometheus): ``success-rate`` and
-  ``latency`` (absolute thresholds), ``baseline-errors`` and ``baseline-latency``
-  (canary vs the stable servers in the same interval), ``sequential-errors``
-  (Wald's SPRT) and ``sequential-latency`` (Mann-Whitney U);
+- built-in, from the router's counters and request log (or Prometheus):
+  ``success-rate`` and ``latency`` (absolute thresholds), ``baseline-errors``
+  and ``baseline-latency`` (canary vs the stable servers in the same interval),
+  ``sequential-errors`` (Wald's SPRT) and ``sequential-latency`` (a rank test
+  of each request, canary vs baseline within each interval);
 - custom ``checks``: a Prometheus query or a JSON value with success/failure
   conditions, failure/inconclusive/consecutive-error limits (Argo Rollouts' rules).
 

@@ -10,7 +10,8 @@
 - :class:`ErrorSPRT`: Wald's sequential probability ratio test on error counts,
   accumulated over intervals. Stops a broken canary after a handful of requests
   and accepts a healthy one as soon as the evidence allows.
-- :class:`LatencyRankTest`: one-sided Mann-Whitney U test on per-interval latency.
+- :class:`LatencyRankTest`: one-sided rank test on per-request latency, canary against
+  baseline within each interval (van Elteren's stratified Mann-Whitney).
 - :class:`Tally`: turns measurements into a check's state under failure,
   inconclusive and consecutive-error limits and a no-data policy (Argo Rollouts'
   rules); :func:`measure_condition` evaluates a custom check's conditions.
@@ -33,6 +34,7 @@ __all__ = [
     "GroupSample",
     "LatencyRankTest",
     "Outcome",
+    "RankStratum",
     "Tally",
     "Verdict",
     "binomial_tail",
@@ -43,6 +45,7 @@ __all__ = [
     "judge_success_rate",
     "mann_whitney_greater",
     "measure_condition",
+    "stratified_rank_greater",
 ]
 
 _NORMAL = statistics.NormalDist()
@@ -75,7 +78,10 @@ class GroupSample:
     errors: float
     """5xx answers plus connection and response errors."""
     latency_ms: float | None = None
-    """Average (router) or p99 (Prometheus) latency; None without requests."""
+    """Average of the interval's requests (router) or p99 (Prometheus); None without any."""
+    latencies_ms: tuple[float, ...] = ()
+    """Each request's latency in the interval (router request log); empty when the
+    provider only has an aggregate."""
 
     @property
     def error_rate(self) -> float:
@@ -389,47 +395,101 @@ class ErrorSPRT:
         return Verdict(Outcome.INCONCLUSIVE, self.check, f"{seen}: undecided (SPRT)", numbers)
 
 
-def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """One-sided Mann-Whitney U test that ``x`` tends to be larger than ``y``.
-
-    Normal approximation with tie correction and continuity correction; returns
-    ``(U of x, p-value)``. A p-value of 1 when every value is tied.
-    """
-    n_x, n_y = len(x), len(y)
-    if n_x == 0 or n_y == 0:
-        return 0.0, 1.0
+def _ranks(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """(rank sum of ``x`` in the pooled sample, sum of t³ - t over tie groups)."""
     pooled = sorted([(value, 0) for value in x] + [(value, 1) for value in y])
-    ranks = [0.0] * len(pooled)
-    ties = 0.0
+    rank_sum = ties = 0.0
     start = 0
     while start < len(pooled):
         end = start
         while end + 1 < len(pooled) and pooled[end + 1][0] == pooled[start][0]:
             end += 1
         rank = (start + end) / 2 + 1
-        for index in range(start, end + 1):
-            ranks[index] = rank
+        rank_sum += rank * sum(1 for index in range(start, end + 1) if pooled[index][1] == 0)
         count = end - start + 1
         ties += count**3 - count
         start = end + 1
-    rank_sum = sum(rank for rank, (_, group) in zip(ranks, pooled, strict=True) if group == 0)
-    u = rank_sum - n_x * (n_x + 1) / 2
-    n = n_x + n_y
-    variance = n_x * n_y / 12 * ((n + 1) - ties / (n * (n - 1)))
+    return rank_sum, ties
+
+
+@dataclass(frozen=True)
+class RankStratum:
+    """One interval's Mann-Whitney statistic of canary against baseline latencies."""
+
+    u: float
+    mean: float
+    variance: float
+    size: int
+    """Canary and baseline requests together."""
+
+    @classmethod
+    def of(cls, x: Sequence[float], y: Sequence[float]) -> RankStratum:
+        n_x, n_y = len(x), len(y)
+        if n_x == 0 or n_y == 0:
+            return cls(0.0, 0.0, 0.0, n_x + n_y)
+        rank_sum, ties = _ranks(x, y)
+        n = n_x + n_y
+        variance = n_x * n_y / 12 * ((n + 1) - (ties / (n * (n - 1)) if n > 1 else 0.0))
+        return cls(rank_sum - n_x * (n_x + 1) / 2, n_x * n_y / 2, max(0.0, variance), n)
+
+
+def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """One-sided Mann-Whitney U test that ``x`` tends to be larger than ``y``.
+
+    Normal approximation with tie correction and continuity correction; returns
+    ``(U of x, p-value)``. A p-value of 1 when every value is tied.
+    """
+    stratum = RankStratum.of(x, y)
+    if stratum.variance <= 0:
+        return stratum.u, 1.0
+    z = (stratum.u - stratum.mean - 0.5) / math.sqrt(stratum.variance)
+    return stratum.u, 1 - _NORMAL.cdf(z)
+
+
+def stratified_rank_greater(strata: Sequence[RankStratum]) -> tuple[float, float]:
+    """Van Elteren's stratified rank test that the canary is slower, over ``strata``.
+
+    Each stratum (an interval) compares the canary's requests with the baseline's
+    of the same interval only, so a slowdown both share (a busy host, a restarted
+    router) does not count against the canary. Each U is weighted by
+    ``1 / (size + 1)``; returns ``(z, one-sided p-value)``, a p-value of 1 when
+    no stratum has both groups or every value is tied.
+    """
+    total = expected = variance = 0.0
+    for stratum in strata:
+        if stratum.variance <= 0:
+            continue
+        weight = 1 / (stratum.size + 1)
+        total += weight * stratum.u
+        expected += weight * stratum.mean
+        variance += weight * weight * stratum.variance
     if variance <= 0:
-        return u, 1.0
-    z = (u - n_x * n_y / 2 - 0.5) / math.sqrt(variance)
-    return u, 1 - _NORMAL.cdf(z)
+        return 0.0, 1.0
+    z = (total - expected) / math.sqrt(variance)
+    return z, 1 - _NORMAL.cdf(z)
+
+
+def _largest_z(strata: Sequence[RankStratum]) -> float:
+    """The z :func:`stratified_rank_greater` would give if the canary lost every comparison."""
+    return stratified_rank_greater(
+        [RankStratum(2 * s.mean, s.mean, 2 * s.mean * (s.size + 1) / 12, s.size) for s in strata]
+    )[0]
 
 
 class LatencyRankTest:
-    """Is the canary's latency shifted up against the baseline's? (Mann-Whitney U)
+    """Is the canary's latency shifted up against the baseline's? (stratified rank test)
 
-    One sample per group and interval, the latest ``window`` of them. FAIL needs
-    significance at ``confidence`` *and* a practical difference: the canary's
-    median above ``max_ratio`` times and ``min_delta_ms`` more than the
-    baseline's. PASS once both groups have ``min_samples`` and no such shift
-    shows. A failure is final.
+    Fed one interval at a time with each group's per-request latencies of that
+    interval (or one aggregate value per group when the provider has no more),
+    it keeps the latest ``window`` intervals in which both groups had requests
+    and compares canary with baseline within each interval (van Elteren's test,
+    :func:`stratified_rank_greater`): requests are close to independent, unlike
+    moving averages, and a slowdown of the whole host cancels out. FAIL needs
+    significance at ``(1 - confidence)²`` (it looks again every interval) *and*
+    a practical difference: the canary's
+    median over the window above ``max_ratio`` times and ``min_delta_ms`` more
+    than the baseline's. PASS once ``min_samples`` intervals compared and no
+    such shift shows. A failure is final.
     """
 
     check = "sequential-latency"
@@ -443,39 +503,68 @@ class LatencyRankTest:
         max_ratio: float,
         min_delta_ms: float,
     ) -> None:
-        self.alpha = 1 - confidence
+        # It looks again every interval at an overlapping window: each look is tested at
+        # the square of the error rate, as the per-interval judges are.
+        self.alpha = (1 - confidence) ** 2
         self.min_samples = min_samples
         self.max_ratio = max_ratio
         self.min_delta_ms = min_delta_ms
-        self.canary: deque[float] = deque(maxlen=window)
-        self.baseline: deque[float] = deque(maxlen=window)
+        self.intervals: deque[tuple[RankStratum, tuple[float, ...], tuple[float, ...]]] = deque(
+            maxlen=window
+        )
         self.failed: Verdict | None = None
 
-    def update(self, canary_ms: float | None, baseline_ms: float | None) -> Verdict:
+    @staticmethod
+    def _finite(values: Sequence[float] | float | None) -> tuple[float, ...]:
+        if values is None:
+            return ()
+        if isinstance(values, int | float):
+            values = (values,)
+        return tuple(float(v) for v in values if math.isfinite(v))
+
+    def update(
+        self, canary_ms: Sequence[float] | float | None, baseline_ms: Sequence[float] | float | None
+    ) -> Verdict:
+        """Add one interval: each group's request latencies (or one value, or None)."""
         if self.failed is not None:
             return self.failed
-        fresh = False
-        for value, samples in ((canary_ms, self.canary), (baseline_ms, self.baseline)):
-            if value is not None and math.isfinite(value):
-                samples.append(value)
-                fresh = True
-        counts = {"canary_samples": float(len(self.canary)), "baseline_samples": len(self.baseline)}
-        if not fresh:
+        canary, baseline = self._finite(canary_ms), self._finite(baseline_ms)
+        if canary and baseline:
+            self.intervals.append((RankStratum.of(canary, baseline), canary, baseline))
+        canary_requests = sum(len(c) for _, c, _ in self.intervals)
+        baseline_requests = sum(len(b) for _, _, b in self.intervals)
+        counts = {
+            "intervals": float(len(self.intervals)),
+            "canary_samples": float(canary_requests),
+            "baseline_samples": float(baseline_requests),
+        }
+        if not canary and not baseline:
             return Verdict(Outcome.NO_DATA, self.check, "no latency this interval", counts)
-        if min(len(self.canary), len(self.baseline)) < self.min_samples:
+        if len(self.intervals) < self.min_samples:
             return Verdict(
                 Outcome.INCONCLUSIVE,
                 self.check,
-                f"{len(self.canary)} canary and {len(self.baseline)} baseline intervals, "
-                f"need {self.min_samples} each",
+                f"{len(self.intervals)} intervals with latency of both groups, "
+                f"need {self.min_samples}",
                 counts,
             )
-        u, p_value = mann_whitney_greater(list(self.canary), list(self.baseline))
-        canary_median = statistics.median(self.canary)
-        baseline_median = statistics.median(self.baseline)
+        strata = [stratum for stratum, _, _ in self.intervals]
+        z, p_value = stratified_rank_greater(strata)
+        if _NORMAL.cdf(_largest_z(strata)) < 1 - self.alpha:
+            # Too few requests for any ordering to be significant: accepting now would
+            # accept even a canary slower in every single comparison.
+            return Verdict(
+                Outcome.INCONCLUSIVE,
+                self.check,
+                f"{canary_requests} canary and {baseline_requests} baseline latencies "
+                f"in {len(self.intervals)} intervals cannot show a shift yet",
+                counts,
+            )
+        canary_median = statistics.median(v for _, c, _ in self.intervals for v in c)
+        baseline_median = statistics.median(v for _, _, b in self.intervals for v in b)
         numbers = {
             **counts,
-            "u": u,
+            "z": z,
             "p_value": p_value,
             "median_ms": canary_median,
             "baseline_median_ms": baseline_median,
@@ -486,14 +575,16 @@ class LatencyRankTest:
                 Outcome.FAIL,
                 self.check,
                 f"canary latency median {canary_median:.0f} ms vs baseline "
-                f"{baseline_median:.0f} ms (limit {limit:.0f} ms, Mann-Whitney p={p_value:.2g})",
+                f"{baseline_median:.0f} ms over {len(self.intervals)} intervals "
+                f"(limit {limit:.0f} ms, stratified rank test p={p_value:.2g})",
                 numbers,
             )
             return self.failed
         return Verdict(
             Outcome.PASS,
             self.check,
-            f"canary latency median {canary_median:.0f} ms vs baseline {baseline_median:.0f} ms",
+            f"canary latency median {canary_median:.0f} ms vs baseline {baseline_median:.0f} ms "
+            f"over {len(self.intervals)} intervals",
             numbers,
         )
 

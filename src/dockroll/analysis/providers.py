@@ -3,7 +3,8 @@
 - :class:`RouterProvider` turns the router's ever-growing counters into
   per-interval :class:`~dockroll.analysis.judges.GroupSample` values per group
   of servers, by diffing consecutive snapshots (a counter that went down means
-  the router restarted: its current value is what happened since).
+  the router restarted: its current value is what happened since), and reads
+  each request's latency of the interval from the router's request log.
 - :class:`PrometheusProvider` runs instant queries; :class:`PrometheusTraffic`
   gives the same per-group samples from query templates.
 - :class:`HttpProvider` reads one value out of a JSON document.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,7 +32,7 @@ from dockroll.errors import AnalysisError, RouterError
 if TYPE_CHECKING:
     # Only for annotations: importing dockroll.router at run time would import
     # dockroll.config, which imports these settings (a cycle).
-    from dockroll.router.port import BackendServer, Router, RouterStats
+    from dockroll.router.port import BackendServer, RequestTiming, Router, RouterStats
 
 __all__ = [
     "BASELINE",
@@ -42,6 +44,7 @@ __all__ = [
     "Reading",
     "RouterProvider",
     "TrafficSource",
+    "group_latencies",
     "interval_sample",
 ]
 
@@ -83,47 +86,69 @@ def _server_delta(previous: BackendServer | None, current: BackendServer) -> dic
     return {name: now[name] - before[name] for name in _COUNTERS}
 
 
+def group_latencies(requests: Sequence[RequestTiming], servers: Sequence[str]) -> tuple[float, ...]:
+    """The response times (ms) of the requests ``servers`` answered; those without one left out."""
+    names = set(servers)
+    return tuple(r.response_ms for r in requests if r.server in names and r.response_ms is not None)
+
+
 def interval_sample(
-    previous: RouterStats, current: RouterStats, servers: Sequence[str]
+    previous: RouterStats,
+    current: RouterStats,
+    servers: Sequence[str],
+    requests: Sequence[RequestTiming] = (),
 ) -> GroupSample:
-    """What ``servers`` together answered between two router snapshots."""
-    requests = errors = 0
-    weighted_latency = 0.0
+    """What ``servers`` together answered between two router snapshots.
+
+    Requests and errors come from the counters; latency from ``requests``, the
+    request log's lines of the same interval (none: no latency this interval).
+    """
+    answered = errors = 0
     for name in servers:
         now = current.server(name)
         if now is None:
             continue
         delta = _server_delta(previous.server(name), now)
         failed = delta["http_5xx"] + delta["connection_errors"] + delta["response_errors"]
-        answered = max(delta["total_requests"], failed)
-        requests += answered
+        answered += max(delta["total_requests"], failed)
         errors += failed
-        weighted_latency += answered * now.response_time_ms
-    latency = weighted_latency / requests if requests else None
-    return GroupSample(requests=requests, errors=errors, latency_ms=latency)
+    latencies = group_latencies(requests, servers)
+    latency = statistics.fmean(latencies) if latencies else None
+    return GroupSample(requests=answered, errors=errors, latency_ms=latency, latencies_ms=latencies)
 
 
 class RouterProvider:
-    """Per-interval samples from :meth:`Router.stats` (HAProxy's counters).
+    """Per-interval samples from the router: counters from :meth:`Router.stats`, latency
+    from :meth:`Router.request_log`.
 
-    Latency is HAProxy's average response time over each server's last 1024
-    requests, weighted by the servers' requests in the interval: a smoothed
-    signal that reacts within a few hundred requests.
+    Each request's response time (HAProxy's ``Tr``: until the server's response
+    headers) counts in the interval its log line arrived in, so latency samples
+    of one interval are that interval's requests only, not a moving average.
+    Log lines of servers in no group (and of requests no server took) are left
+    out; an interval whose log has no line of a group has no latency for it.
     """
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self._previous: RouterStats | None = None
+        self._cursor: int | None = None
 
     def sample(self, groups: Groups) -> Mapping[str, GroupSample] | None:
         try:
             current = self.router.stats()
+            log = self.router.request_log(self._cursor)
         except RouterError as error:
-            raise AnalysisError(f"cannot read the router's counters: {error.message}") from None
+            raise AnalysisError(
+                f"cannot read the router's counters or request log: {error.message}"
+            ) from None
         previous, self._previous = self._previous, current
-        if previous is None:
+        first, self._cursor = self._cursor is None, log.cursor
+        if previous is None or first:
             return None
-        return {group: interval_sample(previous, current, names) for group, names in groups.items()}
+        return {
+            group: interval_sample(previous, current, names, log.requests)
+            for group, names in groups.items()
+        }
 
 
 class PrometheusProvider:

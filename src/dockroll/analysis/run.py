@@ -189,6 +189,16 @@ def providers_for(
     return Providers(traffic, prometheus, http_provider, tuple(closers))
 
 
+def _rank_samples(sample: GroupSample, min_requests: int) -> tuple[float, ...]:
+    """Per-request latencies when the provider has them, else the interval's aggregate
+    (only from an interval with ``min_requests``: an average of a few is noise)."""
+    if sample.latencies_ms:
+        return sample.latencies_ms
+    if sample.requests >= min_requests and sample.latency_ms is not None:
+        return (sample.latency_ms,)
+    return ()
+
+
 class _CustomCheck:
     def __init__(self, settings: CheckSettings, analysis: AnalysisSettings) -> None:
         self.settings = settings
@@ -426,10 +436,8 @@ class Analysis:
             return self.errors_test.update(canary, baseline)
         assert baseline is not None
         if name == LatencyRankTest.check:
-            usable = canary.requests >= settings.min_requests
             return self.latency_test.update(
-                canary.latency_ms if usable else None,
-                baseline.latency_ms if baseline.requests > 0 else None,
+                _rank_samples(canary, settings.min_requests), _rank_samples(baseline, 1)
             )
         assert settings.baseline is not None
         if name == "baseline-errors":

@@ -96,7 +96,8 @@ class SuccessRateSettings(_Model):
 
 
 class LatencySettings(_Model):
-    """Built-in: the canary's latency (router: average time to first byte; Prometheus: p99)."""
+    """Built-in: the canary's latency (router: mean time to first byte of the interval's
+    requests; Prometheus: p99)."""
 
     max: Duration
 
@@ -123,9 +124,10 @@ class SequentialSettings(_Model):
     bad_error_rate: float = Field(0.03, gt=0.0, lt=1.0)
     """H1: the canary's error rate is at least this (and at least three times H0's rate)."""
     latency_min_samples: int = Field(5, ge=3)
-    """Intervals per group before the latency rank test may decide."""
+    """Intervals with latency of both groups before the latency rank test may decide."""
     latency_window: int = Field(60, ge=3)
-    """The latest intervals the rank test compares."""
+    """The latest intervals the rank test compares (each request of each, canary against
+    baseline within the interval)."""
 
 
 class CheckSettings(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import time
@@ -220,10 +221,21 @@ class DockerEngine:
                 return None
             return _container_info(attrs)
 
-    def logs(self, container_id: str, tail: int = 50) -> str:
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        options: dict[str, Any] = {"tail": "all" if tail is None else tail}
+        if since is not None:
+            # The API takes whole seconds here; callers cut finer by the timestamps.
+            options["since"] = max(1, math.floor(since.timestamp()))
         with self._calls(f"reading logs of {container_id[:12]}"):
             try:
-                raw: bytes = self.client.api.logs(container_id, tail=tail)
+                raw: bytes = self.client.api.logs(container_id, timestamps=timestamps, **options)
             except docker.errors.NotFound:
                 return ""
             return raw.decode("utf-8", errors="replace")

@@ -164,7 +164,18 @@ class Engine(Protocol):
 
     def container(self, container_id: str) -> ContainerInfo | None: ...
 
-    def logs(self, container_id: str, tail: int = 50) -> str: ...
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        """The container's output: its last ``tail`` lines (None: all), only those the engine
+        received at or after ``since`` (whole seconds, the engine's clock), each prefixed with
+        the engine's RFC 3339 nanosecond timestamp when ``timestamps``. "" when it is gone."""
+        ...
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
         """Stop with a grace period, then remove; a missing container is not an error."""

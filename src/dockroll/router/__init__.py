@@ -14,6 +14,7 @@ Public API (everything else is internal)::
       wait_healthy(name, timeout) -> BackendServer
       remove_server(name, *, timeout=10.0)   maintenance, then delete once idle
       stats() -> RouterStats                 backend and per-server counters
+      request_log(after) -> RequestLog       each request logged since a cursor: server, timers
       remove()                               tear the environment's router down
 
     HaproxyRouter(engine, *, service, environment, port, settings=None, state_root=None)
@@ -22,6 +23,7 @@ Public API (everything else is internal)::
 
     ServerSpec(name, address, port, weight=0, check=True)    what the caller wants served
     BackendServer, Counters, RouterStats, RouterInfo         what the router reports
+    RequestLog, RequestTiming                                per-request timings (request log)
     ServerState (ready/drain/maint), ServerHealth (up/down/no check)
     traffic_shares(servers) -> {name: share}                 0..1 of new requests each
     weights_for_shares({name: share}, total=100) -> {name: weight}
@@ -42,6 +44,8 @@ from dockroll.router.port import (
     MAX_WEIGHT,
     BackendServer,
     Counters,
+    RequestLog,
+    RequestTiming,
     Router,
     RouterInfo,
     RouterStats,
@@ -60,6 +64,8 @@ __all__ = [
     "Counters",
     "HaproxyRouter",
     "HaproxySettings",
+    "RequestLog",
+    "RequestTiming",
     "Router",
     "RouterInfo",
     "RouterStats",

@@ -26,6 +26,20 @@ caller passes that the backend lacks. HAProxy keeps runtime changes in memory
 only, so a router that restarted (engine restart, crash) comes back empty: the
 caller, which knows which releases should serve, passes their servers on every
 ``ensure``. Servers added that way stay down until their first check passes.
+The configuration's fingerprint (config text, published ports, image, log
+settings) is a label of the container, so a router started by an older
+dockroll, whose config differs (e.g. one without the request log), is replaced
+by the first ``ensure`` after the upgrade, with its servers restored: the
+environment's port refuses connections for the second or so that takes, and
+``ensure`` returns once the restored servers with weight passed their first
+check (or the start timeout ran out).
+
+**Request log.** The public frontend logs every request to HAProxy's standard
+output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
+response time); :meth:`HaproxyRouter.request_log` reads the lines the engine
+stored after a cursor, by the engine's timestamps, so analysis gets each
+request's latency per interval instead of HAProxy's moving average. The engine
+keeps at most 3 x 20 MB of it (json-file rotation).
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +66,15 @@ from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
-from dockroll.router.port import BackendServer, RouterInfo, RouterStats, ServerHealth, ServerSpec
+from dockroll.router.port import (
+    BackendServer,
+    RequestLog,
+    RouterInfo,
+    RouterStats,
+    ServerHealth,
+    ServerSpec,
+)
+from dockroll.router.request_log import LOG_FORMAT, parse_request_log
 from dockroll.router.runtime_api import (
     AdminAddress,
     CheckSettings,
@@ -86,6 +108,12 @@ _RUN_DIR = "/var/run/dockroll"
 _SOCKET = "admin.sock"
 _CONFIG_LABEL = "dockroll.router.config"
 _POLL = 0.1
+# The request log grows by a line per request: the engine keeps at most this much of it.
+_LOG_CONFIG = {"type": "json-file", "config": {"max-size": "20m", "max-file": "3"}}
+_NS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LOG_TAIL = 4096
+_LOG_TAIL_MAX = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -144,9 +172,7 @@ def render_config(
         "defaults",
         "    mode http",
         "    log global",
-        "    option httplog",
         "    option dontlognull",
-        "    option dontlog-normal",
         # One server connection per request: a drained server's sessions end
         # with its last response, and nothing idles on a server about to go.
         "    option http-server-close",
@@ -163,6 +189,9 @@ def render_config(
         "",
         "frontend public",
         f"    bind :{PUBLIC_PORT}",
+        # Every request, with the server that answered and its timers: analysis
+        # judges latency per request and interval from these lines.
+        f'    log-format "{LOG_FORMAT}"',
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
@@ -212,6 +241,7 @@ class HaproxyRouter:
                 hint="set the router's metrics_port explicitly",
             )
         self.metrics_port = metrics
+        self._log_tail = _LOG_TAIL
 
     @classmethod
     def for_environment(
@@ -305,6 +335,8 @@ class HaproxyRouter:
             created = True
         self._wait_for_api(attrs)
         restored = self._restore(servers)
+        if created and restored:
+            self._wait_restored([s for s in servers if s.name in restored])
         return RouterInfo(
             environment=self.environment,
             container=self.container_name,
@@ -433,6 +465,29 @@ class HaproxyRouter:
             servers=backend_servers(rows, states, BACKEND),
         )
 
+    def request_log(self, after: int | None) -> RequestLog:
+        try:
+            if after is None:
+                now = self._engine.now()
+                return RequestLog((), cursor=(now - _EPOCH) // timedelta(microseconds=1) * 1000)
+            since = datetime.fromtimestamp(after // _NS, UTC)
+            while True:
+                # The engine reads a tail from the end of the file, but would decode the
+                # whole log to apply `since` alone: ask for a tail and grow it if it was full.
+                text = self._engine.logs(
+                    self.container_name, tail=self._log_tail, since=since, timestamps=True
+                )
+                lines = text.splitlines()
+                if len(lines) < self._log_tail or self._log_tail >= _LOG_TAIL_MAX:
+                    break
+                self._log_tail *= 4
+        except DockrollError as exc:
+            raise RouterError(
+                f"router of {self.owner}: cannot read its request log: {exc.message}",
+                hint=f"`docker logs {self.container_name}` shows whether the engine keeps it",
+            ) from None
+        return parse_request_log(lines, after=after, backend=BACKEND)
+
     def _server(self, name: str) -> BackendServer:
         for server in self.servers():
             if server.name == name:
@@ -453,6 +508,21 @@ class HaproxyRouter:
             restored.append(spec.name)
         return tuple(restored)
 
+    def _wait_restored(self, specs: Sequence[ServerSpec]) -> None:
+        """Give restored servers their first check, so a recreated router serves on return.
+
+        A server added back starts down; a caller resuming a rollout would take
+        that for a failed health check. One that stays down past the start
+        timeout is left for the caller's own checks to judge.
+        """
+        waiting = {s.name for s in specs if s.check and s.weight > 0}
+        deadline = time.monotonic() + self.settings.start_timeout
+        while waiting and time.monotonic() < deadline:
+            up = {s.name for s in self.servers() if s.health is not ServerHealth.DOWN}
+            waiting -= up
+            if waiting:
+                time.sleep(_POLL)
+
     # -- container ---------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -471,6 +541,7 @@ class HaproxyRouter:
             "metrics": self.metrics_port,
             "admin": self.settings.admin_port,
             "image": self.settings.image,
+            "log": _LOG_CONFIG,
         }
         text = config + json.dumps(published, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -576,6 +647,7 @@ class HaproxyRouter:
                     volumes=volumes,
                     network=self.network,
                     restart_policy={"Name": "unless-stopped"},
+                    log_config=_LOG_CONFIG,
                 )
                 if not self._local:
                     container.put_archive(_CONFIG_DIR, _config_archive(config))

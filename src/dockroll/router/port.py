@@ -19,6 +19,8 @@ __all__ = [
     "MAX_WEIGHT",
     "BackendServer",
     "Counters",
+    "RequestLog",
+    "RequestTiming",
     "Router",
     "RouterInfo",
     "RouterStats",
@@ -132,6 +134,34 @@ class RouterStats:
 
 
 @dataclass(frozen=True)
+class RequestTiming:
+    """One request the router answered, as its request log tells it."""
+
+    at_ns: int
+    """When it was logged (at its end), by the engine's clock, in nanoseconds since the epoch."""
+    server: str
+    """The server that answered; ``<NOSRV>`` when none could take it."""
+    status: int
+    """The HTTP status sent to the client (``-1`` when none was)."""
+    response_ms: float | None
+    """Time from sending the request to the server until its response headers came back;
+    None when no response came (connection error, timeout, no server)."""
+    total_ms: float
+    """The request's whole active time in the router."""
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """The requests logged after a cursor, and the cursor to continue from."""
+
+    requests: tuple[RequestTiming, ...]
+    cursor: int
+    """The newest log timestamp seen (engine clock, ns): pass it as ``after`` next time."""
+    skipped: int = 0
+    """Log lines that were not request lines (other messages, lines cut short)."""
+
+
+@dataclass(frozen=True)
 class RouterInfo:
     """Where an environment's router runs and how to reach it."""
 
@@ -206,6 +236,15 @@ class Router(Protocol):
         ...
 
     def stats(self) -> RouterStats: ...
+
+    def request_log(self, after: int | None) -> RequestLog:
+        """Every request the router logged after the cursor ``after``.
+
+        ``None`` reads nothing and returns the cursor of now (the engine's
+        clock), to start from. A router that was restarted or recreated in
+        between still answers: its log is cut by time, not by position.
+        """
+        ...
 
     def remove(self) -> None:
         """Stop and remove the environment's router; missing is not an error."""

@@ -1,15 +1,19 @@
 """Seeded traffic simulations for the judges: Poisson arrivals, binomial errors.
 
-Latency is reported the way the router does: HAProxy's average over the last
-1024 requests of each group. A :class:`SimulatedTraffic` stands in for the
-router as an analysis traffic source: each call is one interval of ``rate``
-requests per second split between canary and baseline by ``canary_share``.
+Latency is reported the way the router does: each request's latency of the
+interval (its request log), or, with ``moving_average``, HAProxy's average over
+the last 1024 requests of each group (what the router's stats report). A
+:class:`SimulatedTraffic` stands in for the router as an analysis traffic
+source: each call is one interval of ``rate`` requests per second split between
+canary and baseline by ``canary_share``.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -51,28 +55,13 @@ class Behaviour:
     error_rate: float = 0.001
     latency_ms: float = 40.0
     latency_noise_ms: float = 40.0
-    """Standard deviation of one request's latency; an interval's mean varies by
-    this over the square root of its requests."""
+    """Standard deviation of one request's latency."""
+    cold_requests: int = 0
+    """A cold start: this many first requests of the group take ``cold_latency_ms`` more."""
+    cold_latency_ms: float = 0.0
 
 
 _WINDOW = 1024  # HAProxy averages response times over a server's last 1024 requests
-
-
-@dataclass
-class _Average:
-    """HAProxy's sliding average: the mean of everything until 1024 requests, then it decays."""
-
-    value: float = 0.0
-    count: int = 0
-
-    def add(self, requests: int, mean: float) -> float:
-        if self.count + requests <= _WINDOW:
-            self.value = (self.value * self.count + mean * requests) / (self.count + requests)
-        else:
-            kept = (1 - 1 / _WINDOW) ** requests
-            self.value = self.value * kept + mean * (1 - kept)
-        self.count += requests
-        return self.value
 
 
 @dataclass
@@ -83,17 +72,33 @@ class SimulatedTraffic:
     interval: float = 1.0
     canary: Behaviour = field(default_factory=Behaviour)
     baseline: Behaviour = field(default_factory=Behaviour)
-    averages: dict[str, _Average] = field(default_factory=dict)
+    moving_average: bool = False
+    """Report latency as HAProxy's stats do (the mean of each group's last 1024 requests,
+    one value per interval), as the router provider did before it read the request log."""
+    history: dict[str, deque[float]] = field(default_factory=dict)
+    served: dict[str, int] = field(default_factory=dict)
 
     def _group(self, group: str, mean: float, behaviour: Behaviour) -> GroupSample:
         requests = poisson(self.rng, mean)
         errors = binomial(self.rng, requests, behaviour.error_rate)
-        latency = None
-        if requests:
-            spread = behaviour.latency_noise_ms / math.sqrt(requests)
-            interval_mean = max(1.0, self.rng.gauss(behaviour.latency_ms, spread))
-            latency = self.averages.setdefault(group, _Average()).add(requests, interval_mean)
-        return GroupSample(requests, errors, latency)
+        latencies = []
+        for _ in range(requests):
+            extra = (
+                behaviour.cold_latency_ms
+                if self.served.get(group, 0) < behaviour.cold_requests
+                else 0
+            )
+            self.served[group] = self.served.get(group, 0) + 1
+            latencies.append(
+                max(1.0, self.rng.gauss(behaviour.latency_ms, behaviour.latency_noise_ms)) + extra
+            )
+        if not latencies:
+            return GroupSample(requests, errors)
+        if self.moving_average:
+            history = self.history.setdefault(group, deque(maxlen=_WINDOW))
+            history.extend(latencies)
+            return GroupSample(requests, errors, statistics.fmean(history))
+        return GroupSample(requests, errors, statistics.fmean(latencies), tuple(latencies))
 
     def sample(self, groups: Groups) -> Mapping[str, GroupSample]:
         per_interval = self.rate * self.interval

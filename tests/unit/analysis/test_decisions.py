@@ -87,6 +87,27 @@ def test_healthy_canary_never_fails(behaviour: Behaviour) -> None:
     assert first_passes[runs // 2] <= 30
 
 
+def test_a_cold_canary_is_not_rolled_back() -> None:
+    """A fresh replica answers its first 20 requests a second slower, then like the baseline.
+
+    HAProxy's moving average (what the router provider used to read) keeps that
+    second in the canary's latency for ~50 s and fails it every time; the
+    interval's own requests show it only while it lasts.
+    """
+    cold = Behaviour(cold_requests=20, cold_latency_ms=1000)
+    per_request = averaged = 0
+    for seed in SEEDS:
+        rolled_back, _ = run_for(
+            SETTINGS, SimulatedTraffic(random.Random(seed), canary=cold), intervals=60
+        )
+        per_request += rolled_back
+        traffic = SimulatedTraffic(random.Random(seed), canary=cold, moving_average=True)
+        averaged += run_for(SETTINGS, traffic, intervals=60)[0]
+    print(f"cold canary: {per_request}/{len(SEEDS)} rolled back, {averaged} on moving averages")
+    assert per_request == 0
+    assert averaged == len(SEEDS)
+
+
 def test_a_thin_canary_is_still_stopped() -> None:
     traffic = SimulatedTraffic(
         random.Random(3), rate=20, canary_share=0.1, canary=Behaviour(error_rate=1.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import statistics
 
 import pytest
 
@@ -12,6 +14,7 @@ from dockroll.analysis.judges import (
     GroupSample,
     LatencyRankTest,
     Outcome,
+    RankStratum,
     Tally,
     Verdict,
     binomial_tail,
@@ -22,6 +25,7 @@ from dockroll.analysis.judges import (
     judge_success_rate,
     mann_whitney_greater,
     measure_condition,
+    stratified_rank_greater,
 )
 from dockroll.analysis.settings import NoDataPolicy
 
@@ -162,24 +166,94 @@ def _rank_test() -> LatencyRankTest:
     )
 
 
+def _requests(rng: random.Random, count: int, mean: float, spread: float = 20.0) -> list[float]:
+    return [max(1.0, rng.gauss(mean, spread)) for _ in range(count)]
+
+
 def test_rank_test_waits_for_samples_then_decides() -> None:
+    rng = random.Random(1)
     test = _rank_test()
-    outcomes = [test.update(340.0 + i, 40.0 + i).outcome for i in range(5)]
+    outcomes = [
+        test.update(_requests(rng, 25, 340), _requests(rng, 225, 40)).outcome for _ in range(5)
+    ]
     assert outcomes[:4] == [Outcome.INCONCLUSIVE] * 4
     assert outcomes[4] is Outcome.FAIL
-    assert test.update(40, 40).outcome is Outcome.FAIL  # final
+    assert test.update([40.0], [40.0]).outcome is Outcome.FAIL  # final
 
 
 def test_rank_test_passes_equal_latency_and_ignores_small_shifts() -> None:
+    rng = random.Random(2)
     test = _rank_test()
-    for i in range(10):
-        verdict = test.update(40.0 + i % 3, 40.0 + (i + 1) % 3)
+    for _ in range(10):
+        verdict = test.update(_requests(rng, 25, 40), _requests(rng, 225, 40))
     assert verdict.outcome is Outcome.PASS
     small = _rank_test()
-    for i in range(10):
-        verdict = small.update(50.0 + i * 0.1, 40.0 + i * 0.1)  # significant, but only +10 ms
+    for _ in range(10):  # significant, but only +10 ms
+        verdict = small.update(_requests(rng, 25, 50, 5), _requests(rng, 225, 40, 5))
     assert verdict.outcome is Outcome.PASS
+    assert verdict.numbers["p_value"] < 1e-6
     assert _rank_test().update(None, None).outcome is Outcome.NO_DATA
+    assert _rank_test().update([], []).outcome is Outcome.NO_DATA
+
+
+def test_rank_test_compares_within_intervals() -> None:
+    """A slowdown both groups share (a busy host) is no evidence against the canary."""
+    rng = random.Random(3)
+    test = _rank_test()
+    for index in range(20):
+        # The canary takes a larger share of the slow intervals than of the quick ones.
+        host = 400 if index % 2 else 40
+        canary = _requests(rng, 60 if host > 100 else 10, host)
+        verdict = test.update(canary, _requests(rng, 200, host))
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.numbers["median_ms"] > 300  # pooled, the canary looks 8x slower
+
+
+def test_rank_test_on_moving_averages_fails_a_healthy_canary() -> None:
+    """Why the router provider reads each request: moving averages look significant.
+
+    Both groups serve the same latency; the canary's moving average still holds
+    a slow cold start, one value an interval. Per-request samples of the same
+    intervals do not fail.
+    """
+    rng = random.Random(4)
+    on_averages, on_requests = _rank_test(), _rank_test()
+    canary_history: list[float] = []
+    baseline_history: list[float] = []
+    verdicts, on_average = [], []
+    for index in range(20):
+        canary = ([1040.0] * 20 if index == 0 else []) + _requests(rng, 20, 40)
+        baseline = _requests(rng, 200, 40)
+        canary_history += canary
+        baseline_history = (baseline_history + baseline)[-1024:]
+        average = on_averages.update(
+            statistics.fmean(canary_history[-1024:]), statistics.fmean(baseline_history)
+        )
+        on_average.append(average.outcome)
+        verdicts.append(on_requests.update(canary, baseline))
+    assert on_average[-1] is Outcome.FAIL
+    assert Outcome.FAIL not in {v.outcome for v in verdicts}
+    assert verdicts[-1].outcome is Outcome.PASS
+
+
+def test_rank_test_needs_enough_requests_to_pass() -> None:
+    """One value per group and interval: five intervals cannot be significant yet."""
+    test = _rank_test()
+    outcomes = [test.update(340.0 + i, 40.0 + i).outcome for i in range(16)]
+    assert outcomes[4] is Outcome.INCONCLUSIVE
+    assert Outcome.PASS not in outcomes
+    assert outcomes[-1] is Outcome.FAIL
+
+
+def test_stratified_rank_test_matches_mann_whitney_on_one_stratum() -> None:
+    x, y = [5.0, 6.0, 7.0, 9.0], [1.0, 2.0, 5.0, 3.0, 4.0]
+    u, _ = mann_whitney_greater(x, y)
+    stratum = RankStratum.of(x, y)
+    assert stratum.u == u == 19.5
+    z, p_value = stratified_rank_greater([stratum])
+    assert z == pytest.approx((19.5 - 10) / math.sqrt(stratum.variance))
+    assert p_value == pytest.approx(1 - statistics.NormalDist().cdf(z))
+    assert stratified_rank_greater([RankStratum.of([1.0], [1.0])]) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,15 @@ from dockroll.analysis.providers import (
 from dockroll.analysis.selectors import parse_selector
 from dockroll.analysis.settings import PrometheusSettings
 from dockroll.errors import AnalysisError, RouterError
-from dockroll.router.port import BackendServer, Counters, RouterStats, ServerHealth, ServerState
+from dockroll.router.port import (
+    BackendServer,
+    Counters,
+    RequestLog,
+    RequestTiming,
+    RouterStats,
+    ServerHealth,
+    ServerState,
+)
 
 
 def _client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
@@ -197,16 +205,27 @@ def _stats(*servers: BackendServer) -> RouterStats:
     return RouterStats(datetime.now(UTC), Counters(), servers)
 
 
+def _timing(server: str, response_ms: float | None, at_ns: int = 1) -> RequestTiming:
+    return RequestTiming(
+        at_ns=at_ns, server=server, status=200, response_ms=response_ms, total_ms=1.0
+    )
+
+
 def test_interval_sample_diffs_snapshots_per_group() -> None:
     before = _stats(_server("c1", 100, 1), _server("b1", 1000, 2), _server("b2", 900))
     after = _stats(
         _server("c1", 120, 21, rtime=300), _server("b1", 1100, 2), _server("b2", 1000, rtime=60)
     )
-    canary = interval_sample(before, after, ["c1"])
-    assert (canary.requests, canary.errors, canary.latency_ms) == (20, 20, 300)
-    baseline = interval_sample(before, after, ["b1", "b2"])
+    log = [_timing("c1", 10), _timing("b1", 40), _timing("b2", 60), _timing("c1", None)]
+    canary = interval_sample(before, after, ["c1"], log)
+    assert (canary.requests, canary.errors) == (20, 20)
+    baseline = interval_sample(before, after, ["b1", "b2"], log)
     assert (baseline.requests, baseline.errors) == (200, 0)
-    assert baseline.latency_ms == pytest.approx((100 * 40 + 100 * 60) / 200)
+    # Latency is the interval's requests, not HAProxy's moving average (rtime).
+    assert canary.latencies_ms == (10,)
+    assert canary.latency_ms == 10
+    assert baseline.latencies_ms == (40, 60)
+    assert baseline.latency_ms == 50
 
 
 def test_interval_sample_counts_connection_errors_and_new_servers() -> None:
@@ -230,27 +249,51 @@ def test_interval_sample_without_requests_has_no_latency() -> None:
 
 
 class _ScriptedRouter:
-    def __init__(self, *snapshots: RouterStats | Exception) -> None:
-        self.snapshots = list(snapshots)
+    """Counters and request logs in turn; an exception is raised instead."""
+
+    def __init__(self, *script: tuple[RouterStats, RequestLog] | Exception) -> None:
+        self.script = list(script)
+        self.cursors: list[int | None] = []
+        self._log: RequestLog | None = None
 
     def stats(self) -> RouterStats:
-        item = self.snapshots.pop(0)
+        item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
-        return item
+        stats, self._log = item
+        return stats
+
+    def request_log(self, after: int | None) -> RequestLog:
+        self.cursors.append(after)
+        assert self._log is not None
+        return self._log
 
 
 def test_router_provider_primes_then_diffs() -> None:
     router = _ScriptedRouter(
-        _stats(_server("c1", 10)),
-        _stats(_server("c1", 30, 1)),
+        (_stats(_server("c1", 10)), RequestLog((), cursor=100)),
+        (
+            _stats(_server("c1", 30, 1), _server("b1", 20)),
+            RequestLog(
+                (_timing("c1", 12, 150), _timing("b1", 7, 160), _timing("other", 900, 170)),
+                cursor=170,
+            ),
+        ),
+        (_stats(_server("c1", 30, 1)), RequestLog((), cursor=170)),
         RouterError("the runtime API socket is gone"),
     )
-    provider = RouterProvider(router)  # type: ignore[arg-type]  # only stats() is used
-    groups = {"canary": ["c1"]}
+    provider = RouterProvider(router)  # type: ignore[arg-type]  # stats() and request_log()
+    groups = {"canary": ["c1"], "baseline": ["b1"]}
     assert provider.sample(groups) is None
     samples = provider.sample(groups)
     assert samples is not None
     assert (samples["canary"].requests, samples["canary"].errors) == (20, 1)
+    assert samples["canary"].latencies_ms == (12,)
+    assert samples["baseline"].latencies_ms == (7,)  # "other" is in no group
+    quiet = provider.sample(groups)
+    assert quiet is not None
+    # No log line: no latency (no data), whatever the counters say.
+    assert (quiet["canary"].latency_ms, quiet["canary"].latencies_ms) == (None, ())
+    assert router.cursors == [None, 100, 170]
     with pytest.raises(AnalysisError, match="runtime API socket"):
         provider.sample(groups)

@@ -40,7 +40,14 @@ class _Traffic:
         return item
 
 
-HEALTHY = {CANARY: GroupSample(100, 0, 40.0), BASELINE: GroupSample(900, 1, 40.0)}
+def _latencies(count: int) -> tuple[float, ...]:
+    return tuple(38.0 + index % 5 for index in range(count))
+
+
+HEALTHY = {
+    CANARY: GroupSample(100, 0, 40.0, _latencies(100)),
+    BASELINE: GroupSample(900, 1, 40.0, _latencies(900)),
+}
 NOTHING = {CANARY: GroupSample(0, 0), BASELINE: GroupSample(900, 1, 40.0)}
 DOWN = AnalysisError("Prometheus at http://127.0.0.1:9090 did not answer")
 

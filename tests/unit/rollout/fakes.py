@@ -36,6 +36,7 @@ from dockroll.refs import Digest
 from dockroll.router.port import (
     BackendServer,
     Counters,
+    RequestLog,
     RouterInfo,
     RouterStats,
     ServerHealth,
@@ -185,7 +186,14 @@ class FakeEngine:
         found = self._containers.get(container_id) or self.by_name(container_id)
         return replace(found) if found is not None else None
 
-    def logs(self, container_id: str, tail: int = 50) -> str:
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
         return "fake log line"
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
@@ -412,6 +420,9 @@ class FakeRouter:
                 )
             )
         return RouterStats(datetime.now(UTC), Counters(), tuple(servers))
+
+    def request_log(self, after: int | None) -> RequestLog:
+        raise NotImplementedError
 
     def remove(self) -> None:
         self._servers.clear()
