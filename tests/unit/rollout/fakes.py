@@ -37,6 +37,7 @@ from dockroll.router.port import (
     BackendServer,
     Counters,
     RequestLog,
+    RequestTiming,
     RouterInfo,
     RouterStats,
     ServerHealth,
@@ -270,6 +271,8 @@ class FakeRouter:
     usually through :meth:`serve`. Without it ``stats`` is not available, as before."""
     _servers: dict[str, _Server] = field(default_factory=dict)
     _answered: dict[str, list[float]] = field(default_factory=dict)
+    _logged: dict[str, int] = field(default_factory=dict)
+    """Requests per server already handed out by :meth:`request_log`."""
     served: bool = False
     violations: list[str] = field(default_factory=list)
     serving_log: list[dict[str, float]] = field(default_factory=list)
@@ -422,7 +425,18 @@ class FakeRouter:
         return RouterStats(datetime.now(UTC), Counters(), tuple(servers))
 
     def request_log(self, after: int | None) -> RequestLog:
-        raise NotImplementedError
+        """The requests :meth:`serve` sent since the last call, each answered in 20 ms."""
+        if self.on_stats is None:
+            raise NotImplementedError("set FakeRouter.on_stats to give the fake router traffic")
+        cursor = (after or 0) + 1
+        timings = []
+        for name, (requests, errors) in self._answered.items():
+            logged = self._logged.get(name, 0)
+            for number in range(logged, int(requests)):
+                status = 500 if number < int(errors) else 200
+                timings.append(RequestTiming(cursor, name, status, 20.0, 20.0))
+            self._logged[name] = max(logged, int(requests))
+        return RequestLog(tuple(timings), cursor)
 
     def remove(self) -> None:
         self._servers.clear()
