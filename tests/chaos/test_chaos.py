@@ -32,7 +32,6 @@ from dockroll import devenv, labels
 from dockroll.ledger import StepStatus
 from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
-from tests.conftest import _unavailable
 from tests.integration.rollout_support import (
     DOCKROLL,
     Load,
@@ -354,48 +353,3 @@ def test_no_container_is_left_behind(seeded: Seeded, docker_client: docker.Docke
         apps = {name for name, role in roles.items() if role == "app"}
         assert apps == in_router, (env, roles)
         assert set(roles.values()) <= {"app", "router", "network"}, (env, roles)
-
-
-def _restart_dockerd() -> float:
-    """Stop the local dockerd with SIGTERM and start it again as `dev up` does; seconds down."""
-    system = devenv.LocalSystem()
-    pids = system.find_processes("dockerd")
-    if not pids:
-        _unavailable("no local dockerd process to restart (an engine dockroll cannot restart)")
-    stopped = time.monotonic()
-    for pid in pids:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while any(system.process_command(pid) is not None for pid in pids):
-        assert time.monotonic() < deadline, "dockerd did not stop within 90 s"
-        time.sleep(0.2)
-    devenv.ensure_engine()
-    return time.monotonic() - stopped
-
-
-def test_dockerd_restarted_mid_rollout_comes_back_consistent(
-    seeded: Seeded, docker_client: docker.DockerClient, rng: random.Random, rounds: list[Round]
-) -> None:
-    """Last, as it restarts every container of the engine (they come back by restart policy)."""
-    env = rng.choice(list(ENVIRONMENTS))
-    _promote(seeded, OLD, env)
-    live_restore = bool(docker_client.info().get("LiveRestoreEnabled"))
-    with Load(seeded.url(env), threads=4) as load:
-        load.wait_for(50)
-        after = _last_deployment(seeded, env)
-        process = _start(seeded, "deploy", NEW, "--env", env)
-        reached = _when_step_runs(seeded, env, process, rng.uniform(0.1, 0.9), after)
-        down = _restart_dockerd()
-        out, _ = process.communicate(timeout=300)
-        where = (
-            f"{env}: dockerd restarted at step {reached} ({down:.1f} s down, live-restore "
-            f"{'on' if live_restore else 'off'}); the deploy exited {process.returncode}"
-        )
-        # The next command puts the router's servers back and settles the rollout.
-        _promote(seeded, NEW, env)
-        load.wait_for(len(load.answers) + 50)
-    serving = assert_consistent(seeded, env, where)
-    assert serving == NEW, f"{where}\n{out}"
-    rounds.append(Round(where, len(load.failures), len(load.answers), serving))
-    if live_restore:  # the router survived: not one request may fail
-        assert load.failures == [], (where, load.failures[:3])
