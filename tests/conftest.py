@@ -8,6 +8,7 @@ CI (``CI=true``) a missing piece is a failure, never a skip.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import docker
@@ -16,6 +17,13 @@ import pytest
 
 REGISTRY = os.environ.get("DOCKROLL_TEST_REGISTRY", "127.0.0.1:5000")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _unavailable(reason: str) -> None:

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from dockroll import devenv, labels
 from dockroll.ledger import StepStatus
 from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
+from tests.conftest import free_port
 from tests.integration.rollout_support import (
     DOCKROLL,
     Load,
@@ -70,12 +70,6 @@ def rng() -> random.Random:
     return random.Random(SEED)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class OwnRegistry:
     """A registry of this suite's own, so taking it down disturbs nobody else."""
@@ -95,7 +89,7 @@ class OwnRegistry:
 @pytest.fixture(scope="module")
 def own_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRegistry]:
     data = tmp_path_factory.mktemp("chaos-registry")
-    registry = OwnRegistry(devenv.start_registry(port=_free_port(), data_dir=data))
+    registry = OwnRegistry(devenv.start_registry(port=free_port(), data_dir=data))
     yield registry
     registry.instance.stop()
 

@@ -21,10 +21,10 @@ import docker
 import httpx
 import pytest
 
+from tests.conftest import free_port
 from tests.integration.test_pipeline import (
     MANIFEST_TYPES,
     VERSION,
-    free_port,
     make_service_repo,
     plain_git_env,
     real_substitutes,

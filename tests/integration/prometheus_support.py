@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,21 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, free_port
 
-__all__ = ["free_port", "prometheus_binary", "run_prometheus", "wait_for"]
+__all__ = ["prometheus_binary", "run_prometheus", "wait_for"]
 
 
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: this test must run; root may apt-get install prometheus)")
     pytest.skip(f"{reason}; install Debian's prometheus package to run it")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes]) -> None:

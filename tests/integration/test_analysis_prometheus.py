@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from dockroll.analysis import CANARY, Action, Analysis, AnalysisSettings, providers_for
-from tests.integration.prometheus_support import free_port, run_prometheus, wait_for
+from tests.conftest import free_port
+from tests.integration.prometheus_support import run_prometheus, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

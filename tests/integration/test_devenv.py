@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import docker
@@ -12,16 +11,11 @@ import pytest
 
 from dockroll import devenv
 from dockroll.devenv import HAPROXY, PYTHON
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 _NO_SUCH_MANIFEST = "/v2/dockroll/probe/manifests/sha256:" + "0" * 64
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.usefixtures("docker_client")
@@ -47,7 +41,7 @@ def test_status_reports_without_changing_anything() -> None:
 
 @pytest.mark.usefixtures("docker_client")
 def test_a_second_registry_with_htpasswd_and_deletes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     users = devenv.write_htpasswd(tmp_path / "users", {"ci": "s3cret"})
 
     instance = devenv.start_registry(port=port, data_dir=tmp_path / "reg", htpasswd=users)

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import tarfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from dockroll.pipeline.mirror import mirror_releases, resolve_with_fallback
 from dockroll.pipeline.promote import execute_promotion, plan_promotion
 from dockroll.refs import Digest
 from dockroll.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +45,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def registries(tmp_path: Path) -> Iterator[Callable[[], RegistryInstance]]:
     """Start private registries (deletes enabled); each is stopped at the end."""
@@ -60,7 +53,7 @@ def registries(tmp_path: Path) -> Iterator[Callable[[], RegistryInstance]]:
     started: list[RegistryInstance] = []
 
     def start() -> RegistryInstance:
-        port = _free_port()
+        port = free_port()
         instance = start_registry(port=port, data_dir=tmp_path / f"registry-{port}")
         started.append(instance)
         return instance

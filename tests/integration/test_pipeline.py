@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
@@ -31,7 +30,7 @@ from dockroll.pipeline.build import BuildResult, build_release
 from dockroll.pipeline.metadata import release_metadata
 from dockroll.pipeline.push import push_release
 from dockroll.pipeline.smoke import smoke_test
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +51,6 @@ def plain_git_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment without CI variables, so tags come from the git checkout."""
     source = os.environ if environ is None else environ
     return {k: v for k, v in source.items() if not k.startswith(_CI_PREFIXES)}
-
-
-def free_port() -> int:
-    """A 127.0.0.1 port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _git(repo: Path, *args: str) -> str:

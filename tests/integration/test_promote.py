@@ -18,7 +18,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import uuid
@@ -52,6 +51,7 @@ from dockroll.pipeline.promote import (
 )
 from dockroll.refs import Digest
 from dockroll.registry import MANIFEST_MEDIA_TYPES, Credentials, RegistryClient, copy
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +73,6 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: integration tests must run)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -664,7 +657,7 @@ def test_a_registry_that_does_not_answer(world: World, capsys: pytest.CaptureFix
     world.seed("1.0.0")
     world.promote("1.0.0", "dev")
     before = world.state()
-    down = f"127.0.0.1:{_free_port()}"
+    down = f"127.0.0.1:{free_port()}"
     world.write_config(image=f"{down}/{world.repository}")
 
     with (
@@ -688,7 +681,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
         _unavailable("docker-registry and htpasswd are needed for the auth registry")
     data = tmp_path_factory.mktemp("auth-registry")
     htpasswd = write_htpasswd(data / "users", {"deployer": "correct-horse-battery"})
-    instance = start_registry(port=_free_port(), data_dir=data / "registry", htpasswd=htpasswd)
+    instance = start_registry(port=free_port(), data_dir=data / "registry", htpasswd=htpasswd)
     assert instance.started
     try:
         yield instance

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -41,6 +40,7 @@ from dockroll.registry import (
     retag,
     sha256_digest,
 )
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +53,6 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: integration tests must run)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -112,7 +105,7 @@ def private_registry(tmp_path: Path) -> Iterator[Callable[..., PrivateRegistry]]
     started: list[PrivateRegistry] = []
 
     def start(*, htpasswd: bool = False) -> PrivateRegistry:
-        port = _free_port()
+        port = free_port()
         root = tmp_path / f"registry-{port}"
         (root / "data").mkdir(parents=True)
         config: dict[str, Any] = {

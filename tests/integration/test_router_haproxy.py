@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -39,6 +38,7 @@ from dockroll.router import (
     traffic_shares,
 )
 from dockroll.router.haproxy import OFFICIAL_IMAGE
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +71,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}; run `dockroll dev up --with router` to provide it")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Env:
     router: HaproxyRouter
@@ -103,8 +97,8 @@ def env(docker_client: docker.DockerClient) -> Iterator[Env]:
         engine,
         service="routertest",
         environment=f"it{uuid.uuid4().hex[:6]}",
-        port=_free_port(),
-        settings=HaproxySettings(metrics_port=_free_port()),
+        port=free_port(),
+        settings=HaproxySettings(metrics_port=free_port()),
         state_root=state,
     )
     containers = []

@@ -10,7 +10,6 @@ read it.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -28,6 +27,7 @@ from dockroll.analysis import BASELINE, CANARY, Action, Analysis, AnalysisSettin
 from dockroll.analysis.providers import RouterProvider
 from dockroll.engine import DockerEngine
 from dockroll.router import HaproxyRouter, HaproxySettings, ServerSpec
+from tests.conftest import free_port
 from tests.integration.test_router_haproxy import PYTHON_IMAGE, _image_present, _unavailable
 
 pytestmark = pytest.mark.integration
@@ -49,12 +49,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("", 8000), Handler).serve_forever()
 """
 DELAYS = {"web-a": 5, "web-b": 5, "web-slow": 305}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -123,8 +117,8 @@ def env(docker_client: docker.DockerClient) -> Iterator[Env]:
         DockerEngine(),
         service="latencytest",
         environment=f"it{uuid.uuid4().hex[:6]}",
-        port=_free_port(),
-        settings=HaproxySettings(metrics_port=_free_port()),
+        port=free_port(),
+        settings=HaproxySettings(metrics_port=free_port()),
         state_root=state,
     )
     containers = []
