@@ -225,6 +225,24 @@ def _promote(seeded: Seeded, version: str, env: str) -> None:
     wait_serving(seeded.url(env), version)
 
 
+def _end_round(
+    seeded: Seeded,
+    env: str,
+    where: str,
+    load: Load,
+    rounds: list[Round],
+    *,
+    expected: str | None = None,
+) -> None:
+    """The round's checks: consistent, on ``expected`` if given, no request failed."""
+    serving = assert_consistent(seeded, env, where)
+    if expected is not None:
+        assert serving == expected, where
+    rounds.append(Round(where, len(load.failures), len(load.answers), serving))
+    assert len(load.answers) >= 100, where
+    assert load.failures == [], (where, load.failures[:3])
+
+
 @pytest.mark.parametrize("env", list(ENVIRONMENTS))
 def test_a_command_killed_at_a_random_step_is_recovered(
     seeded: Seeded, env: str, rng: random.Random, rounds: list[Round]
@@ -251,11 +269,7 @@ def test_a_command_killed_at_a_random_step_is_recovered(
             # Whatever the recovery chose, a plain promotion of the target settles it all.
             _promote(seeded, target, env)
             load.wait_for(len(load.answers) + 50)
-        serving = assert_consistent(seeded, env, where)
-        assert serving == target, where
-        rounds.append(Round(where, len(load.failures), len(load.answers), serving))
-        assert len(load.answers) >= 100, where
-        assert load.failures == [], (where, load.failures[:3])
+        _end_round(seeded, env, where, load, rounds, expected=target)
 
 
 def test_two_deploys_racing_one_wins_cleanly(
@@ -277,10 +291,7 @@ def test_two_deploys_racing_one_wins_cleanly(
     where = f"racing {first} and {second}: exit codes {codes}"
     # Either the second found the first holding the lock (12), or one went after the other.
     assert codes in ([0, 0], [0, 12]), f"{where}\n{out_a}\n{out_b}"
-    serving = assert_consistent(seeded, env, where)
-    rounds.append(Round(where, len(load.failures), len(load.answers), serving))
-    assert len(load.answers) >= 100, where
-    assert load.failures == [], (where, load.failures[:3])
+    _end_round(seeded, env, where, load, rounds)
 
 
 def test_the_router_killed_mid_rollout_comes_back_consistent(
@@ -325,11 +336,7 @@ def test_the_registry_going_away_mid_promotion_leaves_nothing_ahead(
         own_registry.start()
         _promote(seeded, NEW, env)
         load.wait_for(len(load.answers) + 50)
-    serving = assert_consistent(seeded, env, where)
-    assert serving == NEW, where
-    rounds.append(Round(where, len(load.failures), len(load.answers), serving))
-    assert len(load.answers) >= 100, where
-    assert load.failures == [], (where, load.failures[:3])
+    _end_round(seeded, env, where, load, rounds, expected=NEW)
 
 
 def test_no_container_is_left_behind(seeded: Seeded, docker_client: docker.DockerClient) -> None:
