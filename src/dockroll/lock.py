@@ -318,32 +318,26 @@ class EnvironmentLock:
             return held
         previous = self._leases(held.container_id)
         holding.renewals += 1
-        lease = self.engine.reserve(
-            f"{self.name}.lease-{holding.renewals}",
-            self.image,
-            {
-                **labels.selector(self.service, self.environment, LEASE_ROLE),
-                LEASE_OF: held.container_id,
-            },
-        )
+        lease = self._reserve_lease(held.container_id, holding.renewals)
         if lease is None:
             # A lease of that number is left from an earlier holder: clear and retry once.
             self._remove_stale_leases(held.container_id)
-            lease = self.engine.reserve(
-                f"{self.name}.lease-{holding.renewals}",
-                self.image,
-                {
-                    **labels.selector(self.service, self.environment, LEASE_ROLE),
-                    LEASE_OF: held.container_id,
-                },
-            )
+            lease = self._reserve_lease(held.container_id, holding.renewals)
+        if lease is None:
+            # Keep the leases there are: removing them would shorten the lock, not renew it.
+            return held
         for old in previous:
-            if lease is None or old.id != lease.id:
-                self.engine.remove(old.id, grace=0)
+            self.engine.remove(old.id, grace=0)
         holding.last_renewal = self._monotonic()
-        renewed = lease.created if lease is not None else None
-        holding.info = replace(held, renewed=renewed, observed=renewed)
+        holding.info = replace(held, renewed=lease.created, observed=lease.created)
         return holding.info
+
+    def _reserve_lease(self, lock_id: str, number: int) -> ContainerInfo | None:
+        return self.engine.reserve(
+            f"{self.name}.lease-{number}",
+            self.image,
+            {**labels.selector(self.service, self.environment, LEASE_ROLE), LEASE_OF: lock_id},
+        )
 
     def heartbeat(self) -> None:
         """Renew when a quarter of the TTL (at most a minute) passed since the last renewal.

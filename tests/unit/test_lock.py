@@ -183,3 +183,27 @@ def test_a_deploy_lock_names_its_process() -> None:
 def test_a_ttl_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         _lock(FakeEngine()).acquire("ada", operation="deploy", ttl=0)
+
+
+def test_a_lease_that_cannot_be_made_leaves_the_last_one_in_place() -> None:
+    engine = FakeEngine()
+    ticks = Ticks()
+    holder = _lock(engine, ticks)
+    holder.acquire("ada", operation="deploy", ttl=60)
+    first = holder.renew()
+    assert first.renewed is not None
+
+    reserve = engine.reserve
+    engine.reserve = lambda name, image, found: (
+        None
+        if ".lease-" in name
+        else reserve(  # type: ignore[method-assign]
+            name, image, found
+        )
+    )
+    holder.renew()
+    # The lock is no shorter than after the renewal that worked.
+    assert _leases(engine) == ["dockroll-lock-shop-prod.lease-1"]
+    status = _lock(engine).status()
+    assert status is not None
+    assert status.renewed == first.renewed
