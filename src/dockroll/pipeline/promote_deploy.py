@@ -36,12 +36,14 @@ def refuse_registry_only_into_a_running_environment(config: Config, plan: Promot
     environment with no replicas here (fed by its tag, or whose engine this
     machine cannot reach) is left to the tag alone.
     """
+    engine = DockerEngine(config.environment(plan.target).engine)
     try:
-        engine = DockerEngine(config.environment(plan.target).engine)
         engine.ping()
         replicas = observe(engine, None, config.service, plan.target).replicas
     except DockrollError:
         return
+    finally:
+        engine.close()
     others = sorted({r.version for r in replicas if r.digest != plan.release.digest})
     if others:
         raise UsageError(
