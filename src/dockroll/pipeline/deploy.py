@@ -302,8 +302,9 @@ def deploy_release(
     An environment fed by promotion (``promote_from``) takes only releases
     promoted into it, so a deploy cannot skip the gates; rollbacks go back to
     what it ran before and are exempt, and so is the deploy of a promotion
-    (``promoting``) whose gates just passed. ``env`` is an environment the
-    caller opened; when the caller holds its lock, the deploy runs under it.
+    (``promoting``) whose gates just passed, and which moves the tags itself once
+    the release serves. ``env`` is an environment the caller opened; when the
+    caller holds its lock, the deploy runs under it.
     """
     env_config = config.environment(environment)
     if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None and not promoting:
@@ -365,7 +366,8 @@ def deploy_release(
                 sync_environment_tags(config, environment, running, progress)
             raise
         if outcome.status == "succeeded":
-            sync_environment_tags(config, environment, release, progress)
+            if not promoting:  # a promotion writes every tag of the target itself
+                sync_environment_tags(config, environment, release, progress)
             _keep_recent_images(config, env.engine, ledger, progress)
     ledger.audit(
         kind.value,
@@ -440,8 +442,8 @@ def rollback_release(
             r for r in observed.replicas if r.digest == target.digest and r.weight is not None
         ]
         live = [r for r in observed.replicas if r.weight and r.digest != target.digest]
-        window = find_standby(config, environment, ledger, observed)
-        if standby and window is not None and window.expired:
+        window = find_standby(config, environment, ledger, observed) if standby else None
+        if window is not None and window.expired:
             # Past keep_previous the standby is no promise any more: a full rollout back.
             progress(Progress("rollback", window.describe()))
             standby = []

@@ -98,9 +98,7 @@ def promote_and_deploy(
         sent = 0
         if promotion is not None:
             try:
-                moved, sent = write_tags(plan, client, progress)
-                # A deploy that finished has already moved the moving tags.
-                written = [tag for tag in plan.tags if tag in plan.pending or tag in moved]
+                written, sent = write_tags(plan, client, progress)
             except DockrollError as exc:
                 why = f"tags not moved: {exc}"
                 audit_promotion(plan, ledger, config.service, written, error=why)
