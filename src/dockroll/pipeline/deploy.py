@@ -47,6 +47,7 @@ __all__ = [
     "find_release",
     "find_standby",
     "open_environment",
+    "open_lock",
     "rollback_release",
     "sync_environment_tags",
     "unfinished_deployment",
@@ -107,7 +108,13 @@ def _router_specs(config: Config, name: str, engine: Engine, ledger: Ledger) -> 
 def open_environment(
     config: Config, name: str, ledger: Ledger, progress: ProgressCallback = discard
 ) -> Environment:
-    """Connect to the environment's engine and make sure its router runs."""
+    """Connect to the environment's engine and make sure its router runs.
+
+    Only commands that change the environment (deploy, rollback, resume, abort,
+    promote) open it this way: starting or reloading the router is theirs to do.
+    Read-only commands use :func:`open_lock` or the status module, which leave
+    the router as they find it.
+    """
     env_config = config.environment(name)
     engine = DockerEngine(env_config.engine)
     engine.ping()
@@ -125,6 +132,21 @@ def open_environment(
         router=router,
         lock=EnvironmentLock(engine, config.service, name, image=info.image),
     )
+
+
+def open_lock(config: Config, name: str) -> EnvironmentLock:
+    """The environment's deployment lock, without starting, reloading or replacing its router.
+
+    The lock container is only created (never run) from an image: the router's
+    when it runs, else the one the router would be started from.
+    """
+    env_config = config.environment(name)
+    engine = DockerEngine(env_config.engine)
+    engine.ping()
+    router = HaproxyRouter.for_environment(engine, config, name)
+    running = engine.container(router.container_name)
+    image = running.image if running is not None else router.image()
+    return EnvironmentLock(engine, config.service, name, image=image)
 
 
 def _remove_stopped(env: Environment, progress: ProgressCallback) -> None:
@@ -512,13 +534,13 @@ def continue_rollout(
     Resuming a canary paused at a step promotes it to the next step;
     ``skip_pauses`` goes straight to 100%.
     """
-    env = open_environment(config, environment, ledger, progress)
     unfinished = unfinished_deployment(ledger, config.service, environment)
     if unfinished is None:
         raise UsageError(
             f"no rollout in {environment} is paused or unfinished",
             hint=f"`dockroll status` shows {environment}; `dockroll deploy` starts a rollout",
         )
+    env = open_environment(config, environment, ledger, progress)
     action = "abort" if abort else "resume"
     with env.lock.held(ledger.who(), reason=reason or "", operation=action, wait=lock_wait):
         runner = env.runner(ledger, progress)

@@ -582,6 +582,10 @@ class HaproxyRouter:
                 if exc.status_code != 409:  # created concurrently: fine
                     raise
 
+    def image(self) -> str:
+        """The image the router is (or would be) started from; pulls it when missing."""
+        return self._image()
+
     def _image(self) -> str:
         if self.settings.image:
             return self.settings.image

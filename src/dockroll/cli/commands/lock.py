@@ -20,12 +20,10 @@ EnvOption = Annotated[str, typer.Option("--env", "-e", help="The environment.")]
 
 
 def _lock(ctx: typer.Context, env: str) -> EnvironmentLock:
-    from dockroll.ledger import open_ledger
-    from dockroll.pipeline.deploy import open_environment
+    # The lock lives on the engine: reading or taking it leaves the router alone.
+    from dockroll.pipeline.deploy import open_lock
 
-    cli = state(ctx)
-    with open_ledger() as ledger:
-        return open_environment(cli.config, env, ledger).lock
+    return open_lock(state(ctx).config, env)
 
 
 @lock_app.command("acquire")
