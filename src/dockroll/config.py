@@ -28,6 +28,7 @@ from dockroll.analysis.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
+from dockroll.listeners import ListenAddress, parse_listen_address
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
 
@@ -266,11 +267,49 @@ class MigrationConfig(_Model):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class ListenerConfig(_Model):
+    """An address the router's public frontend listens on; a plain string is the address."""
+
+    address: str
+    """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host: ``127.0.0.1:8080`` (this
+    machine only), ``0.0.0.0:80`` (every IPv4 address), ``[::]:80`` (every IPv6 address)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return {"address": value} if isinstance(value, str) else value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return str(parse_listen_address(value))
+
+    @property
+    def listen_address(self) -> ListenAddress:
+        return parse_listen_address(self.address)
+
+
+class RouterConfig(_Model):
+    """Where the environment's router listens."""
+
+    listen: list[ListenerConfig] = Field(default_factory=list, max_length=16)
+    """Addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    metrics: str | None = None
+    """Address of the Prometheus exporter (``/metrics``) and stats page (``/stats``);
+    ``127.0.0.1:<port + 1000>`` when absent. Keep it private: it shows every server."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_listen_address(value))
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
     port: int = Field(ge=1, le=65535)
-    """The router's port on 127.0.0.1 for this environment."""
+    """The router's port on 127.0.0.1 for this environment; with ``router.listen`` it is
+    the first listener's port unless given."""
     engine: str | None = None
     """Docker endpoint (``unix://``, ``tcp://``, ``ssh://``); the local engine when absent."""
     strategy: Strategy = Strategy.ROLLING
@@ -298,6 +337,70 @@ class EnvironmentConfig(_Model):
     """Automatic canary analysis; none means rollouts are judged by health checks alone."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    """Where the router listens (public addresses, metrics)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_from_listeners(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or "port" in value:
+            return value
+        router = value.get("router")
+        listen = router.get("listen") if isinstance(router, dict) else None
+        if isinstance(listen, list) and listen:
+            first = listen[0]
+            address = first.get("address") if isinstance(first, dict) else first
+            if isinstance(address, str):
+                try:
+                    return {**value, "port": parse_listen_address(address).port}
+                except ValueError:
+                    # The listener's own check says what is wrong; "port required" would not.
+                    return {**value, "port": 1}
+        return value
+
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> EnvironmentConfig:
+        listeners = self.listeners()
+        if self.router.listen and self.port not in {a.port for a in listeners}:
+            raise ValueError(
+                f"port {self.port} is none of router.listen's ports "
+                f"({', '.join(str(a) for a in listeners)}): drop `port`, which then "
+                "defaults to the first listener's"
+            )
+        if self.router.metrics is None and self.port + 1000 > 65535:
+            raise ValueError(
+                f"the metrics listener defaults to port {self.port} + 1000, past 65535: "
+                "set router.metrics (e.g. 127.0.0.1:9100)"
+            )
+        named = self.named_listeners()
+        for i, (where, address) in enumerate(named):
+            for other_where, other in named[i + 1 :]:
+                if address.clashes_with(other):
+                    raise ValueError(
+                        f"{where} {address} and {other_where} {other} cannot both listen: "
+                        "give each its own port"
+                    )
+        return self
+
+    def listeners(self) -> list[ListenAddress]:
+        """The public frontend's addresses (``127.0.0.1:<port>`` by default)."""
+        if self.router.listen:
+            return [listener.listen_address for listener in self.router.listen]
+        return [ListenAddress("127.0.0.1", self.port)]
+
+    def metrics_address(self) -> ListenAddress:
+        if self.router.metrics is not None:
+            return parse_listen_address(self.router.metrics)
+        return ListenAddress("127.0.0.1", self.port + 1000)
+
+    def named_listeners(self) -> list[tuple[str, ListenAddress]]:
+        """Every address the router binds, each with the field that sets it."""
+        public = self.listeners()
+        names = (
+            [f"router.listen[{i}]" for i in range(len(public))] if self.router.listen else ["port"]
+        )
+        metrics = "router.metrics" if self.router.metrics else "port + 1000 (metrics)"
+        return [*zip(names, public, strict=True), (metrics, self.metrics_address())]
 
 
 class MirrorConfig(_Model):
@@ -441,6 +544,24 @@ class Config(_Model):
                 raise ValueError(
                     f"{fields} share {port}; each environment needs its own router port"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _listeners_apart(self) -> Config:
+        """No two environments on one engine may listen where the other does."""
+        seen: list[tuple[str | None, str, ListenAddress]] = []
+        for name, env in self.environments.items():
+            for where, address in env.named_listeners():
+                field = f"environments.{name}.{where}"
+                for engine, other_field, other in seen:
+                    if engine == env.engine and address.clashes_with(other):
+                        raise ValueError(
+                            f"{field} {address} clashes with {other_field} {other} on the same "
+                            "engine: give each environment its own ports"
+                        )
+            seen.extend(
+                (env.engine, f"environments.{name}.{w}", a) for w, a in env.named_listeners()
+            )
         return self
 
     def promotion_order(self) -> list[str]:

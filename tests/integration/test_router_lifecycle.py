@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ import yaml
 from dockroll.config import Config, load_config
 from dockroll.engine import DockerEngine
 from dockroll.engine.base_images import load_substitutes, substitutes_file
+from dockroll.errors import RouterError
 from dockroll.ledger import Ledger, open_ledger
 from dockroll.pipeline.deploy import open_environment, open_lock
 from dockroll.pipeline.status import environment_status
@@ -87,8 +89,11 @@ class Project:
         }
 
     def write(self, **prod: Any) -> Config:
-        """Change the prod environment's settings in dockroll.yml and load it."""
-        self.data["environments"]["prod"].update(prod)
+        """Change the prod environment's settings in dockroll.yml (None drops one) and load it."""
+        settings = self.data["environments"]["prod"]
+        settings.update(prod)
+        for key in [key for key, value in settings.items() if value is None]:
+            del settings[key]
         self.config_path.write_text(yaml.safe_dump(self.data), encoding="utf-8")
         return load_config(self.config_path)
 
@@ -220,3 +225,45 @@ def test_read_only_commands_leave_an_outdated_router_running(project: Project) -
     with project.ledger() as ledger:
         open_environment(config, "prod", ledger)
     assert "retries 3" in (current.directory / "conf" / "haproxy.cfg").read_text()
+
+
+def test_the_router_listens_where_the_environment_says(project: Project) -> None:
+    public, public6, metrics = free_port(), free_port(), free_port()
+    config = project.write(
+        router={
+            "listen": [f"127.0.0.1:{public}", f"[::1]:{public6}"],
+            "metrics": f"127.0.0.1:{metrics}",
+        },
+        port=None,
+    )
+    router = project.router(config)
+    info = router.ensure()
+    web = project.backend("web")
+    router.ensure([web])
+    router.wait_healthy("web", timeout=10)
+
+    assert info.url == f"http://127.0.0.1:{public}"
+    assert info.metrics_url == f"http://127.0.0.1:{metrics}/metrics"
+    assert _get(f"http://127.0.0.1:{public}/").text == "web"
+    assert _get(f"http://[::1]:{public6}/").text == "web"
+    assert "haproxy_backend_http_responses_total" in _get(info.metrics_url).text
+    # Nothing where the hidden default (port + 1000) used to be.
+    with pytest.raises(httpx.TransportError):
+        _get(f"http://127.0.0.1:{public + 1000}/metrics")
+    published = project.container().attrs["HostConfig"]["PortBindings"]
+    hosts = sorted(b["HostIp"] + ":" + b["HostPort"] for v in published.values() for b in v)
+    assert hosts == sorted([f"127.0.0.1:{public}", f"::1:{public6}", f"127.0.0.1:{metrics}"])
+
+
+def test_a_listener_another_process_holds_is_a_clear_error(project: Project) -> None:
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = project.write(router={"listen": [f"127.0.0.1:{port}"]}, port=port)
+        router = project.router(config)
+        with pytest.raises(RouterError, match="refused to start") as refused:
+            router.ensure()
+    assert f"127.0.0.1:{port}" in (refused.value.hint or "")
+    assert project.client.containers.list(all=True, filters={"name": router.container_name}) == []

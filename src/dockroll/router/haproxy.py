@@ -66,6 +66,7 @@ from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.listeners import ListenAddress
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -131,6 +132,10 @@ class HaproxySettings:
     this port. Required for remote engines."""
     admin_host: str = "127.0.0.1"
     """Where dockroll reaches the TCP runtime API (a tunnel's end for remote engines)."""
+    listeners: tuple[ListenAddress, ...] = ()
+    """Host addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    metrics_address: ListenAddress | None = None
+    """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
     image: str | None = None
     """The HAProxy image; None picks haproxy:2.6 when present or pullable, else the local
     substitute ``dockroll dev up --with router`` built."""
@@ -188,7 +193,8 @@ def render_config(
         f"    timeout check {_ms(max(settings.connect_timeout, 1.0))}",
         "",
         "frontend public",
-        f"    bind :{PUBLIC_PORT}",
+        # One container port per listener, each published on its host address.
+        *(f"    bind :{PUBLIC_PORT + i}" for i in range(max(1, len(settings.listeners)))),
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
@@ -235,12 +241,16 @@ class HaproxyRouter:
         self._progress = progress
         self._local = engine.endpoint.startswith(("unix://", "npipe://"))
         metrics = self.settings.metrics_port or port + 1000
+        if self.settings.metrics_address is not None:
+            metrics = self.settings.metrics_address.port
         if not 0 < metrics < 65536:
             raise RouterError(
                 f"router of {self.owner}: metrics port {metrics} is out of range",
                 hint="set the router's metrics_port explicitly",
             )
         self.metrics_port = metrics
+        self.metrics_address = self.settings.metrics_address or ListenAddress("127.0.0.1", metrics)
+        self.listeners = self.settings.listeners or (ListenAddress("127.0.0.1", port),)
         self._log_tail = _LOG_TAIL
 
     @classmethod
@@ -266,6 +276,8 @@ class HaproxyRouter:
             health_path=health.path,
             check=CheckSettings(interval_ms=max(100, round(health.interval * 1000))),
             connect_timeout=min(health.timeout, 5.0),
+            listeners=tuple(env.listeners()),
+            metrics_address=env.metrics_address(),
         )
         return cls(
             engine,
@@ -343,8 +355,8 @@ class HaproxyRouter:
             container_id=str(attrs["Id"]),
             image=str((attrs.get("Config") or {}).get("Image", "")),
             network=self.network,
-            url=f"http://127.0.0.1:{self.port}",
-            metrics_url=f"http://127.0.0.1:{self.metrics_port}/metrics",
+            url=f"http://{self.listeners[0].local_host}:{self.listeners[0].port}",
+            metrics_url=f"http://{self.metrics_address.local_host}:{self.metrics_port}/metrics",
             admin=str(self.admin),
             created=created,
             restored=restored,
@@ -539,6 +551,8 @@ class HaproxyRouter:
         published = {
             "public": self.port,
             "metrics": self.metrics_port,
+            "listeners": [str(a) for a in self.listeners],
+            "metrics_address": str(self.metrics_address),
             "admin": self.settings.admin_port,
             "image": self.settings.image,
             "log": _LOG_CONFIG,
@@ -626,9 +640,10 @@ class HaproxyRouter:
         image = self._image()
         conf, run = self._prepare_directory(config)
         ports: dict[str, tuple[str, int]] = {
-            f"{PUBLIC_PORT}/tcp": ("127.0.0.1", self.port),
-            f"{METRICS_PORT}/tcp": ("127.0.0.1", self.metrics_port),
+            f"{PUBLIC_PORT + i}/tcp": (address.host, address.port)
+            for i, address in enumerate(self.listeners)
         }
+        ports[f"{METRICS_PORT}/tcp"] = (self.metrics_address.host, self.metrics_address.port)
         if self.settings.admin_port is not None:
             ports[f"{ADMIN_PORT}/tcp"] = ("127.0.0.1", self.settings.admin_port)
         volumes = (
@@ -660,9 +675,11 @@ class HaproxyRouter:
                 with contextlib.suppress(docker.errors.DockerException):
                     client.api.remove_container(self.container_name, force=True)
                 detail = exc.explanation or str(exc)
+                taken = ", ".join(str(a) for a in (*self.listeners, self.metrics_address))
                 hint = (
-                    f"another process uses 127.0.0.1:{self.port} or {self.metrics_port}; "
-                    "free it or give the environment another port"
+                    f"another process listens on one of {taken}; "
+                    "free it or give the environment other listeners (router.listen, "
+                    "router.metrics)"
                     if "allocated" in str(detail) or "address already in use" in str(detail)
                     else None
                 )
