@@ -329,7 +329,9 @@ def test_router_recreated_after_removal_restores_servers(
     assert 'haproxy_backend_http_responses_total{proxy="app",code="2xx"}' in metrics.text
 
 
-def test_a_router_with_an_outdated_config_is_replaced_and_serves_on_return(both: Env) -> None:
+def test_a_router_with_an_outdated_config_is_reloaded_in_place_with_its_servers(
+    both: Env,
+) -> None:
     """What an upgrade of dockroll does to a running router whose config it renders otherwise."""
     old = HaproxyRouter(
         both.router._engine,
@@ -339,17 +341,19 @@ def test_a_router_with_an_outdated_config_is_replaced_and_serves_on_return(both:
         settings=HaproxySettings(metrics_port=both.router.metrics_port, retries=1),
         state_root=both.router.directory.parents[1],
     )
-    old.ensure([both.spec("web-a", 50), both.spec("web-b", 50)])
+    before = old.ensure([both.spec("web-a", 50), both.spec("web-b", 50)])
+    old.set_weights({"web-a": 50, "web-b": 50})
     assert "retries 1" in (old.directory / "conf" / "haproxy.cfg").read_text()
 
     info = both.router.ensure([both.spec("web-a", 50), both.spec("web-b", 50)])
 
-    assert info.created
-    assert info.restored == ("web-a", "web-b")
+    assert not info.created
+    assert info.reloaded
+    assert info.container_id == before.container_id
+    assert info.restored == ()
     config = (both.router.directory / "conf" / "haproxy.cfg").read_text()
     assert "retries 3" in config
     assert "log-format" in config
-    # No wait here: ensure returned with the restored servers checked and serving.
     assert {s.name: s.health for s in both.router.servers()} == {
         "web-a": ServerHealth.UP,
         "web-b": ServerHealth.UP,

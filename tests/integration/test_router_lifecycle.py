@@ -7,6 +7,7 @@ answering its own name (``/ready`` is its readiness check).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -32,24 +33,34 @@ from dockroll.errors import RouterError
 from dockroll.ledger import Ledger, open_ledger
 from dockroll.pipeline.deploy import open_environment, open_lock
 from dockroll.pipeline.status import environment_status
-from dockroll.router import HaproxyRouter, HaproxySettings, ServerSpec
+from dockroll.router import (
+    HaproxyRouter,
+    HaproxySettings,
+    ServerHealth,
+    ServerSpec,
+    ServerState,
+)
 from dockroll.router.haproxy import OFFICIAL_IMAGE
 from tests.conftest import IN_CI, free_port
+from tests.integration.rollout_support import Load
 
 pytestmark = pytest.mark.integration
 
 PYTHON_IMAGE = "dockroll.local/python:3.11-slim"
 DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
 
+# Answers its name, as JSON {"version": name} on /version (what the Load helper reads).
 _BACKEND = """
-import http.server, sys
+import http.server, json, sys
 NAME = sys.argv[1].encode()
+VERSION = json.dumps({"version": sys.argv[1]}).encode()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        body = VERSION if self.path == "/version" else NAME
         self.send_response(200)
-        self.send_header("Content-Length", str(len(NAME)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(NAME)
+        self.wfile.write(body)
     def log_message(self, *args):
         pass
 http.server.ThreadingHTTPServer(("", 8000), Handler).serve_forever()
@@ -221,10 +232,13 @@ def test_read_only_commands_leave_an_outdated_router_running(project: Project) -
     assert "retries 1" in (current.directory / "conf" / "haproxy.cfg").read_text()
     assert _get(f"http://127.0.0.1:{current.port}/").text == "web"
 
-    # A command that changes the environment brings the router up to date.
+    # A command that changes the environment brings the router up to date, hitless.
     with project.ledger() as ledger:
         open_environment(config, "prod", ledger)
     assert "retries 3" in (current.directory / "conf" / "haproxy.cfg").read_text()
+    assert current.running_config() == current.config_fingerprint()
+    assert project.container().id == before.id
+    assert _get(f"http://127.0.0.1:{current.port}/").text == "web"
 
 
 def test_the_router_listens_where_the_environment_says(project: Project) -> None:
@@ -267,3 +281,126 @@ def test_a_listener_another_process_holds_is_a_clear_error(project: Project) -> 
             router.ensure()
     assert f"127.0.0.1:{port}" in (refused.value.hint or "")
     assert project.client.containers.list(all=True, filters={"name": router.container_name}) == []
+
+
+def _changed(router: HaproxyRouter, **settings: Any) -> HaproxyRouter:
+    """The same environment's router as a dockroll that renders other settings sees it."""
+    return HaproxyRouter(
+        router.engine,
+        service=router.service,
+        environment=router.environment,
+        port=router.port,
+        settings=dataclasses.replace(router.settings, **settings),
+    )
+
+
+def _two_backends(project: Project) -> tuple[HaproxyRouter, ServerSpec, ServerSpec]:
+    router = project.router()
+    router.ensure()
+    a, b = project.backend("web-a"), project.backend("web-b")
+    router.ensure([a, dataclasses.replace(b, weight=30)])
+    for name in ("web-a", "web-b"):
+        router.wait_healthy(name, timeout=10)
+    router.set_weight("web-a", 70)  # a weight changed at runtime, not the one it was added with
+    return router, a, b
+
+
+@pytest.mark.slow
+def test_config_changes_reload_hitless_under_load(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    before = project.container().id
+    reloads = []
+    with Load(f"http://127.0.0.1:{router.port}", threads=4) as load:
+        load.wait_for(100)
+        for retries in (1, 2, 3):
+            info = _changed(router, retries=retries).ensure()
+            assert info.reloaded
+            reloads.append(router.running_config())
+            load.wait_for(len(load.answers) + 150)
+    answers = len(load.answers)
+
+    print(f"\nreloads under load: {answers} requests, failures {len(load.failures)}")
+    assert load.failures == []
+    assert answers >= 450
+    assert len(set(reloads)) == 3
+    assert project.container().id == before
+    assert {s.name: s.weight for s in router.servers()} == {"web-a": 70, "web-b": 30}
+    assert set(load.versions()) == {"web-a", "web-b"}
+
+
+def test_a_reload_carries_drained_and_unchecked_servers_as_they_are(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    router.drain("web-b")
+    stopped = project.client.containers.get(f"{router.container_name}-web-a")
+    router.add_server(
+        "late",
+        stopped.attrs["NetworkSettings"]["Networks"][router.network]["IPAddress"],
+        1,
+        weight=5,
+    )
+
+    done = _changed(router, retries=1).reload()
+
+    servers = {s.name: s for s in router.servers()}
+    assert sorted(done.carried) == ["late", "web-a", "web-b"]
+    assert done.worker != done.previous_worker
+    assert servers["web-b"].state is ServerState.DRAIN
+    assert servers["web-a"].weight == 70
+    # Never checked up before the reload (nothing listens on port 1): still down after it.
+    assert servers["late"].health is ServerHealth.DOWN
+    assert {_get(f"http://127.0.0.1:{router.port}/").text for _ in range(10)} == {"web-a"}
+    # A carried server is an ordinary one: it can be removed as before.
+    router.remove_server("late")
+    assert "late" not in {s.name for s in router.servers()}
+
+
+def test_a_config_haproxy_refuses_changes_nothing(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    running = router.running_config()
+    broken = _changed(router, health_path='/ready"')
+
+    with pytest.raises(RouterError, match="refuses the new config") as refused:
+        broken.reload()
+
+    assert "keeps serving unchanged" in refused.value.message
+    assert router.running_config() == running
+    assert {s.name: s.weight for s in router.servers()} == {"web-a": 70, "web-b": 30}
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+
+def test_new_listeners_need_an_explicit_upgrade_which_carries_the_servers(
+    project: Project,
+) -> None:
+    router, _, _ = _two_backends(project)
+    before = project.container().id
+    moved = free_port()
+    config = project.write(
+        router={"listen": [f"127.0.0.1:{moved}"], "metrics": f"127.0.0.1:{free_port()}"}, port=None
+    )
+    wanted = project.router(config)
+
+    info = wanted.ensure()
+    status = project.dockroll("router", "status", "--env", "prod", "--json")
+    refused = project.dockroll("router", "reload", "--env", "prod")
+
+    assert "dockroll router upgrade --env prod" in info.outdated
+    assert not info.reloaded
+    assert project.container().id == before
+    assert status.returncode == 0, status.stderr
+    assert '"needs_upgrade": true' in status.stdout
+    assert refused.returncode != 0
+    assert "router upgrade" in refused.stderr
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+    upgraded = project.dockroll("router", "upgrade", "--env", "prod")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert project.container().id != before
+    assert {s.name: s.weight for s in wanted.servers()} == {"web-a": 70, "web-b": 30}
+    assert {s.name: s.health for s in wanted.servers()} == {
+        "web-a": ServerHealth.UP,
+        "web-b": ServerHealth.UP,
+    }
+    assert _get(f"http://127.0.0.1:{moved}/").status_code == 200
+    after = project.dockroll("router", "status", "--env", "prod")
+    assert "up to date" in after.stdout

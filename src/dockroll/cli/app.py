@@ -125,6 +125,7 @@ COMMAND_MODULES = {
     "push": "push",
     "releases": "ledger",
     "resume": "deploy",
+    "router": "router",
     "rollback": "deploy",
     "scan": "scan",
     "status": "status",

@@ -14,7 +14,7 @@ from dockroll import labels
 from dockroll.config import Config, Strategy
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
-from dockroll.errors import DockrollError, PolicyRefusal, RolloutError, UsageError
+from dockroll.errors import DockrollError, LockHeld, PolicyRefusal, RolloutError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import (
     Deployment,
@@ -36,7 +36,7 @@ from dockroll.rollout.executor import (
     pinned_image,
 )
 from dockroll.rollout.plan import Observed, Plan, SetWeights, Target, plan_rollout, split_weights
-from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.haproxy import HaproxyRouter, RouterReload
 from dockroll.router.port import ServerHealth, ServerSpec
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "find_standby",
     "open_environment",
     "open_lock",
+    "reload_router",
     "rollback_release",
     "sync_environment_tags",
     "unfinished_deployment",
@@ -122,16 +123,49 @@ def open_environment(
         network_name(config.service, name), labels.selector(config.service, name, "network")
     )
     router = HaproxyRouter.for_environment(engine, config, name, progress=progress)
-    info = router.ensure(_router_specs(config, name, engine, ledger))
+    specs = _router_specs(config, name, engine, ledger)
+    info = router.ensure(specs, reload=False)
     if info.restored:
         progress(Progress("router", f"restored {', '.join(info.restored)} into the router"))
-    return Environment(
-        config=config,
-        name=name,
-        engine=engine,
-        router=router,
-        lock=EnvironmentLock(engine, config.service, name, image=info.image),
+    lock = EnvironmentLock(engine, config.service, name, image=info.image)
+    if info.reload_pending:
+        reload_router(router, lock, ledger.who(), specs, progress)
+    return Environment(config=config, name=name, engine=engine, router=router, lock=lock)
+
+
+def reload_router(
+    router: HaproxyRouter,
+    lock: EnvironmentLock,
+    actor: str,
+    servers: list[ServerSpec],
+    progress: ProgressCallback = discard,
+    *,
+    wait: float = 0.0,
+    required: bool = False,
+) -> RouterReload | None:
+    """Apply the config this dockroll renders to the running router, hitless, under the lock.
+
+    The reload carries the servers the router has; the lock keeps a rollout
+    from changing them in between. When someone holds the lock the reload is
+    left for later (None), unless ``required``.
+    """
+    try:
+        with lock.held(actor, reason="router config changed", operation="router-reload", wait=wait):
+            done = router.reload(servers)
+    except LockHeld:
+        if required:
+            raise
+        progress(Progress("router", "the lock is held: the router's new config waits"))
+        return None
+    progress(
+        Progress(
+            "router",
+            f"reloaded {router.container_name} hitless in {done.seconds:.1f}s "
+            f"(worker {done.previous_worker} -> {done.worker}, carried {len(done.carried)} "
+            "servers)",
+        )
     )
+    return done
 
 
 def open_lock(config: Config, name: str) -> EnvironmentLock:

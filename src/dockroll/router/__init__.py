@@ -4,6 +4,8 @@ Public API (everything else is internal)::
 
     Router                                   the port (a Protocol); HaproxyRouter implements it
       ensure(servers=()) -> RouterInfo       start the router if missing, add servers it lacks
+                                             (HaproxyRouter: reload=False leaves a changed
+                                             config for the caller to reload)
       servers() -> tuple[BackendServer, ...]
       add_server(name, address, port, *, weight=0, check=True)
       set_weight(name, weight)               0..256
@@ -20,6 +22,9 @@ Public API (everything else is internal)::
     HaproxyRouter(engine, *, service, environment, port, settings=None, state_root=None)
     HaproxyRouter.for_environment(engine, config, environment)
     HaproxySettings                          health path, check timing, ports, image, timeouts
+    HaproxyRouter.reload(servers=()) -> RouterReload     hitless, carries the running servers
+    HaproxyRouter.upgrade(servers=()) -> RouterInfo      new container: NOT hitless
+    HaproxyRouter.describe() -> RouterDescription        what runs; changes nothing
 
     ServerSpec(name, address, port, weight=0, check=True)    what the caller wants served
     BackendServer, Counters, RouterStats, RouterInfo         what the router reports

@@ -20,19 +20,19 @@ then published on the engine host's 127.0.0.1 only, so reach it through a
 tunnel (``ssh -L <port>:127.0.0.1:<port> host``) and point
 :attr:`HaproxySettings.admin_host` at the tunnel's end.
 
-**Recreation.** :meth:`HaproxyRouter.ensure` starts the router when it is
-missing, stopped, or runs an outdated configuration, then adds each server the
-caller passes that the backend lacks. HAProxy keeps runtime changes in memory
-only, so a router that restarted (engine restart, crash) comes back empty: the
-caller, which knows which releases should serve, passes their servers on every
-``ensure``. Servers added that way stay down until their first check passes.
-The configuration's fingerprint (config text, published ports, image, log
-settings) is a label of the container, so a router started by an older
-dockroll, whose config differs (e.g. one without the request log), is replaced
-by the first ``ensure`` after the upgrade, with its servers restored: the
-environment's port refuses connections for the second or so that takes, and
-``ensure`` returns once the restored servers with weight passed their first
-check (or the start timeout ran out).
+**Starting, reloading, replacing.** :meth:`HaproxyRouter.ensure` starts the
+router when it is missing or stopped, then adds each server the caller passes
+that the backend lacks. HAProxy keeps runtime changes in memory only, so a
+router that restarted (engine restart, crash) comes back empty: the caller,
+which knows which releases should serve, passes their servers on every
+``ensure``. Servers added that way stay down until their first check passes. A
+running router is never restarted by ``ensure``: a config that differs from
+what this dockroll renders (its fingerprint is the global ``description``, read
+with ``show info``) is applied by :meth:`HaproxyRouter.reload`, a hitless
+master-worker reload that carries the running servers across; what only a new
+container can change (image, published listeners, log settings: a second
+fingerprint, kept in a container label) is reported and left to
+:meth:`HaproxyRouter.upgrade`, which replaces the container and is not hitless.
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import ipaddress
 import json
 import shutil
 import tarfile
@@ -74,6 +75,7 @@ from dockroll.router.port import (
     RouterStats,
     ServerHealth,
     ServerSpec,
+    ServerState,
 )
 from dockroll.router.request_log import LOG_FORMAT, parse_request_log
 from dockroll.router.runtime_api import (
@@ -83,6 +85,7 @@ from dockroll.router.runtime_api import (
     add_server_commands,
     backend_counters,
     backend_servers,
+    parse_servers_state,
     refusal,
     set_weights_commands,
     validate_server_name,
@@ -108,6 +111,14 @@ _CONFIG_DIR = "/usr/local/etc/haproxy"
 _RUN_DIR = "/var/run/dockroll"
 _SOCKET = "admin.sock"
 _CONFIG_LABEL = "dockroll.router.config"
+# What only a new container can change (image, published addresses, mounts, log settings).
+_CONTAINER_LABEL = "dockroll.router.container"
+_STATE_FILE = "servers.state"
+# On a remote engine the admin socket is TCP: listeners pass to a reloaded worker here.
+_RELOAD_SOCKET = "/var/lib/haproxy/reload.sock"
+_DESCRIPTION = "dockroll-config"
+_EMPTY_STATE = "1\n"
+_CHECK_ENABLED = 0x04  # CHK_ST_ENABLED in srv_check_state
 _POLL = 0.1
 # The request log grows by a line per request: the engine keeps at most this much of it.
 _LOG_CONFIG = {"type": "json-file", "config": {"max-size": "20m", "max-file": "3"}}
@@ -153,16 +164,37 @@ def _ms(seconds: float) -> str:
 
 
 def render_config(
-    *, service: str, environment: str, settings: HaproxySettings, admin_socket: bool = True
+    *,
+    service: str,
+    environment: str,
+    settings: HaproxySettings,
+    admin_socket: bool = True,
+    fingerprint: str | None = None,
+    servers: Sequence[str] = (),
 ) -> str:
-    """The haproxy.cfg of an environment's router: frontends and an empty backend."""
+    """The haproxy.cfg of an environment's router: frontends and a backend.
+
+    The backend is empty but for ``servers`` (``server`` lines), which a reload
+    carries over from the running worker. ``fingerprint`` (of the config
+    rendered without it and without servers) is the global ``description``, so
+    ``show info`` tells which config a router runs.
+    """
     sockets = []
+    # "expose-fd listeners": a reloaded worker takes over the listening sockets
+    # from the running one (the master passes -x), so no connection is refused.
     if admin_socket:
-        sockets.append(f"    stats socket {_RUN_DIR}/{_SOCKET} mode 666 level admin")
+        sockets.append(
+            f"    stats socket {_RUN_DIR}/{_SOCKET} mode 666 level admin expose-fd listeners"
+        )
+    else:
+        sockets.append(
+            f"    stats socket {_RELOAD_SOCKET} mode 600 level admin expose-fd listeners"
+        )
     if settings.admin_port is not None:
         sockets.append(f"    stats socket ipv4@0.0.0.0:{ADMIN_PORT} level admin")
-    if not sockets:
+    if not admin_socket and settings.admin_port is None:
         raise RouterError(f"router of {service}/{environment} would have no runtime API")
+    description = [f"    description {_DESCRIPTION} {fingerprint}"] if fingerprint else []
     check = [f"    option httpchk GET {settings.health_path}"] if settings.health_path else []
     lines = [
         f"# dockroll router of {service}/{environment}.",
@@ -170,6 +202,9 @@ def render_config(
         "global",
         "    log stdout format raw local0 info",
         *sockets,
+        *description,
+        # Weights, drain/maintenance and check results of the servers a reload carries.
+        f"    server-state-file {_CONFIG_DIR}/{_STATE_FILE}",
         "    stats timeout 30s",
         "    maxconn 4096",
         "    hard-stop-after 30s",
@@ -177,6 +212,7 @@ def render_config(
         "defaults",
         "    mode http",
         "    log global",
+        "    load-server-state-from-file global",
         "    option dontlognull",
         # One server connection per request: a drained server's sessions end
         # with its last response, and nothing idles on a server about to go.
@@ -205,6 +241,7 @@ def render_config(
         *check,
         # Resending a request whose answer never came is only safe when it is idempotent.
         "    http-request disable-l7-retry unless { method GET HEAD OPTIONS }",
+        *servers,
         "",
         "frontend metrics",
         f"    bind :{METRICS_PORT}",
@@ -216,6 +253,44 @@ def render_config(
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RouterReload:
+    """What a hitless reload did."""
+
+    previous_worker: int
+    """PID of the worker that served before (it finishes its requests, then exits)."""
+    worker: int
+    """PID of the worker on the new config."""
+    carried: tuple[str, ...]
+    """Servers that went across with their weights, states and check results."""
+    restored: tuple[str, ...]
+    """Servers the caller passed that the router lacked, added after the switch."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RouterDescription:
+    """An environment's router as it runs (``dockroll router status``)."""
+
+    container: str
+    container_id: str
+    image: str
+    started_at: str
+    running: bool
+    worker: int | None
+    listeners: tuple[str, ...]
+    metrics: str
+    admin: str
+    config: str
+    """Fingerprint of the config the router loaded; empty when unknown."""
+    wanted_config: str
+    """Fingerprint of the config this dockroll renders."""
+    verdict: str
+    """"up to date", or what is outdated and which command fixes it."""
+    needs_upgrade: bool = False
+    """Only a new container can apply what changed (``dockroll router upgrade``)."""
 
 
 class HaproxyRouter:
@@ -290,6 +365,10 @@ class HaproxyRouter:
         )
 
     @property
+    def engine(self) -> DockerEngine:
+        return self._engine
+
+    @property
     def owner(self) -> str:
         return f"{self.service}/{self.environment}"
 
@@ -319,33 +398,42 @@ class HaproxyRouter:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def ensure(self, servers: Sequence[ServerSpec] = ()) -> RouterInfo:
-        if not self._local and self.settings.admin_port is None:
-            raise RouterError(
-                f"router of {self.owner}: the engine {self._engine.endpoint} is remote, "
-                "so the runtime API cannot be a local socket",
-                hint="set the router's admin_port and tunnel it to this machine",
-            )
+    def ensure(self, servers: Sequence[ServerSpec] = (), *, reload: bool = True) -> RouterInfo:
+        """Start the router when missing or stopped, reload it when its config is outdated.
+
+        A running router is never restarted here: a config change is applied by
+        a hitless :meth:`reload` (or, with ``reload=False``, left for the caller,
+        which then sees ``reload_pending``); a change only a new container can
+        make (image, listeners, log settings) is reported in ``outdated`` and
+        left to :meth:`upgrade`.
+        """
+        self._check_reachable()
         self._engine.ping()
-        config = render_config(
-            service=self.service,
-            environment=self.environment,
-            settings=self.settings,
-            admin_socket=self._local,
-        )
-        fingerprint = self._fingerprint(config)
+        config_fp = self.config_fingerprint()
+        container_fp = self._container_fingerprint()
         self._ensure_network()
         attrs = self._inspect()
         running = attrs is not None and (attrs.get("State") or {}).get("Running") is True
         labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
-        created = False
-        if attrs is None or not running or labels.get(_CONFIG_LABEL) != fingerprint:
+        created = reloaded = pending = False
+        outdated = ""
+        if attrs is None or not running:
             if attrs is not None:
-                self._progress(Progress("router", f"replacing router {self.container_name}"))
+                self._progress(Progress("router", f"starting {self.container_name} again"))
                 self._remove_container(grace=1)
-            attrs = self._start(config, fingerprint)
+            attrs = self._start(self._render(config_fp), container_fp, config_fp)
             created = True
         self._wait_for_api(attrs)
+        if not created:
+            if labels.get(_CONTAINER_LABEL) != container_fp:
+                outdated = self._outdated_note()
+                self._progress(Progress("router", outdated))
+            elif self.running_config() != config_fp:
+                if reload:
+                    self.reload(servers)
+                    reloaded = True
+                else:
+                    pending = True
         restored = self._restore(servers)
         if created and restored:
             self._wait_restored([s for s in servers if s.name in restored])
@@ -360,7 +448,244 @@ class HaproxyRouter:
             admin=str(self.admin),
             created=created,
             restored=restored,
+            reloaded=reloaded,
+            reload_pending=pending,
+            outdated=outdated,
         )
+
+    def config_fingerprint(self) -> str:
+        """The fingerprint of the config this dockroll renders (servers left out)."""
+        text = self._render(None)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def running_config(self) -> str | None:
+        """The fingerprint of the config the running router loaded; None when it has none."""
+        for line in self.api.execute("show info").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "description":
+                words = value.split()
+                if len(words) == 2 and words[0] == _DESCRIPTION:
+                    return words[1]
+        return None
+
+    def reload(self, servers: Sequence[ServerSpec] = ()) -> RouterReload:
+        """Load the config this dockroll renders into the running router, dropping nothing.
+
+        HAProxy's master starts a new worker on the new config, hands it the
+        listening sockets of the running one (``expose-fd listeners``), and lets
+        the old worker finish the requests it has. The servers the running
+        worker has (added at runtime, so in no config) are written into the new
+        config with their addresses, and their weights, drain/maintenance and
+        check results go across in a server-state file: the new worker serves
+        from its first request. A config HAProxy refuses is checked before the
+        switch and changes nothing. ``servers`` it then lacks are added.
+        Concurrent runtime changes made while this runs may be lost: callers
+        hold the environment's lock.
+        """
+        self._check_reachable()
+        started = time.monotonic()
+        api = self.api
+        state = api.execute(f"show servers state {BACKEND}")
+        rows = [r for r in parse_servers_state(state) if r.get("be_name") == BACKEND]
+        previous = self._worker_pid()
+        config_fp = self.config_fingerprint()
+        config = self._render(config_fp, [self._server_line(row) for row in rows])
+        self._put_file("haproxy.cfg.next", config)
+        self._check_config("haproxy.cfg.next")
+        self._put_file(_STATE_FILE, state)
+        self._put_file("haproxy.cfg", config)
+        self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
+        with self._docker(f"signalling {self.container_name} to reload"):
+            self._engine.client.api.kill(self.container_name, signal="SIGUSR2")
+        worker = self._wait_reloaded(previous, config_fp)
+        # A restart (engine restart, crash) starts from the file: with no server, as
+        # every start does; the caller passes the servers that should serve to ensure.
+        self._put_file("haproxy.cfg", self._render(config_fp))
+        restored = self._restore(servers)
+        return RouterReload(
+            previous_worker=previous,
+            worker=worker,
+            carried=tuple(row.get("srv_name", "") for row in rows),
+            restored=restored,
+            seconds=time.monotonic() - started,
+        )
+
+    def upgrade(self, servers: Sequence[ServerSpec] = ()) -> RouterInfo:
+        """Replace the router's container (new image, listeners, log settings): NOT hitless.
+
+        Connections are refused from the old container's stop until the new one
+        listens, about a second. The servers the old router had go across with
+        their weights (drained ones drained), and ``servers`` it lacked are added;
+        it returns once those with weight passed their first check.
+        """
+        self._check_reachable()
+        self._engine.ping()
+        carried: list[ServerSpec] = []
+        drained: list[str] = []
+        attrs = self._inspect()
+        if attrs is not None and (attrs.get("State") or {}).get("Running"):
+            with contextlib.suppress(RouterError):  # a router that does not answer has none
+                for server in self.servers():
+                    carried.append(
+                        ServerSpec(
+                            server.name,
+                            server.address,
+                            server.port,
+                            weight=server.weight,
+                            check=server.health is not ServerHealth.NO_CHECK,
+                        )
+                    )
+                    if server.state is not ServerState.READY:
+                        drained.append(server.name)
+        names = {spec.name for spec in carried}
+        wanted = [*carried, *(spec for spec in servers if spec.name not in names)]
+        config_fp = self.config_fingerprint()
+        self._ensure_network()
+        self._progress(Progress("router", f"replacing {self.container_name} (not hitless)"))
+        self._remove_container(grace=1)
+        attrs = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
+        self._wait_for_api(attrs)
+        restored = self._restore(wanted)
+        for name in drained:
+            self.drain(name)
+        self._wait_restored([s for s in wanted if s.name in restored and s.name not in drained])
+        info = self.ensure(reload=False)
+        return RouterInfo(**{**info.__dict__, "created": True, "restored": restored})
+
+    def describe(self) -> RouterDescription:
+        """What runs, from the engine and the runtime API; changes nothing."""
+        attrs = self._inspect()
+        running = attrs is not None and (attrs.get("State") or {}).get("Running") is True
+        labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
+        worker: int | None = None
+        config: str | None = None
+        needs_upgrade = False
+        if running:
+            with contextlib.suppress(RouterError):
+                worker = self._worker_pid()
+                config = self.running_config()
+        if attrs is None:
+            verdict = "missing: the next deploy starts it"
+        elif not running:
+            verdict = "stopped: the next deploy starts it"
+        elif labels.get(_CONTAINER_LABEL) != self._container_fingerprint():
+            verdict = self._outdated_note()
+            needs_upgrade = True
+        elif worker is None:
+            verdict = "not answering on its runtime API"
+        elif config != self.config_fingerprint():
+            verdict = (
+                f"runs an older config: `dockroll router reload --env {self.environment}` "
+                "(hitless) or the next deploy applies it"
+            )
+        else:
+            verdict = "up to date"
+        return RouterDescription(
+            container=self.container_name,
+            container_id=str((attrs or {}).get("Id", "")),
+            image=str(((attrs or {}).get("Config") or {}).get("Image", "")),
+            started_at=str(((attrs or {}).get("State") or {}).get("StartedAt", "")),
+            running=running,
+            worker=worker,
+            listeners=tuple(str(a) for a in self.listeners),
+            metrics=str(self.metrics_address),
+            admin=str(self.admin),
+            config=config or "",
+            wanted_config=self.config_fingerprint(),
+            verdict=verdict,
+            needs_upgrade=needs_upgrade,
+        )
+
+    def _check_reachable(self) -> None:
+        if not self._local and self.settings.admin_port is None:
+            raise RouterError(
+                f"router of {self.owner}: the engine {self._engine.endpoint} is remote, "
+                "so the runtime API cannot be a local socket",
+                hint="set the router's admin_port and tunnel it to this machine",
+            )
+
+    def _outdated_note(self) -> str:
+        return (
+            f"router {self.container_name} runs an older image, listeners or container "
+            "settings, which only a new container can change; it keeps serving as it is. "
+            f"`dockroll router upgrade --env {self.environment}` replaces it (not hitless: "
+            "connections are refused for about a second)"
+        )
+
+    def _render(self, fingerprint: str | None, servers: Sequence[str] = ()) -> str:
+        return render_config(
+            service=self.service,
+            environment=self.environment,
+            settings=self.settings,
+            admin_socket=self._local,
+            fingerprint=fingerprint,
+            servers=servers,
+        )
+
+    def _server_line(self, row: Mapping[str, str]) -> str:
+        """A running server as a config line; its current weight comes from the state file.
+
+        HAProxy applies a saved weight only when the config's weight equals the saved
+        initial weight, so the line carries that one.
+        """
+        name = validate_server_name(row.get("srv_name", ""))
+        address = str(ipaddress.ip_address(row.get("srv_addr", "")))
+        port = int(row.get("srv_port", "0"))
+        line = f"    server {name} {address}:{port} weight {int(row.get('srv_iweight', '1'))}"
+        if int(row.get("srv_check_state", "0")) & _CHECK_ENABLED:
+            check = self.settings.check
+            line += f" check inter {check.interval_ms} fall {check.fall} rise {check.rise}"
+        return line
+
+    def _worker_pid(self) -> int:
+        for line in self.api.execute("show info").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Pid" and value.strip().isdigit():
+                return int(value)
+        raise RouterError(f"router of {self.owner}: `show info` names no worker")
+
+    def _put_file(self, name: str, text: str) -> None:
+        if self._local:
+            conf = self.directory / "conf"
+            tmp = conf / f"{name}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o644)
+            tmp.replace(conf / name)
+            return
+        with self._docker(f"copying {name} into {self.container_name}"):
+            self._engine.client.api.put_archive(
+                self.container_name, _CONFIG_DIR, _config_archive(text, name)
+            )
+
+    def _check_config(self, name: str) -> None:
+        """HAProxy's own check of a config file, inside the router's container."""
+        api = self._engine.client.api
+        with self._docker(f"checking the new config in {self.container_name}"):
+            exec_id = api.exec_create(
+                self.container_name, ["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/{name}"]
+            )["Id"]
+            output = api.exec_start(exec_id).decode("utf-8", errors="replace").strip()
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        if code != 0:
+            raise RouterError(
+                f"router of {self.owner}: HAProxy refuses the new config, so the running one "
+                f"keeps serving unchanged: {output or f'exit code {code}'}",
+            )
+
+    def _wait_reloaded(self, previous: int, config_fp: str) -> int:
+        deadline = time.monotonic() + self.settings.start_timeout
+        while True:
+            with contextlib.suppress(RouterError):  # the socket moves to the new worker
+                worker = self._worker_pid()
+                if worker != previous and self.running_config() == config_fp:
+                    return worker
+            if time.monotonic() >= deadline:
+                raise RouterError(
+                    f"router of {self.owner}: no new worker on the new config within "
+                    f"{self.settings.start_timeout:g}s; the previous one keeps serving",
+                    hint=f"`docker logs {self.container_name}` shows why",
+                )
+            time.sleep(_POLL)
 
     def remove(self) -> None:
         """Stop and remove the router container and its files; the network stays for the apps."""
@@ -547,7 +872,7 @@ class HaproxyRouter:
             detail = getattr(exc, "explanation", None) or str(exc)
             raise RouterError(f"router of {self.owner}: {what} failed: {detail}") from None
 
-    def _fingerprint(self, config: str) -> str:
+    def _container_fingerprint(self) -> str:
         published = {
             "public": self.port,
             "metrics": self.metrics_port,
@@ -556,16 +881,19 @@ class HaproxyRouter:
             "admin": self.settings.admin_port,
             "image": self.settings.image,
             "log": _LOG_CONFIG,
+            "local": self._local,
+            "reload": "master-worker, expose-fd listeners, server-state-file",
         }
-        text = config + json.dumps(published, sort_keys=True)
+        text = json.dumps(published, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def _labels(self, fingerprint: str) -> dict[str, str]:
+    def _labels(self, container_fp: str, config_fp: str) -> dict[str, str]:
         return {
             "dockroll.service": self.service,
             "dockroll.environment": self.environment,
             "dockroll.role": "router",
-            _CONFIG_LABEL: fingerprint,
+            _CONFIG_LABEL: config_fp,
+            _CONTAINER_LABEL: container_fp,
         }
 
     def _inspect(self) -> dict[str, Any] | None:
@@ -633,10 +961,12 @@ class HaproxyRouter:
         tmp.write_text(config, encoding="utf-8")
         tmp.chmod(0o644)
         tmp.replace(conf / "haproxy.cfg")
+        (conf / _STATE_FILE).write_text(_EMPTY_STATE, encoding="utf-8")
+        (conf / _STATE_FILE).chmod(0o644)
         (run / _SOCKET).unlink(missing_ok=True)
         return conf, run
 
-    def _start(self, config: str, fingerprint: str) -> dict[str, Any]:
+    def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
         conf, run = self._prepare_directory(config)
         ports: dict[str, tuple[str, int]] = {
@@ -661,7 +991,7 @@ class HaproxyRouter:
                 container = client.containers.create(
                     image,
                     name=self.container_name,
-                    labels=self._labels(fingerprint),
+                    labels=self._labels(container_fp, config_fp),
                     ports=ports,
                     volumes=volumes,
                     network=self.network,
@@ -670,6 +1000,7 @@ class HaproxyRouter:
                 )
                 if not self._local:
                     container.put_archive(_CONFIG_DIR, _config_archive(config))
+                    container.put_archive(_CONFIG_DIR, _config_archive(_EMPTY_STATE, _STATE_FILE))
                 container.start()
             except docker.errors.APIError as exc:
                 with contextlib.suppress(docker.errors.DockerException):
@@ -730,11 +1061,11 @@ class HaproxyRouter:
                 api.remove_container(self.container_name, force=True)
 
 
-def _config_archive(config: str) -> bytes:
+def _config_archive(config: str, name: str = "haproxy.cfg") -> bytes:
     data = config.encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("haproxy.cfg")
+        info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = 0o644
         info.mtime = int(time.time())

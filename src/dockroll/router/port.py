@@ -181,6 +181,13 @@ class RouterInfo:
     """True when this call started the router (first time, or after it went missing)."""
     restored: tuple[str, ...] = field(default=())
     """Servers this call added because the backend lacked them."""
+    reloaded: bool = False
+    """True when this call applied a changed config by a hitless reload."""
+    reload_pending: bool = False
+    """The running router's config is outdated and the caller asked not to reload it."""
+    outdated: str = ""
+    """Why the running router needs a new container (image, listeners), and the command
+    that replaces it; empty when it does not."""
 
 
 class Router(Protocol):

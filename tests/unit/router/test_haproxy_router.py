@@ -15,6 +15,7 @@ import pytest
 from dockroll.config import Config
 from dockroll.engine import DockerEngine
 from dockroll.errors import RouterError
+from dockroll.listeners import ListenAddress
 from dockroll.router import CheckSettings, HaproxyRouter, HaproxySettings, ServerState
 from dockroll.router.haproxy import render_config
 from tests.unit.router.fake_cli import FakeCli, serve_tcp
@@ -32,7 +33,9 @@ def test_config_declares_no_server_and_tunes_for_zero_downtime() -> None:
     assert "\n    server " not in config
     assert "default_backend app" in config
     for line in (
-        "stats socket /var/run/dockroll/admin.sock mode 666 level admin",
+        "stats socket /var/run/dockroll/admin.sock mode 666 level admin expose-fd listeners",
+        "server-state-file /usr/local/etc/haproxy/servers.state",
+        "load-server-state-from-file global",
         "option redispatch 1",
         "retries 3",
         "retry-on conn-failure empty-response response-timeout",
@@ -59,6 +62,84 @@ def test_config_follows_settings() -> None:
     assert "    timeout server 120000ms\n" in config
     assert "    retries 2\n" in config
     assert "    stats socket ipv4@0.0.0.0:9999 level admin\n" in config
+
+
+def test_a_reload_config_names_its_fingerprint_and_carries_servers() -> None:
+    server = "    server web-1 10.0.0.5:5000 weight 100 check inter 500 fall 2 rise 1"
+    config = render_config(
+        service="web",
+        environment="prod",
+        settings=HaproxySettings(),
+        fingerprint="0123abcd",
+        servers=[server],
+    )
+
+    assert "    description dockroll-config 0123abcd\n" in config
+    backend = config[config.index("backend app") : config.index("frontend metrics")]
+    assert f"{server}\n" in backend
+
+
+def test_each_listener_is_its_own_bind() -> None:
+    listeners = (ListenAddress("0.0.0.0", 80), ListenAddress("::", 80))
+    config = _config(listeners=listeners)
+
+    assert "    bind :8080\n    bind :8081\n" in config
+
+
+def test_a_remote_router_passes_listeners_over_a_socket_of_its_own() -> None:
+    config = render_config(
+        service="web",
+        environment="prod",
+        settings=HaproxySettings(admin_port=9100),
+        admin_socket=False,
+    )
+
+    assert "stats socket /var/lib/haproxy/reload.sock mode 600 level admin expose-fd listeners" in (
+        config
+    )
+
+
+def test_a_carried_server_keeps_its_initial_weight_and_its_check(tmp_path: Path) -> None:
+    router = HaproxyRouter(
+        DockerEngine("unix:///var/run/docker.sock"),
+        service="web",
+        environment="prod",
+        port=8081,
+        state_root=tmp_path,
+    )
+    row = {
+        "srv_name": "web-prod-blue-1",
+        "srv_addr": "172.18.0.4",
+        "srv_port": "5000",
+        "srv_iweight": "100",
+        "srv_uweight": "30",
+        "srv_check_state": "6",
+    }
+
+    assert router._server_line(row) == (
+        "    server web-prod-blue-1 172.18.0.4:5000 weight 100 check inter 500 fall 2 rise 1"
+    )
+    assert router._server_line({**row, "srv_check_state": "0"}).endswith("weight 100")
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+        router._server_line({**row, "srv_addr": "10.0.0.1 backup"})
+
+
+def test_the_config_fingerprint_follows_the_settings_not_the_servers() -> None:
+    def router(**settings: Any) -> HaproxyRouter:
+        return HaproxyRouter(
+            REMOTE,
+            service="web",
+            environment="prod",
+            port=8080,
+            settings=HaproxySettings(admin_port=9100, **settings),
+        )
+
+    assert router().config_fingerprint() == router().config_fingerprint()
+    assert router().config_fingerprint() != router(retries=1).config_fingerprint()
+    # Listeners are the container's business (published ports), so both change.
+    moved = router(listeners=(ListenAddress("0.0.0.0", 80),))
+    assert moved._container_fingerprint() != router()._container_fingerprint()
+    assert router(retries=1)._container_fingerprint() == router()._container_fingerprint()
 
 
 def test_tcp_checks_only_without_a_health_path() -> None:

@@ -1,0 +1,85 @@
+"""``dockroll router status|reload|upgrade``: an environment's HAProxy by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from dockroll.cli.app import app, state
+
+router_app = typer.Typer(help="An environment's router (HAProxy): status, hitless reload, upgrade.")
+app.add_typer(router_app, name="router")
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="The environment.")]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Wait up to N seconds for the environment's lock.")
+]
+
+
+@router_app.command("status")
+def status_command(ctx: typer.Context, env: EnvOption) -> None:
+    """What runs: container, worker, listeners, and whether its config is current.
+
+    Reads only: it never starts, reloads or replaces the router.
+    """
+    from dockroll.pipeline.router import router_status
+
+    cli = state(ctx)
+    described = router_status(cli.config, env)
+    lines = [
+        f"{escape(described.container)} ({escape(described.image or 'no image')})",
+        f"  state     {'running' if described.running else 'not running'}"
+        + (f", worker pid {described.worker}" if described.worker else ""),
+        f"  listens   {escape(', '.join(described.listeners))}",
+        f"  metrics   {escape(described.metrics)}",
+        f"  config    {escape(described.config or 'unknown')}"
+        + f" (this dockroll: {escape(described.wanted_config)})",
+        f"  verdict   {escape(described.verdict)}",
+    ]
+    cli.output.result({"environment": env, **described.__dict__}, "\n".join(lines))
+
+
+@router_app.command("reload")
+def reload_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) -> None:
+    """Apply this dockroll's router config without dropping a request (hitless).
+
+    A new HAProxy worker takes over the listening sockets and the servers with
+    their weights; the old one finishes its requests. Held under the
+    environment's lock.
+    """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.router import reload_environment_router
+
+    cli = state(ctx)
+    with open_ledger() as ledger, cli.output.progress(f"reloading the {env} router") as progress:
+        done = reload_environment_router(cli.config, env, ledger, progress=progress, lock_wait=wait)
+    cli.output.result(
+        {"environment": env, **done.__dict__},
+        f"reloaded the {escape(env)} router in {done.seconds:.1f}s: worker "
+        f"{done.previous_worker} -> {done.worker}, {len(done.carried)} servers carried",
+    )
+
+
+@router_app.command("upgrade")
+def upgrade_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) -> None:
+    """Replace the router's container (new image, listeners): NOT hitless.
+
+    Connections to the environment are refused for about a second while the
+    new container starts; servers and weights go across. Needed only when
+    `dockroll router status` says so.
+    """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.router import upgrade_environment_router
+
+    cli = state(ctx)
+    with open_ledger() as ledger, cli.output.progress(f"upgrading the {env} router") as progress:
+        info = upgrade_environment_router(
+            cli.config, env, ledger, progress=progress, lock_wait=wait
+        )
+    cli.output.result(
+        {"environment": env, **info.__dict__},
+        f"replaced the {escape(env)} router: {escape(info.container)} ({escape(info.image)}), "
+        f"{len(info.restored)} servers restored",
+    )

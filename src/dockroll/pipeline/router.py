@@ -1,0 +1,90 @@
+"""An environment's router by hand: what runs, a hitless reload, a (not hitless) upgrade.
+
+``status`` reads and changes nothing. ``reload`` and ``upgrade`` hold the
+environment's lock, so no rollout changes the router's servers while they are
+carried across.
+"""
+
+from __future__ import annotations
+
+from dockroll.config import Config
+from dockroll.engine.docker import DockerEngine
+from dockroll.errors import UsageError
+from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.ledger import Ledger
+from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.deploy import _router_specs, reload_router
+from dockroll.router.haproxy import HaproxyRouter, RouterDescription, RouterReload
+from dockroll.router.port import RouterInfo
+
+__all__ = ["reload_environment_router", "router_status", "upgrade_environment_router"]
+
+
+def _open(config: Config, name: str, progress: ProgressCallback) -> HaproxyRouter:
+    engine = DockerEngine(config.environment(name).engine)
+    engine.ping()
+    return HaproxyRouter.for_environment(engine, config, name, progress=progress)
+
+
+def router_status(config: Config, name: str) -> RouterDescription:
+    """The environment's router as it runs, and whether its config or container is current."""
+    return _open(config, name, discard).describe()
+
+
+def reload_environment_router(
+    config: Config,
+    name: str,
+    ledger: Ledger,
+    *,
+    progress: ProgressCallback = discard,
+    lock_wait: float = 0.0,
+) -> RouterReload:
+    """Load the config this dockroll renders into the running router, dropping nothing."""
+    router = _open(config, name, progress)
+    described = router.describe()
+    if not described.running:
+        raise UsageError(
+            f"the router of {config.service}/{name} does not run: {described.verdict}",
+            hint=f"`dockroll deploy --env {name}` starts it",
+        )
+    if described.needs_upgrade:  # only a new container can apply it
+        raise UsageError(described.verdict)
+    engine = router.engine
+    lock = EnvironmentLock(engine, config.service, name, image=described.image)
+    specs = _router_specs(config, name, engine, ledger)
+    done = reload_router(router, lock, ledger.who(), specs, progress, wait=lock_wait, required=True)
+    assert done is not None  # required: a held lock raised
+    ledger.audit(
+        "router-reload",
+        service=config.service,
+        env=name,
+        detail={"worker": done.worker, "carried": list(done.carried)},
+    )
+    return done
+
+
+def upgrade_environment_router(
+    config: Config,
+    name: str,
+    ledger: Ledger,
+    *,
+    progress: ProgressCallback = discard,
+    lock_wait: float = 0.0,
+) -> RouterInfo:
+    """Replace the router's container (image, listeners): connections are refused meanwhile."""
+    router = _open(config, name, progress)
+    engine = router.engine
+    lock = EnvironmentLock(engine, config.service, name, image=router.image())
+    with lock.held(
+        ledger.who(), reason="router upgrade", operation="router-upgrade", wait=lock_wait
+    ):
+        specs = _router_specs(config, name, engine, ledger)
+        progress(Progress("router", "connections are refused until the new router listens"))
+        info = router.upgrade(specs)
+    ledger.audit(
+        "router-upgrade",
+        service=config.service,
+        env=name,
+        detail={"container": info.container_id, "image": info.image},
+    )
+    return info
