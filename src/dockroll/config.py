@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from dockroll.analysis.settings import AnalysisSettings
+from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
@@ -40,6 +41,7 @@ __all__ = [
     "CanaryConfig",
     "Config",
     "ContainerConfig",
+    "ContainerSettings",
     "DeployWindow",
     "EnvironmentConfig",
     "HealthConfig",
@@ -133,7 +135,10 @@ class TagsConfig(_Model):
     labels: list[str] = Field(default_factory=list)
 
 
-class ContainerConfig(_Model):
+class ContainerConfig(ContainerSettings):
+    """How every replica runs; an environment's ``container:`` overrides the settings
+    other than ``port``, ``env`` (an environment has its own) and ``stop_grace``."""
+
     port: int = Field(5000, ge=1, le=65535)
     """The port the service listens on inside the container."""
     env: dict[str, str] = Field(default_factory=dict)
@@ -298,6 +303,10 @@ class EnvironmentConfig(_Model):
     """Automatic canary analysis; none means rollouts are judged by health checks alone."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
+    container: ContainerSettings | None = None
+    """This environment's container settings: lists (env files, secrets, volumes) add to the
+    top-level ones (a secret or volume of the same name or path replaces it), the rest
+    replace them."""
 
 
 class MirrorConfig(_Model):

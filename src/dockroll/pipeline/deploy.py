@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dockroll import labels
 from dockroll.config import Config, Strategy
+from dockroll.container_settings import ContainerSpec, resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
 from dockroll.errors import DockrollError, PolicyRefusal, RolloutError, UsageError
@@ -137,6 +138,15 @@ def _remove_stopped(env: Environment, progress: ProgressCallback) -> None:
         if not info.running and info.status in ("exited", "dead", "created"):
             progress(Progress("deploy", f"removing {info.name}, which had stopped ({info.status})"))
             env.engine.remove(info.id, grace=0)
+
+
+def _settings_changed(env: Environment, spec: ContainerSpec) -> bool:
+    """Whether a running replica was started with other container settings than ``spec``."""
+    wanted = spec.config_hash
+    return any(
+        info.running and info.labels.get(labels.CONFIG_HASH) != wanted
+        for info in env.engine.containers(labels.selector(env.config.service, env.name))
+    )
 
 
 def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
@@ -307,6 +317,8 @@ def deploy_release(
     caller holds its lock, the deploy runs under it.
     """
     env_config = config.environment(environment)
+    # Env files and secrets are read before anything changes: a missing one stops here.
+    spec = resolve_container(config, environment)
     if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None and not promoting:
         promoted = {
             p.digest
@@ -327,8 +339,10 @@ def deploy_release(
         _settle_unfinished(env, ledger, progress)
         _remove_stopped(env, progress)
         observed = observe(env.engine, env.router, config.service, environment)
-        if len(observed.replicas) == env_config.replicas and all(
-            r.digest == release.digest and r.weight for r in observed.replicas
+        if (
+            len(observed.replicas) == env_config.replicas
+            and all(r.digest == release.digest and r.weight for r in observed.replicas)
+            and not _settings_changed(env, spec)
         ):
             progress(Progress("deploy", f"{environment} already runs {release.version}"))
             return None

@@ -11,6 +11,7 @@ from typing import Any
 
 from dockroll import labels
 from dockroll.config import Config, EnvironmentConfig
+from dockroll.container_settings import resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
@@ -195,13 +196,11 @@ def _observed_status(
         lock = None
     if lock is not None:
         base["lock"] = {**lock.to_json(), "expired": lock.expired()}
-    wanted_hash = labels.config_hash(
-        {
-            "env": {**config.container.env, **env.env},
-            "port": config.container.port,
-            "health": config.health.model_dump(),
-        }
-    )
+    try:
+        wanted_hash = resolve_container(config, name).config_hash
+    except DockrollError:
+        # An env file or secret not readable here: drift cannot be told, so none is claimed.
+        wanted_hash = ""
     replicas = [
         replica_status(info, by_name.get(info.name), shares.get(info.name, 0.0), wanted_hash)
         for info in sorted(containers, key=lambda c: c.name)
@@ -237,7 +236,8 @@ def replica_status(
         weight=server.weight if server else None,
         share=share,
         router_health=server.health.value if server else "not in router",
-        config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
+        config_drift=bool(wanted_hash)
+        and info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
         # HAProxy marks a check still running with "* ".
         router_check=server.check_status.removeprefix("* ") if server else "",
     )
