@@ -29,6 +29,7 @@ from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
+from dockroll.processes import ProcessConfig, ProcessOverride, process_problems
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
 
@@ -47,6 +48,8 @@ __all__ = [
     "HealthConfig",
     "MigrationConfig",
     "MirrorConfig",
+    "ProcessConfig",
+    "ProcessOverride",
     "RetentionConfig",
     "RollingConfig",
     "ScanConfig",
@@ -303,6 +306,8 @@ class EnvironmentConfig(_Model):
     """Automatic canary analysis; none means rollouts are judged by health checks alone."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
+    processes: dict[str, ProcessOverride] = Field(default_factory=dict)
+    """Per process without router: what this environment changes (its replicas)."""
     container: ContainerSettings | None = None
     """This environment's container settings: lists (env files, secrets, volumes) add to the
     top-level ones (a secret or volume of the same name or path replaces it), the rest
@@ -380,6 +385,9 @@ class Config(_Model):
     """Copy each pushed or promoted release to every mirror right away."""
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
+    processes: dict[str, ProcessConfig] = Field(default_factory=dict)
+    """Process types run from the same release, e.g. `web` (behind the router), `worker` and
+    `scheduler` with their own command; none means one process, the routed one."""
 
     root: Path = Field(default=Path("."), exclude=True)
     """Directory of the config file; relative paths resolve against it."""
@@ -450,6 +458,13 @@ class Config(_Model):
                 raise ValueError(
                     f"{fields} share {port}; each environment needs its own router port"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _processes(self) -> Config:
+        problems = process_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def promotion_order(self) -> list[str]:

@@ -371,32 +371,14 @@ class ContainerSpec:
         return f"dockroll-{service}-{environment}-{name}"
 
 
-def _merged(config: Config, environment: str) -> tuple[ContainerSettings, dict[str, str]]:
-    """The container settings of ``environment``: top level, then its overrides.
-
-    Returns the merged settings and, for each list entry, the dockroll.yml field
-    it came from (for error messages).
-    """
-    base = config.container
-    env_config = config.environments.get(environment)
-    override = env_config.container if env_config is not None else None
-    where: dict[str, str] = {}
-    for index, path in enumerate(base.env_file):
-        where[f"env_file:{path}"] = f"container.env_file.{index}"
-    for index, secret in enumerate(base.secrets):
-        where[f"secret:{secret.name}"] = f"container.secrets.{index}"
-    if override is None:
-        return base, where
-    prefix = f"environments.{environment}.container"
-    for index, path in enumerate(override.env_file):
-        where[f"env_file:{path}"] = f"{prefix}.env_file.{index}"
-    for index, secret in enumerate(override.secrets):
-        where[f"secret:{secret.name}"] = f"{prefix}.secrets.{index}"
+def _overlay(base: ContainerSettings, override: ContainerSettings) -> ContainerSettings:
+    """``base`` with what ``override`` sets: lists add up (a secret of the same name or a
+    volume at the same path is replaced), mappings merge, anything else is replaced."""
     secrets = {s.name: s for s in base.secrets} | {s.name: s for s in override.secrets}
     volumes = {parse_volume(v).target: v for v in base.volumes} | {
         parse_volume(v).target: v for v in override.volumes
     }
-    merged = ContainerSettings(
+    return ContainerSettings(
         command=override.command if override.command is not None else base.command,
         entrypoint=override.entrypoint if override.entrypoint is not None else base.entrypoint,
         env_file=[*base.env_file, *[p for p in override.env_file if p not in base.env_file]],
@@ -409,6 +391,37 @@ def _merged(config: Config, environment: str) -> tuple[ContainerSettings, dict[s
         labels={**base.labels, **override.labels},
         healthcheck=override.healthcheck or base.healthcheck,
     )
+
+
+def _merged(
+    config: Config, environment: str, process: str | None
+) -> tuple[ContainerSettings, dict[str, str]]:
+    """The container settings of ``environment`` (and ``process``): top level, then the
+    environment's overrides, then the process's.
+
+    Returns the merged settings and, for each env file and secret, the dockroll.yml
+    field it came from (for error messages).
+    """
+    env_config = config.environments.get(environment)
+    layers: list[tuple[str, ContainerSettings | None]] = [
+        ("container", config.container),
+        (
+            f"environments.{environment}.container",
+            env_config.container if env_config is not None else None,
+        ),
+        (f"processes.{process}", config.processes.get(process) if process else None),
+    ]
+    where: dict[str, str] = {}
+    merged: ContainerSettings | None = None
+    for prefix, layer in layers:
+        if layer is None:
+            continue
+        for index, path in enumerate(layer.env_file):
+            where[f"env_file:{path}"] = f"{prefix}.env_file.{index}"
+        for index, secret in enumerate(layer.secrets):
+            where[f"secret:{secret.name}"] = f"{prefix}.secrets.{index}"
+        merged = layer if merged is None else _overlay(merged, layer)
+    assert merged is not None  # the top level always exists
     return merged, where
 
 
@@ -437,13 +450,22 @@ def _read_secret(secret: ContainerSecret, root: Path, where: str) -> str:
         ) from None
 
 
-def resolve_container(config: Config, environment: str) -> ContainerSpec:
+def resolve_container(
+    config: Config, environment: str, process: str | None = None
+) -> ContainerSpec:
     """The spec replicas of ``environment`` start from; env files and secrets read now.
 
-    A missing env file, secret file or secret variable is a ConfigError naming
-    its dockroll.yml field; secret values appear in no message.
+    ``process`` names a process type of ``processes:``; None is the one that
+    takes traffic. A missing env file, secret file or secret variable is a
+    ConfigError naming its dockroll.yml field; secret values appear in no message.
     """
-    settings, where = _merged(config, environment)
+    if process is None:
+        # The routed process, when processes: names it; the top level alone otherwise.
+        process = next((n for n, p in config.processes.items() if p.router), None)
+        if process is None and "web" in config.processes:
+            process = "web"
+    process_config = config.processes.get(process) if process else None
+    settings, where = _merged(config, environment, process)
     env_config = config.environments.get(environment)
     root = config.root
     env: dict[str, str] = {}
@@ -464,6 +486,8 @@ def resolve_container(config: Config, environment: str) -> ContainerSpec:
     env.update(config.container.env)
     if env_config is not None:
         env.update(env_config.env)
+    process_env = getattr(process_config, "env", None) or {}
+    env.update(process_env)
     env["ENVIRONMENT"] = environment
     secret_env: dict[str, str] = {}
     secret_files: dict[str, bytes] = {}

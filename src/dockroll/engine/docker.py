@@ -481,6 +481,7 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         networks=networks,
         image_id=str(attrs.get("Image", "")),
         created=engine_time(str(attrs.get("Created", ""))),
+        restart_count=int(attrs.get("RestartCount") or 0),
     )
 
 

@@ -137,6 +137,8 @@ class ContainerInfo:
     image_id: str = ""
     created: datetime | None = None
     """When the engine created it, by the engine's clock."""
+    restart_count: int = 0
+    """How often the engine restarted it (restart policy)."""
 
     @property
     def running(self) -> bool:
