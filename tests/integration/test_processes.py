@@ -113,7 +113,7 @@ def test_processes_deploy_roll_back_and_show_together(
     _set_processes(seeded, {**PROCESSES, "worker": {"command": ["false"], "replicas": 2}})
     running_ids = sorted(c.id for containers in found.values() for c in containers)
     done = run_dockroll(seeded, "deploy", OLD, "--env", "proc")
-    assert done.returncode != 0, done.stdout + done.stderr
+    assert done.returncode == 11, done.stdout + done.stderr
     assert "rolled back" in done.stderr + done.stdout
     assert "worker" in done.stderr + done.stdout
     found = _processes(docker_client, seeded)
