@@ -25,10 +25,12 @@ from pydantic import (
 )
 
 from dockroll.analysis.settings import AnalysisSettings
+from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
 from dockroll.listeners import ListenAddress, parse_listen_address
+from dockroll.processes import ProcessConfig, ProcessOverride, process_problems
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
 
@@ -41,11 +43,14 @@ __all__ = [
     "CanaryConfig",
     "Config",
     "ContainerConfig",
+    "ContainerSettings",
     "DeployWindow",
     "EnvironmentConfig",
     "HealthConfig",
     "MigrationConfig",
     "MirrorConfig",
+    "ProcessConfig",
+    "ProcessOverride",
     "RetentionConfig",
     "RollingConfig",
     "ScanConfig",
@@ -134,7 +139,10 @@ class TagsConfig(_Model):
     labels: list[str] = Field(default_factory=list)
 
 
-class ContainerConfig(_Model):
+class ContainerConfig(ContainerSettings):
+    """How every replica runs; an environment's ``container:`` overrides the settings
+    other than ``port``, ``env`` (an environment has its own) and ``stop_grace``."""
+
     port: int = Field(5000, ge=1, le=65535)
     """The port the service listens on inside the container."""
     env: dict[str, str] = Field(default_factory=dict)
@@ -339,6 +347,12 @@ class EnvironmentConfig(_Model):
     """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
     router: RouterConfig = Field(default_factory=RouterConfig)
     """Where the router listens (public addresses, metrics)."""
+    processes: dict[str, ProcessOverride] = Field(default_factory=dict)
+    """Per process without router: what this environment changes (its replicas)."""
+    container: ContainerSettings | None = None
+    """This environment's container settings: lists (env files, secrets, volumes) add to the
+    top-level ones (a secret or volume of the same name or path replaces it), the rest
+    replace them."""
 
     @model_validator(mode="before")
     @classmethod
@@ -474,6 +488,9 @@ class Config(_Model):
     """Copy each pushed or promoted release to every mirror right away."""
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
+    processes: dict[str, ProcessConfig] = Field(default_factory=dict)
+    """Process types run from the same release, e.g. `web` (behind the router), `worker` and
+    `scheduler` with their own command; none means one process, the routed one."""
 
     root: Path = Field(default=Path("."), exclude=True)
     """Directory of the config file; relative paths resolve against it."""
@@ -562,6 +579,13 @@ class Config(_Model):
             seen.extend(
                 (env.engine, f"environments.{name}.{w}", a) for w, a in env.named_listeners()
             )
+        return self
+
+    @model_validator(mode="after")
+    def _processes(self) -> Config:
+        problems = process_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def promotion_order(self) -> list[str]:

@@ -18,6 +18,7 @@ __all__ = [
     "ENVIRONMENT",
     "GIT_SHA",
     "PREFIX",
+    "PROCESS",
     "RELEASE",
     "ROLE",
     "SERVICE",
@@ -43,6 +44,9 @@ SLOT = PREFIX + "slot"
 DEPLOYMENT = PREFIX + "deployment"
 CONFIG_HASH = PREFIX + "config-hash"
 STARTED = PREFIX + "started"
+PROCESS = PREFIX + "process"
+"""The process type a replica runs (``web``, ``worker`` …); those without router carry the
+role ``process``, so rollouts of the routed process never see them."""
 
 
 def selector(service: str, environment: str, role: str = "app") -> dict[str, str]:

@@ -115,6 +115,7 @@ COMMAND_MODULES = {
     "deploy": "deploy",
     "dev": "dev",
     "history": "ledger",
+    "init": "init",
     "lock": "lock",
     "mirror": "mirror",
     "pause": "deploy",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import re
+import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
@@ -178,8 +181,10 @@ class DockerEngine:
         ports = {
             f"{container}/tcp": ("127.0.0.1", host) for container, host in request.publish.items()
         }
-        healthcheck = None
-        if request.health_interval:
+        healthcheck: dict[str, Any] | None = None
+        if request.healthcheck is not None:
+            healthcheck = dict(request.healthcheck)
+        elif request.health_interval:
             # The engine keeps the image's test, timeout, retries and start period and
             # takes only the interval from here.
             interval = int(request.health_interval * 1e9)
@@ -190,14 +195,18 @@ class DockerEngine:
                     request.image,
                     command=list(request.command) if request.command else None,
                     name=request.name,
-                    environment=dict(request.env),
+                    # Secrets go only into the create call; no message repeats them.
+                    environment={**request.env, **request.secret_env},
                     labels=dict(request.labels),
                     ports=ports,
                     healthcheck=healthcheck,
-                    restart_policy={"Name": "unless-stopped"} if request.restart else None,
+                    restart_policy=_restart_policy(request),
                     network=request.network,
                     detach=True,
+                    **_run_options(request),
                 )
+                if request.files:
+                    container.put_archive("/", _files_tar(request.files))
                 container.start()
             except docker.errors.ImageNotFound:
                 raise EngineError(
@@ -342,6 +351,61 @@ class DockerEngine:
                 self.client.api.remove_container(container_id, force=True, v=True)
 
 
+def _restart_policy(request: RunRequest) -> dict[str, Any] | None:
+    policy = request.restart_policy or ("unless-stopped" if request.restart else None)
+    if policy is None or policy == "no":
+        return None
+    name, _, retries = policy.partition(":")
+    if retries:
+        return {"Name": name, "MaximumRetryCount": int(retries)}
+    return {"Name": name}
+
+
+def _run_options(request: RunRequest) -> dict[str, Any]:
+    """The create options only some requests set (left out otherwise, as the SDK wants)."""
+    options: dict[str, Any] = {}
+    if request.entrypoint is not None:
+        options["entrypoint"] = list(request.entrypoint)
+    if request.mounts:
+        options["mounts"] = [
+            docker.types.Mount(
+                target=mount.target,
+                source=mount.source,
+                type=mount.kind,
+                read_only=mount.read_only,
+            )
+            for mount in request.mounts
+        ]
+    if request.memory is not None:
+        options["mem_limit"] = request.memory
+    if request.nano_cpus is not None:
+        options["nano_cpus"] = request.nano_cpus
+    if request.extra_hosts:
+        options["extra_hosts"] = dict(request.extra_hosts)
+    return options
+
+
+def _files_tar(files: Mapping[str, bytes]) -> bytes:
+    """A tar of ``files`` (absolute paths) with their directories, readable by any user."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        made: set[str] = set()
+        for path, content in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            # The top directory (/run) exists in the image: only what is below it is made.
+            for depth in range(2, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in made:
+                    made.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    archive.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(content), 0o444
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
 def _first_line(exc: Exception) -> str:
     text = getattr(exc, "explanation", None) or str(exc)
     if isinstance(text, bytes):
@@ -417,6 +481,7 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         networks=networks,
         image_id=str(attrs.get("Image", "")),
         created=engine_time(str(attrs.get("Created", ""))),
+        restart_count=int(attrs.get("RestartCount") or 0),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from dockroll.events import ProgressCallback
 from dockroll.refs import Digest
@@ -24,6 +24,7 @@ __all__ = [
     "Health",
     "ImageInfo",
     "JobResult",
+    "Mount",
     "PushAuth",
     "RunRequest",
 ]
@@ -91,6 +92,32 @@ class RunRequest:
     """Restart the container when it exits (``unless-stopped``)."""
     health_interval: float | None = None
     """Run the image's HEALTHCHECK this often (seconds) instead of the image's interval."""
+    entrypoint: Sequence[str] | None = None
+    restart_policy: str | None = None
+    """``unless-stopped``, ``always``, ``on-failure[:N]`` or ``no``; overrides ``restart``."""
+    mounts: Sequence[Mount] = ()
+    memory: int | None = None
+    """Memory limit in bytes."""
+    nano_cpus: int | None = None
+    """CPU limit in billionths of a core."""
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    healthcheck: Mapping[str, Any] | None = None
+    """The engine API's Healthcheck object; replaces the image's (``health_interval`` is
+    then ignored)."""
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Environment variables that are secrets: never in a repr or a message."""
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    """Absolute path → content, written into the container before it starts (secrets)."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A named volume (``volume``, created by the engine when missing) or a host path."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    kind: str = "volume"
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,8 @@ class ContainerInfo:
     image_id: str = ""
     created: datetime | None = None
     """When the engine created it, by the engine's clock."""
+    restart_count: int = 0
+    """How often the engine restarted it (restart policy)."""
 
     @property
     def running(self) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dockroll import labels
 from dockroll.config import Config, Strategy
+from dockroll.container_settings import ContainerSpec, resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
 from dockroll.errors import DockrollError, LockHeld, PolicyRefusal, RolloutError, UsageError
@@ -23,8 +24,15 @@ from dockroll.ledger import (
     Ledger,
     PromotionStatus,
     Release,
+    StepStatus,
 )
 from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.processes import (
+    ProcessSwitch,
+    processes_converged,
+    retire_strays,
+    start_processes,
+)
 from dockroll.pipeline.standby import Standby, find_standby
 from dockroll.refs import ImageRef, is_digest, parse_reference
 from dockroll.rollout.executor import (
@@ -195,6 +203,15 @@ def _remove_stopped(env: Environment, progress: ProgressCallback) -> None:
             env.engine.remove(info.id, grace=0)
 
 
+def _settings_changed(env: Environment, spec: ContainerSpec) -> bool:
+    """Whether a running replica was started with other container settings than ``spec``."""
+    wanted = spec.config_hash
+    return any(
+        info.running and info.labels.get(labels.CONFIG_HASH) != wanted
+        for info in env.engine.containers(labels.selector(env.config.service, env.name))
+    )
+
+
 def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
     """The recorded release a version, digest or pinned reference names."""
     text = reference.strip()
@@ -363,6 +380,8 @@ def deploy_release(
     caller holds its lock, the deploy runs under it.
     """
     env_config = config.environment(environment)
+    # Env files and secrets are read before anything changes: a missing one stops here.
+    spec = resolve_container(config, environment)
     if kind is DeploymentKind.DEPLOY and env_config.promote_from is not None and not promoting:
         promoted = {
             p.digest
@@ -382,9 +401,20 @@ def deploy_release(
     with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):
         _settle_unfinished(env, ledger, progress)
         _remove_stopped(env, progress)
+        if config.processes:
+            retire_strays(
+                config,
+                env.engine,
+                environment,
+                ledger.current_release(config.service, environment),
+                progress,
+            )
         observed = observe(env.engine, env.router, config.service, environment)
-        if len(observed.replicas) == env_config.replicas and all(
-            r.digest == release.digest and r.weight for r in observed.replicas
+        if (
+            len(observed.replicas) == env_config.replicas
+            and all(r.digest == release.digest and r.weight for r in observed.replicas)
+            and not _settings_changed(env, spec)
+            and processes_converged(config, env.engine, environment, release.digest)
         ):
             progress(Progress("deploy", f"{environment} already runs {release.version}"))
             return None
@@ -414,13 +444,22 @@ def deploy_release(
                 f"{len(plan.steps)} steps, {len(plan.new)} new, {len(plan.old)} replaced",
             )
         )
+        switch = _start_processes(
+            env, ledger, release, plan, kind=kind, reason=reason, progress=progress
+        )
         try:
             outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
         except RolloutError:
+            switch.undo()
             running = ledger.current_release(config.service, environment)
             if running is not None and running.digest != release.digest:
                 sync_environment_tags(config, environment, running, progress)
             raise
+        except BaseException:
+            switch.undo()
+            raise
+        if outcome.status == "succeeded":
+            switch.finish()
         if outcome.status == "succeeded":
             if not promoting:  # a promotion writes every tag of the target itself
                 sync_environment_tags(config, environment, release, progress)
@@ -437,6 +476,47 @@ def deploy_release(
         },
     )
     return outcome
+
+
+def _start_processes(
+    env: Environment,
+    ledger: Ledger,
+    release: Release,
+    plan: Plan,
+    *,
+    kind: DeploymentKind,
+    reason: str | None,
+    progress: ProgressCallback,
+) -> ProcessSwitch:
+    """New replicas of the processes without router, started and checked before the routed
+    process's rollout; one that fails is recorded as a rolled-back deployment and stops here,
+    before anything of the previous release changed."""
+    config, environment = env.config, env.name
+    try:
+        return start_processes(
+            config,
+            env.engine,
+            environment,
+            release,
+            progress=progress,
+            heartbeat=env.lock.heartbeat,
+        )
+    except DockrollError as exc:
+        deployment = ledger.start_deployment(
+            release, environment, strategy=plan.strategy.value, kind=kind, reason=reason
+        )
+        ledger.record_step(
+            deployment, 1, "start-processes", StepStatus.FAILED, detail={"error": exc.message}
+        )
+        finished = ledger.finish_deployment(
+            deployment, DeploymentStatus.ROLLED_BACK, message=exc.message
+        )
+        before = "the previous release keeps serving" if plan.old else "nothing ran here before"
+        raise RolloutError(
+            f"the rollout of {release.version} to {environment} failed and was rolled back "
+            f"before any traffic moved; {before}.\n  cause: {exc.message}",
+            hint=f"`dockroll history --env {environment}` shows it (deployment {finished.id})",
+        ) from exc
 
 
 def _rollback_target(config: Config, ledger: Ledger, environment: str) -> Release:
@@ -526,6 +606,14 @@ def rollback_release(
             outcome = env.runner(ledger, progress).start(
                 plan, target, kind=DeploymentKind.ROLLBACK, reason=reason
             )
+            if (
+                outcome.status == "succeeded"
+                and config.processes
+                and not processes_converged(config, env.engine, environment, target.digest)
+            ):
+                # The routed process switched back at once; the others start again from
+                # the release it went back to.
+                start_processes(config, env.engine, environment, target, progress=progress).finish()
         elif settled is not None and all(r.digest == target.digest for r in observed.replicas):
             outcome = settled
         else:
@@ -585,6 +673,15 @@ def continue_rollout(
             outcome = runner.resume(unfinished, release, skip_pauses=skip_pauses)
         if outcome.status != "paused":
             _remove_stopped(env, progress)
+            if config.processes:
+                # Over, one way or the other: process replicas follow what serves now.
+                retire_strays(
+                    config,
+                    env.engine,
+                    environment,
+                    ledger.current_release(config.service, environment),
+                    progress,
+                )
         if outcome.status in ("succeeded", "aborted"):
             # A promotion moved the tags when its canary first held; point them at what
             # serves now that the rollout went all the way, or back.

@@ -11,6 +11,7 @@ from typing import Any
 
 from dockroll import labels
 from dockroll.config import Config, EnvironmentConfig
+from dockroll.container_settings import resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
@@ -24,6 +25,7 @@ from dockroll.router.port import BackendServer, ServerHealth, traffic_shares
 
 __all__ = [
     "EnvironmentStatus",
+    "ProcessReplicaStatus",
     "ReplicaStatus",
     "environment_status",
     "replica_status",
@@ -73,6 +75,23 @@ class ReplicaStatus:
 
 
 @dataclass(frozen=True)
+class ProcessReplicaStatus:
+    """A replica of a process without router (worker, scheduler …), from its labels."""
+
+    process: str
+    name: str
+    version: str
+    digest: str
+    state: str
+    health: str
+    since: str
+    config_drift: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class EnvironmentStatus:
     name: str
     port: int
@@ -93,6 +112,8 @@ class EnvironmentStatus:
     """Why the engine could not be read; the rest of the status is then the ledger's only."""
     router_unreachable: DockrollError | None = field(default=None, compare=False)
     """Why the router (which exists) could not be read: its weights and checks are unknown."""
+    processes: tuple[ProcessReplicaStatus, ...] = ()
+    """Replicas of the processes without router."""
 
     @property
     def serving_digests(self) -> set[str]:
@@ -121,6 +142,7 @@ class EnvironmentStatus:
             "lock": self.lock,
             "standby": self.standby,
             "drift": list(self.drift),
+            "processes": [p.to_json() for p in self.processes],
         }
 
 
@@ -195,13 +217,11 @@ def _observed_status(
         lock = None
     if lock is not None:
         base["lock"] = {**lock.to_json(), "expired": lock.expired()}
-    wanted_hash = labels.config_hash(
-        {
-            "env": {**config.container.env, **env.env},
-            "port": config.container.port,
-            "health": config.health.model_dump(),
-        }
-    )
+    try:
+        wanted_hash = resolve_container(config, name).config_hash
+    except DockrollError:
+        # An env file or secret not readable here: drift cannot be told, so none is claimed.
+        wanted_hash = ""
     replicas = [
         replica_status(info, by_name.get(info.name), shares.get(info.name, 0.0), wanted_hash)
         for info in sorted(containers, key=lambda c: c.name)
@@ -217,8 +237,40 @@ def _observed_status(
     if standby is not None:
         base["standby"] = standby.to_json()
         base["standby_note"] = standby.describe()
-    status = EnvironmentStatus(**base, replicas=tuple(replicas))
+    status = EnvironmentStatus(
+        **base, replicas=tuple(replicas), processes=_process_statuses(config, name, engine)
+    )
     return _with_drift(status, by_name)
+
+
+def _process_statuses(
+    config: Config, name: str, engine: DockerEngine
+) -> tuple[ProcessReplicaStatus, ...]:
+    from dockroll.pipeline.processes import process_containers, process_spec  # noqa: PLC0415
+
+    wanted: dict[str, str] = {}
+    for process in config.processes:
+        try:
+            wanted[process] = process_spec(config, name, process).config_hash
+        except DockrollError:  # an env file or secret not readable here: drift unknown
+            continue
+    found = []
+    for info in process_containers(engine, config.service, name):
+        process = info.labels.get(labels.PROCESS, "?")
+        found.append(
+            ProcessReplicaStatus(
+                process=process,
+                name=info.name,
+                version=info.labels.get(labels.VERSION, "?"),
+                digest=info.labels.get(labels.DIGEST, ""),
+                state=info.status,
+                health=info.health.value,
+                since=info.labels.get(labels.STARTED, ""),
+                config_drift=process not in config.processes
+                or (process in wanted and info.labels.get(labels.CONFIG_HASH) != wanted[process]),
+            )
+        )
+    return tuple(found)
 
 
 def replica_status(
@@ -237,7 +289,8 @@ def replica_status(
         weight=server.weight if server else None,
         share=share,
         router_health=server.health.value if server else "not in router",
-        config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
+        config_drift=bool(wanted_hash)
+        and info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
         # HAProxy marks a check still running with "* ".
         router_check=server.check_status.removeprefix("* ") if server else "",
     )

@@ -13,11 +13,12 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dockroll import labels
 from dockroll.config import Config, EnvironmentConfig
+from dockroll.container_settings import ContainerSpec, resolve_container, run_request
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
 from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError
 from dockroll.events import Progress, ProgressCallback, discard
@@ -234,6 +235,7 @@ class RolloutRunner:
     _answered_pauses: frozenset[int] = field(default_factory=frozenset, init=False)
     _out_of_rotation: set[str] = field(default_factory=set, init=False)
     """Old replicas taken out of rotation for failing their checks: no step gives them weight."""
+    _container_spec: ContainerSpec | None = field(default=None, init=False)
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -478,19 +480,30 @@ class RolloutRunner:
             labels.DIGEST: release.digest,
             labels.GIT_SHA: release.git_sha or "",
             labels.SLOT: slot,
-            labels.CONFIG_HASH: labels.config_hash(self._runtime_settings()),
+            labels.CONFIG_HASH: self._spec().config_hash,
             labels.STARTED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def _runtime_settings(self) -> dict[str, Any]:
-        return {
-            "env": {**self.config.container.env, **self.env.env},
-            "port": self.config.container.port,
-            "health": self.config.health.model_dump(),
-        }
+    def _spec(self) -> ContainerSpec:
+        """The environment's container settings, env files and secrets read once per run."""
+        if self._container_spec is None:
+            self._container_spec = resolve_container(self.config, self.environment)
+        return self._container_spec
 
-    def _container_env(self) -> dict[str, str]:
-        return {**self.config.container.env, **self.env.env, "ENVIRONMENT": self.environment}
+    def _request(
+        self, image: str, *, name: str | None, labels_: Mapping[str, str], job: bool = False
+    ) -> RunRequest:
+        spec = self._spec()
+        return run_request(
+            spec,
+            image,
+            name=name,
+            labels=labels_,
+            network=self.network,
+            service=self.config.service,
+            environment=self.environment,
+            job=job,
+        )
 
     def _find(self, name: str) -> ContainerInfo | None:
         return self.engine.container(name)
@@ -501,17 +514,10 @@ class RolloutRunner:
             if existing.running and existing.labels.get(labels.DIGEST) == release.digest:
                 return  # started before an interruption: keep it
             self.engine.remove(existing.id, grace=1)
+        # The image's own HEALTHCHECK interval (or the configured one): a replica lives
+        # long, and a fast interval would run the check command twice a second all along.
         self.engine.run(
-            RunRequest(
-                image=image,
-                name=name,
-                env=self._container_env(),
-                labels=self._app_labels(release, slot, name),
-                network=self.network,
-                restart=True,
-                # The image's own HEALTHCHECK interval: a replica lives long, and a fast
-                # interval would run the check command twice a second for its whole life.
-            )
+            self._request(image, name=name, labels_=self._app_labels(release, slot, name))
         )
 
     def _await_healthy(self, name: str) -> None:
@@ -581,14 +587,14 @@ class RolloutRunner:
         timeout = migration.timeout if migration else 300.0
         extra_env = migration.env if migration else {}
         self._say(f"running {' '.join(command)} from the new image")
+        request = self._request(
+            image,
+            name=None,
+            labels_=labels.selector(self.config.service, self.environment, "job"),
+            job=True,
+        )
         result = self.engine.run_job(
-            RunRequest(
-                image=image,
-                command=list(command),
-                env={**self._container_env(), **extra_env},
-                labels={**labels.selector(self.config.service, self.environment, "job")},
-                network=self.network,
-            ),
+            replace(request, command=list(command), env={**request.env, **extra_env}),
             timeout=timeout,
         )
         if result.exit_code != 0:

@@ -109,6 +109,13 @@ def _print(out: Console, statuses: list[EnvironmentStatus], notes: list[str]) ->
             out.print(f"  standby  {escape(status.standby_note)}")
         if status.replicas:
             out.print(_table(status))
+        for process in status.processes:
+            drift = " [yellow](settings changed)[/]" if process.config_drift else ""
+            out.print(
+                f"  {escape(process.process):<8} {escape(process.name)}  "
+                f"{escape(process.version)}  {escape(process.state)}, {escape(process.health)}"
+                + drift
+            )
         for note in status.drift:
             out.print(f"  [yellow]drift[/]    {escape(note)}")
     for note in notes:
