@@ -982,4 +982,7 @@ def _deployment_entry(deployment: Deployment) -> HistoryEntry:
         strategy=deployment.strategy,
         reason=deployment.reason,
         notes=deployment.message,
+        served_requests=deployment.served_requests,
+        failed_requests=deployment.failed_requests,
+        traffic_seconds=deployment.traffic_seconds,
     )

@@ -259,6 +259,10 @@ class HistoryEntry(_Record):
     reason: str | None = None
     notes: str | None = None
     """Release notes of a promotion, or how a deployment ended."""
+    served_requests: int | None = None
+    failed_requests: int | None = None
+    traffic_seconds: float | None = None
+    """What an undone deployment's release served before it was undone (see Deployment)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dockroll.analysis import AnalysisSettings
+from dockroll.analysis.replay import replay
 from dockroll.config import CanaryConfig, Strategy
 from dockroll.errors import RolloutError
 from dockroll.ledger import (
@@ -78,6 +79,7 @@ def test_every_tick_of_a_passing_canary_is_recorded_with_weights_and_decision(
     )
     assert all(s.canary_errors == 0 for s in measured)
     assert samples[-1].action == "pass"
+    assert not replay(samples, {}).differs
     assert [s.tick for s in samples] == list(range(1, len(samples) + 1))
     assert deployment.failed_requests is None  # nothing was undone
 
@@ -97,6 +99,10 @@ def test_a_failing_canary_records_its_failing_ticks_and_what_it_cost(ledger: Led
     assert last.reason in deployment.message  # type: ignore[operator]
     failed_checks = [v["check"] for v in last.detail["verdicts"] if v["outcome"] == "fail"]
     assert failed_checks
+    # What was recorded is enough to reach the same decisions again, tick by tick.
+    again = replay(samples, {})
+    assert [t.action for t in again.ticks] == [s.action for s in samples]
+    assert not again.differs
     measured = sum(s.canary_errors or 0 for s in samples)
     assert deployment.failed_requests is not None
     assert deployment.failed_requests == deployment.served_requests
