@@ -125,6 +125,7 @@ COMMAND_MODULES = {
     "prune": "prune",
     "push": "push",
     "releases": "ledger",
+    "report": "report",
     "resume": "deploy",
     "rollback": "deploy",
     "scan": "scan",

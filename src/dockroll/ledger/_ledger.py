@@ -262,6 +262,15 @@ class Ledger:
             )
         return release
 
+    def releases_by_id(self, ids: Iterable[ReleaseId]) -> dict[ReleaseId, Release]:
+        """The releases with these ids (those recorded), by id."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self._read() as session:
+            rows = session.scalars(select(ReleaseRow).where(ReleaseRow.id.in_(wanted)))
+            return {ReleaseId(row.id): _release(row) for row in rows}
+
     def releases(self, service: str, limit: int | None = None) -> list[Release]:
         """Releases of ``service``, most recently pushed first."""
         query = (
