@@ -132,6 +132,7 @@ COMMAND_MODULES = {
     "status": "status",
     "tags": "tags",
     "test": "smoke",
+    "ui": "ui",
 }
 
 
