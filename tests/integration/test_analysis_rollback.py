@@ -31,6 +31,7 @@ import pytest
 
 from dockroll import labels
 from dockroll.analysis import AnalysisSettings
+from dockroll.analysis.replay import replay
 from dockroll.config import Config
 from dockroll.errors import RolloutError
 from dockroll.events import Progress
@@ -243,6 +244,21 @@ def test_error_rate_rolls_back_within_seconds(env: Seeded) -> None:
     assert any(key.startswith(f"{failing}.") for key in analysis["numbers"]), analysis
     deployment = _latest(env, "errors")
     assert [s.kind for s in deployment.steps if s.status is StepStatus.FAILED] == ["pause"]
+    # Every tick of the step is in the ledger, enough to reach the same decisions again;
+    # the router's counters say what the bad release cost before its rollback.
+    with env.ledger() as ledger:
+        samples = ledger.samples(deployment)
+    assert samples[-1].action == "fail"
+    assert sum(s.canary_errors or 0 for s in samples) > 0
+    assert all(s.canary_weight and s.baseline_weight for s in samples)
+    assert not replay(samples, {}).differs
+    assert deployment.failed_requests is not None
+    assert deployment.served_requests is not None
+    assert 0 < deployment.failed_requests <= deployment.served_requests
+    assert deployment.traffic_seconds is not None
+    assert 0 < deployment.traffic_seconds < 0.1 * (seconds + 5)
+    replayed = _cli(env, "analysis", "replay", str(deployment.id), "--set", "confidence=0.6")
+    assert replayed["deployment"] == deployment.id
 
 
 def test_latency_rolls_back_within_a_minute(env: Seeded) -> None:

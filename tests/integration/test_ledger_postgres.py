@@ -97,6 +97,7 @@ def test_migrates_an_empty_schema_to_head_and_matches_the_models(url: str) -> No
         assert schema_revision(engine) == head_revision()
         assert set(inspect(engine).get_table_names()) == {
             "alembic_version",
+            "analysis_samples",
             "approvals",
             "audit_events",
             "deployment_steps",
@@ -125,6 +126,37 @@ def test_migrating_twice_changes_nothing(url: str) -> None:
         engine.dispose()
     with open_ledger(url, actor="a") as again:
         assert [e.action for e in again.audit_events()] == ["before"]
+
+
+def test_a_ledger_at_0001_upgrades_to_0002_and_back(url: str) -> None:
+    from alembic import command  # noqa: PLC0415 - only this test drives Alembic itself
+
+    from dockroll.ledger._database import _alembic_config  # noqa: PLC0415
+
+    engine = create_ledger_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0001")
+        migrate(engine)
+        assert schema_revision(engine) == "0002"
+        with open_ledger(url, actor="a", clock=TickingClock()) as ledger:
+            deployment = ledger.start_deployment(add_release(ledger, "1.0"), "dev", strategy="x")
+            ledger.record_sample(
+                deployment, step_index=2, tick=1, elapsed=0.5, action="fail", reason="bad",
+                canary=(10.0, 5.0, 3.25), baseline=(90.0, 0.0, None), detail={"v": [1, 2]},
+            )  # fmt: skip
+            ledger.record_cost(deployment, served_requests=10, failed_requests=5, traffic_seconds=1)
+            (sample,) = ledger.samples(deployment)
+            assert (sample.canary_error_rate, sample.canary_latency_ms) == (0.5, 3.25)
+            assert sample.detail == {"v": [1, 2]}
+            assert ledger.deployment(deployment.id).failed_requests == 5
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0001")
+        assert "analysis_samples" not in inspect(engine).get_table_names()
+        migrate(engine)
+        assert schema_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
 
 
 def test_plain_postgresql_scheme_works(url: str) -> None:

@@ -28,8 +28,11 @@ LIBRARY = (
     "click",  # Typer brings its own copy; the real one costs a second import
     "docker",
     "httpx",
+    "jinja2",
     "requests",
     "sqlalchemy",
+    "starlette",
+    "uvicorn",
     "yaml",
     "dockroll.analysis",
     "dockroll.config",
@@ -43,6 +46,7 @@ LIBRARY = (
     "dockroll.rollout",
     "dockroll.router",
     "dockroll.tags",
+    "dockroll.web",
 )
 # dockroll.pipeline itself is an empty package; its stage names are all `--help` needs.
 PIPELINE_ALLOWED = {"dockroll.pipeline", "dockroll.pipeline.stages"}

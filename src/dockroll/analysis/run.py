@@ -271,6 +271,12 @@ class Analysis:
         self.ticks = 0
         self.canary_requests = 0.0
         """Canary requests the traffic source reported over the run."""
+        self.last_samples: Mapping[str, GroupSample] | None = None
+        """What the traffic source answered at the latest tick (None: nothing measured)."""
+        self.last_error: str | None = None
+        """The traffic source's failure at the latest tick, if it failed."""
+        self.on_tick: Callable[[Decision, float], None] | None = None
+        """Called after every tick with its decision and time (the executor records it)."""
 
     # -- the executor's side ---------------------------------------------------------
 
@@ -291,6 +297,8 @@ class Analysis:
         decision = self._decide()
         if decision.action is Action.FAIL:
             self._final = decision
+        if self.on_tick is not None:
+            self.on_tick(decision, now)
         return decision
 
     def summary(self) -> AnalysisSummary:
@@ -378,9 +386,11 @@ class Analysis:
     def _tick_builtin(self) -> None:
         assert self.providers.traffic is not None
         names = self._builtin_names()
+        self.last_samples, self.last_error = None, None
         try:
             samples = self.providers.traffic.sample(self.groups)
         except AnalysisError as error:
+            self.last_error = error.message
             for name, limit in names:
                 measured = Verdict(Outcome.NO_DATA, name, f"provider error: {error.message}")
                 self._latest[name] = self._tally(name, failure_limit=limit).record(
@@ -389,6 +399,7 @@ class Analysis:
             return
         if samples is None:
             return  # the starting snapshot
+        self.last_samples = samples
         canary = samples.get(CANARY, GroupSample(0, 0))
         self.canary_requests += canary.requests
         baseline = samples.get(BASELINE, GroupSample(0, 0)) if self.has_baseline else None

@@ -108,6 +108,7 @@ def _global_options(
 # imported, which keeps start-up (and so a rollback) quick.
 COMMAND_MODULES = {
     "abort": "deploy",
+    "analysis": "analysis",
     "approve": "promote",
     "audit": "status",
     "build": "build",
@@ -125,6 +126,7 @@ COMMAND_MODULES = {
     "prune": "prune",
     "push": "push",
     "releases": "ledger",
+    "report": "report",
     "resume": "deploy",
     "router": "router",
     "rollback": "deploy",
@@ -132,6 +134,7 @@ COMMAND_MODULES = {
     "status": "status",
     "tags": "tags",
     "test": "smoke",
+    "ui": "ui",
 }
 
 

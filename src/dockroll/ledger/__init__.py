@@ -25,6 +25,7 @@ from dockroll.ledger._database import (
 )
 from dockroll.ledger._ledger import Ledger, open_ledger
 from dockroll.ledger._records import (
+    AnalysisSample,
     Approval,
     AuditEvent,
     Deployment,
@@ -45,6 +46,7 @@ from dockroll.ledger._records import (
 __all__ = [
     "ACTOR_ENV",
     "LEDGER_URL_ENV",
+    "AnalysisSample",
     "Approval",
     "AuditEvent",
     "Deployment",

@@ -31,7 +31,7 @@ __all__ = [
 
 LEDGER_URL_ENV = "DOCKROLL_LEDGER_URL"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 """The newest revision under migrations/versions (a test keeps the two equal). Opening a
 ledger already at this revision needs no Alembic import, which keeps every command quick."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from dockroll.errors import LedgerError
 from dockroll.ledger._actor import who as current_actor
@@ -27,6 +27,7 @@ from dockroll.ledger._database import (
     writer,
 )
 from dockroll.ledger._models import (
+    AnalysisSampleRow,
     ApprovalRow,
     AuditEventRow,
     DeploymentRow,
@@ -35,6 +36,7 @@ from dockroll.ledger._models import (
     ReleaseRow,
 )
 from dockroll.ledger._records import (
+    AnalysisSample,
     Approval,
     AuditEvent,
     Deployment,
@@ -171,17 +173,18 @@ class Ledger:
         sbom_digest: Digest | None = None,
         pushed_at: datetime | None = None,
         created_by: str | None = None,
+        committed_at: datetime | None = None,
     ) -> Release:
         """Record that ``digest`` was pushed as ``version`` of ``service``.
 
         Idempotent on (service, digest, version): recording it again returns
         the existing release, with any new ``tags`` added to its tag list and a
-        missing ``sbom_digest`` filled in; everything else stays as first
-        recorded.
+        missing ``sbom_digest`` (or ``committed_at``) filled in; everything else
+        stays as first recorded.
         """
         if not is_digest(digest):
             raise LedgerError(f"{digest!r} is not a sha256 digest; the ledger records digests")
-        _aware(build_date, pushed_at)
+        _aware(build_date, pushed_at, committed_at)
         tag_list = list(dict.fromkeys(tags))
         for attempt in range(2):
             try:
@@ -212,6 +215,7 @@ class Ledger:
                             created_by=created_by or self.who(),
                             created_at=now,
                             sbom_digest=sbom_digest,
+                            committed_at=committed_at,
                         )
                         session.add(row)
                     else:
@@ -220,6 +224,8 @@ class Ledger:
                             row.tags = merged
                         if sbom_digest and not row.sbom_digest:
                             row.sbom_digest = sbom_digest
+                        if committed_at and not row.committed_at:
+                            row.committed_at = committed_at
                     session.flush()
                     return _release(row)
             except LedgerError as exc:
@@ -255,6 +261,15 @@ class Ledger:
                 hint=f"`dockroll releases --service {service}` lists the recorded releases",
             )
         return release
+
+    def releases_by_id(self, ids: Iterable[ReleaseId]) -> dict[ReleaseId, Release]:
+        """The releases with these ids (those recorded), by id."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self._read() as session:
+            rows = session.scalars(select(ReleaseRow).where(ReleaseRow.id.in_(wanted)))
+            return {ReleaseId(row.id): _release(row) for row in rows}
 
     def releases(self, service: str, limit: int | None = None) -> list[Release]:
         """Releases of ``service``, most recently pushed first."""
@@ -580,6 +595,132 @@ class Ledger:
             ).first()
             return _release(deployment.release) if deployment else None
 
+    def record_cost(
+        self,
+        deployment: Deployment | DeploymentId,
+        *,
+        served_requests: int,
+        failed_requests: int,
+        traffic_seconds: float,
+    ) -> Deployment:
+        """Record what the new release of a deployment served before it was undone."""
+        deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
+        if served_requests < 0 or failed_requests < 0 or traffic_seconds < 0:
+            raise ValueError("a release's cost is never negative")
+        with self._write() as session:
+            row = session.get(DeploymentRow, deployment_id, with_for_update=True)
+            if row is None:
+                raise LedgerError(f"no deployment {deployment_id} in the ledger")
+            row.served_requests = served_requests
+            row.failed_requests = failed_requests
+            row.traffic_seconds = traffic_seconds
+            session.flush()
+            return _deployment(row)
+
+    def deployments_between(
+        self,
+        *,
+        env: str | None = None,
+        service: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Deployment]:
+        """Deployments of every service (or ``service``) started in ``[since, until)``,
+        newest first, without their steps (reports read many of them)."""
+        _aware(since, until)
+        query = select(DeploymentRow).options(lazyload(DeploymentRow.steps))
+        if env is not None:
+            query = query.where(DeploymentRow.env == env)
+        if service is not None:
+            query = query.where(DeploymentRow.service == service)
+        if since is not None:
+            query = query.where(DeploymentRow.started_at >= since)
+        if until is not None:
+            query = query.where(DeploymentRow.started_at < until)
+        query = query.order_by(DeploymentRow.started_at.desc(), DeploymentRow.id.desc())
+        with self._read() as session:
+            rows = session.scalars(query.limit(limit)).unique()
+            return [_deployment(row, with_steps=False) for row in rows]
+
+    def services(self) -> list[str]:
+        """Every service the ledger has a release of, by name."""
+        with self._read() as session:
+            return list(session.scalars(select(ReleaseRow.service).distinct().order_by("service")))
+
+    # -- analysis samples ------------------------------------------------------
+
+    def record_sample(
+        self,
+        deployment: Deployment | DeploymentId,
+        *,
+        step_index: int,
+        tick: int,
+        elapsed: float,
+        action: str,
+        reason: str,
+        percent: int | None = None,
+        canary_weight: int = 0,
+        baseline_weight: int = 0,
+        canary: tuple[float, float, float | None] | None = None,
+        baseline: tuple[float, float, float | None] | None = None,
+        detail: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> AnalysisSample:
+        """Record one analysis tick of step ``step_index``.
+
+        ``canary`` and ``baseline`` are (requests, errors, latency in ms) of the
+        interval; None when the tick measured nothing. Recording the same tick
+        again replaces it.
+        """
+        _aware(at)
+        deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
+        canary_numbers = canary or (None, None, None)
+        baseline_numbers = baseline or (None, None, None)
+        with self._write() as session:
+            row = session.scalars(
+                select(AnalysisSampleRow).where(
+                    AnalysisSampleRow.deployment_id == deployment_id,
+                    AnalysisSampleRow.step_index == step_index,
+                    AnalysisSampleRow.tick == tick,
+                )
+            ).one_or_none()
+            if row is None:
+                row = AnalysisSampleRow(
+                    deployment_id=deployment_id, step_index=step_index, tick=tick
+                )
+                session.add(row)
+            row.at = at or self._now(session)
+            row.elapsed = elapsed
+            row.percent = percent
+            row.canary_weight = canary_weight
+            row.baseline_weight = baseline_weight
+            row.canary_requests, row.canary_errors, row.canary_latency_ms = canary_numbers
+            row.baseline_requests, row.baseline_errors, row.baseline_latency_ms = baseline_numbers
+            row.action = action
+            row.reason = reason
+            row.detail = dict(detail or {})
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise LedgerError(f"no deployment {deployment_id} in the ledger") from exc
+            return _sample(row)
+
+    def samples(
+        self, deployment: Deployment | DeploymentId, *, after: int | None = None
+    ) -> list[AnalysisSample]:
+        """The analysis samples of a deployment in the order they were taken.
+
+        ``after``: only samples recorded after the one with that row id (for live views).
+        """
+        deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
+        query = select(AnalysisSampleRow).where(AnalysisSampleRow.deployment_id == deployment_id)
+        if after is not None:
+            query = query.where(AnalysisSampleRow.id > after)
+        query = query.order_by(AnalysisSampleRow.step_index, AnalysisSampleRow.tick)
+        with self._read() as session:
+            return [_sample(row) for row in session.scalars(query)]
+
     # -- audit -----------------------------------------------------------------
 
     def audit(
@@ -703,6 +844,7 @@ def _release(row: ReleaseRow) -> Release:
         build_date=row.build_date,
         labels=_frozen(row.labels),
         sbom_digest=Digest(row.sbom_digest) if row.sbom_digest else None,
+        committed_at=row.committed_at,
     )
 
 
@@ -750,7 +892,7 @@ def _step(row: DeploymentStepRow) -> DeploymentStep:
     )
 
 
-def _deployment(row: DeploymentRow) -> Deployment:
+def _deployment(row: DeploymentRow, *, with_steps: bool = True) -> Deployment:
     return Deployment(
         id=DeploymentId(row.id),
         service=row.service,
@@ -769,7 +911,33 @@ def _deployment(row: DeploymentRow) -> Deployment:
         previous_release_id=(
             ReleaseId(row.previous_release_id) if row.previous_release_id is not None else None
         ),
-        steps=tuple(_step(step) for step in row.steps),
+        steps=tuple(_step(step) for step in row.steps) if with_steps else (),
+        served_requests=row.served_requests,
+        failed_requests=row.failed_requests,
+        traffic_seconds=row.traffic_seconds,
+    )
+
+
+def _sample(row: AnalysisSampleRow) -> AnalysisSample:
+    return AnalysisSample(
+        id=row.id,
+        deployment_id=DeploymentId(row.deployment_id),
+        step_index=row.step_index,
+        tick=row.tick,
+        at=row.at,
+        elapsed=row.elapsed,
+        percent=row.percent,
+        canary_weight=row.canary_weight,
+        baseline_weight=row.baseline_weight,
+        canary_requests=row.canary_requests,
+        canary_errors=row.canary_errors,
+        canary_latency_ms=row.canary_latency_ms,
+        baseline_requests=row.baseline_requests,
+        baseline_errors=row.baseline_errors,
+        baseline_latency_ms=row.baseline_latency_ms,
+        action=row.action,
+        reason=row.reason,
+        detail=_frozen(row.detail),
     )
 
 
@@ -823,4 +991,7 @@ def _deployment_entry(deployment: Deployment) -> HistoryEntry:
         strategy=deployment.strategy,
         reason=deployment.reason,
         notes=deployment.message,
+        served_requests=deployment.served_requests,
+        failed_requests=deployment.failed_requests,
+        traffic_seconds=deployment.traffic_seconds,
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AnalysisSampleRow",
     "ApprovalRow",
     "AuditEventRow",
     "Base",
@@ -117,6 +119,7 @@ class ReleaseRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sbom_digest: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PromotionRow(Base):
@@ -162,6 +165,7 @@ class DeploymentRow(Base):
         CheckConstraint(_one_of("kind", DEPLOYMENT_KINDS), name="kind"),
         CheckConstraint(_one_of("status", DEPLOYMENT_STATUSES), name="status"),
         Index(None, "service", "env", "started_at"),
+        Index(None, "env", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -178,6 +182,9 @@ class DeploymentRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
+    served_requests: Mapped[int | None] = mapped_column(Integer)
+    failed_requests: Mapped[int | None] = mapped_column(Integer)
+    traffic_seconds: Mapped[float | None] = mapped_column(Float)
 
     release: Mapped[ReleaseRow] = relationship(
         lazy="joined", innerjoin=True, foreign_keys=[release_id]
@@ -226,4 +233,28 @@ class AuditEventRow(Base):
     service: Mapped[str | None] = mapped_column(String(128))
     env: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+
+
+class AnalysisSampleRow(Base):
+    __tablename__ = "analysis_samples"
+    __table_args__ = (UniqueConstraint("deployment_id", "step_index", "tick"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    step_index: Mapped[int] = mapped_column(Integer)
+    tick: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    elapsed: Mapped[float] = mapped_column(Float)
+    percent: Mapped[int | None] = mapped_column(Integer)
+    canary_weight: Mapped[int] = mapped_column(Integer)
+    baseline_weight: Mapped[int] = mapped_column(Integer)
+    canary_requests: Mapped[float | None] = mapped_column(Float)
+    canary_errors: Mapped[float | None] = mapped_column(Float)
+    canary_latency_ms: Mapped[float | None] = mapped_column(Float)
+    baseline_requests: Mapped[float | None] = mapped_column(Float)
+    baseline_errors: Mapped[float | None] = mapped_column(Float)
+    baseline_latency_ms: Mapped[float | None] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)

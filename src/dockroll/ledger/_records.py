@@ -12,6 +12,7 @@ from typing import Any, NewType
 from dockroll.refs import Digest, ImageRef
 
 __all__ = [
+    "AnalysisSample",
     "Approval",
     "AuditEvent",
     "Deployment",
@@ -135,6 +136,8 @@ class Release(_Record):
     build_date: datetime | None = None
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     sbom_digest: Digest | None = None
+    committed_at: datetime | None = None
+    """When the release's source was committed (git commit time), if known."""
 
     @property
     def ref(self) -> ImageRef:
@@ -213,6 +216,13 @@ class Deployment(_Record):
     previous_release_id: ReleaseId | None = None
     """What the environment ran before, per the ledger: the natural rollback target."""
     steps: tuple[DeploymentStep, ...] = ()
+    served_requests: int | None = None
+    """Requests the new release answered before it was rolled back or aborted."""
+    failed_requests: int | None = None
+    """Of those, the ones that failed (5xx, connection and response errors)."""
+    traffic_seconds: float | None = None
+    """The new release's traffic share integrated over time until its rollback:
+    10 % of the traffic for 60 s is 6 traffic-seconds."""
 
 
 @dataclass(frozen=True)
@@ -249,3 +259,55 @@ class HistoryEntry(_Record):
     reason: str | None = None
     notes: str | None = None
     """Release notes of a promotion, or how a deployment ended."""
+    served_requests: int | None = None
+    failed_requests: int | None = None
+    traffic_seconds: float | None = None
+    """What an undone deployment's release served before it was undone (see Deployment)."""
+
+
+@dataclass(frozen=True)
+class AnalysisSample(_Record):
+    """One analysis tick of a deployment's observed step: what was measured and decided.
+
+    The request figures are those of the interval since the previous tick; they
+    are None on a tick that only took the starting snapshot or whose provider
+    failed. ``detail`` holds each check's verdict, per-request latencies when the
+    router logged them, and (on a step's first tick) the analysis settings and
+    the server groups, which is what a replay needs.
+    """
+
+    id: int
+    deployment_id: DeploymentId
+    step_index: int
+    tick: int
+    at: datetime
+    elapsed: float
+    """Seconds since the step's analysis began."""
+    percent: int | None
+    """The canary's planned share; None for a watch window at full traffic."""
+    canary_weight: int
+    baseline_weight: int
+    canary_requests: float | None
+    canary_errors: float | None
+    canary_latency_ms: float | None
+    baseline_requests: float | None
+    baseline_errors: float | None
+    baseline_latency_ms: float | None
+    action: str
+    """The analysis's decision after this tick: pass, fail, pause or continue."""
+    reason: str
+    detail: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def canary_error_rate(self) -> float | None:
+        return _rate(self.canary_errors, self.canary_requests)
+
+    @property
+    def baseline_error_rate(self) -> float | None:
+        return _rate(self.baseline_errors, self.baseline_requests)
+
+
+def _rate(errors: float | None, requests: float | None) -> float | None:
+    if errors is None or not requests:
+        return None
+    return min(1.0, errors / requests)

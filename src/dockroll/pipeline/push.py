@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from dockroll.engine.port import Engine, PushAuth
 from dockroll.errors import RegistryError, UsageError
@@ -14,7 +17,13 @@ from dockroll.ledger import Ledger, Release
 from dockroll.pipeline.records import BuildRecord
 from dockroll.refs import Digest, parse_reference
 
-__all__ = ["PushResult", "push_release", "record_push", "registry_auth_from_env"]
+__all__ = [
+    "PushResult",
+    "commit_time",
+    "push_release",
+    "record_push",
+    "registry_auth_from_env",
+]
 
 
 @dataclass(frozen=True)
@@ -85,12 +94,48 @@ def push_release(
     )
 
 
+def commit_time(
+    sha: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> datetime | None:
+    """When ``sha`` was committed: GitLab CI's ``CI_COMMIT_TIMESTAMP`` for its own commit,
+    else the local git checkout's commit time; None when neither knows it."""
+    environ = os.environ if env is None else env
+    stamp = environ.get("CI_COMMIT_TIMESTAMP", "").strip()
+    if stamp and sha and environ.get("CI_COMMIT_SHA", "").startswith(sha):
+        parsed = _aware_time(stamp)
+        if parsed is not None:
+            return parsed
+    if not sha:
+        return None
+    try:
+        shown = subprocess.run(
+            ["git", "show", "-s", "--format=%cI", sha],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _aware_time(shown.stdout.strip()) if shown.returncode == 0 else None
+
+
+def _aware_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.utcoffset() is not None else None
+
+
 def record_push(
     ledger: Ledger,
     record: BuildRecord,
     result: PushResult,
     *,
     sbom_digest: Digest | None = None,
+    committed_at: datetime | None = None,
 ) -> Release:
     """Record the pushed build as a release in the ledger (idempotent).
 
@@ -112,4 +157,5 @@ def record_push(
         build_date=build_date,
         labels=record.labels,
         sbom_digest=sbom_digest,
+        committed_at=committed_at or commit_time(record.git_sha),
     )

@@ -15,7 +15,7 @@ from dockroll.container_settings import resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
-from dockroll.ledger import Deployment, Ledger
+from dockroll.ledger import Deployment, DeploymentStatus, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
@@ -28,6 +28,7 @@ __all__ = [
     "ProcessReplicaStatus",
     "ReplicaStatus",
     "environment_status",
+    "last_undone",
     "replica_status",
     "service_status",
 ]
@@ -108,6 +109,8 @@ class EnvironmentStatus:
     """A blue-green standby slot and the end of its keep_previous window."""
     standby_note: str | None = None
     drift: tuple[str, ...] = field(default=())
+    last_undone: dict[str, Any] | None = None
+    """The newest rolled-back or aborted deployment of the last ten, with what it cost."""
     unreachable: DockrollError | None = field(default=None, compare=False)
     """Why the engine could not be read; the rest of the status is then the ledger's only."""
     router_unreachable: DockrollError | None = field(default=None, compare=False)
@@ -143,6 +146,7 @@ class EnvironmentStatus:
             "standby": self.standby,
             "drift": list(self.drift),
             "processes": [p.to_json() for p in self.processes],
+            "last_undone": self.last_undone,
         }
 
 
@@ -163,6 +167,27 @@ def _unfinished_json(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+def last_undone(ledger: Ledger, service: str, env: str) -> dict[str, Any] | None:
+    """The newest of ``env``'s last ten deployments that was rolled back or aborted, with
+    what its release cost (failed requests, traffic-seconds) when that was measured."""
+    undone = (DeploymentStatus.ROLLED_BACK, DeploymentStatus.ABORTED)
+    for deployment in ledger.deployments_between(service=service, env=env, limit=10):
+        if deployment.status in undone:
+            return {
+                "deployment": deployment.id,
+                "version": deployment.version,
+                "status": deployment.status.value,
+                "finished_at": deployment.finished_at.isoformat()
+                if deployment.finished_at
+                else None,
+                "message": deployment.message,
+                "served_requests": deployment.served_requests,
+                "failed_requests": deployment.failed_requests,
+                "traffic_seconds": deployment.traffic_seconds,
+            }
+    return None
+
+
 def environment_status(config: Config, name: str, ledger: Ledger) -> EnvironmentStatus:
     """The status of one environment; never changes anything."""
     env = config.environment(name)
@@ -174,6 +199,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
     unfinished = ledger.unfinished_deployment(config.service, name)
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
+    base["last_undone"] = last_undone(ledger, config.service, name)
     engine = DockerEngine(env.engine)
     try:
         return _observed_status(config, name, env, engine, base, ledger=ledger)

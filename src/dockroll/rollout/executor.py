@@ -33,6 +33,7 @@ from dockroll.ledger import (
     StepStatus,
 )
 from dockroll.refs import Digest
+from dockroll.rollout.cost import measure_cost
 from dockroll.rollout.plan import (
     AddServers,
     AwaitHealthy,
@@ -50,6 +51,7 @@ from dockroll.rollout.plan import (
     Watch,
     split_weights,
 )
+from dockroll.rollout.samples import SampleRecorder
 from dockroll.router.port import (
     MAX_WEIGHT,
     Router,
@@ -297,6 +299,7 @@ class RolloutRunner:
         """Undo an unfinished rollout: the previous release serves again."""
         plan = self.stored_plan(deployment)
         started = self.clock()
+        measure_cost(self.ledger, self.router, deployment.id, plan.new)
         self._compensate(deployment, plan)
         finished = self.ledger.finish_deployment(
             deployment, DeploymentStatus.ABORTED, message=reason
@@ -420,6 +423,7 @@ class RolloutRunner:
                 detail=failed_detail,
             )  # fmt: skip
             self._say(f"step {index} ({plan.steps[index - 1].kind}) failed; rolling back")
+        measure_cost(self.ledger, self.router, deployment.id, plan.new)
         self._compensate(deployment, plan)
         self._hooks_quietly(HookPoint.ROLLBACK, release, {"reason": message})
         return self.ledger.finish_deployment(
@@ -657,6 +661,7 @@ class RolloutRunner:
             baseline = tuple(name for name in self._plan.old if name in in_router)
             providers = providers_for(settings, self.router)
             analysis = Analysis(settings, providers, {CANARY: canary, BASELINE: baseline})
+            analysis.on_tick = self._sample_recorder(index, percent, analysis)
         interval = settings.interval if settings is not None else 0.5
         what = "analysing" if analysis else "watching health"
         self._say(f"{what} at {where} for {seconds:g}s")
@@ -696,6 +701,15 @@ class RolloutRunner:
                     window.evidence = analysis.step_end(self.clock() - window.planned_end)
                 detail["evidence"] = window.evidence.as_dict()
         return detail
+
+    def _sample_recorder(
+        self, index: int, percent: int | None, analysis: Analysis
+    ) -> Callable[[Decision, float], None] | None:
+        """Stores each tick of the step's analysis in the ledger (see rollout/samples.py)."""
+        if self._deployment is None:
+            return None
+        recorder = SampleRecorder(self.ledger, self._deployment.id, index, percent, self.router)
+        return lambda decision, now: recorder.record(analysis, decision, now)
 
     def _health_veto(self, watched: set[str], window: _Window) -> None:
         """Fail the rollout when one of the new release's weighted replicas fails its checks.

@@ -23,6 +23,7 @@ from tests.unit.ledger.concurrency import run_concurrent_first_use
 
 TABLES = {
     "alembic_version",
+    "analysis_samples",
     "approvals",
     "audit_events",
     "deployment_steps",

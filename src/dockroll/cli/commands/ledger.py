@@ -127,7 +127,7 @@ def _history_table(service: str, env: str | None, entries: list[HistoryEntry]) -
             action = "rollback" if entry.kind == HistoryKind.ROLLBACK else "deploy"
             action += f" {entry.strategy}" if entry.strategy else ""
         colour = _STATUS_COLOURS.get(entry.status, "white")
-        notes = " — ".join(text for text in (entry.reason, entry.notes) if text)
+        notes = " — ".join(text for text in (entry.reason, entry.notes, _cost(entry)) if text)
         table.add_row(
             _when(entry.at),
             escape(entry.env),
@@ -138,6 +138,17 @@ def _history_table(service: str, env: str | None, entries: list[HistoryEntry]) -
             escape(notes),
         )
     return table
+
+
+def _cost(entry: HistoryEntry) -> str:
+    """What an undone release cost, e.g. "cost: 30 of 120 requests failed, 4.5 traffic-s"."""
+    if entry.failed_requests is None or entry.served_requests is None:
+        return ""
+    seconds = entry.traffic_seconds or 0.0
+    return (
+        f"cost: {entry.failed_requests} of {entry.served_requests} requests failed, "
+        f"{seconds:g} traffic-s"
+    )
 
 
 def _short_actor(actor: str) -> str:
