@@ -3,7 +3,10 @@
 Each round breaks something in the middle of a rollout and then recovers the
 way an operator would: `dockroll` killed with SIGKILL at a random step of each
 strategy and of a promotion, two deploys racing, the router container killed,
-the registry going away mid-promotion. Whatever happened, the round must end
+the registry going away mid-promotion, the Docker engine restarted or killed
+with SIGKILL mid-rollout (an engine of the suite's own, see
+``tests/chaos/private_engine.py``; the machine's engine is never touched).
+Whatever happened, the round must end
 consistent: one release serves on every replica, the ledger and the
 environment's tag say that release, nothing is left unfinished or locked, and
 wherever the router survived not one request failed.
@@ -31,12 +34,14 @@ from dockroll import devenv, labels
 from dockroll.ledger import StepStatus
 from dockroll.refs import parse_reference
 from dockroll.registry import RegistryClient
-from tests.conftest import free_port
+from tests.chaos.private_engine import PrivateEngine, clean_leftovers, ensure_tools
+from tests.conftest import _unavailable, free_port
 from tests.integration.rollout_support import (
     DOCKROLL,
     Load,
     Seeded,
     cli_env,
+    real_substitutes,
     run_dockroll,
     seed_service,
     versions,
@@ -339,18 +344,116 @@ def test_the_registry_going_away_mid_promotion_leaves_nothing_ahead(
     _end_round(seeded, env, where, load, rounds, expected=NEW)
 
 
+def _assert_nothing_left(seeded: Seeded, client: docker.DockerClient, env: str) -> None:
+    """App containers are exactly the router's servers; no job, lease or stopped replica."""
+    status = _status(seeded, env)
+    in_router = {r["name"] for r in status["replicas"] if r["weight"] is not None}
+    containers = client.containers.list(
+        all=True,
+        filters={"label": [f"{labels.SERVICE}={seeded.service}", f"{labels.ENVIRONMENT}={env}"]},
+    )
+    roles = {c.name: c.labels.get(labels.ROLE) for c in containers}
+    apps = {name for name, role in roles.items() if role == "app"}
+    assert apps == in_router, (env, roles)
+    assert set(roles.values()) <= {"app", "router", "network"}, (env, roles)
+
+
 def test_no_container_is_left_behind(seeded: Seeded, docker_client: docker.DockerClient) -> None:
     """After every round: app containers are exactly the routers' servers, no job or lease."""
     for env in ENVIRONMENTS:
-        status = _status(seeded, env)
-        in_router = {r["name"] for r in status["replicas"] if r["weight"] is not None}
-        containers = docker_client.containers.list(
-            all=True,
-            filters={
-                "label": [f"{labels.SERVICE}={seeded.service}", f"{labels.ENVIRONMENT}={env}"]
-            },
+        _assert_nothing_left(seeded, docker_client, env)
+
+
+# -- the engine itself --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def private_engine(docker_client: docker.DockerClient) -> Iterator[PrivateEngine]:
+    """A second dockerd of this suite's own, removed at the end whatever happened."""
+    if os.geteuid() != 0:
+        _unavailable("the engine rounds start a dockerd of their own, which needs root")
+    ensure_tools()
+    clean_leftovers()
+    substitutes = json.loads(real_substitutes().read_text(encoding="utf-8"))
+    router_images = ["haproxy:2.6", substitutes.get("haproxy:2.6", "")]
+    engine = PrivateEngine()
+    try:
+        took = engine.start()
+        copied = engine.load(docker_client, [name for name in router_images if name])
+        print(
+            f"\nchaos engine at {engine.endpoint} (pool {engine.pool}) answered in {took:.1f} s;"
+            f" loaded {', '.join(copied) or 'nothing'}"
         )
-        roles = {c.name: c.labels.get(labels.ROLE) for c in containers}
-        apps = {name for name, role in roles.items() if role == "app"}
-        assert apps == in_router, (env, roles)
-        assert set(roles.values()) <= {"app", "router", "network"}, (env, roles)
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def seeded_on_private(
+    tmp_path_factory: pytest.TempPathFactory, registry: str, private_engine: PrivateEngine
+) -> Iterator[Seeded]:
+    """The same environments, each on the private engine; releases in the host registry."""
+    environments = {
+        name: {**settings, "engine": private_engine.endpoint}
+        for name, settings in ENVIRONMENTS.items()
+    }
+    yield from seed_service(tmp_path_factory, registry, environments, prefix="chaosd")
+
+
+@pytest.mark.parametrize("how", ["restart", "kill -9"])
+def test_the_engine_restarted_mid_rollout_comes_back_consistent(
+    seeded_on_private: Seeded,
+    private_engine: PrivateEngine,
+    how: str,
+    rng: random.Random,
+    rounds: list[Round],
+) -> None:
+    """dockerd stopped (SIGTERM, or SIGKILL) and started again at a random step of a rollout.
+
+    Without live-restore its containers stop with it and come back by their
+    restart policy, the router among them: requests fail while it is away, so
+    they are counted, not forbidden; once the recovery ran none may fail.
+    """
+    seeded = seeded_on_private
+    env = rng.choice(list(ENVIRONMENTS))
+    if not _status(seeded, env)["serving"]:
+        _promote(seeded, OLD, env)
+    current = assert_consistent(seeded, env, f"{env} before the engine round")
+    target = NEW if current == OLD else OLD
+    fraction = rng.uniform(0.1, 0.9)
+    recovery = [part.format(env=env, version=target) for part in rng.choice(RECOVERIES)]
+    sig = signal.SIGTERM if how == "restart" else signal.SIGKILL
+    with Load(seeded.url(env), threads=4) as load:
+        load.wait_for(50)
+        after = _last_deployment(seeded, env)
+        process = _start(seeded, "deploy", target, "--env", env)
+        try:
+            reached = _when_step_runs(seeded, env, process, fraction, after)
+            down = private_engine.restart(sig)
+            out, _ = process.communicate(timeout=300)
+        finally:
+            if process.stdout is not None and not process.stdout.closed:
+                _kill(process)  # the round failed before the deploy ended
+        where = (
+            f"{env}: dockerd {'restarted' if how == 'restart' else 'killed with SIGKILL'} at "
+            f"step {reached} ({down:.1f} s down); the deploy exited {process.returncode}, "
+            f"then {recovery}"
+        )
+        fixed = _dockroll(seeded, *recovery)
+        where += f" exited {fixed.returncode}"
+        assert fixed.returncode in (0, 2, 10), f"{where}\n{out}\n{fixed.stdout}{fixed.stderr}"
+        # Whatever the recovery chose, a plain promotion of the target settles it all.
+        _promote(seeded, target, env)
+        settled = time.monotonic()
+        load.wait_for(len(load.answers) + 100)
+    serving = assert_consistent(seeded, env, where)
+    assert serving == target, f"{where}\n{out}"
+    _assert_nothing_left(seeded, private_engine.client, env)
+    failed = [a.at for a in load.failures]
+    if failed:  # fast refusals make the count large: the window says more
+        where += f"; requests failed for {max(failed) - min(failed):.1f} s"
+    rounds.append(Round(where, len(load.failures), len(load.answers), serving))
+    assert len(load.answers) >= 100, where
+    after_recovery = [a for a in load.failures if a.at >= settled]
+    assert after_recovery == [], (where, after_recovery[:3])

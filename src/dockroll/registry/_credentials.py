@@ -3,22 +3,25 @@
 The lookup order is the one a user expects from ``docker login``: an explicit
 argument wins, then ``DOCKROLL_REGISTRY_USERNAME`` / ``DOCKROLL_REGISTRY_PASSWORD``,
 then the docker client's own config (``$DOCKER_CONFIG/config.json`` or
-``~/.docker/config.json``), including its credential helpers. Secrets never
+``~/.docker/config.json``), including its credential helpers, which are asked
+through docker-py's credential store (``docker.credentials``). Secrets never
 appear in ``repr``, ``str`` or error messages.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import json
 import os
 import shutil
-import subprocess
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from docker.auth import decode_auth
+from docker.credentials import PROGRAM_PREFIX, Store, StoreError
 
 __all__ = [
     "ENV_PASSWORD",
@@ -118,13 +121,10 @@ def _from_auth_entry(entry: Mapping[str, Any]) -> Credentials | None:
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:
-            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            user, secret = decode_auth(encoded)
+        except ValueError:  # not base64, not UTF-8, or no ":" in it
             return None
-        user, sep, secret = decoded.partition(":")
-        if sep and user:
-            return Credentials(user, secret, "docker config")
-        return None
+        return Credentials(user, secret, "docker config") if user else None
     name, word = entry.get("username"), entry.get("password")
     if isinstance(name, str) and isinstance(word, str) and name:
         return Credentials(name, word, "docker config")
@@ -132,31 +132,29 @@ def _from_auth_entry(entry: Mapping[str, Any]) -> Credentials | None:
 
 
 def _from_helper(helper: str, host: str) -> Credentials | None:
-    program = shutil.which(f"docker-credential-{helper}")
-    if program is None:
+    """Ask ``docker-credential-<helper>`` through docker-py's credential store.
+
+    The store has no timeout of its own, so the call runs in a daemon thread
+    that is given up on after ``_HELPER_TIMEOUT``.
+    """
+    if shutil.which(f"{PROGRAM_PREFIX}{helper}") is None:
+        return None  # (the store would warn, then fail the same way)
+    answer: list[object] = []
+
+    def ask() -> None:
+        # Not found, or a failing or garbled helper: anonymous.
+        with contextlib.suppress(StoreError, ValueError, KeyError, OSError):
+            answer.append(Store(helper).get(host))
+
+    asking = threading.Thread(target=ask, name=f"{PROGRAM_PREFIX}{helper}", daemon=True)
+    asking.start()
+    asking.join(_HELPER_TIMEOUT)
+    found = answer[0] if answer else None
+    if not isinstance(found, dict):
         return None
-    try:
-        # The helper protocol: the program named by the config, the host on stdin.
-        completed = subprocess.run(
-            [program, "get"],
-            input=host.encode(),
-            capture_output=True,
-            timeout=_HELPER_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if completed.returncode != 0:
-        return None
-    try:
-        answer = json.loads(completed.stdout)
-    except ValueError:
-        return None
-    if not isinstance(answer, dict):
-        return None
-    user, secret = answer.get("Username"), answer.get("Secret")
+    user, secret = found.get("Username"), found.get("Secret")
     # "<token>" marks an OAuth identity token, which needs a refresh-token
     # exchange dockroll does not do; treat it as no credentials.
     if not isinstance(user, str) or not isinstance(secret, str) or not user or user == "<token>":
         return None
-    return Credentials(user, secret, f"docker-credential-{helper}")
+    return Credentials(user, secret, f"{PROGRAM_PREFIX}{helper}")

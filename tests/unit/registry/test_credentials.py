@@ -4,9 +4,11 @@ import base64
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
+from docker.credentials import Store
 
 from dockroll.registry import Credentials, docker_config_path, find_credentials
 
@@ -125,3 +127,37 @@ def test_identity_tokens_are_not_used_as_passwords(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     _write_config(tmp_path / "docker-config", {"credsStore": "oauth"})
     assert find_credentials("r.test") is None
+
+
+def test_a_hanging_helper_means_anonymous_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-slow"
+    helper.write_text('#!/bin/sh\nsleep 2\necho \'{"Username": "late", "Secret": "x"}\'\n')
+    helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr("dockroll.registry._credentials._HELPER_TIMEOUT", 0.3)
+    _write_config(tmp_path / "docker-config", {"credsStore": "slow"})
+    started = time.monotonic()
+    assert find_credentials("r.test") is None
+    assert time.monotonic() - started < 1.5
+
+
+def test_helpers_are_asked_through_docker_py_s_credential_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    class Recording(Store):
+        def get(self, server: str | bytes) -> dict[str, str]:
+            asked.append((self.program, str(server)))
+            return {"Username": "frank", "Secret": SECRET}
+
+    _install_helper(tmp_path, "rec", None)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr("dockroll.registry._credentials.Store", Recording)
+    _write_config(tmp_path / "docker-config", {"credHelpers": {"r.test": "rec"}})
+    assert find_credentials("r.test") == Credentials("frank", SECRET, "docker-credential-rec")
+    assert asked == [("docker-credential-rec", "r.test")]
