@@ -265,6 +265,11 @@ class MigrationConfig(_Model):
     command: list[str]
     timeout: Duration = 300.0
     env: dict[str, str] = Field(default_factory=dict)
+    hold: bool = False
+    """Hold new requests at the router while the migration runs (they wait, then flow)."""
+    hold_max: Duration = 30.0
+    """How long requests may be held; past it they get 503 with Retry-After until the
+    migration ends."""
 
 
 class ListenerConfig(_Model):

@@ -8,14 +8,17 @@ answering its own name (``/ready`` is its readiness check).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -404,3 +407,79 @@ def test_new_listeners_need_an_explicit_upgrade_which_carries_the_servers(
     assert _get(f"http://127.0.0.1:{moved}/").status_code == 200
     after = project.dockroll("router", "status", "--env", "prod")
     assert "up to date" in after.stdout
+
+
+def _timed_get(url: str) -> tuple[int, float, httpx.Headers]:
+    started = time.monotonic()
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        response = client.get(url)
+    return response.status_code, time.monotonic() - started, response.headers
+
+
+def test_held_requests_wait_then_flow_and_past_max_get_503(project: Project) -> None:
+    router = project.router()
+    router.ensure()
+    web = project.backend("web")
+    router.ensure([web])
+    router.wait_healthy("web", timeout=10)
+    url = f"http://127.0.0.1:{router.port}/"
+    with httpx.Client(trust_env=False, timeout=30) as keep_alive:
+        assert keep_alive.get(url).status_code == 200  # a connection open before the hold
+
+        held = project.dockroll("hold", "--env", "prod", "--max", "30s")
+        assert held.returncode == 0, held.stderr
+        with ThreadPoolExecutor(6) as pool:
+            waiting = [pool.submit(_timed_get, url) for _ in range(5)]
+            # A request on the connection opened before the hold waits too.
+            waiting.append(pool.submit(keep_alive.get, url))
+            time.sleep(2)
+            assert not any(f.done() for f in waiting)
+            released = project.dockroll("release", "--env", "prod")
+            answers = [f.result() for f in waiting]
+    assert released.returncode == 0, released.stderr
+    timed = [a for a in answers if isinstance(a, tuple)]
+    assert [status for status, _, _ in timed] == [200] * 5
+    assert all(seconds >= 2 for _, seconds, _ in timed)
+    assert answers[-1].status_code == 200  # type: ignore[union-attr]
+
+    # Past --max: 503 with Retry-After, at the deadline and for every request after it.
+    assert project.dockroll("hold", "--env", "prod", "--max", "1s").returncode == 0
+    status, seconds, headers = _timed_get(url)
+    late_status, late_seconds, _ = _timed_get(url)
+    assert (status, headers.get("retry-after")) == (503, "5")
+    assert 0.5 <= seconds < 5
+    assert (late_status, late_seconds < 0.5) == (503, True)
+    assert project.dockroll("release", "--env", "prod").returncode == 0
+    assert _get(url).status_code == 200
+
+    maintenance = project.dockroll("maintenance", "on", "--env", "prod")
+    page = _get(url)
+    assert maintenance.returncode == 0, maintenance.stderr
+    assert (page.status_code, page.headers.get("retry-after")) == (503, "30")
+    assert "maintenance" in page.text
+    assert project.dockroll("maintenance", "off", "--env", "prod").returncode == 0
+    assert _get(url).text == "web"
+
+
+def test_a_hold_survives_a_reload(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    router.hold(router.engine.now() + datetime.timedelta(seconds=30))
+    url = f"http://127.0.0.1:{router.port}/"
+
+    _changed(router, retries=1).reload()
+
+    assert router.flags()["hold"] == "on"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(_timed_get, url)
+        time.sleep(1)
+        assert not waiting.done()
+        router.release()
+        status, seconds, _ = waiting.result()
+    assert (status, seconds >= 1) == (200, True)
+
+
+def test_holding_needs_a_router_that_runs(project: Project) -> None:
+    refused = project.dockroll("hold", "--env", "prod")
+
+    assert refused.returncode != 0
+    assert "does not run" in refused.stderr

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from dockroll import labels
@@ -581,16 +582,25 @@ class RolloutRunner:
         timeout = migration.timeout if migration else 300.0
         extra_env = migration.env if migration else {}
         self._say(f"running {' '.join(command)} from the new image")
-        result = self.engine.run_job(
-            RunRequest(
-                image=image,
-                command=list(command),
-                env={**self._container_env(), **extra_env},
-                labels={**labels.selector(self.config.service, self.environment, "job")},
-                network=self.network,
-            ),
-            timeout=timeout,
-        )
+        holding = migration is not None and migration.hold
+        if holding and migration is not None:
+            self._say(f"holding new requests at the router (at most {migration.hold_max:g}s)")
+            self.router.hold(self.engine.now() + timedelta(seconds=migration.hold_max))
+        try:
+            result = self.engine.run_job(
+                RunRequest(
+                    image=image,
+                    command=list(command),
+                    env={**self._container_env(), **extra_env},
+                    labels={**labels.selector(self.config.service, self.environment, "job")},
+                    network=self.network,
+                ),
+                timeout=timeout,
+            )
+        finally:
+            if holding:
+                self.router.release()
+                self._say("released the held requests")
         if result.exit_code != 0:
             raise EngineError(
                 f"the migration `{' '.join(command)}` exited {result.exit_code}; "

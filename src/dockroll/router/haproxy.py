@@ -68,6 +68,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
+from dockroll.router import hold as holding
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -203,6 +204,7 @@ def render_config(
         "    log stdout format raw local0 info",
         *sockets,
         *description,
+        *holding.global_lines(_CONFIG_DIR),
         # Weights, drain/maintenance and check results of the servers a reload carries.
         f"    server-state-file {_CONFIG_DIR}/{_STATE_FILE}",
         "    stats timeout 30s",
@@ -234,6 +236,7 @@ def render_config(
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
+        *holding.frontend_lines(_CONFIG_DIR),
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
@@ -455,8 +458,38 @@ class HaproxyRouter:
 
     def config_fingerprint(self) -> str:
         """The fingerprint of the config this dockroll renders (servers left out)."""
-        text = self._render(None)
+        text = self._render(None) + holding.hold_script(self._state_map)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def _state_map(self) -> str:
+        return f"{_CONFIG_DIR}/{holding.STATE_MAP}"
+
+    def flags(self) -> dict[str, str]:
+        """The hold and maintenance flags as the running router has them."""
+        return {
+            **holding.DEFAULT_STATE,
+            **holding.parse_map(self.api.execute(f"show map {self._state_map}")),
+        }
+
+    def hold(self, until: datetime) -> None:
+        """Hold every new request at the router until :meth:`release`, or 503 past ``until``."""
+        deadline = f"{until.timestamp():.3f}"
+        self._set_flags({"hold_until": deadline, "hold": "on"})
+
+    def release(self) -> None:
+        """Let held requests (and every new one) flow."""
+        self._set_flags({"hold": "off", "hold_until": "0"})
+
+    def set_maintenance(self, on: bool) -> None:
+        """Answer every request with the maintenance page (503, Retry-After), or stop."""
+        self._set_flags({"maintenance": "on" if on else "off"})
+
+    def _set_flags(self, flags: Mapping[str, str]) -> None:
+        path = self._state_map
+        self.api.run(*(f"set map {path} {key} {value}" for key, value in flags.items()))
+        # A router that restarts starts from the file: keep it in step.
+        self._put_file(holding.STATE_MAP, holding.render_state(self.flags()))
 
     def running_config(self) -> str | None:
         """The fingerprint of the config the running router loaded; None when it has none."""
@@ -488,11 +521,15 @@ class HaproxyRouter:
         state = api.execute(f"show servers state {BACKEND}")
         rows = [r for r in parse_servers_state(state) if r.get("be_name") == BACKEND]
         previous = self._worker_pid()
+        flags = self.flags()
         config_fp = self.config_fingerprint()
         config = self._render(config_fp, [self._server_line(row) for row in rows])
         self._put_file("haproxy.cfg.next", config)
+        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
         self._check_config("haproxy.cfg.next")
         self._put_file(_STATE_FILE, state)
+        self._put_file(holding.STATE_MAP, holding.render_state(flags))
+        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
         self._put_file("haproxy.cfg", config)
         self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
         with self._docker(f"signalling {self.container_name} to reload"):
@@ -961,10 +998,23 @@ class HaproxyRouter:
         tmp.write_text(config, encoding="utf-8")
         tmp.chmod(0o644)
         tmp.replace(conf / "haproxy.cfg")
-        (conf / _STATE_FILE).write_text(_EMPTY_STATE, encoding="utf-8")
-        (conf / _STATE_FILE).chmod(0o644)
+        for name, text in self._start_files().items():
+            (conf / name).write_text(text, encoding="utf-8")
+            (conf / name).chmod(0o644)
         (run / _SOCKET).unlink(missing_ok=True)
         return conf, run
+
+    def _start_files(self) -> dict[str, str]:
+        """Files beside haproxy.cfg that a router starts with."""
+        state = self.directory / "conf" / holding.STATE_MAP
+        flags = holding.render_state({})
+        if self._local and state.is_file():  # a maintenance or hold outlives a new container
+            flags = state.read_text(encoding="utf-8")
+        return {
+            _STATE_FILE: _EMPTY_STATE,
+            holding.STATE_MAP: flags,
+            holding.LUA_FILE: holding.hold_script(self._state_map),
+        }
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
@@ -1000,7 +1050,8 @@ class HaproxyRouter:
                 )
                 if not self._local:
                     container.put_archive(_CONFIG_DIR, _config_archive(config))
-                    container.put_archive(_CONFIG_DIR, _config_archive(_EMPTY_STATE, _STATE_FILE))
+                    for name, text in self._start_files().items():
+                        container.put_archive(_CONFIG_DIR, _config_archive(text, name))
                 container.start()
             except docker.errors.APIError as exc:
                 with contextlib.suppress(docker.errors.DockerException):
