@@ -279,6 +279,11 @@ class ListenerConfig(_Model):
     """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host: ``127.0.0.1:8080`` (this
     machine only), ``0.0.0.0:80`` (every IPv4 address), ``[::]:80`` (every IPv6 address)."""
 
+    proxy_protocol: bool = False
+    """Expect the PROXY protocol (v1 or v2) from a load balancer in front: the client's
+    address comes from it, and its X-Forwarded-Proto/Host and X-Request-ID are kept.
+    Connections without it are refused, so enable it only behind such a balancer."""
+
     @model_validator(mode="before")
     @classmethod
     def _plain(cls, value: Any) -> Any:

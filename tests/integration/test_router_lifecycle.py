@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import shutil
 import socket
@@ -483,3 +484,88 @@ def test_holding_needs_a_router_that_runs(project: Project) -> None:
 
     assert refused.returncode != 0
     assert "does not run" in refused.stderr
+
+
+_ECHO = """
+import http.server, json
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("", 8000), Handler).serve_forever()
+"""
+
+
+def test_the_application_learns_its_clients_and_the_access_log_shows_them(
+    project: Project,
+) -> None:
+    direct, proxied = free_port(), free_port()
+    config = project.write(
+        router={
+            "listen": [
+                f"127.0.0.1:{direct}",
+                {"address": f"127.0.0.1:{proxied}", "proxy_protocol": True},
+            ],
+            "metrics": f"127.0.0.1:{free_port()}",
+        },
+        port=None,
+    )
+    router = project.router(config)
+    router.ensure()
+    echo = project.client.containers.run(
+        PYTHON_IMAGE,
+        ["python3", "-c", _ECHO],
+        name=f"{router.container_name}-echo",
+        network=router.network,
+        detach=True,
+    )
+    echo.reload()
+    address = echo.attrs["NetworkSettings"]["Networks"][router.network]["IPAddress"]
+    router.ensure([ServerSpec("echo", address, 8000, weight=100)])
+    router.wait_healthy("echo", timeout=10)
+
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        spoofed = client.get(
+            f"http://127.0.0.1:{direct}/hello?x=1",
+            headers={"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "mine", "Host": "shop.test"},
+        ).json()
+        second = client.get(f"http://127.0.0.1:{direct}/").json()
+    # A load balancer in front speaks the PROXY protocol (v1) for client 203.0.113.7.
+    with socket.create_connection(("127.0.0.1", proxied), timeout=10) as balancer:
+        balancer.sendall(
+            b"PROXY TCP4 203.0.113.7 10.0.0.2 51000 80\r\n"
+            b"GET /via-lb HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-Proto: https\r\n"
+            b"X-Request-ID: lb-42\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := balancer.recv(65536):
+            answer += chunk
+    behind = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    with pytest.raises(httpx.TransportError):  # no PROXY header: refused on that listener
+        _get(f"http://127.0.0.1:{proxied}/")
+
+    assert spoofed["x-forwarded-for"] != "6.6.6.6"
+    assert spoofed["x-forwarded-for"].count(",") == 0
+    assert spoofed["x-forwarded-proto"] == "http"
+    assert spoofed["x-forwarded-host"] == "shop.test"
+    assert spoofed["x-request-id"] not in ("mine", "")
+    assert second["x-request-id"] != spoofed["x-request-id"]
+    assert behind["x-forwarded-for"] == "203.0.113.7"
+    assert (behind["x-forwarded-proto"], behind["x-request-id"]) == ("https", "lb-42")
+
+    logs = project.dockroll("logs", "--router", "--env", "prod", "--json")
+    assert logs.returncode == 0, logs.stderr
+    entries = json.loads(logs.stdout)
+    hello = next(e for e in entries if e["uri"] == "/hello?x=1")
+    assert (hello["method"], hello["status"], hello["server"]) == ("GET", 200, "echo")
+    assert hello["request_id"] == spoofed["x-request-id"]
+    assert hello["client"] == spoofed["x-forwarded-for"]
+    assert any(e["uri"] == "/via-lb" and e["client"] == "203.0.113.7" for e in entries)
+    text = project.dockroll("logs", "--router", "--env", "prod", "--tail", "5")
+    assert "GET /hello?x=1 200 echo" in text.stdout
+    assert project.dockroll("logs", "--env", "prod").returncode != 0

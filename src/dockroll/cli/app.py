@@ -117,6 +117,7 @@ COMMAND_MODULES = {
     "history": "ledger",
     "hold": "hold",
     "lock": "lock",
+    "logs": "logs",
     "maintenance": "hold",
     "mirror": "mirror",
     "pause": "deploy",

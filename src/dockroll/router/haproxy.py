@@ -68,6 +68,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
+from dockroll.router import forwarding
 from dockroll.router import hold as holding
 from dockroll.router.port import (
     BackendServer,
@@ -78,7 +79,12 @@ from dockroll.router.port import (
     ServerSpec,
     ServerState,
 )
-from dockroll.router.request_log import LOG_FORMAT, parse_request_log
+from dockroll.router.request_log import (
+    LOG_FORMAT,
+    AccessEntry,
+    parse_access_log,
+    parse_request_log,
+)
 from dockroll.router.runtime_api import (
     AdminAddress,
     CheckSettings,
@@ -146,6 +152,8 @@ class HaproxySettings:
     """Where dockroll reaches the TCP runtime API (a tunnel's end for remote engines)."""
     listeners: tuple[ListenAddress, ...] = ()
     """Host addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    accept_proxy: tuple[ListenAddress, ...] = ()
+    """Listeners that expect the PROXY protocol from a load balancer in front."""
     metrics_address: ListenAddress | None = None
     """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
     image: str | None = None
@@ -232,11 +240,17 @@ def render_config(
         "",
         "frontend public",
         # One container port per listener, each published on its host address.
-        *(f"    bind :{PUBLIC_PORT + i}" for i in range(max(1, len(settings.listeners)))),
+        *(
+            f"    bind :{PUBLIC_PORT + i}" + (" accept-proxy" if proxy else "")
+            for i, proxy in enumerate(
+                [a in settings.accept_proxy for a in settings.listeners] or [False]
+            )
+        ),
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
         *holding.frontend_lines(_CONFIG_DIR),
+        *forwarding.frontend_lines(),
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
@@ -355,6 +369,9 @@ class HaproxyRouter:
             check=CheckSettings(interval_ms=max(100, round(health.interval * 1000))),
             connect_timeout=min(health.timeout, 5.0),
             listeners=tuple(env.listeners()),
+            accept_proxy=tuple(
+                listener.listen_address for listener in env.router.listen if listener.proxy_protocol
+            ),
             metrics_address=env.metrics_address(),
         )
         return cls(
@@ -861,6 +878,17 @@ class HaproxyRouter:
                 hint=f"`docker logs {self.container_name}` shows whether the engine keeps it",
             ) from None
         return parse_request_log(lines, after=after, backend=BACKEND)
+
+    def access_log(self, *, since: datetime | None = None, tail: int = 100) -> list[AccessEntry]:
+        """The last ``tail`` requests the router logged (since ``since``), oldest first."""
+        try:
+            text = self._engine.logs(self.container_name, tail=tail, since=since, timestamps=True)
+        except DockrollError as exc:
+            raise RouterError(
+                f"router of {self.owner}: cannot read its request log: {exc.message}",
+                hint=f"`docker logs {self.container_name}` shows whether the engine keeps it",
+            ) from None
+        return parse_access_log(text.splitlines())
 
     def _server(self, name: str) -> BackendServer:
         for server in self.servers():
