@@ -68,7 +68,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
-from dockroll.router import forwarding
+from dockroll.router import forwarding, tls
 from dockroll.router import hold as holding
 from dockroll.router.port import (
     BackendServer,
@@ -153,6 +153,13 @@ class HaproxySettings:
     listeners: tuple[ListenAddress, ...] = ()
     """Host addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
     accept_proxy: tuple[ListenAddress, ...] = ()
+    """Listeners that expect the PROXY protocol from a load balancer in front."""
+    tls_listeners: tuple[ListenAddress, ...] = ()
+    """Listeners that serve HTTPS with ``tls_cert``/``tls_key``."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    redirect_http: bool = True
+    hsts_seconds: int | None = None
     """Listeners that expect the PROXY protocol from a load balancer in front."""
     metrics_address: ListenAddress | None = None
     """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
@@ -241,16 +248,23 @@ def render_config(
         "frontend public",
         # One container port per listener, each published on its host address.
         *(
-            f"    bind :{PUBLIC_PORT + i}" + (" accept-proxy" if proxy else "")
-            for i, proxy in enumerate(
-                [a in settings.accept_proxy for a in settings.listeners] or [False]
-            )
+            f"    bind :{PUBLIC_PORT + i}"
+            + (" accept-proxy" if address in settings.accept_proxy else "")
+            + (tls.bind_options(_CONFIG_DIR) if address in settings.tls_listeners else "")
+            for i, address in enumerate(settings.listeners or [None])
         ),
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
         *holding.frontend_lines(_CONFIG_DIR),
         *forwarding.frontend_lines(),
+        *(
+            tls.frontend_lines(
+                redirect_http=settings.redirect_http, hsts_seconds=settings.hsts_seconds
+            )
+            if settings.tls_listeners
+            else []
+        ),
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
@@ -372,6 +386,15 @@ class HaproxyRouter:
             accept_proxy=tuple(
                 listener.listen_address for listener in env.router.listen if listener.proxy_protocol
             ),
+            tls_listeners=tuple(
+                listener.listen_address for listener in env.router.listen if listener.tls
+            ),
+            tls_cert=(config.root / env.router.tls.cert) if env.router.tls else None,
+            tls_key=(config.root / env.router.tls.key) if env.router.tls else None,
+            redirect_http=env.router.tls.redirect_http if env.router.tls else True,
+            hsts_seconds=round(env.router.tls.hsts)
+            if env.router.tls and env.router.tls.hsts
+            else None,
             metrics_address=env.metrics_address(),
         )
         return cls(
@@ -454,6 +477,8 @@ class HaproxyRouter:
                     reloaded = True
                 else:
                     pending = True
+            else:
+                self.sync_certificate()
         restored = self._restore(servers)
         if created and restored:
             self._wait_restored([s for s in servers if s.name in restored])
@@ -543,6 +568,8 @@ class HaproxyRouter:
         config = self._render(config_fp, [self._server_line(row) for row in rows])
         self._put_file("haproxy.cfg.next", config)
         self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
+        if self.settings.tls_listeners:
+            self._put_file(tls.CERT_FILE, self._certificate())
         self._check_config("haproxy.cfg.next")
         self._put_file(_STATE_FILE, state)
         self._put_file(holding.STATE_MAP, holding.render_state(flags))
@@ -1027,6 +1054,7 @@ class HaproxyRouter:
         tmp.chmod(0o644)
         tmp.replace(conf / "haproxy.cfg")
         for name, text in self._start_files().items():
+            # 0644 for the container's user; the directory above is 0700 (the key is here).
             (conf / name).write_text(text, encoding="utf-8")
             (conf / name).chmod(0o644)
         (run / _SOCKET).unlink(missing_ok=True)
@@ -1038,11 +1066,68 @@ class HaproxyRouter:
         flags = holding.render_state({})
         if self._local and state.is_file():  # a maintenance or hold outlives a new container
             flags = state.read_text(encoding="utf-8")
-        return {
+        files = {
             _STATE_FILE: _EMPTY_STATE,
             holding.STATE_MAP: flags,
             holding.LUA_FILE: holding.hold_script(self._state_map),
         }
+        if self.settings.tls_listeners:
+            files[tls.CERT_FILE] = self._certificate()
+        return files
+
+    def _certificate(self) -> str:
+        if self.settings.tls_cert is None or self.settings.tls_key is None:
+            raise RouterError(
+                f"router of {self.owner}: TLS listeners without a certificate",
+                hint="set router.tls.cert and router.tls.key",
+            )
+        return tls.bundle(self.settings.tls_cert, self.settings.tls_key, self.owner)
+
+    def sync_certificate(self) -> bool:
+        """Load the certificate files into the running router if it serves another one.
+
+        Through the runtime API (``set ssl cert``, ``commit ssl cert``): nothing
+        restarts. HAProxy refuses a key that does not match; the certificate
+        that served keeps serving and the error says why. True when it changed.
+        """
+        if not self.settings.tls_listeners:
+            return False
+        pem = self._certificate()
+        wanted = tls.certificate_fingerprint(pem)
+        path = f"{_CONFIG_DIR}/{tls.CERT_FILE}"
+        running = ""
+        for line in self.api.execute(f"show ssl cert {path}").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "SHA1 FingerPrint":
+                running = value.strip().upper()
+        if running == wanted:
+            return False
+        try:
+            answer = tls.send_payload(
+                self.admin, f"set ssl cert {path}", pem, self.settings.api_timeout
+            )
+        except OSError as exc:
+            raise RouterError(
+                f"router of {self.owner}: `set ssl cert` failed: {exc.strerror or exc}"
+            ) from None
+        if "Transaction" not in answer:
+            self.api.execute(f"abort ssl cert {path}")
+            raise RouterError(
+                f"router of {self.owner}: HAProxy refused the certificate "
+                f"{self.settings.tls_cert}; the one serving stays: {refusal(answer)}",
+            )
+        committed = self.api.execute(f"commit ssl cert {path}")
+        if "Success" not in committed:
+            self.api.execute(f"abort ssl cert {path}")
+            raise RouterError(
+                f"router of {self.owner}: HAProxy refused the certificate "
+                f"{self.settings.tls_cert} with {self.settings.tls_key}; the one serving "
+                f"stays: {refusal(committed)}",
+                hint="does the key belong to the certificate?",
+            )
+        self._put_file(tls.CERT_FILE, pem)
+        self._progress(Progress("router", f"loaded the certificate {self.settings.tls_cert}"))
+        return True
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
