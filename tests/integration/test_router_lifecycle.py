@@ -225,6 +225,7 @@ def test_read_only_commands_leave_an_outdated_router_running(project: Project) -
     released = project.dockroll("lock", "release", "--env", "prod")
 
     assert status.router.startswith("running")
+    assert "runs an older config: `dockroll router reload --env prod`" in status.router
     assert [r.name for r in status.replicas] == []
     assert cli_status.returncode == 0, cli_status.stderr
     assert lock_status.returncode == 0, lock_status.stderr
