@@ -273,6 +273,11 @@ class MigrationConfig(_Model):
     command: list[str]
     timeout: Duration = 300.0
     env: dict[str, str] = Field(default_factory=dict)
+    hold: bool = False
+    """Hold new requests at the router while the migration runs (they wait, then flow)."""
+    hold_max: Duration = 30.0
+    """How long requests may be held; past it they get 503 with Retry-After until the
+    migration ends."""
 
 
 class ListenerConfig(_Model):
@@ -281,6 +286,13 @@ class ListenerConfig(_Model):
     address: str
     """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host: ``127.0.0.1:8080`` (this
     machine only), ``0.0.0.0:80`` (every IPv4 address), ``[::]:80`` (every IPv6 address)."""
+
+    tls: bool = False
+    """Serve HTTPS here with the certificate of ``router.tls``."""
+    proxy_protocol: bool = False
+    """Expect the PROXY protocol (v1 or v2) from a load balancer in front: the client's
+    address comes from it, and its X-Forwarded-Proto/Host and X-Request-ID are kept.
+    Connections without it are refused, so enable it only behind such a balancer."""
 
     @model_validator(mode="before")
     @classmethod
@@ -297,11 +309,27 @@ class ListenerConfig(_Model):
         return parse_listen_address(self.address)
 
 
+class TlsConfig(_Model):
+    """The certificate of the environment's TLS listeners, from files."""
+
+    cert: str
+    """PEM file with the certificate and its chain (relative to dockroll.yml), e.g. the
+    ``fullchain.pem`` of certbot."""
+    key: str
+    """PEM file with its private key. Keep it readable by you only."""
+    redirect_http: bool = True
+    """Plain-HTTP listeners answer 301 to the same URL over HTTPS."""
+    hsts: Duration | None = None
+    """Send ``Strict-Transport-Security: max-age=…`` over HTTPS (e.g. 4320h); off when absent."""
+
+
 class RouterConfig(_Model):
     """Where the environment's router listens."""
 
     listen: list[ListenerConfig] = Field(default_factory=list, max_length=16)
     """Addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    tls: TlsConfig | None = None
+    """The certificate for listeners with ``tls: true``."""
     metrics: str | None = None
     """Address of the Prometheus exporter (``/metrics``) and stats page (``/stats``);
     ``127.0.0.1:<port + 1000>`` when absent. Keep it private: it shows every server."""
@@ -385,6 +413,18 @@ class EnvironmentConfig(_Model):
             raise ValueError(
                 f"the metrics listener defaults to port {self.port} + 1000, past 65535: "
                 "set router.metrics (e.g. 127.0.0.1:9100)"
+            )
+        tls = [listener.address for listener in self.router.listen if listener.tls]
+        if tls and self.router.tls is None:
+            raise ValueError(
+                f"router.listen has TLS listeners ({', '.join(tls)}) but no certificate: "
+                "set router.tls.cert and router.tls.key"
+            )
+        if self.router.tls is not None and not tls:
+            raise ValueError(
+                "router.tls names a certificate but no listener serves TLS: "
+                "add one with `tls: true` to router.listen "
+                "(e.g. {address: '0.0.0.0:443', tls: true})"
             )
         named = self.named_listeners()
         for i, (where, address) in enumerate(named):

@@ -8,14 +8,19 @@ answering its own name (``/ready`` is its readiness check).
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,7 @@ from dockroll.router import (
     ServerState,
 )
 from dockroll.router.haproxy import OFFICIAL_IMAGE
+from dockroll.router.tls import certificate_fingerprint
 from tests.conftest import IN_CI, free_port
 from tests.integration.rollout_support import Load
 
@@ -219,6 +225,7 @@ def test_read_only_commands_leave_an_outdated_router_running(project: Project) -
     released = project.dockroll("lock", "release", "--env", "prod")
 
     assert status.router.startswith("running")
+    assert "runs an older config: `dockroll router reload --env prod`" in status.router
     assert [r.name for r in status.replicas] == []
     assert cli_status.returncode == 0, cli_status.stderr
     assert lock_status.returncode == 0, lock_status.stderr
@@ -404,3 +411,241 @@ def test_new_listeners_need_an_explicit_upgrade_which_carries_the_servers(
     assert _get(f"http://127.0.0.1:{moved}/").status_code == 200
     after = project.dockroll("router", "status", "--env", "prod")
     assert "up to date" in after.stdout
+
+
+def _timed_get(url: str) -> tuple[int, float, httpx.Headers]:
+    started = time.monotonic()
+    with httpx.Client(trust_env=False, timeout=30) as client:
+        response = client.get(url)
+    return response.status_code, time.monotonic() - started, response.headers
+
+
+def test_held_requests_wait_then_flow_and_past_max_get_503(project: Project) -> None:
+    router = project.router()
+    router.ensure()
+    web = project.backend("web")
+    router.ensure([web])
+    router.wait_healthy("web", timeout=10)
+    url = f"http://127.0.0.1:{router.port}/"
+    with httpx.Client(trust_env=False, timeout=30) as keep_alive:
+        assert keep_alive.get(url).status_code == 200  # a connection open before the hold
+
+        held = project.dockroll("hold", "--env", "prod", "--max", "30s")
+        assert held.returncode == 0, held.stderr
+        with ThreadPoolExecutor(6) as pool:
+            waiting = [pool.submit(_timed_get, url) for _ in range(5)]
+            # A request on the connection opened before the hold waits too.
+            waiting.append(pool.submit(keep_alive.get, url))
+            time.sleep(2)
+            assert not any(f.done() for f in waiting)
+            released = project.dockroll("release", "--env", "prod")
+            answers = [f.result() for f in waiting]
+    assert released.returncode == 0, released.stderr
+    timed = [a for a in answers if isinstance(a, tuple)]
+    assert [status for status, _, _ in timed] == [200] * 5
+    assert all(seconds >= 2 for _, seconds, _ in timed)
+    assert answers[-1].status_code == 200  # type: ignore[union-attr]
+
+    # Past --max: 503 with Retry-After, at the deadline and for every request after it.
+    # (By the library: a CLI start-up on a busy machine could outlast a short --max.)
+    router.hold(router.engine.now() + datetime.timedelta(seconds=1.5))
+    status, seconds, headers = _timed_get(url)
+    late_status, late_seconds, _ = _timed_get(url)
+    assert (status, headers.get("retry-after")) == (503, "5")
+    assert 0.5 <= seconds < 5
+    assert (late_status, late_seconds < 0.5) == (503, True)
+    assert project.dockroll("release", "--env", "prod").returncode == 0
+    assert _get(url).status_code == 200
+
+    maintenance = project.dockroll("maintenance", "on", "--env", "prod")
+    page = _get(url)
+    assert maintenance.returncode == 0, maintenance.stderr
+    assert (page.status_code, page.headers.get("retry-after")) == (503, "30")
+    assert "maintenance" in page.text
+    assert project.dockroll("maintenance", "off", "--env", "prod").returncode == 0
+    assert _get(url).text == "web"
+
+
+def test_a_hold_survives_a_reload(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    router.hold(router.engine.now() + datetime.timedelta(seconds=30))
+    url = f"http://127.0.0.1:{router.port}/"
+
+    _changed(router, retries=1).reload()
+
+    assert router.flags()["hold"] == "on"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(_timed_get, url)
+        time.sleep(1)
+        assert not waiting.done()
+        router.release()
+        status, seconds, _ = waiting.result()
+    assert (status, seconds >= 1) == (200, True)
+
+
+def test_holding_needs_a_router_that_runs(project: Project) -> None:
+    refused = project.dockroll("hold", "--env", "prod")
+
+    assert refused.returncode != 0
+    assert "does not run" in refused.stderr
+
+
+_ECHO = """
+import http.server, json
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("", 8000), Handler).serve_forever()
+"""
+
+
+def test_the_application_learns_its_clients_and_the_access_log_shows_them(
+    project: Project,
+) -> None:
+    direct, proxied = free_port(), free_port()
+    config = project.write(
+        router={
+            "listen": [
+                f"127.0.0.1:{direct}",
+                {"address": f"127.0.0.1:{proxied}", "proxy_protocol": True},
+            ],
+            "metrics": f"127.0.0.1:{free_port()}",
+        },
+        port=None,
+    )
+    router = project.router(config)
+    router.ensure()
+    echo = project.client.containers.run(
+        PYTHON_IMAGE,
+        ["python3", "-c", _ECHO],
+        name=f"{router.container_name}-echo",
+        network=router.network,
+        detach=True,
+    )
+    echo.reload()
+    address = echo.attrs["NetworkSettings"]["Networks"][router.network]["IPAddress"]
+    router.ensure([ServerSpec("echo", address, 8000, weight=100)])
+    router.wait_healthy("echo", timeout=10)
+
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        spoofed = client.get(
+            f"http://127.0.0.1:{direct}/hello?x=1",
+            headers={"X-Forwarded-For": "6.6.6.6", "X-Request-ID": "mine", "Host": "shop.test"},
+        ).json()
+        second = client.get(f"http://127.0.0.1:{direct}/").json()
+    # A load balancer in front speaks the PROXY protocol (v1) for client 203.0.113.7.
+    with socket.create_connection(("127.0.0.1", proxied), timeout=10) as balancer:
+        balancer.sendall(
+            b"PROXY TCP4 203.0.113.7 10.0.0.2 51000 80\r\n"
+            b"GET /via-lb HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-Proto: https\r\n"
+            b"X-Request-ID: lb-42\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := balancer.recv(65536):
+            answer += chunk
+    behind = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    with pytest.raises(httpx.TransportError):  # no PROXY header: refused on that listener
+        _get(f"http://127.0.0.1:{proxied}/")
+
+    assert spoofed["x-forwarded-for"] != "6.6.6.6"
+    assert spoofed["x-forwarded-for"].count(",") == 0
+    assert spoofed["x-forwarded-proto"] == "http"
+    assert spoofed["x-forwarded-host"] == "shop.test"
+    assert spoofed["x-request-id"] not in ("mine", "")
+    assert second["x-request-id"] != spoofed["x-request-id"]
+    assert behind["x-forwarded-for"] == "203.0.113.7"
+    assert (behind["x-forwarded-proto"], behind["x-request-id"]) == ("https", "lb-42")
+
+    logs = project.dockroll("logs", "--router", "--env", "prod", "--json")
+    assert logs.returncode == 0, logs.stderr
+    entries = json.loads(logs.stdout)
+    hello = next(e for e in entries if e["uri"] == "/hello?x=1")
+    assert (hello["method"], hello["status"], hello["server"]) == ("GET", 200, "echo")
+    assert hello["request_id"] == spoofed["x-request-id"]
+    assert hello["client"] == spoofed["x-forwarded-for"]
+    assert any(e["uri"] == "/via-lb" and e["client"] == "203.0.113.7" for e in entries)
+    text = project.dockroll("logs", "--router", "--env", "prod", "--tail", "5")
+    assert "GET /hello?x=1 200 echo" in text.stdout
+    assert project.dockroll("logs", "--env", "prod").returncode != 0
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _certificates(directory: Path) -> Path:
+    """A test CA (ca.pem) and two certificates for 127.0.0.1 it signed: a.pem/a.key, b.pem/b.key."""
+    directory.mkdir()
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=dockroll test CA", cwd=directory)  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n", encoding="utf-8")
+    for name in ("a", "b"):
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", "/CN=127.0.0.1", cwd=directory)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
+                 "-extfile", "san.ext", cwd=directory)  # fmt: skip
+    return directory
+
+
+def _served_fingerprint(port: int) -> str:
+    return certificate_fingerprint(ssl.get_server_certificate(("127.0.0.1", port)))
+
+
+def test_tls_from_files_redirect_hsts_and_a_new_certificate_without_restart(
+    project: Project,
+) -> None:
+    certs = _certificates(project.state / "certs")
+    live_cert, live_key = certs / "live.pem", certs / "live.key"
+    shutil.copy(certs / "a.pem", live_cert)
+    shutil.copy(certs / "a.key", live_key)
+    plain, secure = free_port(), free_port()
+    config = project.write(
+        router={
+            "listen": [f"127.0.0.1:{plain}", {"address": f"127.0.0.1:{secure}", "tls": True}],
+            "metrics": f"127.0.0.1:{free_port()}",
+            "tls": {"cert": "certs/live.pem", "key": "certs/live.key", "hsts": "4320h"},
+        },
+        port=None,
+    )
+    router = project.router(config)
+    router.ensure()
+    web = project.backend("web")
+    router.ensure([web])
+    router.wait_healthy("web", timeout=10)
+    started = project.container().id
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+
+    with httpx.Client(trust_env=False, timeout=10, verify=context) as client:
+        secure_answer = client.get(f"https://127.0.0.1:{secure}/")
+        redirect = client.get(f"http://127.0.0.1:{plain}/cart?x=1")
+    assert (secure_answer.status_code, secure_answer.text) == (200, "web")
+    assert secure_answer.headers["strict-transport-security"] == "max-age=15552000"
+    assert redirect.status_code == 301
+    assert redirect.headers["location"] == f"https://127.0.0.1:{plain}/cart?x=1"
+    assert "strict-transport-security" not in redirect.headers
+    assert _served_fingerprint(secure) == certificate_fingerprint((certs / "a.pem").read_text())
+
+    # A renewed certificate: the next command that changes the environment loads it live.
+    shutil.copy(certs / "b.pem", live_cert)
+    shutil.copy(certs / "b.key", live_key)
+    with project.ledger() as ledger:
+        open_environment(config, "prod", ledger)
+    assert _served_fingerprint(secure) == certificate_fingerprint((certs / "b.pem").read_text())
+    assert project.container().id == started
+
+    # A certificate with a key that is not its own: refused, the one that served keeps serving.
+    shutil.copy(certs / "a.pem", live_cert)
+    with pytest.raises(RouterError, match="refused the certificate") as refused:
+        router.sync_certificate()
+    assert "the one serving stays" in refused.value.message
+    assert _served_fingerprint(secure) == certificate_fingerprint((certs / "b.pem").read_text())
+    with httpx.Client(trust_env=False, timeout=10, verify=context) as client:
+        assert client.get(f"https://127.0.0.1:{secure}/").text == "web"

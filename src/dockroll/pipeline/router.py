@@ -7,6 +7,8 @@ carried across.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import UsageError
@@ -16,8 +18,14 @@ from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import _router_specs, reload_router
 from dockroll.router.haproxy import HaproxyRouter, RouterDescription, RouterReload
 from dockroll.router.port import RouterInfo
+from dockroll.router.request_log import AccessEntry
 
-__all__ = ["reload_environment_router", "router_status", "upgrade_environment_router"]
+__all__ = [
+    "reload_environment_router",
+    "router_access_log",
+    "router_status",
+    "upgrade_environment_router",
+]
 
 
 def _open(config: Config, name: str, progress: ProgressCallback) -> HaproxyRouter:
@@ -88,3 +96,21 @@ def upgrade_environment_router(
         detail={"container": info.container_id, "image": info.image},
     )
     return info
+
+
+def router_access_log(
+    config: Config, name: str, *, since_seconds: float | None = None, tail: int = 100
+) -> list[AccessEntry]:
+    """The environment's last requests as its router logged them; reads only."""
+    if tail < 1:
+        raise UsageError(f"--tail must be at least 1, not {tail}")
+    router = _open(config, name, discard)
+    if router.engine.container(router.container_name) is None:
+        raise UsageError(
+            f"the router of {config.service}/{name} does not exist yet",
+            hint=f"`dockroll deploy --env {name}` starts it",
+        )
+    since = None
+    if since_seconds is not None:
+        since = router.engine.now() - timedelta(seconds=since_seconds)
+    return router.access_log(since=since, tail=tail)

@@ -230,6 +230,9 @@ def _observed_status(
         try:
             servers = router.servers()
             base["router"] = f"running ({router.container_name})"
+            verdict = router.describe().verdict  # reads only, like everything here
+            if verdict != "up to date":
+                base["router"] += f"; {verdict}"
         except DockrollError as exc:
             base["router"] = f"not answering: {exc.message}"
             base["router_unreachable"] = exc

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from dockroll import labels
@@ -591,16 +592,25 @@ class RolloutRunner:
         timeout = migration.timeout if migration else 300.0
         extra_env = migration.env if migration else {}
         self._say(f"running {' '.join(command)} from the new image")
+        holding = migration is not None and migration.hold
+        if holding and migration is not None:
+            self._say(f"holding new requests at the router (at most {migration.hold_max:g}s)")
+            self.router.hold(self.engine.now() + timedelta(seconds=migration.hold_max))
         request = self._request(
             image,
             name=None,
             labels_=labels.selector(self.config.service, self.environment, "job"),
             job=True,
         )
-        result = self.engine.run_job(
-            replace(request, command=list(command), env={**request.env, **extra_env}),
-            timeout=timeout,
-        )
+        try:
+            result = self.engine.run_job(
+                replace(request, command=list(command), env={**request.env, **extra_env}),
+                timeout=timeout,
+            )
+        finally:
+            if holding:
+                self.router.release()
+                self._say("released the held requests")
         if result.exit_code != 0:
             raise EngineError(
                 f"the migration `{' '.join(command)}` exited {result.exit_code}; "

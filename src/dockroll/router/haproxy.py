@@ -68,6 +68,8 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
+from dockroll.router import forwarding, tls
+from dockroll.router import hold as holding
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -77,7 +79,12 @@ from dockroll.router.port import (
     ServerSpec,
     ServerState,
 )
-from dockroll.router.request_log import LOG_FORMAT, parse_request_log
+from dockroll.router.request_log import (
+    LOG_FORMAT,
+    AccessEntry,
+    parse_access_log,
+    parse_request_log,
+)
 from dockroll.router.runtime_api import (
     AdminAddress,
     CheckSettings,
@@ -145,6 +152,15 @@ class HaproxySettings:
     """Where dockroll reaches the TCP runtime API (a tunnel's end for remote engines)."""
     listeners: tuple[ListenAddress, ...] = ()
     """Host addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    accept_proxy: tuple[ListenAddress, ...] = ()
+    """Listeners that expect the PROXY protocol from a load balancer in front."""
+    tls_listeners: tuple[ListenAddress, ...] = ()
+    """Listeners that serve HTTPS with ``tls_cert``/``tls_key``."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    redirect_http: bool = True
+    hsts_seconds: int | None = None
+    """Listeners that expect the PROXY protocol from a load balancer in front."""
     metrics_address: ListenAddress | None = None
     """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
     image: str | None = None
@@ -203,6 +219,7 @@ def render_config(
         "    log stdout format raw local0 info",
         *sockets,
         *description,
+        *holding.global_lines(_CONFIG_DIR),
         # Weights, drain/maintenance and check results of the servers a reload carries.
         f"    server-state-file {_CONFIG_DIR}/{_STATE_FILE}",
         "    stats timeout 30s",
@@ -230,10 +247,24 @@ def render_config(
         "",
         "frontend public",
         # One container port per listener, each published on its host address.
-        *(f"    bind :{PUBLIC_PORT + i}" for i in range(max(1, len(settings.listeners)))),
+        *(
+            f"    bind :{PUBLIC_PORT + i}"
+            + (" accept-proxy" if address in settings.accept_proxy else "")
+            + (tls.bind_options(_CONFIG_DIR) if address in settings.tls_listeners else "")
+            for i, address in enumerate(settings.listeners or [None])
+        ),
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
+        *holding.frontend_lines(_CONFIG_DIR),
+        *forwarding.frontend_lines(),
+        *(
+            tls.frontend_lines(
+                redirect_http=settings.redirect_http, hsts_seconds=settings.hsts_seconds
+            )
+            if settings.tls_listeners
+            else []
+        ),
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
@@ -352,6 +383,18 @@ class HaproxyRouter:
             check=CheckSettings(interval_ms=max(100, round(health.interval * 1000))),
             connect_timeout=min(health.timeout, 5.0),
             listeners=tuple(env.listeners()),
+            accept_proxy=tuple(
+                listener.listen_address for listener in env.router.listen if listener.proxy_protocol
+            ),
+            tls_listeners=tuple(
+                listener.listen_address for listener in env.router.listen if listener.tls
+            ),
+            tls_cert=(config.root / env.router.tls.cert) if env.router.tls else None,
+            tls_key=(config.root / env.router.tls.key) if env.router.tls else None,
+            redirect_http=env.router.tls.redirect_http if env.router.tls else True,
+            hsts_seconds=round(env.router.tls.hsts)
+            if env.router.tls and env.router.tls.hsts
+            else None,
             metrics_address=env.metrics_address(),
         )
         return cls(
@@ -434,6 +477,8 @@ class HaproxyRouter:
                     reloaded = True
                 else:
                     pending = True
+            else:
+                self.sync_certificate()
         restored = self._restore(servers)
         if created and restored:
             self._wait_restored([s for s in servers if s.name in restored])
@@ -455,8 +500,38 @@ class HaproxyRouter:
 
     def config_fingerprint(self) -> str:
         """The fingerprint of the config this dockroll renders (servers left out)."""
-        text = self._render(None)
+        text = self._render(None) + holding.hold_script(self._state_map)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def _state_map(self) -> str:
+        return f"{_CONFIG_DIR}/{holding.STATE_MAP}"
+
+    def flags(self) -> dict[str, str]:
+        """The hold and maintenance flags as the running router has them."""
+        return {
+            **holding.DEFAULT_STATE,
+            **holding.parse_map(self.api.execute(f"show map {self._state_map}")),
+        }
+
+    def hold(self, until: datetime) -> None:
+        """Hold every new request at the router until :meth:`release`, or 503 past ``until``."""
+        deadline = f"{until.timestamp():.3f}"
+        self._set_flags({"hold_until": deadline, "hold": "on"})
+
+    def release(self) -> None:
+        """Let held requests (and every new one) flow."""
+        self._set_flags({"hold": "off", "hold_until": "0"})
+
+    def set_maintenance(self, on: bool) -> None:
+        """Answer every request with the maintenance page (503, Retry-After), or stop."""
+        self._set_flags({"maintenance": "on" if on else "off"})
+
+    def _set_flags(self, flags: Mapping[str, str]) -> None:
+        path = self._state_map
+        self.api.run(*(f"set map {path} {key} {value}" for key, value in flags.items()))
+        # A router that restarts starts from the file: keep it in step.
+        self._put_file(holding.STATE_MAP, holding.render_state(self.flags()))
 
     def running_config(self) -> str | None:
         """The fingerprint of the config the running router loaded; None when it has none."""
@@ -488,11 +563,17 @@ class HaproxyRouter:
         state = api.execute(f"show servers state {BACKEND}")
         rows = [r for r in parse_servers_state(state) if r.get("be_name") == BACKEND]
         previous = self._worker_pid()
+        flags = self.flags()
         config_fp = self.config_fingerprint()
         config = self._render(config_fp, [self._server_line(row) for row in rows])
         self._put_file("haproxy.cfg.next", config)
+        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
+        if self.settings.tls_listeners:
+            self._put_file(tls.CERT_FILE, self._certificate())
         self._check_config("haproxy.cfg.next")
         self._put_file(_STATE_FILE, state)
+        self._put_file(holding.STATE_MAP, holding.render_state(flags))
+        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
         self._put_file("haproxy.cfg", config)
         self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
         with self._docker(f"signalling {self.container_name} to reload"):
@@ -825,6 +906,17 @@ class HaproxyRouter:
             ) from None
         return parse_request_log(lines, after=after, backend=BACKEND)
 
+    def access_log(self, *, since: datetime | None = None, tail: int = 100) -> list[AccessEntry]:
+        """The last ``tail`` requests the router logged (since ``since``), oldest first."""
+        try:
+            text = self._engine.logs(self.container_name, tail=tail, since=since, timestamps=True)
+        except DockrollError as exc:
+            raise RouterError(
+                f"router of {self.owner}: cannot read its request log: {exc.message}",
+                hint=f"`docker logs {self.container_name}` shows whether the engine keeps it",
+            ) from None
+        return parse_access_log(text.splitlines())
+
     def _server(self, name: str) -> BackendServer:
         for server in self.servers():
             if server.name == name:
@@ -961,10 +1053,81 @@ class HaproxyRouter:
         tmp.write_text(config, encoding="utf-8")
         tmp.chmod(0o644)
         tmp.replace(conf / "haproxy.cfg")
-        (conf / _STATE_FILE).write_text(_EMPTY_STATE, encoding="utf-8")
-        (conf / _STATE_FILE).chmod(0o644)
+        for name, text in self._start_files().items():
+            # 0644 for the container's user; the directory above is 0700 (the key is here).
+            (conf / name).write_text(text, encoding="utf-8")
+            (conf / name).chmod(0o644)
         (run / _SOCKET).unlink(missing_ok=True)
         return conf, run
+
+    def _start_files(self) -> dict[str, str]:
+        """Files beside haproxy.cfg that a router starts with."""
+        state = self.directory / "conf" / holding.STATE_MAP
+        flags = holding.render_state({})
+        if self._local and state.is_file():  # a maintenance or hold outlives a new container
+            flags = state.read_text(encoding="utf-8")
+        files = {
+            _STATE_FILE: _EMPTY_STATE,
+            holding.STATE_MAP: flags,
+            holding.LUA_FILE: holding.hold_script(self._state_map),
+        }
+        if self.settings.tls_listeners:
+            files[tls.CERT_FILE] = self._certificate()
+        return files
+
+    def _certificate(self) -> str:
+        if self.settings.tls_cert is None or self.settings.tls_key is None:
+            raise RouterError(
+                f"router of {self.owner}: TLS listeners without a certificate",
+                hint="set router.tls.cert and router.tls.key",
+            )
+        return tls.bundle(self.settings.tls_cert, self.settings.tls_key, self.owner)
+
+    def sync_certificate(self) -> bool:
+        """Load the certificate files into the running router if it serves another one.
+
+        Through the runtime API (``set ssl cert``, ``commit ssl cert``): nothing
+        restarts. HAProxy refuses a key that does not match; the certificate
+        that served keeps serving and the error says why. True when it changed.
+        """
+        if not self.settings.tls_listeners:
+            return False
+        pem = self._certificate()
+        wanted = tls.certificate_fingerprint(pem)
+        path = f"{_CONFIG_DIR}/{tls.CERT_FILE}"
+        running = ""
+        for line in self.api.execute(f"show ssl cert {path}").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "SHA1 FingerPrint":
+                running = value.strip().upper()
+        if running == wanted:
+            return False
+        try:
+            answer = tls.send_payload(
+                self.admin, f"set ssl cert {path}", pem, self.settings.api_timeout
+            )
+        except OSError as exc:
+            raise RouterError(
+                f"router of {self.owner}: `set ssl cert` failed: {exc.strerror or exc}"
+            ) from None
+        if "Transaction" not in answer:
+            self.api.execute(f"abort ssl cert {path}")
+            raise RouterError(
+                f"router of {self.owner}: HAProxy refused the certificate "
+                f"{self.settings.tls_cert}; the one serving stays: {refusal(answer)}",
+            )
+        committed = self.api.execute(f"commit ssl cert {path}")
+        if "Success" not in committed:
+            self.api.execute(f"abort ssl cert {path}")
+            raise RouterError(
+                f"router of {self.owner}: HAProxy refused the certificate "
+                f"{self.settings.tls_cert} with {self.settings.tls_key}; the one serving "
+                f"stays: {refusal(committed)}",
+                hint="does the key belong to the certificate?",
+            )
+        self._put_file(tls.CERT_FILE, pem)
+        self._progress(Progress("router", f"loaded the certificate {self.settings.tls_cert}"))
+        return True
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
@@ -1000,7 +1163,8 @@ class HaproxyRouter:
                 )
                 if not self._local:
                     container.put_archive(_CONFIG_DIR, _config_archive(config))
-                    container.put_archive(_CONFIG_DIR, _config_archive(_EMPTY_STATE, _STATE_FILE))
+                    for name, text in self._start_files().items():
+                        container.put_archive(_CONFIG_DIR, _config_archive(text, name))
                 container.start()
             except docker.errors.APIError as exc:
                 with contextlib.suppress(docker.errors.DockerException):

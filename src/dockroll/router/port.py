@@ -257,6 +257,14 @@ class Router(Protocol):
         """Stop and remove the environment's router; missing is not an error."""
         ...
 
+    def hold(self, until: datetime) -> None:
+        """Make every new request wait at the router until :meth:`release`; 503 past ``until``."""
+        ...
+
+    def release(self) -> None:
+        """Let held requests, and every new one, flow again."""
+        ...
+
 
 def traffic_shares(servers: Iterable[BackendServer]) -> dict[str, float]:
     """The share (0..1) of new requests each server receives, from weights and states.

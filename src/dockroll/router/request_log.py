@@ -5,33 +5,47 @@ output in :data:`LOG_FORMAT`; the engine stores the lines with its own
 timestamps (``docker logs --timestamps``), which is how lines are cut into
 analysis intervals. A line reads::
 
-    2026-12-03T07:52:07.123456789Z dockroll-request app web-g2-1 200 12 13
+    2026-12-03T07:52:07.123Z dockroll-request app web-g2-1 200 12 13 10.0.0.7 8-67-3F GET "/"
 
 after the engine's timestamp: the marker, backend, server, HTTP status, ``Tr``
 (milliseconds from sending the request to the server until its response
-headers came back, ``-1`` when none came) and ``Ta`` (the request's active
-time in HAProxy). Anything else in the log (warnings, a line the engine split
-or cut, a line from before this format) is skipped and counted.
+headers came back, ``-1`` when none came), ``Ta`` (the request's active
+time in HAProxy), then the client's address, the request id (the
+``X-Request-ID`` the application got), the method and the quoted URI, which
+:func:`parse_access_log` reads for ``dockroll logs --router``. Anything else
+in the log (warnings, a line the engine split or cut) is skipped and counted;
+a line from before the client and URI were logged still counts.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dockroll.router.port import RequestLog, RequestTiming
 
-__all__ = ["LOG_FORMAT", "LOG_MARKER", "parse_request_log", "timestamp_ns"]
+__all__ = [
+    "LOG_FORMAT",
+    "LOG_MARKER",
+    "AccessEntry",
+    "parse_access_log",
+    "parse_request_log",
+    "timestamp_ns",
+]
 
 LOG_MARKER = "dockroll-request"
-LOG_FORMAT = f"{LOG_MARKER} %b %s %ST %Tr %Ta"
+# The client's address, the request id, method and URI follow the timers: lines
+# written before they were added still parse.
+LOG_FORMAT = f"{LOG_MARKER} %b %s %ST %Tr %Ta %ci %ID %HM %{{+Q}}HU"
 """HAProxy ``log-format`` of the public frontend (kept compact: it is written per request)."""
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
 _LINE = re.compile(
     rf"{LOG_MARKER} (?P<backend>\S+) (?P<server>\S+) (?P<status>-?\d+) "
     r"(?P<tr>-?\d+) (?P<ta>-?\d+)"
+    r'(?: (?P<client>\S+) (?P<id>\S+) (?P<method>\S+) "(?P<uri>(?:[^"\\]|\\.)*)")?'
 )
 _NS = 1_000_000_000
 
@@ -83,3 +97,52 @@ def parse_request_log(lines: Iterable[str], *, after: int, backend: str) -> Requ
             )
         )
     return RequestLog(tuple(requests), cursor=cursor, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One request as the router's access log (``dockroll logs --router``) shows it."""
+
+    at: datetime
+    client: str
+    method: str
+    uri: str
+    status: int
+    backend: str
+    server: str
+    response_ms: int
+    total_ms: int
+    request_id: str
+
+    def to_json(self) -> dict[str, object]:
+        return {**self.__dict__, "at": self.at.isoformat()}
+
+
+def parse_access_log(lines: Iterable[str]) -> list[AccessEntry]:
+    """Every request line among the engine's timestamped log lines (others are left out).
+
+    Lines from before the client, request id, method and URI were logged show
+    ``-`` for them.
+    """
+    entries = []
+    for raw in lines:
+        stamp, _, message = raw.rstrip("\r\n").partition(" ")
+        at = timestamp_ns(stamp)
+        match = _LINE.fullmatch(message.strip())
+        if at is None or match is None:
+            continue
+        entries.append(
+            AccessEntry(
+                at=datetime.fromtimestamp(at / _NS, UTC),
+                client=match["client"] or "-",
+                method=match["method"] or "-",
+                uri=(match["uri"] or "-").replace('\\"', '"'),
+                status=int(match["status"]),
+                backend=match["backend"],
+                server=match["server"],
+                response_ms=int(match["tr"]),
+                total_ms=int(match["ta"]),
+                request_id=match["id"] or "-",
+            )
+        )
+    return entries

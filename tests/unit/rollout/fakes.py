@@ -277,6 +277,17 @@ class FakeRouter:
     violations: list[str] = field(default_factory=list)
     serving_log: list[dict[str, float]] = field(default_factory=list)
     drained: list[str] = field(default_factory=list)
+    held_until: datetime | None = None
+    holds: list[str] = field(default_factory=list)
+    """"hold" and "release" in the order they were called."""
+
+    def hold(self, until: datetime) -> None:
+        self.held_until = until
+        self.holds.append("hold")
+
+    def release(self) -> None:
+        self.held_until = None
+        self.holds.append("release")
 
     # -- state for assertions ---------------------------------------------------
 

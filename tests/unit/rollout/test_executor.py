@@ -609,3 +609,40 @@ def test_a_rollout_whose_lock_was_taken_stops_without_touching_the_router(
     # Left for the new holder to settle: nothing was rolled back from here.
     assert h.latest().status is DeploymentStatus.RUNNING
     assert_never_dark(h)
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_a_migration_with_hold_holds_requests_only_while_it_runs(
+    ledger: Ledger, exit_code: int
+) -> None:
+    h = harness(ledger, make_config(Strategy.ROLLING))
+    migrate = MigrationConfig(command=["flask", "db", "upgrade"], hold=True, hold_max=20.0)
+    h.config = make_config(Strategy.ROLLING, migrate=migrate)
+    h.engine.job_exit_code = exit_code
+    jobs_seen_held: list[bool] = []
+    run_job = h.engine.run_job
+
+    def watched(request: Any, timeout: float) -> Any:
+        jobs_seen_held.append(h.router.held_until is not None)
+        return run_job(request, timeout)
+
+    h.engine.run_job = watched  # type: ignore[method-assign]
+
+    if exit_code:
+        with pytest.raises(RolloutError):
+            h.deploy(h.v2)
+    else:
+        h.deploy(h.v2)
+
+    assert jobs_seen_held == [True]
+    assert h.router.holds == ["hold", "release"]
+    assert h.router.held_until is None
+
+
+def test_a_migration_without_hold_never_holds(ledger: Ledger) -> None:
+    h = harness(ledger, make_config(Strategy.ROLLING))
+    h.config = make_config(Strategy.ROLLING, migrate=MigrationConfig(command=["migrate"]))
+
+    h.deploy(h.v2)
+
+    assert h.router.holds == []

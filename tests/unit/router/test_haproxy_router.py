@@ -372,3 +372,36 @@ def test_stats_snapshot(router: HaproxyRouter) -> None:
     assert server is not None
     assert server.total_requests == 20
     assert stats.server("nope") is None
+
+
+def test_a_proxy_protocol_listener_accepts_proxy_and_forwarded_headers_are_set() -> None:
+    direct, behind = ListenAddress("0.0.0.0", 80), ListenAddress("0.0.0.0", 8443)
+    config = _config(listeners=(direct, behind), accept_proxy=(behind,))
+
+    assert "    bind :8080\n    bind :8081 accept-proxy\n" in config
+    for line in (
+        "option forwardfor",
+        "http-request del-header X-Forwarded-For",
+        "http-request del-header X-Request-ID unless dockroll_trusted_peer",
+        "unique-id-format %{+X}o%pid-%Ts-%rt",
+    ):
+        assert f"    {line}\n" in config, line
+
+
+def test_proxy_protocol_comes_from_dockroll_yml() -> None:
+    config = Config.model_validate(
+        {
+            "service": "shop",
+            "image": "127.0.0.1:5000/acme/shop",
+            "environments": {
+                "prod": {
+                    "router": {
+                        "listen": ["0.0.0.0:80", {"address": "0.0.0.0:81", "proxy_protocol": True}]
+                    }
+                }
+            },
+        }
+    )
+    router = HaproxyRouter.for_environment(REMOTE, config, "prod")
+
+    assert router.settings.accept_proxy == (ListenAddress("0.0.0.0", 81),)

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 from dockroll.router import HaproxyRouter, HaproxySettings
 from dockroll.router.haproxy import render_config
 from dockroll.router.port import RequestTiming
-from dockroll.router.request_log import LOG_FORMAT, parse_request_log, timestamp_ns
+from dockroll.router.request_log import (
+    LOG_FORMAT,
+    parse_access_log,
+    parse_request_log,
+    timestamp_ns,
+)
 
 T0 = int(datetime(2026, 12, 3, 7, 52, 7, tzinfo=UTC).timestamp()) * 1_000_000_000
 
@@ -125,3 +130,26 @@ def test_the_router_reads_a_growing_tail_of_its_log() -> None:
     assert log.cursor == T0 + 10_000
     assert router.request_log(T0 + 9_990).requests[0].response_ms == 9990
     assert engine.tails[-1] == 16384
+
+
+def test_access_log_lines_carry_the_client_request_id_method_and_uri() -> None:
+    lines = [
+        "2026-12-03T07:52:07.5Z dockroll-request app web-1 200 12 13 "
+        '203.0.113.7 1C-6750A1B2-3F GET "/a?b=\\"c\\""',
+        "2026-12-03T07:52:08Z dockroll-request app web-1 503 -1 0",
+        "2026-12-03T07:52:09Z [WARNING] something else",
+    ]
+
+    new, old = parse_access_log(lines)
+
+    assert (new.client, new.request_id, new.method, new.uri) == (
+        "203.0.113.7",
+        "1C-6750A1B2-3F",
+        "GET",
+        '/a?b="c"',
+    )
+    assert (new.status, new.server, new.response_ms, new.total_ms) == (200, "web-1", 12, 13)
+    assert new.at.isoformat() == "2026-12-03T07:52:07.500000+00:00"
+    assert (old.client, old.uri, old.status) == ("-", "-", 503)
+    timed = parse_request_log(lines, after=0, backend="app")
+    assert [r.status for r in timed.requests] == [200, 503]

@@ -1,0 +1,113 @@
+"""TLS on an environment's listeners: certificates from files, loaded without a restart.
+
+The certificate (with its chain) and its key are joined into one PEM file
+beside haproxy.cfg, which listeners marked ``tls`` load (``bind … ssl crt …``,
+TLS 1.2 at least). A renewed or replaced certificate goes into the running
+router through the runtime API (``set ssl cert`` then ``commit ssl cert``):
+connections open keep their session, new ones get the new certificate.
+HAProxy checks that the key matches the certificate and refuses the change
+otherwise, and the one serving stays. The certificate that runs is told
+apart by its SHA-1 fingerprint (``show ssl cert``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import socket
+from pathlib import Path
+
+from dockroll.errors import RouterError
+from dockroll.router.runtime_api import AdminAddress
+
+__all__ = [
+    "CERT_FILE",
+    "bind_options",
+    "bundle",
+    "certificate_fingerprint",
+    "frontend_lines",
+    "send_payload",
+]
+
+CERT_FILE = "site.pem"
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
+_KEY = re.compile(
+    r"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----.*?-----END (?:RSA |EC )?PRIVATE KEY-----", re.DOTALL
+)
+
+
+def bind_options(config_dir: str) -> str:
+    return f" ssl crt {config_dir}/{CERT_FILE} ssl-min-ver TLSv1.2 alpn http/1.1"
+
+
+def frontend_lines(*, redirect_http: bool, hsts_seconds: int | None) -> list[str]:
+    """HTTP→HTTPS redirect on plain listeners and HSTS on TLS ones."""
+    lines = []
+    if redirect_http:
+        # A balancer in front that ended TLS says so (trusted: PROXY protocol listeners only).
+        lines.append(
+            "    http-request redirect scheme https code 301 "
+            "if !{ ssl_fc } !{ req.hdr(x-forwarded-proto) -m str https }"
+        )
+    if hsts_seconds:
+        lines.append(
+            "    http-after-response set-header Strict-Transport-Security "
+            f'"max-age={hsts_seconds}" if {{ ssl_fc }}'
+        )
+    return lines
+
+
+def bundle(cert: Path, key: Path, owner: str) -> str:
+    """The certificate chain and key as the one PEM HAProxy loads; RouterError when unusable."""
+    texts = []
+    for path, what in ((cert, "certificate"), (key, "key")):
+        try:
+            texts.append(path.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RouterError(
+                f"router of {owner}: cannot read the TLS {what} {path}: {exc}",
+                hint="router.tls.cert and router.tls.key name PEM files (relative to dockroll.yml)",
+            ) from None
+    cert_text, key_text = texts
+    if not _PEM.search(cert_text):
+        raise RouterError(f"router of {owner}: {cert} holds no PEM certificate")
+    found = _KEY.search(key_text)
+    if not found:
+        raise RouterError(f"router of {owner}: {key} holds no PEM private key")
+    chain = "\n".join(m.group(0) for m in _PEM.finditer(cert_text))
+    return f"{chain}\n{found.group(0)}\n"
+
+
+def certificate_fingerprint(pem: str) -> str:
+    """SHA-1 of the first certificate's DER, in upper-case hex as ``show ssl cert`` prints it."""
+    match = _PEM.search(pem)
+    if match is None:
+        raise ValueError("no certificate in the PEM text")
+    try:
+        der = base64.b64decode("".join(match.group(1).split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"the certificate is not valid base64: {exc}") from None
+    return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+
+
+def send_payload(address: AdminAddress, command: str, payload: str, timeout: float) -> str:
+    """One runtime API command with a multi-line payload (``command <<`` … empty line)."""
+    body = "\n".join(line for line in payload.splitlines() if line.strip())
+    data = f"{command} <<\n{body}\n\n".encode()
+    if address.path is not None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
+        target: str | tuple[str, int] = str(address.path)
+    else:
+        conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
+        target = (address.host or "127.0.0.1", address.port or 0)
+    with conn:
+        conn.connect(target)
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
