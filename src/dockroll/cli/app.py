@@ -108,6 +108,7 @@ def _global_options(
 # imported, which keeps start-up (and so a rollback) quick.
 COMMAND_MODULES = {
     "abort": "deploy",
+    "accessory": "accessory",
     "approve": "promote",
     "audit": "status",
     "build": "build",

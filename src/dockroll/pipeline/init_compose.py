@@ -38,6 +38,7 @@ DEFAULT_REGISTRY = "${DOCKROLL_REGISTRY:-127.0.0.1:5000}"
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "CREDENTIAL")
 _URL_PATH = re.compile(r"https?://(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?::\d+)?(/[^\s'\")]*)?")
 _SERVICE_NAME = re.compile(r"[^a-z0-9_.-]+")
+_ACCESSORY_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 # Service keys carried over, and those that have no place in dockroll.yml, with why
 # and what to do instead.
@@ -428,13 +429,14 @@ def _processes(
     for name, svc in services.items():
         if name in processes:
             continue
-        why = (
-            "builds another image: give it a dockroll.yml of its own"
-            if name in built
-            else f"runs {svc.get('image', '?')}, which is not built here: run it beside "
-            "dockroll's environments (e.g. keep it in compose), reachable by an address in `env`"
-        )
-        unmapped.append(Unmapped(f"services.{name}", why))
+        if name in built:
+            why = "builds another image: give it a dockroll.yml of its own"
+            unmapped.append(Unmapped(f"services.{name}", why))
+        elif not svc.get("image"):
+            unmapped.append(Unmapped(f"services.{name}", "has neither `build` nor `image`"))
+        elif not _ACCESSORY_NAME.match(name):
+            why = "would be an accessory, but its name is not one (lowercase letters, digits, -)"
+            unmapped.append(Unmapped(f"services.{name}", why))
     return routed, processes, build
 
 
@@ -495,6 +497,37 @@ def _environments() -> dict[str, Any]:
     }
 
 
+def _accessories(
+    services: dict[str, dict[str, Any]],
+    processes: list[str],
+    unmapped: list[Unmapped],
+    notes: list[str],
+) -> dict[str, Any]:
+    """Services that run an image built elsewhere (a database, a cache) as accessories."""
+    accessories: dict[str, Any] = {}
+    for name, service in services.items():
+        if name in processes or _build_of(service) is not None or not service.get("image"):
+            continue
+        if not _ACCESSORY_NAME.match(name):
+            continue
+        settings = _settings(name, service, unmapped, notes)
+        accessories[name] = {"image": str(service["image"]), **settings}
+        if service.get("ports"):
+            unmapped.append(
+                Unmapped(
+                    f"services.{name}.ports",
+                    f"accessories are reached on the environment's network as {name}:PORT; "
+                    "`dockroll accessory` does not publish them",
+                )
+            )
+    if accessories:
+        notes.append(
+            f"accessories ({', '.join(accessories)}) start with `dockroll accessory up --env ENV`"
+            "; their images must be on the engine or pullable"
+        )
+    return accessories
+
+
 def dockroll_yml_from_compose(
     compose_path: Path | None, directory: Path, *, service: str | None = None
 ) -> tuple[dict[str, Any], InitResult]:
@@ -550,6 +583,9 @@ def dockroll_yml_from_compose(
             data["processes"][name] = own
     else:
         container.update({k: v for k, v in web_settings.items() if k not in shared_keys})
+    accessories = _accessories(services, processes, unmapped, notes)
+    if accessories:
+        data["accessories"] = accessories
     data["smoke"] = {"version_path": None}
     data["environments"] = _environments()
     result = InitResult(
