@@ -327,6 +327,28 @@ class DockerEngine:
                 return False
             return True
 
+    def remove_network(self, name: str) -> bool:
+        """Delete a network; False when it does not exist."""
+        with self._calls(f"removing network {name}"):
+            try:
+                self.client.api.remove_network(name)
+            except docker.errors.NotFound:
+                return False
+            return True
+
+    def remove_volumes(self, prefix: str) -> list[str]:
+        """Delete every volume whose name starts with ``prefix``; their names."""
+        removed = []
+        with self._calls(f"removing volumes {prefix}*"):
+            found = self.client.api.volumes(filters={"name": prefix}).get("Volumes") or []
+            for volume in found:
+                name = str(volume.get("Name", ""))
+                if name.startswith(prefix):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        self.client.api.remove_volume(name, force=True)
+                        removed.append(name)
+        return sorted(removed)
+
     def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
         with self._calls(f"creating {name}"):
             try:

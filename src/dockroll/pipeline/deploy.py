@@ -50,6 +50,7 @@ from dockroll.router.port import ServerHealth, ServerSpec
 __all__ = [
     "Environment",
     "Standby",
+    "adopt_release",
     "continue_rollout",
     "deploy_release",
     "find_release",
@@ -163,7 +164,7 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
         text = text.rsplit("@", 1)[1]
     elif "/" in text:
         text = parse_reference(text).tag or text
-    release = ledger.find_release(config.service, text)
+    release = ledger.find_release(config.service, text) or adopt_release(config, ledger, text)
     if release is None:
         recent = ", ".join(r.version for r in ledger.releases(config.service, limit=5))
         kind = "digest" if is_digest(text) else "version"
@@ -172,6 +173,35 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
             hint=f"recent releases: {recent or 'none: `dockroll push` records them'}",
         )
     return release
+
+
+def adopt_release(config: Config, ledger: Ledger, version_or_digest: str) -> Release | None:
+    """A release another service pushed to this service's repository, recorded under this
+    service too (same digest, version and metadata), so one image deploys as both."""
+    repo = parse_reference(config.image)
+    found = ledger.find_release_in_repository(repo.registry, repo.repository, version_or_digest)
+    if found is None or found.service == config.service:
+        return None
+    adopted = ledger.record_release(
+        service=config.service,
+        version=found.version,
+        digest=found.digest,
+        registry=found.registry,
+        repository=found.repository,
+        tags=found.tags,
+        git_sha=found.git_sha,
+        build_date=found.build_date,
+        labels=found.labels,
+        sbom_digest=found.sbom_digest,
+        pushed_at=found.pushed_at,
+    )
+    ledger.audit(
+        "adopt-release",
+        service=config.service,
+        target=found.version,
+        detail={"digest": found.digest, "from_service": found.service},
+    )
+    return adopted
 
 
 def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Deployment | None:
