@@ -35,6 +35,8 @@ __all__ = [
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 DEFAULT_REGISTRY = "${DOCKROLL_REGISTRY:-127.0.0.1:5000}"
+DEFAULT_ROUTER_PORT = 8081
+"""dev's router port; staging and prod get the next two."""
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "CREDENTIAL")
 _URL_PATH = re.compile(r"https?://(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?::\d+)?(/[^\s'\")]*)?")
 _SERVICE_NAME = re.compile(r"[^a-z0-9_.-]+")
@@ -483,12 +485,12 @@ def _other_keys(
             unmapped.append(Unmapped(f"services.{name}.{key}", "not known to dockroll init"))
 
 
-def _environments() -> dict[str, Any]:
+def _environments(port: int) -> dict[str, Any]:
     return {
-        "dev": {"port": 8081, "strategy": "rolling", "allow_mutable_tags": True},
-        "staging": {"port": 8082, "strategy": "blue-green", "promote_from": "dev"},
+        "dev": {"port": port, "strategy": "rolling", "allow_mutable_tags": True},
+        "staging": {"port": port + 1, "strategy": "blue-green", "promote_from": "dev"},
         "prod": {
-            "port": 8083,
+            "port": port + 2,
             "strategy": "rolling",
             "replicas": 2,
             "promote_from": "staging",
@@ -529,7 +531,11 @@ def _accessories(
 
 
 def dockroll_yml_from_compose(
-    compose_path: Path | None, directory: Path, *, service: str | None = None
+    compose_path: Path | None,
+    directory: Path,
+    *,
+    service: str | None = None,
+    router_port: int = DEFAULT_ROUTER_PORT,
 ) -> tuple[dict[str, Any], InitResult]:
     """The dockroll.yml data for ``compose_path`` (or the Dockerfile of ``directory`` alone)."""
     unmapped: list[Unmapped] = []
@@ -587,7 +593,7 @@ def dockroll_yml_from_compose(
     if accessories:
         data["accessories"] = accessories
     data["smoke"] = {"version_path": None}
-    data["environments"] = _environments()
+    data["environments"] = _environments(router_port)
     result = InitResult(
         path=directory / DEFAULT_CONFIG_NAME,
         text="",
@@ -622,6 +628,7 @@ def init_config(
     compose: Path | None = None,
     output: Path | None = None,
     service: str | None = None,
+    router_port: int = DEFAULT_ROUTER_PORT,
     write: bool = True,
 ) -> InitResult:
     """Write a validated dockroll.yml for the app in ``directory``; never overwrite one.
@@ -636,7 +643,9 @@ def init_config(
             hint="move it away, or pass --output PATH for the new file",
         )
     source = compose if compose is not None else find_compose_file(directory)
-    data, result = dockroll_yml_from_compose(source, directory, service=service)
+    data, result = dockroll_yml_from_compose(
+        source, directory, service=service, router_port=router_port
+    )
     result.path = target
     result.text = _render(data, result)
     # Validated as dockroll would load it, from the directory it will live in.
