@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from dockroll.accessories import AccessoryConfig, accessory_problems
 from dockroll.analysis.settings import AnalysisSettings
 from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
@@ -37,6 +38,7 @@ from dockroll.strategy import Strategy
 __all__ = [
     "DEFAULT_CONFIG_NAME",
     "MAX_ENVIRONMENT_NAME",
+    "AccessoryConfig",
     "BlueGreenConfig",
     "BuildConfig",
     "BuildSecret",
@@ -528,6 +530,9 @@ class Config(_Model):
     """Copy each pushed or promoted release to every mirror right away."""
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
+    accessories: dict[str, AccessoryConfig] = Field(default_factory=dict)
+    """Long-lived dependencies (databases, caches …) each environment runs beside the
+    service, started by `dockroll accessory up` and never rolled with releases."""
     processes: dict[str, ProcessConfig] = Field(default_factory=dict)
     """Process types run from the same release, e.g. `web` (behind the router), `worker` and
     `scheduler` with their own command; none means one process, the routed one."""
@@ -623,7 +628,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _processes(self) -> Config:
-        problems = process_problems(self)
+        problems = process_problems(self) + accessory_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -44,6 +44,7 @@ __all__ = [
     "parse_memory",
     "parse_volume",
     "resolve_container",
+    "resolve_settings",
     "run_request",
 ]
 
@@ -467,7 +468,34 @@ def resolve_container(
     process_config = config.processes.get(process) if process else None
     settings, where = _merged(config, environment, process)
     env_config = config.environments.get(environment)
-    root = config.root
+    env_layers: list[Mapping[str, str]] = [config.container.env]
+    if env_config is not None:
+        env_layers.append(env_config.env)
+    env_layers.append(getattr(process_config, "env", None) or {})
+    hashed: dict[str, Any] = {"port": config.container.port, "health": config.health.model_dump()}
+    return resolve_settings(
+        settings,
+        where,
+        root=config.root,
+        environment=environment,
+        env_layers=env_layers,
+        salt=config.service,
+        hashed=hashed,
+    )
+
+
+def resolve_settings(
+    settings: ContainerSettings,
+    where: Mapping[str, str],
+    *,
+    root: Path,
+    environment: str,
+    env_layers: list[Mapping[str, str]],
+    salt: str,
+    hashed: dict[str, Any],
+) -> ContainerSpec:
+    """A :class:`ContainerSpec` from merged ``settings``: env files read, ``env_layers``
+    over them in order, secrets read; ``hashed`` holds what else the hash covers."""
     env: dict[str, str] = {}
     for path in settings.env_file:
         full = path if path.is_absolute() else root / path
@@ -483,15 +511,12 @@ def resolve_container(
             reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise ConfigError(f"{field_name}: cannot read env file {full}: {reason}") from None
         env.update(parse_env_file(text, f"{field_name} ({full})"))
-    env.update(config.container.env)
-    if env_config is not None:
-        env.update(env_config.env)
-    process_env = getattr(process_config, "env", None) or {}
-    env.update(process_env)
+    for layer in env_layers:
+        env.update(layer)
     env["ENVIRONMENT"] = environment
     secret_env: dict[str, str] = {}
     secret_files: dict[str, bytes] = {}
-    secret_digest = hashlib.sha256(f"dockroll-secrets:{config.service}".encode())
+    secret_digest = hashlib.sha256(f"dockroll-secrets:{salt}".encode())
     for secret in settings.secrets:
         field_name = where.get(f"secret:{secret.name}", "container.secrets")
         value = _read_secret(secret, root, field_name)
@@ -508,11 +533,7 @@ def resolve_container(
         secret_digest.update(f"\0{secret.as_}:{secret.name}\0{value}".encode())
     health = settings.healthcheck.engine_form() if settings.healthcheck else None
     plain_env = {key: value for key, value in env.items() if key != "ENVIRONMENT"}
-    hashed: dict[str, Any] = {
-        "env": plain_env,
-        "port": config.container.port,
-        "health": config.health.model_dump(),
-    }
+    hashed = {"env": plain_env, **hashed}
     extra = {
         "command": settings.command,
         "entrypoint": settings.entrypoint,

@@ -28,6 +28,7 @@ __all__ = [
     "background_processes",
     "process_problems",
     "process_replicas",
+    "processes_starting",
     "routed_process",
 ]
 
@@ -55,6 +56,11 @@ class ProcessConfig(ContainerSettings):
     the web's, is turned off). `auto`: `healthcheck` when it has one, else `liveness`."""
     liveness: Duration = 3.0
     """How long a process checked by liveness must keep running before it counts as started."""
+    start: Literal["before-web", "after-web"] = "before-web"
+    """`before-web`: new replicas start and pass their check before the routed process's
+    rollout (a failure changes nothing); `after-web`: only once the routed process's new
+    release serves (a failure rolls that back too). Either way the old replicas stop once
+    both the routed process and this one run the new release."""
 
 
 class ProcessOverride(_Model):
@@ -76,6 +82,11 @@ def background_processes(config: Config) -> list[str]:
     """The processes without router, in dockroll.yml's order."""
     routed = routed_process(config)
     return [name for name in config.processes if name != routed]
+
+
+def processes_starting(config: Config, when: str) -> list[str]:
+    """The processes without router whose new replicas start ``before-web`` or ``after-web``."""
+    return [name for name in background_processes(config) if config.processes[name].start == when]
 
 
 def process_replicas(config: Config, environment: str, name: str) -> int:

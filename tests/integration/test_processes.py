@@ -128,7 +128,25 @@ def test_processes_deploy_roll_back_and_show_together(
         "scheduler": [OLD],
         "worker": [OLD, OLD],
     }
+    # A worker that starts only once the web serves, and fails: the web goes back too.
+    before = _processes(docker_client, seeded)
+    failing = {"command": ["false"], "replicas": 2, "start": "after-web"}
+    _set_processes(seeded, {**PROCESSES, "worker": failing})
+    with Load(seeded.url("proc"), threads=2) as load:
+        load.wait_for(50)
+        done = run_dockroll(seeded, "deploy", NEW, "--env", "proc")
+        load.wait_for(len(load.answers) + 50)
+    assert done.returncode == 11, done.stdout + done.stderr
+    assert f"rolled back to {OLD}" in done.stderr + done.stdout
+    assert load.failures == [], load.failures[:5]
+    wait_serving(seeded.url("proc"), OLD)
+    after = _processes(docker_client, seeded)
+    assert {n: sorted(c.id for c in cs) for n, cs in after.items()} == {
+        n: sorted(c.id for c in cs) for n, cs in before.items()
+    }
+
     # Nothing changed: nothing to do.
+    _set_processes(seeded, PROCESSES)
     done = run_dockroll(seeded, "deploy", OLD, "--env", "proc")
     _ok(done)
     assert "already runs" in done.stdout + done.stderr

@@ -108,6 +108,7 @@ def _global_options(
 # imported, which keeps start-up (and so a rollback) quick.
 COMMAND_MODULES = {
     "abort": "deploy",
+    "accessory": "accessory",
     "analysis": "analysis",
     "approve": "promote",
     "audit": "status",
@@ -115,6 +116,8 @@ COMMAND_MODULES = {
     "config": "config",
     "deploy": "deploy",
     "dev": "dev",
+    "env": "env",
+    "exec": "execute",
     "history": "ledger",
     "hold": "hold",
     "init": "init",

@@ -318,6 +318,37 @@ class DockerEngine:
                 raise
             return True
 
+    def remove_volume(self, name: str) -> bool:
+        """Delete a named volume (its data); False when it does not exist."""
+        with self._calls(f"removing volume {name}"):
+            try:
+                self.client.api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                return False
+            return True
+
+    def remove_network(self, name: str) -> bool:
+        """Delete a network; False when it does not exist."""
+        with self._calls(f"removing network {name}"):
+            try:
+                self.client.api.remove_network(name)
+            except docker.errors.NotFound:
+                return False
+            return True
+
+    def remove_volumes(self, prefix: str) -> list[str]:
+        """Delete every volume whose name starts with ``prefix``; their names."""
+        removed = []
+        with self._calls(f"removing volumes {prefix}*"):
+            found = self.client.api.volumes(filters={"name": prefix}).get("Volumes") or []
+            for volume in found:
+                name = str(volume.get("Name", ""))
+                if name.startswith(prefix):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        self.client.api.remove_volume(name, force=True)
+                        removed.append(name)
+        return sorted(removed)
+
     def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
         with self._calls(f"creating {name}"):
             try:
@@ -382,6 +413,12 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
         options["nano_cpus"] = request.nano_cpus
     if request.extra_hosts:
         options["extra_hosts"] = dict(request.extra_hosts)
+    if request.network_aliases and request.network:
+        options["networking_config"] = {
+            request.network: docker.types.EndpointConfig(
+                version="1.41", aliases=list(request.network_aliases)
+            )
+        }
     return options
 
 

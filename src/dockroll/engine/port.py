@@ -108,6 +108,8 @@ class RunRequest:
     """Environment variables that are secrets: never in a repr or a message."""
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     """Absolute path → content, written into the container before it starts (secrets)."""
+    network_aliases: Sequence[str] = ()
+    """Other names the container answers to on ``network`` (an accessory's short name)."""
 
 
 @dataclass(frozen=True)

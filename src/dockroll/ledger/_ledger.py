@@ -252,6 +252,23 @@ class Ledger:
             row = session.scalars(query).first()
             return _release(row) if row else None
 
+    def find_release_in_repository(
+        self, registry: str, repository: str, version_or_digest: str
+    ) -> Release | None:
+        """A release of any service pushed to ``registry/repository`` with that version or
+        digest, the most recently pushed first (services sharing one repository)."""
+        query = select(ReleaseRow).where(
+            ReleaseRow.image_registry == registry, ReleaseRow.repository == repository
+        )
+        if is_digest(version_or_digest):
+            query = query.where(ReleaseRow.digest == version_or_digest)
+        else:
+            query = query.where(ReleaseRow.version == version_or_digest)
+        query = query.order_by(ReleaseRow.pushed_at.desc(), ReleaseRow.id.desc()).limit(1)
+        with self._read() as session:
+            row = session.scalars(query).first()
+            return _release(row) if row else None
+
     def get_release(self, service: str, version_or_digest: str) -> Release:
         """Like :meth:`find_release`, but a missing release is a :class:`LedgerError`."""
         release = self.find_release(service, version_or_digest)

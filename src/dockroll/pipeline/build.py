@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -91,6 +92,24 @@ def _secret_files(config: Config) -> Iterator[dict[str, Path]]:
         yield files
 
 
+def uncommitted_changes(directory: Path) -> list[str]:
+    """Tracked files changed but not committed under ``directory`` (empty outside git)."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if done.returncode != 0:
+        return []
+    return [line[3:] for line in done.stdout.splitlines() if len(line) > 3]
+
+
 def build_release(
     config: Config,
     metadata: Metadata,
@@ -122,6 +141,18 @@ def build_release(
                 "build",
                 f"base image {substituted[0]} is not available here; "
                 f"using its local stand-in {substituted[1]} (from `dockroll dev up`)",
+            )
+        )
+    changed = uncommitted_changes(config.context_dir)
+    if changed:
+        shown = ", ".join(changed[:5]) + (
+            f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        )
+        progress(
+            Progress(
+                "build",
+                f"warning: the working tree has uncommitted changes ({shown}); the image will "
+                "not be what its git sha names: commit them first",
             )
         )
     started = time.monotonic()

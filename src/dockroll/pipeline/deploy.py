@@ -34,6 +34,7 @@ from dockroll.pipeline.processes import (
     start_processes,
 )
 from dockroll.pipeline.standby import Standby, find_standby
+from dockroll.processes import background_processes, processes_starting
 from dockroll.refs import ImageRef, is_digest, parse_reference
 from dockroll.rollout.executor import (
     FULL_WEIGHT,
@@ -50,6 +51,7 @@ from dockroll.router.port import ServerHealth, ServerSpec
 __all__ = [
     "Environment",
     "Standby",
+    "adopt_release",
     "continue_rollout",
     "deploy_release",
     "find_release",
@@ -219,7 +221,7 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
         text = text.rsplit("@", 1)[1]
     elif "/" in text:
         text = parse_reference(text).tag or text
-    release = ledger.find_release(config.service, text)
+    release = ledger.find_release(config.service, text) or adopt_release(config, ledger, text)
     if release is None:
         recent = ", ".join(r.version for r in ledger.releases(config.service, limit=5))
         kind = "digest" if is_digest(text) else "version"
@@ -228,6 +230,35 @@ def find_release(config: Config, ledger: Ledger, reference: str) -> Release:
             hint=f"recent releases: {recent or 'none: `dockroll push` records them'}",
         )
     return release
+
+
+def adopt_release(config: Config, ledger: Ledger, version_or_digest: str) -> Release | None:
+    """A release another service pushed to this service's repository, recorded under this
+    service too (same digest, version and metadata), so one image deploys as both."""
+    repo = parse_reference(config.image)
+    found = ledger.find_release_in_repository(repo.registry, repo.repository, version_or_digest)
+    if found is None or found.service == config.service:
+        return None
+    adopted = ledger.record_release(
+        service=config.service,
+        version=found.version,
+        digest=found.digest,
+        registry=found.registry,
+        repository=found.repository,
+        tags=found.tags,
+        git_sha=found.git_sha,
+        build_date=found.build_date,
+        labels=found.labels,
+        sbom_digest=found.sbom_digest,
+        pushed_at=found.pushed_at,
+    )
+    ledger.audit(
+        "adopt-release",
+        service=config.service,
+        target=found.version,
+        detail={"digest": found.digest, "from_service": found.service},
+    )
+    return adopted
 
 
 def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Deployment | None:
@@ -444,8 +475,11 @@ def deploy_release(
                 f"{len(plan.steps)} steps, {len(plan.new)} new, {len(plan.old)} replaced",
             )
         )
+        # On a first deploy nothing serves yet, so every process starts before the web.
+        late = processes_starting(config, "after-web") if plan.old else []
+        early = [name for name in background_processes(config) if name not in late]
         switch = _start_processes(
-            env, ledger, release, plan, kind=kind, reason=reason, progress=progress
+            env, ledger, release, plan, kind=kind, reason=reason, progress=progress, only=early
         )
         try:
             outcome = env.runner(ledger, progress).start(plan, release, kind=kind, reason=reason)
@@ -458,6 +492,16 @@ def deploy_release(
         except BaseException:
             switch.undo()
             raise
+        if outcome.status == "succeeded" and late:
+            _start_late_processes(
+                env,
+                ledger,
+                release,
+                outcome=outcome,
+                switch=switch,
+                late=late,
+                progress=progress,
+            )
         if outcome.status == "succeeded":
             switch.finish()
         if outcome.status == "succeeded":
@@ -487,6 +531,7 @@ def _start_processes(
     kind: DeploymentKind,
     reason: str | None,
     progress: ProgressCallback,
+    only: list[str],
 ) -> ProcessSwitch:
     """New replicas of the processes without router, started and checked before the routed
     process's rollout; one that fails is recorded as a rolled-back deployment and stops here,
@@ -500,6 +545,7 @@ def _start_processes(
             release,
             progress=progress,
             heartbeat=env.lock.heartbeat,
+            only=only,
         )
     except DockrollError as exc:
         deployment = ledger.start_deployment(
@@ -517,6 +563,65 @@ def _start_processes(
             f"before any traffic moved; {before}.\n  cause: {exc.message}",
             hint=f"`dockroll history --env {environment}` shows it (deployment {finished.id})",
         ) from exc
+
+
+def _start_late_processes(
+    env: Environment,
+    ledger: Ledger,
+    release: Release,
+    *,
+    outcome: RolloutOutcome,
+    switch: ProcessSwitch,
+    late: list[str],
+    progress: ProgressCallback,
+) -> None:
+    """Start the ``after-web`` processes once the web's new release serves; when one does
+    not start, the whole release goes back: its new replicas go, the web rolls back to the
+    release before (rolling), and every old process replica, never stopped, runs on."""
+    config, environment = env.config, env.name
+    try:
+        late_switch = start_processes(
+            config,
+            env.engine,
+            environment,
+            release,
+            progress=progress,
+            heartbeat=env.lock.heartbeat,
+            only=late,
+        )
+    except DockrollError as exc:
+        switch.undo()
+        previous_id = outcome.deployment.previous_release_id
+        previous = next((r for r in ledger.releases(config.service) if r.id == previous_id), None)
+        if previous is None:
+            raise RolloutError(
+                f"{release.version} serves in {environment}, but {exc.message}",
+                hint=f"`dockroll rollback --env {environment} --to VERSION` goes back",
+            ) from exc
+        progress(Progress("deploy", f"rolling the web back to {previous.version}"))
+        observed = _retire_standby(
+            env, observe(env.engine, env.router, config.service, environment), progress
+        )
+        env_config = config.environment(environment)
+        target = Target(
+            service=config.service,
+            environment=environment,
+            version=previous.version,
+            digest=previous.digest,
+            replicas=env_config.replicas,
+        )
+        back = plan_rollout(Strategy.ROLLING, observed, target, rolling=env_config.rolling)
+        env.runner(ledger, progress).start(
+            back, previous, kind=DeploymentKind.ROLLBACK, reason=f"after-web process: {exc}"
+        )
+        sync_environment_tags(config, environment, previous, progress)
+        raise RolloutError(
+            f"the rollout of {release.version} to {environment} failed after the web switched "
+            f"and was rolled back to {previous.version}, which serves again.\n"
+            f"  cause: {exc.message}",
+            hint=f"`dockroll history --env {environment}` shows both deployments",
+        ) from exc
+    late_switch.finish()
 
 
 def _rollback_target(config: Config, ledger: Ledger, environment: str) -> Release:
@@ -675,13 +780,18 @@ def continue_rollout(
             _remove_stopped(env, progress)
             if config.processes:
                 # Over, one way or the other: process replicas follow what serves now.
-                retire_strays(
-                    config,
-                    env.engine,
-                    environment,
-                    ledger.current_release(config.service, environment),
-                    progress,
-                )
+                serving = ledger.current_release(config.service, environment)
+                late = processes_starting(config, "after-web")
+                if (
+                    outcome.status == "succeeded"
+                    and serving is not None
+                    and late
+                    and not processes_converged(config, env.engine, environment, serving.digest)
+                ):
+                    start_processes(
+                        config, env.engine, environment, serving, progress=progress, only=late
+                    ).finish()
+                retire_strays(config, env.engine, environment, serving, progress)
         if outcome.status in ("succeeded", "aborted"):
             # A promotion moved the tags when its canary first held; point them at what
             # serves now that the rollout went all the way, or back.

@@ -35,9 +35,12 @@ __all__ = [
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 DEFAULT_REGISTRY = "${DOCKROLL_REGISTRY:-127.0.0.1:5000}"
+DEFAULT_ROUTER_PORT = 8081
+"""dev's router port; staging and prod get the next two."""
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "CREDENTIAL")
 _URL_PATH = re.compile(r"https?://(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?::\d+)?(/[^\s'\")]*)?")
 _SERVICE_NAME = re.compile(r"[^a-z0-9_.-]+")
+_ACCESSORY_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 # Service keys carried over, and those that have no place in dockroll.yml, with why
 # and what to do instead.
@@ -428,13 +431,14 @@ def _processes(
     for name, svc in services.items():
         if name in processes:
             continue
-        why = (
-            "builds another image: give it a dockroll.yml of its own"
-            if name in built
-            else f"runs {svc.get('image', '?')}, which is not built here: run it beside "
-            "dockroll's environments (e.g. keep it in compose), reachable by an address in `env`"
-        )
-        unmapped.append(Unmapped(f"services.{name}", why))
+        if name in built:
+            why = "builds another image: give it a dockroll.yml of its own"
+            unmapped.append(Unmapped(f"services.{name}", why))
+        elif not svc.get("image"):
+            unmapped.append(Unmapped(f"services.{name}", "has neither `build` nor `image`"))
+        elif not _ACCESSORY_NAME.match(name):
+            why = "would be an accessory, but its name is not one (lowercase letters, digits, -)"
+            unmapped.append(Unmapped(f"services.{name}", why))
     return routed, processes, build
 
 
@@ -481,12 +485,12 @@ def _other_keys(
             unmapped.append(Unmapped(f"services.{name}.{key}", "not known to dockroll init"))
 
 
-def _environments() -> dict[str, Any]:
+def _environments(port: int) -> dict[str, Any]:
     return {
-        "dev": {"port": 8081, "strategy": "rolling", "allow_mutable_tags": True},
-        "staging": {"port": 8082, "strategy": "blue-green", "promote_from": "dev"},
+        "dev": {"port": port, "strategy": "rolling", "allow_mutable_tags": True},
+        "staging": {"port": port + 1, "strategy": "blue-green", "promote_from": "dev"},
         "prod": {
-            "port": 8083,
+            "port": port + 2,
             "strategy": "rolling",
             "replicas": 2,
             "promote_from": "staging",
@@ -495,8 +499,43 @@ def _environments() -> dict[str, Any]:
     }
 
 
+def _accessories(
+    services: dict[str, dict[str, Any]],
+    processes: list[str],
+    unmapped: list[Unmapped],
+    notes: list[str],
+) -> dict[str, Any]:
+    """Services that run an image built elsewhere (a database, a cache) as accessories."""
+    accessories: dict[str, Any] = {}
+    for name, service in services.items():
+        if name in processes or _build_of(service) is not None or not service.get("image"):
+            continue
+        if not _ACCESSORY_NAME.match(name):
+            continue
+        settings = _settings(name, service, unmapped, notes)
+        accessories[name] = {"image": str(service["image"]), **settings}
+        if service.get("ports"):
+            unmapped.append(
+                Unmapped(
+                    f"services.{name}.ports",
+                    f"accessories are reached on the environment's network as {name}:PORT; "
+                    "`dockroll accessory` does not publish them",
+                )
+            )
+    if accessories:
+        notes.append(
+            f"accessories ({', '.join(accessories)}) start with `dockroll accessory up --env ENV`"
+            "; their images must be on the engine or pullable"
+        )
+    return accessories
+
+
 def dockroll_yml_from_compose(
-    compose_path: Path | None, directory: Path, *, service: str | None = None
+    compose_path: Path | None,
+    directory: Path,
+    *,
+    service: str | None = None,
+    router_port: int = DEFAULT_ROUTER_PORT,
 ) -> tuple[dict[str, Any], InitResult]:
     """The dockroll.yml data for ``compose_path`` (or the Dockerfile of ``directory`` alone)."""
     unmapped: list[Unmapped] = []
@@ -550,8 +589,11 @@ def dockroll_yml_from_compose(
             data["processes"][name] = own
     else:
         container.update({k: v for k, v in web_settings.items() if k not in shared_keys})
+    accessories = _accessories(services, processes, unmapped, notes)
+    if accessories:
+        data["accessories"] = accessories
     data["smoke"] = {"version_path": None}
-    data["environments"] = _environments()
+    data["environments"] = _environments(router_port)
     result = InitResult(
         path=directory / DEFAULT_CONFIG_NAME,
         text="",
@@ -586,6 +628,7 @@ def init_config(
     compose: Path | None = None,
     output: Path | None = None,
     service: str | None = None,
+    router_port: int = DEFAULT_ROUTER_PORT,
     write: bool = True,
 ) -> InitResult:
     """Write a validated dockroll.yml for the app in ``directory``; never overwrite one.
@@ -600,7 +643,9 @@ def init_config(
             hint="move it away, or pass --output PATH for the new file",
         )
     source = compose if compose is not None else find_compose_file(directory)
-    data, result = dockroll_yml_from_compose(source, directory, service=service)
+    data, result = dockroll_yml_from_compose(
+        source, directory, service=service, router_port=router_port
+    )
     result.path = target
     result.text = _render(data, result)
     # Validated as dockroll would load it, from the directory it will live in.

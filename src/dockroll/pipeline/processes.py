@@ -145,14 +145,16 @@ def start_processes(
     heartbeat: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    only: list[str] | None = None,
 ) -> ProcessSwitch:
-    """Start every process without router of ``release`` beside the old replicas; check them.
+    """Start every process without router (or those in ``only``) of ``release`` beside the
+    old replicas; check them.
 
     Raises EngineError (after removing what it started) when one does not start.
     """
     switch = ProcessSwitch(engine, config.container.stop_grace, progress=progress)
-    processes = background_processes(config)
-    known = set(processes)
+    known = set(background_processes(config))
+    processes = [name for name in background_processes(config) if only is None or name in only]
     # Replicas of a process no longer in dockroll.yml go with the old release.
     for info in process_containers(engine, config.service, environment):
         if info.labels.get(labels.PROCESS) not in known:

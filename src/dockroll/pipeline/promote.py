@@ -107,7 +107,9 @@ def resolve_release(
         text = parse_reference(text).tag or text
 
     if is_digest(text):
-        release = ledger.find_release(service, text)
+        from dockroll.pipeline.deploy import adopt_release  # noqa: PLC0415
+
+        release = ledger.find_release(service, text) or adopt_release(config, ledger, text)
         if release is None:
             raise _unknown(ledger, service, reference, "no release has this digest")
         if client.manifest_digest(repo.repository, text) is None:
@@ -138,6 +140,12 @@ def resolve_release(
         by_digest = ledger.find_release(service, in_registry)
         if by_digest is not None:
             return by_digest
+        # Pushed by another service of the same repository: the same image, adopted.
+        from dockroll.pipeline.deploy import adopt_release  # noqa: PLC0415
+
+        adopted = adopt_release(config, ledger, in_registry)
+        if adopted is not None:
+            return adopted
         raise _unknown(
             ledger,
             service,

@@ -62,6 +62,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from dockroll import labels as dockroll_labels
 from dockroll.config import Config
 from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
@@ -986,6 +987,8 @@ class HaproxyRouter:
             "dockroll.role": "router",
             _CONFIG_LABEL: config_fp,
             _CONTAINER_LABEL: container_fp,
+            # The scheme of everything else dockroll creates (selected by `env down`).
+            **dockroll_labels.selector(self.service, self.environment, "router"),
         }
 
     def _inspect(self) -> dict[str, Any] | None:
@@ -1010,6 +1013,7 @@ class HaproxyRouter:
                     labels={
                         "dockroll.service": self.service,
                         "dockroll.environment": self.environment,
+                        **dockroll_labels.selector(self.service, self.environment, "network"),
                     },
                 )
             except docker.errors.APIError as exc:

@@ -349,3 +349,32 @@ def test_a_failed_build_leaves_the_previous_record(tmp_path: Path) -> None:
     with pytest.raises(BuildError):
         build_release(config, metadata(), engine)
     assert load_last_build("web") == first
+
+
+def test_a_build_from_uncommitted_changes_warns(tmp_path: Path) -> None:
+    import subprocess  # noqa: PLC0415 - only this test runs git
+
+    config = make_config(tmp_path)
+    service = tmp_path / "svc"
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+            cwd=service,
+            check=True,
+            capture_output=True,
+        )
+
+    def warnings() -> list[str]:
+        seen: list[Progress] = []
+        build_release(config, metadata(), FakeEngine(), progress=seen.append)
+        return [p.message for p in seen if "uncommitted" in p.message]
+
+    assert warnings() == []  # not a git checkout: nothing to say
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "one")
+    assert warnings() == []
+    (service / "Dockerfile").write_text(DOCKERFILE + "# changed\n", encoding="utf-8")
+    [warning] = warnings()
+    assert "Dockerfile" in warning

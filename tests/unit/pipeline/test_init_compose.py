@@ -52,7 +52,15 @@ def test_web_worker_and_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert worker.env["DATABASE_URL"] == "postgres://shop@db/shop"
     assert worker.env["EXTRA"] == "1"
     assert worker.secret_env == {"DJANGO_SECRET_KEY": "k"}
-    assert {u.where for u in result.unmapped} == {"services.db", "services.redis"}
+    assert result.unmapped == []
+    assert sorted(config.accessories) == ["db", "redis"]
+    assert config.accessories["db"].image == "postgres:15"
+    assert config.accessories["db"].volumes == ["pgdata:/var/lib/postgresql/data"]
+    # The database password becomes a secret of the accessory, not a value in the file.
+    assert [(s.name, s.env) for s in config.accessories["db"].secrets] == [
+        ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD")
+    ]
+    assert "example" not in result.text
     assert any("depends_on" in note for note in result.notes)
 
 
@@ -152,7 +160,7 @@ def test_the_command(
     assert main(["init", "--from", compose, "--service", "shop"]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out
-    assert "services.db" in out
+    assert "accessory up" in out
     assert (app / "dockroll.yml").is_file()
     assert main(["init", "--from", compose]) == 2
     assert "never overwrites" in capsys.readouterr().err

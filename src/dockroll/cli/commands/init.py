@@ -31,6 +31,12 @@ def init_command(
         str | None,
         typer.Option("--service", "-s", help="The service's name (default: the directory's)."),
     ] = None,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=1, max=65533, help="dev's router port; staging and prod get the next two."
+        ),
+    ] = 8081,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the file instead of writing it.")
     ] = False,
@@ -45,6 +51,7 @@ def init_command(
         compose=source.resolve() if source is not None else None,
         output=output,
         service=service,
+        router_port=port,
         write=not dry_run,
     )
     out = cli.output
