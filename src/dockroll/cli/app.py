@@ -115,6 +115,7 @@ COMMAND_MODULES = {
     "config": "config",
     "deploy": "deploy",
     "dev": "dev",
+    "drill": "drill",
     "history": "ledger",
     "lock": "lock",
     "mirror": "mirror",
