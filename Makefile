@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test chaos lint format bench bench-promote bench-zero-downtime bench-canary bench-cli venv dev-up dev-down clean
+.PHONY: demo test chaos lint format bench bench-promote bench-zero-downtime bench-canary bench-cli bench-ui venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -28,7 +28,7 @@ chaos: dev-up
 	$(VENV)/bin/pytest -q -s -m chaos tests/chaos
 
 # Every benchmark; each prints its table and fails when it misses its target.
-BENCHES := bench-promote bench-zero-downtime bench-canary bench-cli
+BENCHES := bench-promote bench-zero-downtime bench-canary bench-cli bench-ui
 
 bench: $(BENCHES)
 
@@ -43,6 +43,9 @@ bench-canary: dev-up
 
 bench-cli: dev-up
 	$(VENV)/bin/python bench/cli/run.py
+
+bench-ui: dev-up
+	$(VENV)/bin/python bench/ui/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

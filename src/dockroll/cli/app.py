@@ -116,6 +116,7 @@ COMMAND_MODULES = {
     "config": "config",
     "deploy": "deploy",
     "dev": "dev",
+    "drill": "drill",
     "env": "env",
     "exec": "execute",
     "history": "ledger",

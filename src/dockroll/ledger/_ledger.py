@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Engine, RowMapping, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from dockroll.errors import LedgerError
 from dockroll.ledger._actor import who as current_actor
@@ -279,14 +279,16 @@ class Ledger:
             )
         return release
 
-    def releases_by_id(self, ids: Iterable[ReleaseId]) -> dict[ReleaseId, Release]:
-        """The releases with these ids (those recorded), by id."""
+    def commit_times(self, ids: Iterable[ReleaseId]) -> dict[ReleaseId, datetime]:
+        """When the source of each of these releases was committed, those recorded."""
         wanted = sorted(set(ids))
         if not wanted:
             return {}
+        query = select(ReleaseRow.id, ReleaseRow.committed_at).where(
+            ReleaseRow.id.in_(wanted), ReleaseRow.committed_at.is_not(None)
+        )
         with self._read() as session:
-            rows = session.scalars(select(ReleaseRow).where(ReleaseRow.id.in_(wanted)))
-            return {ReleaseId(row.id): _release(row) for row in rows}
+            return {ReleaseId(i): at for i, at in session.execute(query) if at is not None}
 
     def releases(self, service: str, limit: int | None = None) -> list[Release]:
         """Releases of ``service``, most recently pushed first."""
@@ -641,24 +643,30 @@ class Ledger:
         service: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        release: ReleaseId | None = None,
         limit: int | None = None,
     ) -> list[Deployment]:
-        """Deployments of every service (or ``service``) started in ``[since, until)``,
-        newest first, without their steps (reports read many of them)."""
+        """Deployments of every service (or ``service``; of ``release``) started in
+        ``[since, until)``, newest first, without their steps (reports read many)."""
         _aware(since, until)
-        query = select(DeploymentRow).options(lazyload(DeploymentRow.steps))
+        deployments = DeploymentRow.__table__
+        # Plain rows, not ORM objects: reports and pages read a thousand of these at once.
+        query = select(deployments, ReleaseRow.version.label("release_version")).join(
+            ReleaseRow, ReleaseRow.id == deployments.c.release_id
+        )
+        if release is not None:
+            query = query.where(deployments.c.release_id == release)
         if env is not None:
-            query = query.where(DeploymentRow.env == env)
+            query = query.where(deployments.c.env == env)
         if service is not None:
-            query = query.where(DeploymentRow.service == service)
+            query = query.where(deployments.c.service == service)
         if since is not None:
-            query = query.where(DeploymentRow.started_at >= since)
+            query = query.where(deployments.c.started_at >= since)
         if until is not None:
-            query = query.where(DeploymentRow.started_at < until)
-        query = query.order_by(DeploymentRow.started_at.desc(), DeploymentRow.id.desc())
+            query = query.where(deployments.c.started_at < until)
+        query = query.order_by(deployments.c.started_at.desc(), deployments.c.id.desc())
         with self._read() as session:
-            rows = session.scalars(query.limit(limit)).unique()
-            return [_deployment(row, with_steps=False) for row in rows]
+            return [_deployment_of(row._mapping) for row in session.execute(query.limit(limit))]
 
     def services(self) -> list[str]:
         """Every service the ledger has a release of, by name."""
@@ -731,12 +739,14 @@ class Ledger:
         ``after``: only samples recorded after the one with that row id (for live views).
         """
         deployment_id = deployment.id if isinstance(deployment, Deployment) else deployment
-        query = select(AnalysisSampleRow).where(AnalysisSampleRow.deployment_id == deployment_id)
+        table = AnalysisSampleRow.__table__
+        query = select(table).where(table.c.deployment_id == deployment_id)
         if after is not None:
-            query = query.where(AnalysisSampleRow.id > after)
-        query = query.order_by(AnalysisSampleRow.step_index, AnalysisSampleRow.tick)
+            query = query.where(table.c.id > after)
+        query = query.order_by(table.c.step_index, table.c.tick)
         with self._read() as session:
-            return [_sample(row) for row in session.scalars(query)]
+            # Plain rows: a long canary has thousands of samples.
+            return [_sample(row._mapping) for row in session.execute(query)]
 
     # -- audit -----------------------------------------------------------------
 
@@ -810,7 +820,8 @@ class Ledger:
         A deployment is placed at its start; its status says how it ended.
         """
         promotions = self.promotions(service, env, limit=limit)
-        deployments = self.deployments(service, env, limit=limit)
+        # A line of history needs no steps: leave them unread.
+        deployments = self.deployments_between(service=service, env=env, limit=limit)
         entries = [_promotion_entry(p) for p in promotions]
         entries += [_deployment_entry(d) for d in deployments]
         # Same instant: a deployment follows the promotion that fed it.
@@ -909,6 +920,31 @@ def _step(row: DeploymentStepRow) -> DeploymentStep:
     )
 
 
+def _deployment_of(row: RowMapping) -> Deployment:
+    """A deployment without its steps from a plain row (with ``release_version``)."""
+    previous = row["previous_release_id"]
+    return Deployment(
+        id=DeploymentId(row["id"]),
+        service=row["service"],
+        env=row["env"],
+        release_id=ReleaseId(row["release_id"]),
+        version=row["release_version"],
+        digest=Digest(row["digest"]),
+        kind=DeploymentKind(row["kind"]),
+        strategy=row["strategy"],
+        status=DeploymentStatus(row["status"]),
+        started_by=row["started_by"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        reason=row["reason"],
+        message=row["message"],
+        previous_release_id=ReleaseId(previous) if previous is not None else None,
+        served_requests=row["served_requests"],
+        failed_requests=row["failed_requests"],
+        traffic_seconds=row["traffic_seconds"],
+    )
+
+
 def _deployment(row: DeploymentRow, *, with_steps: bool = True) -> Deployment:
     return Deployment(
         id=DeploymentId(row.id),
@@ -935,26 +971,27 @@ def _deployment(row: DeploymentRow, *, with_steps: bool = True) -> Deployment:
     )
 
 
-def _sample(row: AnalysisSampleRow) -> AnalysisSample:
+def _sample(row: AnalysisSampleRow | RowMapping) -> AnalysisSample:
+    get = row.__getitem__ if isinstance(row, RowMapping) else row.__getattribute__
     return AnalysisSample(
-        id=row.id,
-        deployment_id=DeploymentId(row.deployment_id),
-        step_index=row.step_index,
-        tick=row.tick,
-        at=row.at,
-        elapsed=row.elapsed,
-        percent=row.percent,
-        canary_weight=row.canary_weight,
-        baseline_weight=row.baseline_weight,
-        canary_requests=row.canary_requests,
-        canary_errors=row.canary_errors,
-        canary_latency_ms=row.canary_latency_ms,
-        baseline_requests=row.baseline_requests,
-        baseline_errors=row.baseline_errors,
-        baseline_latency_ms=row.baseline_latency_ms,
-        action=row.action,
-        reason=row.reason,
-        detail=_frozen(row.detail),
+        id=get("id"),
+        deployment_id=DeploymentId(get("deployment_id")),
+        step_index=get("step_index"),
+        tick=get("tick"),
+        at=get("at"),
+        elapsed=get("elapsed"),
+        percent=get("percent"),
+        canary_weight=get("canary_weight"),
+        baseline_weight=get("baseline_weight"),
+        canary_requests=get("canary_requests"),
+        canary_errors=get("canary_errors"),
+        canary_latency_ms=get("canary_latency_ms"),
+        baseline_requests=get("baseline_requests"),
+        baseline_errors=get("baseline_errors"),
+        baseline_latency_ms=get("baseline_latency_ms"),
+        action=get("action"),
+        reason=get("reason"),
+        detail=_frozen(get("detail")),
     )
 
 

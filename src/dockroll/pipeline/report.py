@@ -32,7 +32,6 @@ from dockroll.ledger import (
     DeploymentKind,
     DeploymentStatus,
     Ledger,
-    Release,
     ReleaseId,
 )
 
@@ -114,16 +113,16 @@ def dora_report(
     for deployment in found:
         by_env[deployment.env].append(deployment)
     names = list(environments) if environments else sorted(by_env)
-    releases = ledger.releases_by_id(d.release_id for d in found)
+    commits = ledger.commit_times(d.release_id for d in found)
     reports = []
     for env in names:
         deployments = sorted(by_env.get(env, []), key=lambda d: (d.started_at, d.id))
-        reports.append(_environment(env, deployments, days, releases))
+        reports.append(_environment(env, deployments, days, commits))
     return DoraReport(days, since, end, service, tuple(reports))
 
 
 def _environment(
-    env: str, deployments: list[Deployment], days: int, releases: Mapping[ReleaseId, Release]
+    env: str, deployments: list[Deployment], days: int, commits: Mapping[ReleaseId, datetime]
 ) -> EnvironmentReport:
     succeeded = changes = failed = 0
     lead_times: dict[ReleaseId, float] = {}
@@ -142,8 +141,7 @@ def _environment(
                 restores.append(_seconds(deployment.started_at, finished))
                 continue
             succeeded += 1
-            release = releases.get(deployment.release_id)
-            committed = release.committed_at if release is not None else None
+            committed = commits.get(deployment.release_id)
             if committed is not None and deployment.release_id not in lead_times:
                 lead_times[deployment.release_id] = _seconds(committed, finished)
             after = history[position + 1] if position + 1 < len(history) else None

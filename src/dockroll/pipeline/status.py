@@ -6,6 +6,7 @@ reported, not repaired.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -352,11 +353,19 @@ def _with_drift(status: EnvironmentStatus, servers: dict[str, BackendServer]) ->
 
 
 def service_status(
-    config: Config, ledger: Ledger, environments: list[str] | None = None
+    config: Config, ledger: Ledger, environments: list[str] | None = None, *, parallel: bool = False
 ) -> tuple[list[EnvironmentStatus], list[str]]:
-    """Every (or the named) environment's status, and drift across environments."""
+    """Every (or the named) environment's status, and drift across environments.
+
+    ``parallel`` reads the environments at once, one thread each (a long-running
+    reader such as the dashboard); the result is the same.
+    """
     names = environments or list(config.environments)
-    statuses = [environment_status(config, name, ledger) for name in names]
+    if parallel and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            statuses = list(pool.map(lambda name: environment_status(config, name, ledger), names))
+    else:
+        statuses = [environment_status(config, name, ledger) for name in names]
     notes: list[str] = []
     for status in statuses:
         source = config.environment(status.name).promote_from

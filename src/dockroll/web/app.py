@@ -13,10 +13,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockroll.config import Config
 from dockroll.errors import DockrollError, LedgerError, UsageError
@@ -275,6 +278,31 @@ def job_status(request: Request) -> Response:
     return JSONResponse(job.as_dict())
 
 
+class _ServerTiming:
+    """Adds ``Server-Timing: app;dur=MS``: from the request reaching the app to its
+    response headers (ledger queries and rendering included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed = (time.perf_counter() - started) * 1e3
+                headers = MutableHeaders(scope=message)
+                timing = f"app;dur={elapsed:.1f}"
+                known = headers.get("server-timing")
+                headers["server-timing"] = f"{timing}, {known}" if known else timing
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
 def create_app(
     config: Config, tokens: Tokens | None = None, *, ledger_url: str | None = None
 ) -> Starlette:
@@ -303,7 +331,7 @@ def create_app(
         finally:
             site.ledger.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_ServerTiming)])
     app.state.site = site
     return app
 

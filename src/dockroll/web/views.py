@@ -33,7 +33,7 @@ def status_view(config: Config, ledger: Ledger) -> dict[str, Any]:
     """Exactly what ``dockroll status --json`` prints."""
     from dockroll.pipeline.status import service_status  # noqa: PLC0415 - loads the engine
 
-    statuses, notes = service_status(config, ledger)
+    statuses, notes = service_status(config, ledger, parallel=True)
     return {
         "service": config.service,
         "environments": [s.to_json() for s in statuses],
@@ -143,8 +143,7 @@ def release_view(config: Config, ledger: Ledger, reference: str) -> dict[str, An
         "approvals": [a.as_dict() for a in ledger.approvals(config.service, release.version)],
         "deployments": [
             d.as_dict()
-            for d in ledger.deployments_between(service=config.service)
-            if d.release_id == release.id
+            for d in ledger.deployments_between(service=config.service, release=release.id)
         ],
     }
 
