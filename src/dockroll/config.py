@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from dockroll.analysis.settings import AnalysisSettings
+from dockroll.checks.settings import AnalysisSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
