@@ -15,8 +15,9 @@ import docker
 import httpx
 import pytest
 
+from tests.support import IN_CI
+
 REGISTRY = os.environ.get("DOCKROLL_TEST_REGISTRY", "127.0.0.1:5000")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def free_port() -> int:

@@ -51,9 +51,7 @@ import math
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,7 +66,10 @@ import yaml
 
 from dockroll.devenv import ensure_commands
 from dockroll.errors import DevEnvError
-from dockroll.events import Progress
+
+# One copy of the helpers the benchmarks share with the tests (tests/support.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import free_port_pair, quiet, run, say
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "flask-app"
@@ -247,52 +248,6 @@ def flagger_like(canary: Sequence[Sample], rate: float, rng: random.Random) -> T
 # -- plumbing -------------------------------------------------------------------------------
 
 
-def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd
-        )
-    except FileNotFoundError:
-        raise SystemExit(f"{argv[0]} is not installed (needed for `{' '.join(argv)}`)") from None
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-        )
-    return done.stdout
-
-
-def quiet(argv: Sequence[str]) -> str:
-    """A clean-up command's stdout; "" when it failed or is not installed."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        return ""
-    return done.stdout if done.returncode == 0 else ""
-
-
-def say(event: Progress) -> None:
-    if not event.detail:
-        print(event.message, file=sys.stderr)
-
-
-def free_port(avoid: set[int]) -> int:
-    """A free port on 127.0.0.1 whose metrics twin (port + 1000) is free too."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + 1000 > 65535 or port in avoid:
-            continue
-        with socket.socket() as twin:
-            try:
-                twin.bind(("127.0.0.1", port + 1000))
-            except OSError:
-                continue
-        avoid.update({port, port + 1000})
-        return port
-    raise SystemExit("no free pair of ports")
-
-
 @dataclass
 class Timeline:
     said: list[tuple[float, str]] = field(default_factory=list)
@@ -399,7 +354,7 @@ class Bench:
         if not home_state.exists():
             raise SystemExit(f"{home_state} is missing: run `dockroll dev up` first")
         shutil.copy(home_state, state / "base-images.json")
-        self.port = free_port(set())
+        self.port = free_port_pair(set())
         config = yaml.safe_load((self.app / "dockroll.yml").read_text())
         config["service"] = self.service
         config["image"] = f"{self.registry}/{self.repository}"

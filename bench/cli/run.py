@@ -52,6 +52,10 @@ from pathlib import Path
 
 import yaml
 
+# One copy of the helpers the benchmarks share with the tests (tests/support.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import quiet, run
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "flask-app"
 DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
@@ -106,19 +110,6 @@ def measure(argv: Sequence[str], env: dict[str, str], cwd: Path) -> tuple[float,
             f"{' '.join(argv)} failed ({process.returncode}):\n{(stdout + stderr)[-3000:]}"
         )
     return wall, usage.ru_utime + usage.ru_stime, stdout
-
-
-def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd)
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-        )
-    return done.stdout
-
-
-def quiet(argv: Sequence[str]) -> None:
-    subprocess.run(list(argv), capture_output=True, check=False)
 
 
 def free_port() -> int:

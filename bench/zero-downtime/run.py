@@ -41,7 +41,6 @@ import math
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,8 +54,11 @@ import yaml
 
 from dockroll.devenv import ensure_commands
 from dockroll.errors import DevEnvError
-from dockroll.events import Progress
 from dockroll.registry import RegistryClient
+
+# One copy of the helpers the benchmarks share with the tests (tests/support.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import quiet, run, say
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "flask-app"
@@ -241,34 +243,6 @@ def print_table(rows: Sequence[Row], rate: float) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(
-            list(argv), capture_output=True, text=True, check=False, env=env, cwd=cwd
-        )
-    except FileNotFoundError:
-        raise SystemExit(f"{argv[0]} is not installed (needed for `{' '.join(argv)}`)") from None
-    if done.returncode != 0:
-        raise SystemExit(
-            f"{' '.join(argv)} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}"
-        )
-    return done.stdout
-
-
-def quiet(argv: Sequence[str], *, env: dict[str, str] | None = None) -> str:
-    """Run a clean-up command: its stdout, "" when it failed or is not installed."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
-    except FileNotFoundError:
-        return ""
-    return done.stdout if done.returncode == 0 else ""
-
-
-def say(event: Progress) -> None:
-    if not event.detail:
-        print(event.message, file=sys.stderr)
 
 
 def port_free(port: int) -> bool:

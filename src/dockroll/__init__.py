@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from dockroll.errors import DockrollError
+
+# Diagnostics go to the "dockroll" logger tree; a library user routes them with
+# the logging module, and nothing is printed unless someone adds a handler.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["DockrollError", "__version__"]
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from dockroll.accessories import AccessoryConfig, accessory_problems
-from dockroll.analysis.settings import AnalysisSettings
+from dockroll.checks.settings import AnalysisSettings
 from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError

@@ -23,6 +23,7 @@ and by default never expires: it holds until it is released.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -34,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from dockroll import labels
 from dockroll.engine.port import ContainerInfo, Engine
 from dockroll.errors import LockHeld, LockLost
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_TTL",
@@ -271,11 +274,18 @@ class EnvironmentLock:
                 self._remove_stale_leases(created.id)
                 info = _info(created, [], created.created)
                 self._holding = _Holding(info, last_renewal=self._monotonic())
+                _log.debug("%s taken by %s for %s", self.name, holder, operation)
                 return info
             current = self.status()
             if current is None:
                 continue  # released between our attempt and our look: try again
             if current.expired() or current.holder_gone():
+                _log.info(
+                    "%s: removing the lock %s left (%s)",
+                    self.name,
+                    current.holder,
+                    "expired" if current.expired() else "its process is gone",
+                )
                 # Remove exactly that one; a fresh holder's container has another id.
                 self.engine.remove(current.container_id, grace=0)
                 continue
@@ -325,11 +335,17 @@ class EnvironmentLock:
             lease = self._reserve_lease(held.container_id, holding.renewals)
         if lease is None:
             # Keep the leases there are: removing them would shorten the lock, not renew it.
+            _log.warning(
+                "%s: lease %d could not be made; the lock was not renewed",
+                self.name,
+                holding.renewals,
+            )
             return held
         for old in previous:
             self.engine.remove(old.id, grace=0)
         holding.last_renewal = self._monotonic()
         holding.info = replace(held, renewed=lease.created, observed=lease.created)
+        _log.debug("%s renewed (lease %d)", self.name, holding.renewals)
         return holding.info
 
     def _reserve_lease(self, lock_id: str, number: int) -> ContainerInfo | None:

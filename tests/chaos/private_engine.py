@@ -2,16 +2,23 @@
 
 :class:`PrivateEngine` runs a second ``dockerd`` beside the machine's engine:
 its own unix socket, ``--data-root``, ``--exec-root``, pidfile, daemon.json and
-address pool, no default bridge, and no iptables rules of its own (its rules
-would share chains with the host engine's and could wipe them). One ACCEPT
-rule in FORWARD, for its address pool only, lets its containers talk to each
-other through the host's DROP policy. Images come from the host engine by
-``docker save | docker load`` (the saved archive cached by image id), releases
-from the registry on 127.0.0.1.
+address pool, a default bridge interface of its own, and no iptables rules of
+its own (its rules would share chains with the host engine's and could wipe
+them). One ACCEPT rule in FORWARD, for its addresses only, lets its containers
+talk to each other through the host's DROP policy.
+
+Never ``--bridge=none``: a dockerd started so deletes the ``docker0``
+interface, which is the host engine's default bridge. The bridge is made here
+(``ip link add``) under a name of this engine's own and handed to dockerd.
+And always ``--live-restore``: without it, a dockerd restarted with an address
+pool deletes ``docker0`` as well (its clean-up of a stale default network).
+
+Images come from the host engine by ``docker save | docker load`` (the saved
+archive cached by image id), releases from the registry on 127.0.0.1.
 
 :meth:`PrivateEngine.close` removes everything it made: containers, the
-dockerd and containerd processes, their mounts, the FORWARD rule and the
-directory; it also runs after a failed round, and :func:`clean_leftovers`
+dockerd and containerd processes, their mounts, the FORWARD rule, the bridge
+and the directory; it also runs after a failed round, and :func:`clean_leftovers`
 removes what a killed test run left behind.
 """
 
@@ -106,12 +113,19 @@ def _unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
+def _bridge_name(root: Path) -> str:
+    """This engine's own bridge interface (at most 15 characters, never ``docker0``)."""
+    return f"drc{root.name[-8:]}"
+
+
 def _remove_root(root: Path) -> None:
-    """Stop whatever still runs from ``root``, unmount, drop its FORWARD rule, delete it."""
+    """Stop whatever still runs from ``root``, unmount, drop its FORWARD rule and bridge,
+    delete it."""
     for pid in _processes_under(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     _unmount_under(root)
+    subprocess.run(["ip", "link", "del", _bridge_name(root)], capture_output=True, check=False)
     comment = _RULE_COMMENT.format(root=root)
     for rule in _iptables("-S", "FORWARD").stdout.splitlines():
         if comment in rule:
@@ -139,9 +153,18 @@ def clean_leftovers() -> None:
 class PrivateEngine:
     """A second dockerd this suite starts, restarts, kills and removes."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: docker.DockerClient) -> None:
+        self.host = host
+        """The machine's engine, which images are copied from and which is never touched."""
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
-        self.pool = _free_pool()
+        addresses = _free_pool()
+        self.addresses = addresses
+        """Everything this engine uses: its networks' pool and its default bridge."""
+        self.pool = next(addresses.subnets(new_prefix=17))
+        """Where its networks get their /24s (the lower half)."""
+        self.bridge = _bridge_name(self.root)
+        bridge_subnet = list(addresses.subnets(new_prefix=24))[-1]
+        self.bridge_address = f"{bridge_subnet.network_address + 1}/24"
         self.endpoint = f"unix://{self.root}/docker.sock"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -150,9 +173,9 @@ class PrivateEngine:
         self._rule = [
             "FORWARD",
             "-s",
-            str(self.pool),
+            str(addresses),
             "-d",
-            str(self.pool),
+            str(addresses),
             "-m",
             "comment",
             "--comment",
@@ -160,8 +183,18 @@ class PrivateEngine:
             "-j",
             "ACCEPT",
         ]
+        for argv in (
+            ["ip", "link", "add", "name", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", self.bridge_address, "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
+        ):
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                _remove_root(self.root)
+                raise RuntimeError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
         added = _iptables("-I", *self._rule[:1], "1", *self._rule[1:])
         if added.returncode != 0:
+            _remove_root(self.root)
             raise RuntimeError(f"iptables refused the chaos engine's rule: {added.stderr}")
 
     @property
@@ -191,7 +224,10 @@ class PrivateEngine:
             "--default-address-pool",
             f"base={self.pool},size=24",
             "--bridge",
-            "none",
+            self.bridge,
+            # Without live-restore, a dockerd restarted with an address pool deletes the
+            # `docker0` interface (Docker 20.10's clean-up of a stale default bridge network).
+            "--live-restore",
             "--iptables=false",
             "--ip-masq=false",
             # Used only if a system containerd runs; otherwise dockerd supervises its own.
@@ -283,7 +319,7 @@ class PrivateEngine:
         self.start()
         return time.monotonic() - down
 
-    def load(self, host: docker.DockerClient, names: Iterable[str]) -> list[str]:
+    def load(self, names: Iterable[str]) -> list[str]:
         """Copy images from the host engine (``docker save | docker load``); the archive is
         cached by image id, and an image already here is left alone. Returns those copied."""
         cache = state_dir() / "cache" / "chaos-engine-images"
@@ -291,7 +327,7 @@ class PrivateEngine:
         copied = []
         for name in names:
             try:
-                image = host.images.get(name)
+                image = self.host.images.get(name)
             except docker.errors.ImageNotFound:
                 continue
             with contextlib.suppress(docker.errors.ImageNotFound):

@@ -376,17 +376,24 @@ def private_engine(docker_client: docker.DockerClient) -> Iterator[PrivateEngine
     clean_leftovers()
     substitutes = json.loads(real_substitutes().read_text(encoding="utf-8"))
     router_images = ["haproxy:2.6", substitutes.get("haproxy:2.6", "")]
-    engine = PrivateEngine()
+    engine = PrivateEngine(host=docker_client)
     try:
         took = engine.start()
-        copied = engine.load(docker_client, [name for name in router_images if name])
+        copied = engine.load([name for name in router_images if name])
         print(
             f"\nchaos engine at {engine.endpoint} (pool {engine.pool}) answered in {took:.1f} s;"
             f" loaded {', '.join(copied) or 'nothing'}"
         )
+        _assert_host_engine_untouched(docker_client)
         yield engine
     finally:
         engine.close()
+
+
+def _assert_host_engine_untouched(client: docker.DockerClient) -> None:
+    """The machine's engine still starts a container on its default bridge (docker0)."""
+    image = json.loads(real_substitutes().read_text(encoding="utf-8"))["debian:bookworm-slim"]
+    client.containers.run(image, ["true"], remove=True, network_mode="bridge")
 
 
 @pytest.fixture(scope="module")
@@ -411,9 +418,11 @@ def test_the_engine_restarted_mid_rollout_comes_back_consistent(
 ) -> None:
     """dockerd stopped (SIGTERM, or SIGKILL) and started again at a random step of a rollout.
 
-    Without live-restore its containers stop with it and come back by their
-    restart policy, the router among them: requests fail while it is away, so
-    they are counted, not forbidden; once the recovery ran none may fail.
+    The engine runs with live-restore (see tests/chaos/private_engine.py for why),
+    so the router and the replicas keep running; the userland proxy behind the
+    router's published port dies with dockerd and comes back with it, so requests
+    fail while the engine is away. They are counted and printed, not forbidden;
+    once the recovery has run none may fail.
     """
     seeded = seeded_on_private
     env = rng.choice(list(ENVIRONMENTS))
@@ -427,6 +436,7 @@ def test_the_engine_restarted_mid_rollout_comes_back_consistent(
     with Load(seeded.url(env), threads=4) as load:
         load.wait_for(50)
         after = _last_deployment(seeded, env)
+        router = private_engine.client.containers.get(f"dockroll-router-{seeded.service}-{env}")
         process = _start(seeded, "deploy", target, "--env", env)
         try:
             reached = _when_step_runs(seeded, env, process, fraction, after)
@@ -442,6 +452,10 @@ def test_the_engine_restarted_mid_rollout_comes_back_consistent(
         )
         fixed = _dockroll(seeded, *recovery)
         where += f" exited {fixed.returncode}"
+        started = router.attrs["State"]["StartedAt"]
+        router.reload()
+        survived = router.attrs["State"]["StartedAt"] == started and router.status == "running"
+        where += f"; the router {'kept running' if survived else 'was restarted'}"
         assert fixed.returncode in (0, 2, 10), f"{where}\n{out}\n{fixed.stdout}{fixed.stderr}"
         # Whatever the recovery chose, a plain promotion of the target settles it all.
         _promote(seeded, target, env)
@@ -450,6 +464,7 @@ def test_the_engine_restarted_mid_rollout_comes_back_consistent(
     serving = assert_consistent(seeded, env, where)
     assert serving == target, f"{where}\n{out}"
     _assert_nothing_left(seeded, private_engine.client, env)
+    _assert_host_engine_untouched(private_engine.host)
     failed = [a.at for a in load.failures]
     if failed:  # fast refusals make the count large: the window says more
         where += f"; requests failed for {max(failed) - min(failed):.1f} s"

@@ -9,14 +9,11 @@ are checked to have changed neither the registry's tags nor the ledger.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,13 +32,14 @@ from dockroll.ledger import Release, open_ledger
 from dockroll.pipeline.promote import execute_promotion, plan_promotion
 from dockroll.refs import Digest
 from dockroll.registry import Credentials, RegistryClient, copy
+from tests.conftest import free_port
+from tests.support import IN_CI, tar_archive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 SERVICE = "web"
 ACTOR = "alice"
 DOCKROLL = Path(sys.executable).parent / "dockroll"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLEAN_ENV = (
     "DOCKROLL_LEDGER_URL",
@@ -57,23 +55,6 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: end-to-end tests must run)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tar(name: str, content: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        info.size = len(content)
-        info.mtime = 1_700_000_000
-        archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -94,7 +75,7 @@ def images(docker_client: docker.DockerClient, registry: str) -> SourceImages:
     digests: dict[str, Digest] = {}
     for name in ("one", "other"):
         docker_client.api.import_image_from_data(
-            _tar("release.txt", f"{name} {run}\n".encode()), repository=reference, tag=name
+            tar_archive({"release.txt": f"{name} {run}\n".encode()}), repository=reference, tag=name
         )
         try:
             for line in docker_client.images.push(reference, tag=name, stream=True, decode=True):
@@ -367,7 +348,7 @@ def test_refusals_are_explained_and_change_nothing(service: Service) -> None:
     service.approve("2.0.0", by=ACTOR)
     service.promote_in_process("1.0.0", "dev", "staging")
     service.promote_in_process("2.0.0", "dev")
-    service.write_config("down.yml", image=f"127.0.0.1:{_free_port()}/{service.repository}")
+    service.write_config("down.yml", image=f"127.0.0.1:{free_port()}/{service.repository}")
     before = service.state()
 
     runs = dict(
@@ -449,7 +430,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
         htpasswd = write_htpasswd(data / "users", {"deployer": "correct-horse-battery"})
     except DevEnvError as exc:
         _unavailable(f"cannot write the registry password file: {exc}")
-    instance = start_registry(port=_free_port(), data_dir=data / "registry", htpasswd=htpasswd)
+    instance = start_registry(port=free_port(), data_dir=data / "registry", htpasswd=htpasswd)
     try:
         yield instance
     finally:

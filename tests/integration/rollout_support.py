@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -32,13 +31,12 @@ import pytest
 import yaml
 
 from dockroll.config import Config, load_config
-from dockroll.engine.base_images import substitutes_file
 from dockroll.engine.docker import DockerEngine
 from dockroll.ledger import Ledger, Release, open_ledger
 from dockroll.pipeline.build import build_release
 from dockroll.pipeline.metadata import release_metadata
 from dockroll.pipeline.push import push_release, record_push
-from tests.conftest import IN_CI
+from tests.support import free_port_pair, real_substitutes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask-app"
 GOOD = ("v1.0.0", "v1.1.0")
@@ -52,17 +50,6 @@ def plain_git_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment without CI variables, so tags come from the git checkout."""
     source = os.environ if environ is None else environ
     return {k: v for k, v in source.items() if not k.startswith(_CI_PREFIXES)}
-
-
-def real_substitutes() -> Path:
-    """base-images.json of this machine, written by `dockroll dev up`."""
-    path = substitutes_file()
-    if not path.is_file():
-        reason = f"no base image stand-ins recorded at {path}"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: `dockroll dev up` must have run)")
-        pytest.skip(f"{reason}; run `dockroll dev up`")
-    return path
 
 
 def remove_images(client: docker.DockerClient, repository_prefix: str) -> None:
@@ -85,20 +72,7 @@ def _git(repo: Path, *args: str) -> None:
 
 def free_router_port(taken: set[int]) -> int:
     """A port free on 127.0.0.1 whose metrics twin (port + 1000) is free too."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port + 1000 > 65535 or port in taken or port + 1000 in taken:
-            continue
-        with socket.socket() as twin:
-            try:
-                twin.bind(("127.0.0.1", port + 1000))
-            except OSError:
-                continue
-        taken.update({port, port + 1000})
-        return port
-    raise RuntimeError("no free pair of ports")
+    return free_port_pair(taken)
 
 
 @dataclass

@@ -8,11 +8,9 @@ registry client; the ledger is a SQLite file in tmp_path.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import tarfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,10 +28,10 @@ from dockroll.pipeline.promote import execute_promotion, plan_promotion
 from dockroll.refs import Digest
 from dockroll.registry import OCI_MANIFEST, Manifest, RegistryClient, sha256_digest
 from tests.conftest import free_port
+from tests.support import IN_CI, tar_archive
 
 pytestmark = pytest.mark.integration
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REPOSITORY = "acme/web"
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -117,7 +115,9 @@ class Setup:
 
     def push(self, version: str, *, pushed_hours: int, extra_tags: tuple[str, ...] = ()) -> Release:
         """Upload a one-layer image tagged ``version`` (+ extras) and record it as a release."""
-        layer = _tar({"app/version.txt": f"{version}\n".encode(), "app/blob": os.urandom(4096)})
+        layer = tar_archive(
+            {"app/version.txt": f"{version}\n".encode(), "app/blob": os.urandom(4096)}
+        )
         config = json.dumps(
             {
                 "architecture": "amd64",
@@ -173,17 +173,6 @@ class Setup:
         code = main(["--config", str(self.path), "--json", *args])
         out, err = capsys.readouterr()
         return code, json.loads(out) if out.strip() else None, err
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mtime = 1_700_000_000
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 def test_mirror_keeps_the_digest_and_tags_and_a_second_run_writes_nothing(setup: Setup) -> None:

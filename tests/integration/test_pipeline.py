@@ -23,14 +23,14 @@ import pytest
 import yaml
 
 from dockroll.config import Config, load_config
-from dockroll.engine.base_images import substitutes_file
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import BuildError, RegistryUnavailable, SmokeTestError
 from dockroll.pipeline.build import BuildResult, build_release
 from dockroll.pipeline.metadata import release_metadata
 from dockroll.pipeline.push import push_release
 from dockroll.pipeline.smoke import smoke_test
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port
+from tests.support import real_substitutes
 
 pytestmark = pytest.mark.integration
 
@@ -87,17 +87,6 @@ def write_config(path: Path, *, image: str, service: str, **sections: object) ->
         else:
             data[key] = value
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def real_substitutes() -> Path:
-    """base-images.json of this machine, written by `dockroll dev up`."""
-    path = substitutes_file()
-    if not path.is_file():
-        reason = f"no base image stand-ins recorded at {path}"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: `dockroll dev up` must have run)")
-        pytest.skip(f"{reason}; run `dockroll dev up`")
     return path
 
 

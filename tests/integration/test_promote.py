@@ -14,12 +14,10 @@ and neither the registry's tags nor the ledger's promotions moved.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,12 +50,12 @@ from dockroll.pipeline.promote import (
 from dockroll.refs import Digest
 from dockroll.registry import MANIFEST_MEDIA_TYPES, Credentials, RegistryClient, copy
 from tests.conftest import free_port
+from tests.support import IN_CI, tar_archive
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "web"
 ACTOR = "alice <alice@example.com>"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 _CLEAN_ENV = (
     "DOCKROLL_LEDGER_URL",
@@ -73,17 +71,6 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: integration tests must run)")
     pytest.skip(reason)
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mtime = 1_700_000_000
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 # -- images, pushed once --------------------------------------------------------------
@@ -107,7 +94,7 @@ def images(docker_client: docker.DockerClient, registry: str) -> SourceImages:
     for name in ("one", "two", "other"):
         reference = f"{registry}/{repository}"
         docker_client.api.import_image_from_data(
-            _tar({"release.txt": f"{name} {run}\n".encode()}), repository=reference, tag=name
+            tar_archive({"release.txt": f"{name} {run}\n".encode()}), repository=reference, tag=name
         )
         try:
             for line in docker_client.images.push(reference, tag=name, stream=True, decode=True):

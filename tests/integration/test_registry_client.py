@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,10 +40,10 @@ from dockroll.registry import (
     sha256_digest,
 )
 from tests.conftest import free_port
+from tests.support import IN_CI, tar_archive
 
 pytestmark = pytest.mark.integration
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 USER, PASSWORD = "deployer", "correct-horse-battery"
 
 
@@ -142,26 +141,15 @@ def _anonymous(host: str) -> RegistryClient:
     return RegistryClient(host, lookup_credentials=False)
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mtime = 1_700_000_000
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def pushed_image(docker_client: docker.DockerClient, registry: str) -> ImageRef:
     """A two-layer image built and pushed by the real engine to the shared registry."""
     run = uuid.uuid4().hex[:10]
     base = f"dockroll-test/tiny-base:{run}"
     docker_client.api.import_image_from_data(
-        _tar({"etc/os-release": b"ID=tiny\n"}), repository="dockroll-test/tiny-base", tag=run
+        tar_archive({"etc/os-release": b"ID=tiny\n"}), repository="dockroll-test/tiny-base", tag=run
     )
-    context = _tar(
+    context = tar_archive(
         {
             "Dockerfile": f"FROM {base}\nCOPY hello.txt /hello.txt\nLABEL run={run}\n".encode(),
             "hello.txt": f"hello from {run}\n".encode(),
@@ -193,7 +181,7 @@ def _push_index(client: RegistryClient, repository: str, tag: str) -> Manifest:
             {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}},
             sort_keys=True,
         ).encode()
-        layer = _tar({f"platform-{arch}.txt": os.urandom(3000)})
+        layer = tar_archive({f"platform-{arch}.txt": os.urandom(3000)})
         config_digest, layer_digest = sha256_digest(config), sha256_digest(layer)
         client.push_blob(repository, config_digest, config)
         # One platform goes up monolithically, the other in chunks, as real clients do.

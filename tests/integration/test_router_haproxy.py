@@ -9,7 +9,6 @@ HAProxy; requests go to it on 127.0.0.1.
 from __future__ import annotations
 
 import collections
-import os
 import shutil
 import tempfile
 import threading
@@ -39,10 +38,10 @@ from dockroll.router import (
 )
 from dockroll.router.haproxy import OFFICIAL_IMAGE
 from tests.conftest import free_port
+from tests.support import IN_CI
 
 pytestmark = pytest.mark.integration
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PYTHON_IMAGE = "dockroll.local/python:3.11-slim"
 NAMES = ("web-a", "web-b")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from dockroll.engine.port import ContainerInfo, Health
 from dockroll.errors import EngineUnavailable, RouterError
 from dockroll.pipeline.status import EnvironmentStatus, replica_status
 from dockroll.router.port import BackendServer, ServerHealth, ServerState
+from tests.conftest import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -28,18 +28,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def _unreachable_config(work: Path) -> None:
     # A port nobody listens on: the Docker adapter itself finds no engine there.
     (work / "dockroll.yml").write_text(
         "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n"
-        f"  dev: {{port: 9081, engine: 'tcp://127.0.0.1:{_free_port()}'}}\n",
+        f"  dev: {{port: 9081, engine: 'tcp://127.0.0.1:{free_port()}'}}\n",
         encoding="utf-8",
     )
 

@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from dockroll.analysis.conditions import Condition, Value
 from dockroll.analysis.settings import NoDataPolicy
+from dockroll.checks.conditions import Condition, Value
 
 __all__ = [
     "ErrorSPRT",

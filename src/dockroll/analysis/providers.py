@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from dockroll.analysis.conditions import Value
 from dockroll.analysis.judges import GroupSample
-from dockroll.analysis.selectors import MISSING, Selector
-from dockroll.analysis.settings import PrometheusSettings
+from dockroll.checks.conditions import Value
+from dockroll.checks.selectors import MISSING, Selector
+from dockroll.checks.settings import PrometheusSettings
 from dockroll.errors import AnalysisError, RouterError
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from dockroll.analysis.providers import (
     RouterProvider,
     TrafficSource,
 )
-from dockroll.analysis.settings import (
+from dockroll.checks.settings import (
     AnalysisSettings,
     CheckProvider,
     CheckSettings,

@@ -97,6 +97,9 @@ def _global_options(
     ] = False,
 ) -> None:
     """dockroll: traceable tags, build once, promote the digest, safe deploys, fast rollback."""
+    from dockroll.cli.logs import configure_logging  # noqa: PLC0415 - not needed for --help
+
+    configure_logging(verbose=verbose, debug=debug or bool(os.environ.get("DOCKROLL_DEBUG")))
     ctx.obj = CliState(
         output=Output(json_mode=json_output, verbose=verbose),
         config_path=config,

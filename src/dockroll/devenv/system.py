@@ -8,6 +8,7 @@ the machine with a scripted fake and integration tests use :class:`LocalSystem`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ import httpx
 __all__ = ["CommandResult", "EngineProbe", "LocalSystem", "System"]
 
 OutputCallback = Callable[[str], None]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class LocalSystem:
         on_output: OutputCallback | None = None,
     ) -> CommandResult:
         args = tuple(argv)
+        _log.debug("running %s", " ".join(args))
         full_env = {**os.environ, **env} if env else None
         if on_output is not None:
             return self._run_streaming(args, stdin, timeout, full_env, on_output)

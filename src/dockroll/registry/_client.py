@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import logging
 import re
 from collections.abc import Collection, Generator, Iterable, Iterator
 from types import TracebackType
@@ -41,6 +42,8 @@ _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 _LINK_NEXT = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 _OCTET_STREAM = "application/octet-stream"
 _DEFAULT_CHUNK = 1024 * 1024
+
+_log = logging.getLogger(__name__)
 
 
 def registry_scheme(host: str, insecure: Collection[str] = ()) -> Literal["http", "https"]:
@@ -413,6 +416,7 @@ class RegistryClient:
                 follow_redirects=follow_redirects,
             )
         except httpx.TransportError as exc:
+            _log.debug("%s %s (%s): %s", method, url, what, exc)
             self._unavailable(exc)
         except httpx.StreamConsumed as exc:
             raise RegistryAuthError(
@@ -420,6 +424,7 @@ class RegistryClient:
                 f"upload ({what}); the stream cannot be replayed",
                 hint=auth_hint(self.host),
             ) from exc
+        _log.debug("%s %s (%s): %s", method, response.url, what, response.status_code)
         if response.status_code in ok:
             return response
         if response.status_code == 404 and kind == "manifest":

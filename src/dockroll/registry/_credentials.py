@@ -10,8 +10,8 @@ appear in ``repr``, ``str`` or error messages.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -36,6 +36,8 @@ ENV_PASSWORD = "DOCKROLL_REGISTRY_PASSWORD"
 
 # A credential helper that hangs must not hang a deploy.
 _HELPER_TIMEOUT = 10.0
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,17 +140,28 @@ def _from_helper(helper: str, host: str) -> Credentials | None:
     that is given up on after ``_HELPER_TIMEOUT``.
     """
     if shutil.which(f"{PROGRAM_PREFIX}{helper}") is None:
+        _log.info("%s%s is not on the PATH: no credentials for %s", PROGRAM_PREFIX, helper, host)
         return None  # (the store would warn, then fail the same way)
     answer: list[object] = []
 
     def ask() -> None:
         # Not found, or a failing or garbled helper: anonymous.
-        with contextlib.suppress(StoreError, ValueError, KeyError, OSError):
+        try:
             answer.append(Store(helper).get(host))
+        except (StoreError, ValueError, KeyError, OSError) as exc:
+            _log.info("%s%s has no credentials for %s: %s", PROGRAM_PREFIX, helper, host, exc)
 
     asking = threading.Thread(target=ask, name=f"{PROGRAM_PREFIX}{helper}", daemon=True)
     asking.start()
     asking.join(_HELPER_TIMEOUT)
+    if asking.is_alive():
+        _log.warning(
+            "%s%s did not answer for %s within %g s; going on without credentials",
+            PROGRAM_PREFIX,
+            helper,
+            host,
+            _HELPER_TIMEOUT,
+        )
     found = answer[0] if answer else None
     if not isinstance(found, dict):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -18,6 +19,8 @@ from dockroll.errors import (
 from dockroll.refs import Digest, ImageRef
 from dockroll.registry._client import RegistryClient
 from dockroll.registry._media import Manifest
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["Attempt", "FallbackResolver", "Resolution"]
 
@@ -109,12 +112,24 @@ class FallbackResolver:
                     manifest = None
                     digest = client.resolve(repository, reference)
             except ManifestNotFound as exc:
+                _log.info(
+                    "%s has no %s:%s; trying the next registry", client.host, repository, reference
+                )
                 attempts.append(Attempt(client.host, "not_found", exc.message))
             except RegistryUnavailable as exc:
+                _log.warning(
+                    "%s is unavailable, trying the next registry: %s", client.host, exc.message
+                )
                 attempts.append(Attempt(client.host, "unavailable", exc.message))
             except RegistryAuthError as exc:
+                _log.warning(
+                    "%s refused the credentials, trying the next registry: %s",
+                    client.host,
+                    exc.message,
+                )
                 attempts.append(Attempt(client.host, "denied", exc.message))
             except RegistryError as exc:
+                _log.warning("%s failed, trying the next registry: %s", client.host, exc.message)
                 attempts.append(Attempt(client.host, "failed", exc.message))
             else:
                 attempts.append(Attempt(client.host, "answered"))

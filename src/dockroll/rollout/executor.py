@@ -57,7 +57,6 @@ from dockroll.router.port import (
     MAX_WEIGHT,
     Router,
     ServerHealth,
-    ServerSpec,
     weights_for_shares,
 )
 
@@ -315,10 +314,6 @@ class RolloutRunner:
                 hint="abort it with `dockroll abort` and deploy again",
             )
         return _plan_from_json(step0.detail["plan"])
-
-    def stored_image(self, deployment: Deployment) -> str:
-        step0 = next(s for s in deployment.steps if s.index == 0)
-        return str(step0.detail["image"])
 
     # -- performing -------------------------------------------------------------
 
@@ -956,18 +951,3 @@ class RolloutRunner:
     def _is_running(self, name: str) -> bool:
         info = self._find(name)
         return info is not None and info.running
-
-
-def replica_specs(engine: Engine, service: str, environment: str, port: int) -> list[ServerSpec]:
-    """Router entries for the replicas that run now, for a router that had to be recreated.
-
-    A restored router gives each running replica full weight; dockroll then
-    reapplies the weights of any unfinished rollout.
-    """
-    network = network_name(service, environment)
-    specs = []
-    for info in engine.containers(labels.selector(service, environment)):
-        address = info.networks.get(network)
-        if info.running and address:
-            specs.append(ServerSpec(info.name, address, port, weight=FULL_WEIGHT, check=True))
-    return specs

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import pytest
@@ -326,3 +327,15 @@ def test_manifest_model_reads_an_index() -> None:
     [child] = manifest.children()
     assert child.platform == "linux/arm64/v8"
     assert child.size == 1
+
+
+def test_registry_requests_are_logged_for_a_library_user(
+    fake: FakeRegistry, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_image("team/web", "v1")
+    with caplog.at_level(logging.DEBUG, logger="dockroll"), make_client(fake) as client:
+        client.resolve("team/web", "v1")
+    records = [r for r in caplog.records if r.name == "dockroll.registry._client"]
+    assert records, caplog.records
+    assert "HEAD" in records[-1].getMessage()
+    assert "200" in records[-1].getMessage()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import stat
 import time
@@ -130,7 +131,7 @@ def test_identity_tokens_are_not_used_as_passwords(
 
 
 def test_a_hanging_helper_means_anonymous_after_the_timeout(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -141,8 +142,10 @@ def test_a_hanging_helper_means_anonymous_after_the_timeout(
     monkeypatch.setattr("dockroll.registry._credentials._HELPER_TIMEOUT", 0.3)
     _write_config(tmp_path / "docker-config", {"credsStore": "slow"})
     started = time.monotonic()
-    assert find_credentials("r.test") is None
+    with caplog.at_level(logging.WARNING, logger="dockroll"):
+        assert find_credentials("r.test") is None
     assert time.monotonic() - started < 1.5
+    assert "docker-credential-slow did not answer for r.test" in caplog.text
 
 
 def test_helpers_are_asked_through_docker_py_s_credential_store(
