@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,29 @@ def test_environments_on_different_engines_may_use_the_same_addresses(tmp_path: 
 )
 def test_bad_listeners_name_the_field(tmp_path: Path, environments: str, says: str) -> None:
     assert says in _error(tmp_path, environments)
+
+
+def test_config_check_shows_where_each_environment_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dockroll.cli.app import main  # noqa: PLC0415 - the CLI, only for this test
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dockroll.yml").write_text(
+        HEAD
+        + "  dev: {port: 8081}\n"
+        + "  prod:\n"
+        + "    router:\n"
+        + "      listen: ['0.0.0.0:80', {address: '[::]:443', tls: true}]\n"
+        + "      tls: {cert: c.pem, key: k.pem}\n",
+        encoding="utf-8",
+    )
+
+    assert main(["--json", "config", "check"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    listens = {env["name"]: (env["listen"], env["metrics"]) for env in data["environments"]}
+
+    assert listens == {
+        "dev": (["127.0.0.1:8081"], "127.0.0.1:9081"),
+        "prod": (["0.0.0.0:80", "[::]:443 (tls)"], "127.0.0.1:1080"),
+    }
