@@ -30,7 +30,7 @@ from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
-from dockroll.listeners import ListenAddress, parse_listen_address
+from dockroll.listeners import ListenAddress, parse_hostname, parse_listen_address
 from dockroll.processes import ProcessConfig, ProcessOverride, process_problems
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
@@ -342,6 +342,19 @@ class RouterConfig(_Model):
         return None if value is None else str(parse_listen_address(value))
 
 
+class EdgeConfig(_Model):
+    """Where the shared edge of the engine host listens (the same for every environment)."""
+
+    listen: list[str] = Field(min_length=1, max_length=16)
+    """Addresses of the edge, e.g. ``0.0.0.0:80``; every environment with ``hosts`` on one
+    engine names the same ones."""
+
+    @field_validator("listen")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        return [str(parse_listen_address(address)) for address in value]
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
@@ -383,6 +396,19 @@ class EnvironmentConfig(_Model):
     """This environment's container settings: lists (env files, secrets, volumes) add to the
     top-level ones (a secret or volume of the same name or path replaces it), the rest
     replace them."""
+    hosts: list[str] = Field(default_factory=list)
+    """Hostnames the engine host's shared edge routes to this environment (by Host header);
+    another environment (of any project) cannot claim them."""
+    edge: EdgeConfig | None = None
+    """Where the shared edge listens; required with ``hosts``."""
+
+    @field_validator("hosts")
+    @classmethod
+    def _hostnames(cls, value: list[str]) -> list[str]:
+        hosts = [parse_hostname(host) for host in value]
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("names a hostname twice")
+        return hosts
 
     @model_validator(mode="before")
     @classmethod
@@ -416,6 +442,13 @@ class EnvironmentConfig(_Model):
                 f"the metrics listener defaults to port {self.port} + 1000, past 65535: "
                 "set router.metrics (e.g. 127.0.0.1:9100)"
             )
+        if self.hosts and self.edge is None:
+            raise ValueError(
+                f"hosts ({', '.join(self.hosts)}) need an edge listener: "
+                "set edge.listen (e.g. ['0.0.0.0:80'])"
+            )
+        if self.edge is not None and not self.hosts:
+            raise ValueError("edge.listen is set but no hosts: name the hostnames to serve")
         tls = [listener.address for listener in self.router.listen if listener.tls]
         if tls and self.router.tls is None:
             raise ValueError(
@@ -624,6 +657,32 @@ class Config(_Model):
             seen.extend(
                 (env.engine, f"environments.{name}.{w}", a) for w, a in env.named_listeners()
             )
+        edges: dict[str | None, tuple[str, list[str]]] = {}
+        claimed: dict[str, str] = {}
+        for name, env in self.environments.items():
+            if env.edge is None:
+                continue
+            first = edges.setdefault(env.engine, (name, env.edge.listen))
+            if first[1] != env.edge.listen:
+                raise ValueError(
+                    f"environments.{name}.edge.listen differs from environments.{first[0]}'s "
+                    "on the same engine: one edge serves them both"
+                )
+            for host in env.hosts:
+                if host in claimed:
+                    raise ValueError(
+                        f"environments.{name}.hosts and environments.{claimed[host]}.hosts "
+                        f"both claim {host}"
+                    )
+                claimed[host] = name
+            for text in env.edge.listen:
+                address = parse_listen_address(text)
+                for engine, field, other in seen:
+                    if engine == env.engine and address.clashes_with(other):
+                        raise ValueError(
+                            f"environments.{name}.edge.listen {address} clashes with {field} "
+                            f"{other}: the edge and the routers need ports of their own"
+                        )
         return self
 
     @model_validator(mode="after")

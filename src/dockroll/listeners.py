@@ -8,9 +8,10 @@ them).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
-__all__ = ["ListenAddress", "parse_listen_address"]
+__all__ = ["ListenAddress", "parse_hostname", "parse_listen_address"]
 
 _FORMS = "write it as IPv4:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:80 or [::]:80"
 
@@ -73,3 +74,16 @@ def parse_listen_address(text: str) -> ListenAddress:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
     return ListenAddress(str(ip), int(port_text))
+
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+
+
+def parse_hostname(text: str) -> str:
+    """A hostname an environment is served under, lower-cased; ValueError otherwise."""
+    host = text.strip().lower().rstrip(".")
+    if not _HOSTNAME.match(host):
+        raise ValueError(f"{text!r} is not a hostname: use letters, digits, '-' and dots")
+    return host

@@ -7,6 +7,7 @@ answering its own name (``/ready`` is its readiness check).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -430,8 +432,8 @@ def test_held_requests_wait_then_flow_and_past_max_get_503(project: Project) -> 
     with httpx.Client(trust_env=False, timeout=30) as keep_alive:
         assert keep_alive.get(url).status_code == 200  # a connection open before the hold
 
-        held = project.dockroll("hold", "--env", "prod", "--max", "30s")
-        assert held.returncode == 0, held.stderr
+        # By the library: a CLI start-up on a busy machine could outlast the keep-alive timeout.
+        router.hold(router.engine.now() + datetime.timedelta(seconds=30))
         with ThreadPoolExecutor(6) as pool:
             waiting = [pool.submit(_timed_get, url) for _ in range(5)]
             # A request on the connection opened before the hold waits too.
@@ -453,9 +455,17 @@ def test_held_requests_wait_then_flow_and_past_max_get_503(project: Project) -> 
     late_status, late_seconds, _ = _timed_get(url)
     assert (status, headers.get("retry-after")) == (503, "5")
     assert 0.5 <= seconds < 5
-    assert (late_status, late_seconds < 0.5) == (503, True)
+    assert (late_status, late_seconds < 2) == (503, True)
     assert project.dockroll("release", "--env", "prod").returncode == 0
     assert _get(url).status_code == 200
+
+    # The CLI's hold, as a user runs it.
+    held = project.dockroll("hold", "--env", "prod", "--max", "30s", "--json")
+    assert held.returncode == 0, held.stderr
+    assert json.loads(held.stdout)["held"] is True
+    assert router.flags()["hold"] == "on"
+    assert project.dockroll("release", "--env", "prod").returncode == 0
+    assert router.flags()["hold"] == "off"
 
     maintenance = project.dockroll("maintenance", "on", "--env", "prod")
     page = _get(url)
@@ -649,3 +659,100 @@ def test_tls_from_files_redirect_hsts_and_a_new_certificate_without_restart(
     assert _served_fingerprint(secure) == certificate_fingerprint((certs / "b.pem").read_text())
     with httpx.Client(trust_env=False, timeout=10, verify=context) as client:
         assert client.get(f"https://127.0.0.1:{secure}/").text == "web"
+
+
+def _other_project(project: Project, tag: str) -> Project:
+    """Another dockroll.yml (another service) using the same state dir and engine."""
+    service = f"{project.service[:8]}{tag}"
+    data: dict[str, Any] = {
+        "service": service,
+        "image": f"127.0.0.1:5000/tests/{service}",
+        "health": {"path": "/ready", "interval": "0.5s"},
+        "environments": {"prod": {"port": free_port()}},
+    }
+    other = Project(service, project.state, project.state / f"{tag}.yml", data, project.client)
+    other.write()
+    return other
+
+
+def _serving(project: Project, hosts: list[str], edge: str) -> Config:
+    config = project.write(hosts=hosts, edge={"listen": [edge]})
+    router = project.router(config)
+    router.ensure()
+    name = project.service
+    backend = project.backend(name)
+    router.ensure([backend])
+    router.wait_healthy(name, timeout=10)
+    with project.ledger() as ledger:
+        open_environment(config, "prod", ledger)
+    return config
+
+
+def test_the_shared_edge_routes_by_hostname_and_a_second_project_joins_dropping_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKROLL_EDGE_NAME", f"dockroll-edge-{project.service}")
+    second, third = _other_project(project, "b"), _other_project(project, "c")
+    edge_port = free_port()
+    edge = f"http://127.0.0.1:{edge_port}/"
+    try:
+        _serving(project, ["a.test"], f"127.0.0.1:{edge_port}")
+
+        def get(host: str) -> httpx.Response:
+            with httpx.Client(trust_env=False, timeout=10) as client:
+                return client.get(edge, headers={"Host": host})
+
+        assert get("a.test").text == project.service
+        assert get("A.TEST:80").text == project.service
+        unknown = get("nobody.test")
+        assert unknown.status_code == 404
+
+        answers: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(trust_env=False, timeout=10, headers={"Host": "a.test"}) as client:
+                while not stop.is_set():
+                    try:
+                        answers.append(client.get(edge).status_code)
+                    except httpx.HTTPError:
+                        answers.append(-1)
+
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        try:
+            _serving(second, ["b.test"], f"127.0.0.1:{edge_port}")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+        assert len(answers) >= 100
+        assert set(answers) == {200}
+        assert get("b.test").text == second.service
+        assert get("a.test").text == project.service
+
+        # A hostname another environment holds: refused, the first keeps serving it.
+        with pytest.raises(
+            RouterError, match=f"a.test is already claimed by {project.service}/prod"
+        ):
+            _serving(third, ["a.test", "c.test"], f"127.0.0.1:{edge_port}")
+        assert get("a.test").text == project.service
+        assert get("c.test").status_code == 404
+    finally:
+        for other in (second, third):
+            for container in project.client.containers.list(
+                all=True, filters={"name": f"dockroll-router-{other.service}-"}
+            ):
+                container.remove(force=True)
+            for network in project.client.networks.list(names=[f"dockroll-{other.service}-"]):
+                network.remove()
+        with contextlib.suppress(docker.errors.NotFound):
+            project.client.containers.get(f"dockroll-edge-{project.service}").remove(force=True)
+        for container in project.client.containers.list(
+            all=True, filters={"name": f"dockroll-router-{project.service}-"}
+        ):
+            container.remove(force=True)
+        for network in project.client.networks.list(names=[f"dockroll-edge-{project.service}"]):
+            network.remove()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,4 +142,68 @@ def test_environments_on_different_engines_may_use_the_same_addresses(tmp_path: 
     ],
 )
 def test_bad_listeners_name_the_field(tmp_path: Path, environments: str, says: str) -> None:
+    assert says in _error(tmp_path, environments)
+
+
+def test_config_check_shows_where_each_environment_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dockroll.cli.app import main  # noqa: PLC0415 - the CLI, only for this test
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dockroll.yml").write_text(
+        HEAD
+        + "  dev: {port: 8081}\n"
+        + "  prod:\n"
+        + "    router:\n"
+        + "      listen: ['0.0.0.0:80', {address: '[::]:443', tls: true}]\n"
+        + "      tls: {cert: c.pem, key: k.pem}\n",
+        encoding="utf-8",
+    )
+
+    assert main(["--json", "config", "check"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    listens = {env["name"]: (env["listen"], env["metrics"]) for env in data["environments"]}
+
+    assert listens == {
+        "dev": (["127.0.0.1:8081"], "127.0.0.1:9081"),
+        "prod": (["0.0.0.0:80", "[::]:443 (tls)"], "127.0.0.1:1080"),
+    }
+
+
+def test_hosts_are_served_by_the_edge(tmp_path: Path) -> None:
+    env = _load(
+        tmp_path,
+        "  prod:\n    port: 8081\n    hosts: [Shop.Example.com.]\n"
+        "    edge: {listen: ['0.0.0.0:80']}\n",
+    ).environments["prod"]
+
+    assert env.hosts == ["shop.example.com"]
+    assert env.edge is not None
+    assert env.edge.listen == ["0.0.0.0:80"]
+
+
+@pytest.mark.parametrize(
+    ("environments", "says"),
+    [
+        ("  prod: {port: 8081, hosts: [shop.test]}\n", "need an edge listener"),
+        ("  prod: {port: 8081, edge: {listen: ['0.0.0.0:80']}}\n", "no hosts"),
+        ("  prod: {port: 8081, hosts: ['shop test'], edge: {listen: [':80']}}\n", "not a hostname"),
+        (
+            "  a: {port: 8081, hosts: [shop.test], edge: {listen: ['0.0.0.0:80']}}\n"
+            "  b: {port: 8082, hosts: [shop.test], edge: {listen: ['0.0.0.0:80']}}\n",
+            "both claim shop.test",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:80']}}\n"
+            "  b: {port: 8082, hosts: [b.test], edge: {listen: ['0.0.0.0:8000']}}\n",
+            "one edge serves them both",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:8081']}}\n",
+            "the edge and the routers need ports of their own",
+        ),
+    ],
+)
+def test_bad_hosts_and_edges_name_the_field(tmp_path: Path, environments: str, says: str) -> None:
     assert says in _error(tmp_path, environments)

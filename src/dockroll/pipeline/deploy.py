@@ -140,6 +140,11 @@ def open_environment(
     lock = EnvironmentLock(engine, config.service, name, image=info.image)
     if info.reload_pending:
         reload_router(router, lock, ledger.who(), specs, progress)
+    if env_config.hosts:
+        # The edge module loads only for environments served under hostnames.
+        from dockroll.pipeline.edge import join_edge  # noqa: PLC0415
+
+        join_edge(config, name, router, progress)
     return Environment(config=config, name=name, engine=engine, router=router, lock=lock)
 
 

@@ -18,6 +18,7 @@ Public API (everything else is internal)::
       stats() -> RouterStats                 backend and per-server counters
       request_log(after) -> RequestLog       each request logged since a cursor: server, timers
       remove()                               tear the environment's router down
+      hold(until) / release()                new requests wait at the router / flow again
 
     HaproxyRouter(engine, *, service, environment, port, settings=None, state_root=None)
     HaproxyRouter.for_environment(engine, config, environment)

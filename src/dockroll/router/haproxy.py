@@ -71,6 +71,7 @@ from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
 from dockroll.router import forwarding, tls
 from dockroll.router import hold as holding
+from dockroll.router.edge import EDGE_PORT
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -161,6 +162,8 @@ class HaproxySettings:
     tls_key: Path | None = None
     redirect_http: bool = True
     hsts_seconds: int | None = None
+    edge: bool = False
+    """Also listen for the shared edge (PROXY protocol), on the edge network only."""
     """Listeners that expect the PROXY protocol from a load balancer in front."""
     metrics_address: ListenAddress | None = None
     """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
@@ -254,6 +257,7 @@ def render_config(
             + (tls.bind_options(_CONFIG_DIR) if address in settings.tls_listeners else "")
             for i, address in enumerate(settings.listeners or [None])
         ),
+        *([f"    bind :{EDGE_PORT} accept-proxy"] if settings.edge else []),
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
@@ -393,6 +397,7 @@ class HaproxyRouter:
             tls_cert=(config.root / env.router.tls.cert) if env.router.tls else None,
             tls_key=(config.root / env.router.tls.key) if env.router.tls else None,
             redirect_http=env.router.tls.redirect_http if env.router.tls else True,
+            edge=bool(env.hosts),
             hsts_seconds=round(env.router.tls.hsts)
             if env.router.tls and env.router.tls.hsts
             else None,

@@ -405,3 +405,16 @@ def test_proxy_protocol_comes_from_dockroll_yml() -> None:
     router = HaproxyRouter.for_environment(REMOTE, config, "prod")
 
     assert router.settings.accept_proxy == (ListenAddress("0.0.0.0", 81),)
+
+
+def test_the_edge_routes_by_hostname_from_its_maps_and_answers_404_otherwise() -> None:
+    from dockroll.router.edge import render_edge_config  # noqa: PLC0415 - only here
+
+    config = render_edge_config([ListenAddress("0.0.0.0", 80), ListenAddress("::", 80)])
+
+    assert "    bind :8080\n    bind :8081\n" in config
+    assert "map(/usr/local/etc/haproxy/routes.map)" in config
+    assert "http-request return status 404" in config
+    assert "    server router 0.0.0.0:8090 send-proxy-v2\n" in config
+    served = _config(edge=True)
+    assert "    bind :8090 accept-proxy\n" in served

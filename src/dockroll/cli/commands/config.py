@@ -63,6 +63,12 @@ def _environment_summary(name: str, env: EnvironmentConfig) -> dict[str, Any]:
     return {
         "name": name,
         "port": env.port,
+        "listen": [
+            str(listener.listen_address) + (" (tls)" if listener.tls else "")
+            for listener in env.router.listen
+        ]
+        or [f"127.0.0.1:{env.port}"],
+        "metrics": str(env.metrics_address()),
         "engine": env.engine or "local",
         "strategy": env.strategy.value,
         "replicas": env.replicas,
@@ -117,12 +123,12 @@ def check_command(ctx: typer.Context) -> None:
         cli.output.warn(escape(warning))
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("environment", "port", "strategy", "replicas", "from", "policy", "tags"):
+    for column in ("environment", "listens", "strategy", "replicas", "from", "policy", "tags"):
         table.add_column(column)
     for env in environments:
         table.add_row(
             escape(env["name"]),
-            f"127.0.0.1:{env['port']}",
+            escape(", ".join(env["listen"])),
             env["strategy"],
             str(env["replicas"]),
             escape(env["promote_from"] or "registry"),
