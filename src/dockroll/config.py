@@ -9,6 +9,7 @@ file and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "dockroll.yml"
+_REGISTRY_ADDRESS = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 _INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:-|-|:\?|\?)(?P<argument>[^}]*))?\}"
@@ -273,6 +275,12 @@ class EnvironmentConfig(_Model):
     """The router's port on 127.0.0.1 for this environment."""
     engine: str | None = None
     """Docker endpoint (``unix://``, ``tcp://``, ``ssh://``); the local engine when absent."""
+    registry: str | None = None
+    """The registry (``host[:port]``) as this environment's engine reaches it, when that
+    differs from the address in ``image``: a remote host pulls releases from here."""
+    router_bind: str = "127.0.0.1"
+    """The address on the engine's host the router's ports are published on; ``0.0.0.0``
+    serves clients of a remote host over its network."""
     strategy: Strategy = Strategy.ROLLING
     replicas: int = Field(1, ge=1, le=64)
     env: dict[str, str] = Field(default_factory=dict)
@@ -298,6 +306,27 @@ class EnvironmentConfig(_Model):
     """Automatic canary analysis; none means rollouts are judged by health checks alone."""
     hooks: Hooks = Field(default_factory=Hooks)
     """Commands or HTTP endpoints run at pre-rollout, pre-traffic, post-rollout and rollback."""
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if not _REGISTRY_ADDRESS.match(value):
+            raise ValueError(
+                "name a registry as host[:port], without a scheme or path (e.g. 10.0.0.5:5000)"
+            )
+        return value
+
+    @field_validator("router_bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("an IP address of the engine's host, e.g. 0.0.0.0") from None
+        return value
 
 
 class MirrorConfig(_Model):

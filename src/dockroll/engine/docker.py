@@ -6,16 +6,22 @@ import contextlib
 import math
 import os
 import re
+import socket
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
+
+if TYPE_CHECKING:
+    from dockroll.engine.ssh import EngineTunnel
+
 from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
@@ -57,6 +63,7 @@ class DockerEngine:
         self._timeout = timeout
         self._builder = builder
         self._client: docker.DockerClient | None = None
+        self._tunnel: EngineTunnel | None = None
 
     @property
     def endpoint(self) -> str:
@@ -65,18 +72,35 @@ class DockerEngine:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            base_url = self._endpoint
+            if self._endpoint.startswith("ssh://"):
+                # Loaded only for ssh engines: the SDK talks to a tunnel's unix socket.
+                from dockroll.engine.ssh import EngineTunnel  # noqa: PLC0415
+
+                if self._tunnel is None:
+                    self._tunnel = EngineTunnel(self._endpoint)
+                    # an engine dropped without close() still ends its ssh process
+                    weakref.finalize(self, self._tunnel.close)
+                base_url = self._tunnel.open()
             try:
                 self._client = docker.DockerClient(
-                    base_url=self._endpoint, timeout=int(self._timeout), version="auto"
+                    base_url=base_url, timeout=int(self._timeout), version="auto"
                 )
             except docker.errors.DockerException as exc:
                 raise self._unavailable(exc) from None
         return self._client
 
+    @property
+    def local(self) -> bool:
+        """Whether the engine runs on this machine (a unix socket or named pipe)."""
+        return self._endpoint.startswith(("unix://", "npipe://"))
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._tunnel is not None:
+            self._tunnel.close()
 
     def _unavailable(self, exc: Exception) -> EngineUnavailable:
         return EngineUnavailable(
@@ -321,6 +345,54 @@ class DockerEngine:
                 raise
             return self.container(created["Id"])
 
+    def open_exec(
+        self, container: str, command: Sequence[str], *, timeout: float
+    ) -> DockerExecSession:
+        api = self.client.api
+        with self._calls(f"starting {command[0] if command else '?'} in {container[:40]}"):
+            try:
+                created = api.exec_create(container, list(command), stdin=True)
+            except docker.errors.NotFound:
+                raise EngineError(
+                    f"container {container} does not run on {self._endpoint}"
+                ) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise EngineError(f"container {container} is not running") from None
+                raise
+            # What exec_start(socket=True) does, keeping the response: the raw
+            # socket lives only as long as the response that carries it.
+            response = api._post_json(
+                api._url("/exec/{0}/start", created["Id"]),
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                data={"Tty": False, "Detach": False},
+                stream=True,
+            )
+            raw = api._get_raw_response_socket(response)
+        connection = getattr(raw, "_sock", raw)
+        if not isinstance(connection, socket.socket):
+            response.close()
+            raise EngineError(f"the engine {self._endpoint} gave no socket for an attached exec")
+        connection.settimeout(timeout)
+        return DockerExecSession(connection, response)
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        with self._calls(f"saving image {reference}"):
+            try:
+                yield from self.client.api.get_image(reference)
+            except docker.errors.ImageNotFound:
+                raise EngineError(
+                    f"image {reference} is not on the engine {self._endpoint}"
+                ) from None
+
+    def load_image(self, chunks: Iterable[bytes]) -> None:
+        with self._calls(f"loading an image into {self._endpoint}"):
+            for event in self.client.api.load_image(chunks):
+                if isinstance(event, dict) and "error" in event:
+                    raise EngineError(
+                        f"the engine {self._endpoint} could not load the image: {event['error']}"
+                    )
+
     def export_rootfs(self, image: str) -> Iterator[bytes]:
         # `docker export` of a created (never started) container gives the final
         # filesystem in one tar with whiteouts applied, so no layer ordering,
@@ -340,6 +412,46 @@ class DockerEngine:
         finally:
             with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
                 self.client.api.remove_container(container_id, force=True, v=True)
+
+
+class DockerExecSession:
+    """An attached exec: stdin written raw, output read from the engine's framed stream."""
+
+    def __init__(self, connection: socket.socket, response: Any) -> None:
+        self._connection = connection
+        self._response = response
+        self._buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self._connection.sendall(data)
+
+    def receive(self) -> bytes:
+        # Each frame: stream (1 byte), 3 zero bytes, payload size (4 bytes, big-endian).
+        header = self._read(8)
+        if len(header) < 8:
+            return b""
+        size = int.from_bytes(header[4:8], "big")
+        payload = self._read(size)
+        if len(payload) < size:
+            return b""
+        return payload
+
+    def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._connection.recv(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._connection.close()
+        with contextlib.suppress(OSError, requests.RequestException):
+            self._response.close()
 
 
 def _first_line(exc: Exception) -> str:

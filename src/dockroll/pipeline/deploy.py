@@ -163,9 +163,13 @@ def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Dep
 
 
 def _ensure_image(
-    config: Config, engine: Engine, release: Release, progress: ProgressCallback
+    config: Config,
+    engine: Engine,
+    release: Release,
+    progress: ProgressCallback,
+    registry: str | None = None,
 ) -> None:
-    image = pinned_image(release)
+    image = pinned_image(release, registry)
     if engine.image(image) is not None:
         return
     try:
@@ -202,7 +206,11 @@ def _retire_standby(env: Environment, observed: Observed, progress: ProgressCall
 
 
 def _keep_recent_images(
-    config: Config, engine: Engine, ledger: Ledger, progress: ProgressCallback
+    config: Config,
+    engine: Engine,
+    ledger: Ledger,
+    progress: ProgressCallback,
+    registry: str | None = None,
 ) -> None:
     """Keep the images of each environment's last ``keep_releases`` releases, drop older ones.
 
@@ -221,7 +229,7 @@ def _keep_recent_images(
     for release in ledger.releases(config.service):
         if release.digest in keep:
             continue
-        image = pinned_image(release)
+        image = pinned_image(release, registry)
         if engine.image(image) is not None and engine.remove_image(image):
             progress(Progress("deploy", f"removed the image of {release.version} from the engine"))
 
@@ -333,7 +341,7 @@ def deploy_release(
             progress(Progress("deploy", f"{environment} already runs {release.version}"))
             return None
         observed = _retire_standby(env, observed, progress)
-        _ensure_image(config, env.engine, release, progress)
+        _ensure_image(config, env.engine, release, progress, env_config.registry)
         target = Target(
             service=config.service,
             environment=environment,
@@ -368,7 +376,7 @@ def deploy_release(
         if outcome.status == "succeeded":
             if not promoting:  # a promotion writes every tag of the target itself
                 sync_environment_tags(config, environment, release, progress)
-            _keep_recent_images(config, env.engine, ledger, progress)
+            _keep_recent_images(config, env.engine, ledger, progress, env_config.registry)
     ledger.audit(
         kind.value,
         service=config.service,

@@ -14,11 +14,10 @@ can take a request, HAProxy answers 503 at once.
 directory is bind-mounted read-only and the admin socket is created in a
 bind-mounted directory under the state dir, so dockroll talks to it from the
 host. A remote engine (``tcp://``, ``ssh://``) cannot share a directory: the
-config is copied into the container before it starts, and the runtime API must
-be reachable over TCP. Set :attr:`HaproxySettings.admin_port`; the socket is
-then published on the engine host's 127.0.0.1 only, so reach it through a
-tunnel (``ssh -L <port>:127.0.0.1:<port> host``) and point
-:attr:`HaproxySettings.admin_host` at the tunnel's end.
+config is copied into the container before it starts, and the runtime API
+listens on the container's own loopback only, reached through the engine
+connection (:mod:`dockroll.router.transport`); nothing publishes it. The image
+of a local stand-in for HAProxy is copied to a remote engine that lacks it.
 
 **Recreation.** :meth:`HaproxyRouter.ensure` starts the router when it is
 missing, stopped, or runs an outdated configuration, then adds each server the
@@ -74,6 +73,7 @@ from dockroll.router.port import (
     ServerHealth,
     ServerSpec,
 )
+from dockroll.router.remote import carry_image
 from dockroll.router.request_log import LOG_FORMAT, parse_request_log
 from dockroll.router.runtime_api import (
     AdminAddress,
@@ -86,6 +86,7 @@ from dockroll.router.runtime_api import (
     set_weights_commands,
     validate_server_name,
 )
+from dockroll.router.transport import LOOPBACK_ADMIN_PORT, ExecTransport
 from dockroll.statedir import state_dir
 
 __all__ = [
@@ -102,7 +103,6 @@ BACKEND = "app"
 
 PUBLIC_PORT = 8080
 METRICS_PORT = 8404
-ADMIN_PORT = 9999
 _CONFIG_DIR = "/usr/local/etc/haproxy"
 _RUN_DIR = "/var/run/dockroll"
 _SOCKET = "admin.sock"
@@ -126,11 +126,8 @@ class HaproxySettings:
     metrics_port: int | None = None
     """Host port of the Prometheus exporter (``/metrics``) and stats page (``/stats``);
     the environment's port + 1000 when None."""
-    admin_port: int | None = None
-    """Also serve the runtime API over TCP, published on the engine host's 127.0.0.1 at
-    this port. Required for remote engines."""
-    admin_host: str = "127.0.0.1"
-    """Where dockroll reaches the TCP runtime API (a tunnel's end for remote engines)."""
+    bind: str = "127.0.0.1"
+    """The engine host's address the public and metrics ports are published on."""
     image: str | None = None
     """The HAProxy image; None picks haproxy:2.6 when present or pullable, else the local
     substitute ``dockroll dev up --with router`` built."""
@@ -148,14 +145,23 @@ def _ms(seconds: float) -> str:
 
 
 def render_config(
-    *, service: str, environment: str, settings: HaproxySettings, admin_socket: bool = True
+    *,
+    service: str,
+    environment: str,
+    settings: HaproxySettings,
+    admin_socket: bool = True,
+    loopback_admin: bool = False,
 ) -> str:
-    """The haproxy.cfg of an environment's router: frontends and an empty backend."""
+    """The haproxy.cfg of an environment's router: frontends and an empty backend.
+
+    ``admin_socket``: the runtime API on a unix socket in a shared directory;
+    ``loopback_admin``: on the container's own 127.0.0.1, for remote engines.
+    """
     sockets = []
     if admin_socket:
         sockets.append(f"    stats socket {_RUN_DIR}/{_SOCKET} mode 666 level admin")
-    if settings.admin_port is not None:
-        sockets.append(f"    stats socket ipv4@0.0.0.0:{ADMIN_PORT} level admin")
+    if loopback_admin:
+        sockets.append(f"    stats socket ipv4@127.0.0.1:{LOOPBACK_ADMIN_PORT} level admin")
     if not sockets:
         raise RouterError(f"router of {service}/{environment} would have no runtime API")
     check = [f"    option httpchk GET {settings.health_path}"] if settings.health_path else []
@@ -242,6 +248,7 @@ class HaproxyRouter:
             )
         self.metrics_port = metrics
         self._log_tail = _LOG_TAIL
+        self._relay: ExecTransport | None = None
 
     @classmethod
     def for_environment(
@@ -266,6 +273,7 @@ class HaproxyRouter:
             health_path=health.path,
             check=CheckSettings(interval_ms=max(100, round(health.interval * 1000))),
             connect_timeout=min(health.timeout, 5.0),
+            bind=env.router_bind,
         )
         return cls(
             engine,
@@ -297,29 +305,33 @@ class HaproxyRouter:
 
     @property
     def admin(self) -> AdminAddress:
-        if self.settings.admin_port is not None:
-            return AdminAddress(host=self.settings.admin_host, port=self.settings.admin_port)
+        if not self._local:
+            return AdminAddress(
+                host="127.0.0.1", port=LOOPBACK_ADMIN_PORT, container=self.container_name
+            )
         return AdminAddress(path=self.directory / "run" / _SOCKET)
 
     @property
     def api(self) -> RuntimeApi:
-        return RuntimeApi(self.admin, owner=self.owner, timeout=self.settings.api_timeout)
+        if not self._local and self._relay is None:
+            self._relay = ExecTransport(
+                self._engine, self.container_name, timeout=self.settings.api_timeout
+            )
+        transport = None if self._local else self._relay
+        return RuntimeApi(
+            self.admin, owner=self.owner, timeout=self.settings.api_timeout, transport=transport
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
     def ensure(self, servers: Sequence[ServerSpec] = ()) -> RouterInfo:
-        if not self._local and self.settings.admin_port is None:
-            raise RouterError(
-                f"router of {self.owner}: the engine {self._engine.endpoint} is remote, "
-                "so the runtime API cannot be a local socket",
-                hint="set the router's admin_port and tunnel it to this machine",
-            )
         self._engine.ping()
         config = render_config(
             service=self.service,
             environment=self.environment,
             settings=self.settings,
             admin_socket=self._local,
+            loopback_admin=not self._local,
         )
         fingerprint = self._fingerprint(config)
         self._ensure_network()
@@ -539,7 +551,7 @@ class HaproxyRouter:
         published = {
             "public": self.port,
             "metrics": self.metrics_port,
-            "admin": self.settings.admin_port,
+            "bind": self.settings.bind,
             "image": self.settings.image,
             "log": _LOG_CONFIG,
         }
@@ -591,6 +603,8 @@ class HaproxyRouter:
             self._engine.pull(OFFICIAL_IMAGE, self._progress)
         except DockrollError as exc:
             substitute = load_substitutes().get(OFFICIAL_IMAGE)
+            if substitute and not self._local:
+                carry_image(self._engine, substitute, self._progress)
             if substitute and self._engine.image(substitute) is not None:
                 self._progress(
                     Progress("router", f"using {substitute} in place of {OFFICIAL_IMAGE}")
@@ -622,11 +636,9 @@ class HaproxyRouter:
         image = self._image()
         conf, run = self._prepare_directory(config)
         ports: dict[str, tuple[str, int]] = {
-            f"{PUBLIC_PORT}/tcp": ("127.0.0.1", self.port),
-            f"{METRICS_PORT}/tcp": ("127.0.0.1", self.metrics_port),
+            f"{PUBLIC_PORT}/tcp": (self.settings.bind, self.port),
+            f"{METRICS_PORT}/tcp": (self.settings.bind, self.metrics_port),
         }
-        if self.settings.admin_port is not None:
-            ports[f"{ADMIN_PORT}/tcp"] = ("127.0.0.1", self.settings.admin_port)
         volumes = (
             {
                 str(conf): {"bind": _CONFIG_DIR, "mode": "ro"},
