@@ -51,6 +51,7 @@ __all__ = [
     "ScanConfig",
     "SmokeConfig",
     "Strategy",
+    "SwarmConfig",
     "TagsConfig",
     "environment_name_problem",
     "find_config",
@@ -268,6 +269,19 @@ class MigrationConfig(_Model):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class SwarmConfig(_Model):
+    """Run the environment's replicas as Swarm services; ``engine`` names a manager."""
+
+    constraints: list[str] = Field(default_factory=list)
+    """Placement constraints, e.g. ``node.role==worker`` or ``node.labels.zone==a``."""
+    cpus: float | None = Field(None, gt=0)
+    """CPU limit per replica."""
+    memory_mb: int | None = Field(None, ge=4)
+    """Memory limit per replica, MiB."""
+    restart_attempts: int = Field(0, ge=0)
+    """Restarts of a failing replica's task; 0 restarts it as often as it takes."""
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
@@ -275,9 +289,14 @@ class EnvironmentConfig(_Model):
     """The router's port on 127.0.0.1 for this environment."""
     engine: str | None = None
     """Docker endpoint (``unix://``, ``tcp://``, ``ssh://``); the local engine when absent."""
+    engine_certs: Path | None = None
+    """Directory with ``ca.pem``, ``cert.pem`` and ``key.pem``: a ``tcp://`` engine is then
+    reached over TLS, verified against that CA, with this client certificate."""
     registry: str | None = None
     """The registry (``host[:port]``) as this environment's engine reaches it, when that
     differs from the address in ``image``: a remote host pulls releases from here."""
+    swarm: SwarmConfig | None = None
+    """Run on a Docker Swarm: replicas become services placed on its nodes."""
     router_bind: str = "127.0.0.1"
     """The address on the engine's host the router's ports are published on; ``0.0.0.0``
     serves clients of a remote host over its network."""

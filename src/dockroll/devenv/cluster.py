@@ -32,14 +32,19 @@ from dockroll.statedir import state_dir
 
 __all__ = [
     "CLUSTER_LABEL",
+    "INGRESS_LABEL",
     "NODE_IMAGE",
+    "SWARM_CLUSTER",
     "Node",
     "NodeSpec",
+    "SwarmCluster",
     "ensure_node_image",
     "ensure_registry_relay",
+    "ensure_swarm",
     "node_engine",
     "remove_cluster",
     "start_node",
+    "swarm_report",
 ]
 
 NODE_IMAGE = "dockroll.local/node:bookworm"
@@ -85,6 +90,12 @@ fi
 set --
 for registry in $NODE_INSECURE_REGISTRIES; do
     set -- "$@" --insecure-registry "$registry"
+done
+for address in $NODE_DOCKERD_HOSTS; do
+    set -- "$@" --host "$address"
+done
+for argument in $NODE_DOCKERD_ARGS; do
+    set -- "$@" "$argument"
 done
 exec dockerd --host=unix:///var/run/docker.sock "$@"
 """
@@ -149,6 +160,12 @@ class NodeSpec:
     """An ssh public key root may log in with."""
     insecure_registries: Sequence[str] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    dockerd_hosts: Sequence[str] = ()
+    """Extra ``-H`` addresses of the node's dockerd (its unix socket is always one)."""
+    dockerd_args: Sequence[str] = ()
+    """More dockerd options (e.g. ``--tlsverify`` and its files)."""
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    """Host path → path in the node, read-only."""
 
 
 @dataclass(frozen=True)
@@ -324,9 +341,15 @@ def start_node(spec: NodeSpec, *, system: System | None = None, timeout: float =
             f"{spec.name}-docker:/var/lib/docker",
             "-e",
             f"NODE_INSECURE_REGISTRIES={' '.join(spec.insecure_registries)}",
+            "-e",
+            f"NODE_DOCKERD_HOSTS={' '.join(spec.dockerd_hosts)}",
+            "-e",
+            f"NODE_DOCKERD_ARGS={' '.join(spec.dockerd_args)}",
         ]
         for key, value in spec.labels.items():
             argv += ["--label", f"{key}={value}"]
+        for source, target in spec.volumes.items():
+            argv += ["-v", f"{source}:{target}:ro"]
         if spec.authorized_key:
             argv += ["-e", f"NODE_AUTHORIZED_KEY={spec.authorized_key}"]
         for host_port, node_port in spec.publish.items():
@@ -395,3 +418,135 @@ def remove_cluster(cluster: str, *, system: System | None = None) -> list[str]:
         system.run(["docker", "network", "rm", name], timeout=60)
         removed.append(name)
     return removed
+
+
+SWARM_CLUSTER = "swarm"
+"""The cluster name of ``dockroll dev up --with swarm``."""
+INGRESS_LABEL = "dockroll.ingress"
+"""Swarm node label of the nodes the routers may run on."""
+
+
+@dataclass(frozen=True)
+class SwarmCluster:
+    """A running Swarm of DinD nodes."""
+
+    cluster: str
+    manager: Node
+    workers: tuple[Node, ...]
+    registry: str
+    """The host registry's address as the nodes reach it."""
+    engine: str
+    """The manager's engine as this machine reaches it (``tcp://127.0.0.1:PORT``)."""
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return (self.manager, *self.workers)
+
+
+def swarm_report(cluster: SwarmCluster) -> ComponentReport:
+    """``dev up``'s line for the Swarm: where its manager's engine answers."""
+    return ComponentReport(
+        f"{cluster.cluster} cluster",
+        ComponentState.UP,
+        f"manager and {len(cluster.workers)} workers",
+        required=False,
+        facts={"endpoint": cluster.engine, "registry": cluster.registry},
+    )
+
+
+def _swarm_state(system: System, node: str) -> str:
+    return _docker(system, "exec", node, "docker", "info", "-f", "{{.Swarm.LocalNodeState}}")
+
+
+def ensure_swarm(
+    *,
+    cluster: str = SWARM_CLUSTER,
+    workers: int = 2,
+    engine_port: int = 23750,
+    publish: Mapping[int, int] | None = None,
+    registry_port: int = 5000,
+    system: System | None = None,
+    progress: ProgressCallback = discard,
+    root: Path | None = None,
+) -> SwarmCluster:
+    """A Swarm of one manager and ``workers`` workers on one bridge network; idempotent.
+
+    The manager's engine is published on this machine's 127.0.0.1:``engine_port``
+    (plain TCP, for a development cluster only) with ``publish`` (host port on
+    127.0.0.1 → manager port) for routers; the manager is labelled for
+    ingress. Nodes that run and are in the Swarm are reused as they are.
+    """
+    system = system or LocalSystem()
+    network = f"dockroll-{cluster}"
+    ensure_node_image(system=system, progress=progress, root=root)
+    registry = ensure_registry_relay(
+        cluster, network, registry_port=registry_port, system=system, progress=progress, root=root
+    )
+    progress(Progress("dev", f"starting the {cluster} manager"))
+    manager = start_node(
+        NodeSpec(
+            name=f"dockroll-{cluster}-manager",
+            cluster=cluster,
+            network=network,
+            publish={engine_port: 2375, **dict(publish or {})},
+            insecure_registries=(registry,),
+            dockerd_hosts=("tcp://0.0.0.0:2375",),
+        ),
+        system=system,
+    )
+    if _swarm_state(system, manager.name) != "active":
+        progress(Progress("dev", f"docker swarm init on {manager.name}"))
+        _docker(
+            system,
+            "exec",
+            manager.name,
+            "docker",
+            "swarm",
+            "init",
+            "--advertise-addr",
+            manager.address,
+        )
+    token = _docker(system, "exec", manager.name, "docker", "swarm", "join-token", "-q", "worker")
+    nodes = []
+    for index in range(1, workers + 1):
+        progress(Progress("dev", f"starting {cluster} worker {index}"))
+        node = start_node(
+            NodeSpec(
+                name=f"dockroll-{cluster}-worker-{index}",
+                cluster=cluster,
+                network=network,
+                insecure_registries=(registry,),
+            ),
+            system=system,
+        )
+        if _swarm_state(system, node.name) != "active":
+            _docker(
+                system,
+                "exec",
+                node.name,
+                "docker",
+                "swarm",
+                "join",
+                "--token",
+                token,
+                f"{manager.address}:2377",
+            )
+        nodes.append(node)
+    _docker(
+        system,
+        "exec",
+        manager.name,
+        "docker",
+        "node",
+        "update",
+        "--label-add",
+        f"{INGRESS_LABEL}=true",
+        manager.name,
+    )
+    return SwarmCluster(
+        cluster=cluster,
+        manager=manager,
+        workers=tuple(nodes),
+        registry=registry,
+        engine=f"tcp://127.0.0.1:{engine_port}",
+    )

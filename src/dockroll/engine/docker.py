@@ -11,10 +11,12 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
@@ -58,8 +60,13 @@ class DockerEngine:
         *,
         timeout: float = 120,
         builder: BuilderCli | None = None,
+        certs: Path | None = None,
     ) -> None:
         self._endpoint = endpoint or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if certs is None and endpoint is None and os.environ.get("DOCKER_TLS_VERIFY"):
+            certs = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+        self._certs = certs
+        """ca.pem, cert.pem and key.pem of a tcp:// engine that requires TLS (``--tlsverify``)."""
         self._timeout = timeout
         self._builder = builder
         self._client: docker.DockerClient | None = None
@@ -84,7 +91,10 @@ class DockerEngine:
                 base_url = self._tunnel.open()
             try:
                 self._client = docker.DockerClient(
-                    base_url=base_url, timeout=int(self._timeout), version="auto"
+                    base_url=base_url,
+                    timeout=int(self._timeout),
+                    version="auto",
+                    tls=self._tls() if self._certs is not None else False,
                 )
             except docker.errors.DockerException as exc:
                 raise self._unavailable(exc) from None
@@ -102,7 +112,37 @@ class DockerEngine:
         if self._tunnel is not None:
             self._tunnel.close()
 
+    def _tls(self) -> docker.tls.TLSConfig:
+        assert self._certs is not None
+        files = {name: self._certs / f"{name}.pem" for name in ("ca", "cert", "key")}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            raise EngineError(
+                f"the engine {self._endpoint} needs TLS, but {', '.join(missing)} does not exist",
+                hint="point the environment's engine_certs (or DOCKER_CERT_PATH) at the "
+                "directory with the CA's ca.pem and this client's cert.pem and key.pem",
+            )
+        return docker.tls.TLSConfig(
+            client_cert=(str(files["cert"]), str(files["key"])),
+            ca_cert=str(files["ca"]),
+            verify=True,
+        )
+
     def _unavailable(self, exc: Exception) -> EngineUnavailable:
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return EngineUnavailable(
+                f"the engine at {self._endpoint} shows a certificate the CA in "
+                f"{self._certs}/ca.pem did not sign (or one not made for that address)",
+                hint="check that ca.pem is the CA that signed the engine's --tlscert, and that "
+                "the engine's certificate names the address in `engine:`",
+            )
+        if self._certs is not None and ("SSL" in text or "tls" in text.lower()):
+            return EngineUnavailable(
+                f"the engine at {self._endpoint} refused the TLS handshake: {_first_line(exc)}",
+                hint=f"is {self._certs}/cert.pem signed by the CA the engine trusts "
+                "(its --tlscacert)?",
+            )
         return EngineUnavailable(
             f"no Docker engine answers at {self._endpoint}: {_first_line(exc)}",
             hint="start it (`dockroll dev up` does on Debian as root), "

@@ -111,6 +111,8 @@ class ContainerInfo:
     image_id: str = ""
     created: datetime | None = None
     """When the engine created it, by the engine's clock."""
+    node: str = ""
+    """The Swarm node running it (its id), for replicas that are Swarm services."""
 
     @property
     def running(self) -> bool:

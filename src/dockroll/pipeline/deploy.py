@@ -25,6 +25,7 @@ from dockroll.ledger import (
     Release,
 )
 from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.standby import Standby, find_standby
 from dockroll.refs import ImageRef, is_digest, parse_reference
 from dockroll.rollout.executor import (
@@ -108,8 +109,7 @@ def open_environment(
     config: Config, name: str, ledger: Ledger, progress: ProgressCallback = discard
 ) -> Environment:
     """Connect to the environment's engine and make sure its router runs."""
-    env_config = config.environment(name)
-    engine = DockerEngine(env_config.engine)
+    engine = environment_engine(config, name)
     engine.ping()
     engine.ensure_network(
         network_name(config.service, name), labels.selector(config.service, name, "network")

@@ -16,6 +16,7 @@ from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
+from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
@@ -51,6 +52,8 @@ class ReplicaStatus:
     """Started with other settings than dockroll.yml has now."""
     router_check: str = ""
     """The router's last check result (``L7OK``, ``L4CON`` …); empty when it lists no check."""
+    node: str = ""
+    """The Swarm node running it; empty off a Swarm."""
 
     @property
     def health_summary(self) -> str:
@@ -152,7 +155,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
     unfinished = ledger.unfinished_deployment(config.service, name)
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
-    engine = DockerEngine(env.engine)
+    engine = environment_engine(config, name)
     try:
         return _observed_status(config, name, env, engine, base, ledger=ledger)
     finally:
@@ -240,6 +243,7 @@ def replica_status(
         config_drift=info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
         # HAProxy marks a check still running with "* ".
         router_check=server.check_status.removeprefix("* ") if server else "",
+        node=info.node,
     )
 
 

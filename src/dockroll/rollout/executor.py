@@ -610,16 +610,28 @@ class RolloutRunner:
         """A URL of replica ``name`` that commands on this machine can reach, while open.
 
         A replica on a remote host's network is reached through an ssh tunnel
-        dockroll opens for the command and closes afterwards.
+        (``ssh://`` engines) or a forward through the router container over the
+        engine connection (any other remote engine), open for the command only.
         """
         address, port = self._address(name), self.config.container.port
-        if not self.engine.endpoint.startswith("ssh://"):
+        endpoint = self.engine.endpoint
+        if endpoint.startswith(("unix://", "npipe://")):
             yield f"http://{address}:{port}"
             return
-        from dockroll.engine.ssh import SshTunnel  # noqa: PLC0415
+        if endpoint.startswith("ssh://"):
+            from dockroll.engine.ssh import SshTunnel  # noqa: PLC0415
 
-        with SshTunnel(self.engine.endpoint, address, port) as tunnel:
-            yield tunnel.url
+            with SshTunnel(endpoint, address, port) as tunnel:
+                yield tunnel.url
+            return
+        # Any other remote engine: through the router container, over the engine connection.
+        from dockroll.router.transport import ExecForward  # noqa: PLC0415
+
+        container = getattr(self.router, "container_name", None)
+        if not isinstance(container, str):
+            raise EngineError(f"{name} runs on {endpoint}, which this machine cannot reach")
+        with ExecForward(self.engine, container, address, port) as forward:
+            yield forward.url
 
     def _verify(self, command: Sequence[str], name: str) -> dict[str, Any]:
         self._say(f"verifying {name} with {' '.join(command)}")

@@ -14,14 +14,17 @@ was replaced, and closed with :meth:`ExecTransport.close`.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 import threading
 import weakref
+from collections.abc import Callable
 
 from dockroll.engine.port import Engine, ExecSession
 from dockroll.errors import EngineError
 
-__all__ = ["LOOPBACK_ADMIN_PORT", "ExecTransport"]
+__all__ = ["LOOPBACK_ADMIN_PORT", "ExecForward", "ExecTransport"]
 
 LOOPBACK_ADMIN_PORT = 9999
 """The runtime API's port on the router container's own 127.0.0.1."""
@@ -126,3 +129,118 @@ def _close_all(sessions: list[ExecSession]) -> None:
 
 class _Refused(OSError):
     """The relay runs, but nothing listens on the API's port (yet)."""
+
+
+# $1, $2: the address and port to reach from inside the router container.
+_FORWARD = 'exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || exit 111; cat >&3 & cat <&3'
+
+
+class ExecForward:
+    """A port on this machine's 127.0.0.1 whose connections reach ``address:port``.
+
+    Each connection is carried through the engine connection by a ``bash`` in
+    the router container, which reaches the environment's network: commands
+    run here (blue-green ``verify``, pre-traffic hooks) can talk to a replica
+    on a remote engine without any port published for it. Open while used as
+    a context manager.
+    """
+
+    def __init__(
+        self, engine: Engine, container: str, address: str, port: int, *, timeout: float = 120
+    ) -> None:
+        self.engine = engine
+        self.container = container
+        self.address = address
+        self.port = port
+        self.timeout = timeout
+        self.local_port = 0
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._open: set[socket.socket] = set()
+        self._sessions: list[ExecSession] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}"
+
+    def __enter__(self) -> ExecForward:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        self._listener = listener
+        self.local_port = int(listener.getsockname()[1])
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._closed.set()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            _close_all(self._sessions)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        with self._lock:
+            for conn in self._open:
+                conn.close()
+            self._open.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            with self._lock:
+                self._open.add(conn)
+            self._spawn(self._carry, conn)
+
+    def _carry(self, conn: socket.socket) -> None:
+        try:
+            session = self.engine.open_exec(
+                self.container,
+                ["bash", "-c", _FORWARD, "dockroll-forward", self.address, str(self.port)],
+                timeout=self.timeout,
+            )
+        except EngineError:
+            self._drop(conn)
+            return
+        with self._lock:
+            self._sessions.append(session)
+        self._spawn(self._upstream, conn, session)
+        try:
+            while chunk := session.receive():
+                conn.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self._drop(conn)
+
+    def _upstream(self, conn: socket.socket, session: ExecSession) -> None:
+        try:
+            while data := conn.recv(65536):
+                session.send(data)
+        except OSError:
+            pass
+
+    def _drop(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            if conn in self._open:
+                self._open.discard(conn)
+                conn.close()
