@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
+import docker.constants
 import docker.errors
 import docker.tls
 import requests.exceptions
@@ -90,12 +91,12 @@ class DockerEngine:
                     weakref.finalize(self, self._tunnel.close)
                 base_url = self._tunnel.open()
             try:
-                self._client = docker.DockerClient(
-                    base_url=base_url,
-                    timeout=int(self._timeout),
-                    version="auto",
-                    tls=self._tls() if self._certs is not None else False,
-                )
+                if self._certs is None:
+                    self._client = docker.DockerClient(
+                        base_url=base_url, timeout=int(self._timeout), version="auto"
+                    )
+                else:
+                    self._client = self._tls_client(base_url)
             except docker.errors.DockerException as exc:
                 raise self._unavailable(exc) from None
         return self._client
@@ -111,6 +112,20 @@ class DockerEngine:
             self._client = None
         if self._tunnel is not None:
             self._tunnel.close()
+
+    def _tls_client(self, base_url: str) -> docker.DockerClient:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA,
+        # so the engine's own ca.pem must be pinned before the first request (the
+        # API version negotiation), which is done afterwards.
+        client = docker.DockerClient(
+            base_url=base_url,
+            timeout=int(self._timeout),
+            version=docker.constants.MINIMUM_DOCKER_API_VERSION,
+            tls=self._tls(),
+        )
+        client.api.trust_env = False
+        client.api._version = client.api._retrieve_server_version()
+        return client
 
     def _tls(self) -> docker.tls.TLSConfig:
         assert self._certs is not None
@@ -134,14 +149,14 @@ class DockerEngine:
             return EngineUnavailable(
                 f"the engine at {self._endpoint} shows a certificate the CA in "
                 f"{self._certs}/ca.pem did not sign (or one not made for that address)",
-                hint="check that ca.pem is the CA that signed the engine's --tlscert, and that "
+                hint="check that ca.pem is the CA that signed the engine's certificate, and that "
                 "the engine's certificate names the address in `engine:`",
             )
         if self._certs is not None and ("SSL" in text or "tls" in text.lower()):
             return EngineUnavailable(
                 f"the engine at {self._endpoint} refused the TLS handshake: {_first_line(exc)}",
                 hint=f"is {self._certs}/cert.pem signed by the CA the engine trusts "
-                "(its --tlscacert)?",
+                "(its tlscacert)?",
             )
         return EngineUnavailable(
             f"no Docker engine answers at {self._endpoint}: {_first_line(exc)}",

@@ -131,8 +131,10 @@ class _Refused(OSError):
     """The relay runs, but nothing listens on the API's port (yet)."""
 
 
-# $1, $2: the address and port to reach from inside the router container.
-_FORWARD = 'exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || exit 111; cat >&3 & cat <&3'
+# $1, $2: the address and port to reach from inside the router container. The
+# background copy reads stdin through fd 4: without job control a background
+# command's stdin would be /dev/null.
+_FORWARD = 'exec 3<>"/dev/tcp/$1/$2" 2>/dev/null || exit 111; exec 4<&0; cat <&4 >&3 & cat <&3'
 
 
 class ExecForward:

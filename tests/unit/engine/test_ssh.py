@@ -1,11 +1,13 @@
-"""ssh:// engine addresses, and what each way an ssh login fails tells the user."""
+"""Remote engine addresses (ssh://, tcp:// with TLS) and what each way of failing tells."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from dockroll.engine.docker import DockerEngine
 from dockroll.engine.ssh import SshTarget, failure, parse_ssh_endpoint
 from dockroll.errors import EngineError, EngineUnavailable
 from dockroll.ledger import Release, ReleaseId
@@ -88,3 +90,29 @@ def test_an_environments_registry_replaces_the_address_the_engine_pulls_from() -
 
     assert pinned_image(release) == f"127.0.0.1:5000/team/web@{digest}"
     assert pinned_image(release, "172.20.0.1:5000") == f"172.20.0.1:5000/team/web@{digest}"
+
+
+def test_a_tls_engine_without_its_certificate_files_says_which_are_missing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ca.pem").write_text("not used")
+    engine = DockerEngine("tcp://127.0.0.1:1", certs=tmp_path)
+
+    with pytest.raises(EngineError, match="needs TLS") as caught:
+        engine.ping()
+
+    assert str(tmp_path / "cert.pem") in caught.value.message
+    assert str(tmp_path / "key.pem") in caught.value.message
+    assert caught.value.hint is not None
+    assert "engine_certs" in caught.value.hint
+
+
+def test_docker_tls_verify_picks_the_docker_cert_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+
+    with pytest.raises(EngineError, match=f"{tmp_path}/ca.pem"):
+        DockerEngine().ping()
