@@ -9,6 +9,7 @@ port published by the manager node on 127.0.0.1. One cluster serves the module.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -177,6 +178,30 @@ def test_canary_on_the_swarm_steps_through_to_the_new_release(
     assert load.failures == [], load.failures[:5]
     assert load.versions()[NEW] > 0
     assert versions(url, 20) == {NEW: 20}
+
+
+def test_bringing_the_swarm_up_again_reuses_it(swarm: tuple[Seeded, SwarmCluster]) -> None:
+    seeded, cluster = swarm
+    started = time.monotonic()
+    again = ensure_swarm(
+        cluster=cluster.cluster,
+        workers=2,
+        engine_port=int(cluster.engine.rsplit(":", 1)[1]),
+        publish={port: port for port in seeded.ports.values()},
+    )
+    seconds = time.monotonic() - started
+
+    print(f"ensure_swarm again: {seconds:.1f} s")
+    assert again == cluster
+    engine = SwarmEngine(cluster.engine)
+    try:
+        nodes = engine.client.api.nodes()
+    finally:
+        engine.close()
+    assert sorted(node["Spec"]["Role"] for node in nodes) == ["manager", "worker", "worker"]
+    assert all(node["Status"]["State"] == "ready" for node in nodes)
+    (manager,) = [node for node in nodes if node["Spec"]["Role"] == "manager"]
+    assert manager["Spec"]["Labels"] == {"dockroll.ingress": "true"}
 
 
 def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(

@@ -615,8 +615,8 @@ class RolloutRunner:
         """
         address, port = self._address(name), self.config.container.port
         endpoint = self.engine.endpoint
-        if endpoint.startswith(("unix://", "npipe://")):
-            yield f"http://{address}:{port}"
+        if not endpoint.startswith(("ssh://", "tcp://", "https://")):
+            yield f"http://{address}:{port}"  # a local engine: its networks are reachable here
             return
         if endpoint.startswith("ssh://"):
             from dockroll.engine.ssh import SshTunnel  # noqa: PLC0415
