@@ -9,6 +9,7 @@ file and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "ScanConfig",
     "SmokeConfig",
     "Strategy",
+    "SwarmConfig",
     "TagsConfig",
     "environment_name_problem",
     "find_config",
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "dockroll.yml"
+_REGISTRY_ADDRESS = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 _INTERPOLATION = re.compile(
     r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<operator>:-|-|:\?|\?)(?P<argument>[^}]*))?\}"
@@ -355,6 +358,19 @@ class EdgeConfig(_Model):
         return [str(parse_listen_address(address)) for address in value]
 
 
+class SwarmConfig(_Model):
+    """Run the environment's replicas as Swarm services; ``engine`` names a manager."""
+
+    constraints: list[str] = Field(default_factory=list)
+    """Placement constraints, e.g. ``node.role==worker`` or ``node.labels.zone==a``."""
+    cpus: float | None = Field(None, gt=0)
+    """CPU limit per replica."""
+    memory_mb: int | None = Field(None, ge=4)
+    """Memory limit per replica, MiB."""
+    restart_attempts: int = Field(0, ge=0)
+    """Restarts of a failing replica's task; 0 restarts it as often as it takes."""
+
+
 class EnvironmentConfig(_Model):
     """One deployment target: dev, staging, prod …"""
 
@@ -363,6 +379,17 @@ class EnvironmentConfig(_Model):
     the first listener's port unless given."""
     engine: str | None = None
     """Docker endpoint (``unix://``, ``tcp://``, ``ssh://``); the local engine when absent."""
+    engine_certs: Path | None = None
+    """Directory with ``ca.pem``, ``cert.pem`` and ``key.pem``: a ``tcp://`` engine is then
+    reached over TLS, verified against that CA, with this client certificate."""
+    registry: str | None = None
+    """The registry (``host[:port]``) as this environment's engine reaches it, when that
+    differs from the address in ``image``: a remote host pulls releases from here."""
+    swarm: SwarmConfig | None = None
+    """Run on a Docker Swarm: replicas become services placed on its nodes."""
+    router_bind: str = "127.0.0.1"
+    """The address on the engine's host the router's ports are published on; ``0.0.0.0``
+    serves clients of a remote host over its network."""
     strategy: Strategy = Strategy.ROLLING
     replicas: int = Field(1, ge=1, le=64)
     env: dict[str, str] = Field(default_factory=dict)
@@ -490,6 +517,27 @@ class EnvironmentConfig(_Model):
         )
         metrics = "router.metrics" if self.router.metrics else "port + 1000 (metrics)"
         return [*zip(names, public, strict=True), (metrics, self.metrics_address())]
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if not _REGISTRY_ADDRESS.match(value):
+            raise ValueError(
+                "name a registry as host[:port], without a scheme or path (e.g. 10.0.0.5:5000)"
+            )
+        return value
+
+    @field_validator("router_bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("an IP address of the engine's host, e.g. 0.0.0.0") from None
+        return value
 
 
 class MirrorConfig(_Model):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from dockroll.config import (
     Config,
@@ -472,3 +473,31 @@ def test_a_dockroll_yml_that_is_a_directory_is_named(tmp_path: Path) -> None:
         find_config(tmp_path)
     with pytest.raises(ConfigError, match=r"is a directory, not a config file"):
         load_config(tmp_path / "dockroll.yml")
+
+
+def test_an_environment_names_its_registry_address_and_router_bind() -> None:
+    base = {"service": "web", "image": "127.0.0.1:5000/team/web"}
+    config = Config.model_validate(
+        {
+            **base,
+            "environments": {
+                "prod": {
+                    "port": 8080,
+                    "engine": "ssh://deploy@app1",
+                    "registry": "Registry.internal:5000",
+                    "router_bind": "0.0.0.0",
+                }
+            },
+        }
+    )
+    prod = config.environments["prod"]
+    assert (prod.registry, prod.router_bind) == ("registry.internal:5000", "0.0.0.0")
+    assert config.environments["prod"].model_copy().registry == "registry.internal:5000"
+
+    for field, value, problem in (
+        ("registry", "http://registry:5000", "without a scheme or path"),
+        ("registry", "registry:5000/team", "without a scheme or path"),
+        ("router_bind", "everywhere", "an IP address"),
+    ):
+        with pytest.raises(ValidationError, match=problem):
+            Config.model_validate({**base, "environments": {"prod": {"port": 1, field: value}}})

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockroll.devenv.base_images import HAPROXY, PYTHON, base_image_status, ensure_base_image
+from dockroll.devenv.cluster import SWARM_CLUSTER, ensure_swarm, remove_cluster, swarm_report
 from dockroll.devenv.engine import engine_status, ensure_engine, stop_engine
 from dockroll.devenv.postgres import ensure_postgres, postgres_status, stop_postgres
 from dockroll.devenv.registry import DEFAULT_PORT, ensure_registry, registry_status, stop_registry
-from dockroll.devenv.report import ComponentReport, DevEnvReport
+from dockroll.devenv.report import ComponentReport, ComponentState, DevEnvReport
 from dockroll.devenv.system import LocalSystem, System
+from dockroll.errors import DevEnvError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.statedir import state_dir
 
@@ -21,6 +23,7 @@ def up(
     registry_port: int = DEFAULT_PORT,
     router: bool = False,
     postgres: bool = False,
+    swarm: bool = False,
     system: System | None = None,
     progress: ProgressCallback = discard,
     root: Path | None = None,
@@ -29,9 +32,11 @@ def up(
 
     Engine, registry on 127.0.0.1:``registry_port`` and the Python base image
     always; the HAProxy base image with ``router``; PostgreSQL with
-    ``postgres``. Idempotent: when everything is up it only checks, in
-    seconds. Raises a :class:`~dockroll.errors.DockrollError` subclass at
-    the first component that cannot be set up; earlier ones stay up.
+    ``postgres``; a three-node Swarm of Docker-in-Docker nodes with ``swarm``
+    (:func:`~dockroll.devenv.cluster.ensure_swarm`). Idempotent: when
+    everything is up it only checks, in seconds. Raises a
+    :class:`~dockroll.errors.DockrollError` subclass at the first component
+    that cannot be set up; earlier ones stay up.
     """
     system = system or LocalSystem()
     root = root or state_dir()
@@ -56,6 +61,9 @@ def up(
     if postgres:
         progress(Progress("dev", "checking PostgreSQL"))
         step(ensure_postgres(system, progress=progress, root=root))
+    if swarm:
+        progress(Progress("dev", "checking the Swarm of Docker-in-Docker nodes"))
+        step(swarm_report(ensure_swarm(system=system, progress=progress, root=root)))
     return DevEnvReport("up", tuple(reports), seconds=system.monotonic() - start)
 
 
@@ -93,6 +101,20 @@ def down(
         stop_registry(port=registry_port, system=system, root=root),
         stop_postgres(system, root=root),
     ]
+    try:
+        removed = remove_cluster(SWARM_CLUSTER, system=system)
+    except DevEnvError:  # no engine to ask: no cluster to remove either
+        removed = []
+    if removed:
+        reports.append(
+            ComponentReport(
+                f"{SWARM_CLUSTER} cluster",
+                ComponentState.DOWN,
+                f"removed {len(removed)} nodes, volumes and networks",
+                changed=True,
+                required=False,
+            )
+        )
     if engine:
         reports.append(stop_engine(system, root=root))
     else:

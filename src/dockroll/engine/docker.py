@@ -7,18 +7,27 @@ import io
 import math
 import os
 import re
+import socket
 import tarfile
 import time
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import docker
+import docker.constants
 import docker.errors
+import docker.tls
 import docker.types
 import requests.exceptions
 
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
+
+if TYPE_CHECKING:
+    from dockroll.engine.ssh import EngineTunnel
+
 from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
@@ -55,11 +64,17 @@ class DockerEngine:
         *,
         timeout: float = 120,
         builder: BuilderCli | None = None,
+        certs: Path | None = None,
     ) -> None:
         self._endpoint = endpoint or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if certs is None and endpoint is None and os.environ.get("DOCKER_TLS_VERIFY"):
+            certs = Path(os.environ.get("DOCKER_CERT_PATH") or Path.home() / ".docker")
+        self._certs = certs
+        """ca.pem, cert.pem and key.pem of a tcp:// engine that requires TLS (``--tlsverify``)."""
         self._timeout = timeout
         self._builder = builder
         self._client: docker.DockerClient | None = None
+        self._tunnel: EngineTunnel | None = None
 
     @property
     def endpoint(self) -> str:
@@ -68,20 +83,84 @@ class DockerEngine:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
+            base_url = self._endpoint
+            if self._endpoint.startswith("ssh://"):
+                # Loaded only for ssh engines: the SDK talks to a tunnel's unix socket.
+                from dockroll.engine.ssh import EngineTunnel  # noqa: PLC0415
+
+                if self._tunnel is None:
+                    self._tunnel = EngineTunnel(self._endpoint)
+                    # an engine dropped without close() still ends its ssh process
+                    weakref.finalize(self, self._tunnel.close)
+                base_url = self._tunnel.open()
             try:
-                self._client = docker.DockerClient(
-                    base_url=self._endpoint, timeout=int(self._timeout), version="auto"
-                )
+                if self._certs is None:
+                    self._client = docker.DockerClient(
+                        base_url=base_url, timeout=int(self._timeout), version="auto"
+                    )
+                else:
+                    self._client = self._tls_client(base_url)
             except docker.errors.DockerException as exc:
                 raise self._unavailable(exc) from None
         return self._client
+
+    @property
+    def local(self) -> bool:
+        """Whether the engine runs on this machine (a unix socket or named pipe)."""
+        return self._endpoint.startswith(("unix://", "npipe://"))
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._tunnel is not None:
+            self._tunnel.close()
+
+    def _tls_client(self, base_url: str) -> docker.DockerClient:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA,
+        # so the engine's own ca.pem must be pinned before the first request (the
+        # API version negotiation), which is done afterwards.
+        client = docker.DockerClient(
+            base_url=base_url,
+            timeout=int(self._timeout),
+            version=docker.constants.MINIMUM_DOCKER_API_VERSION,
+            tls=self._tls(),
+        )
+        client.api.trust_env = False
+        client.api._version = client.api._retrieve_server_version()
+        return client
+
+    def _tls(self) -> docker.tls.TLSConfig:
+        assert self._certs is not None
+        files = {name: self._certs / f"{name}.pem" for name in ("ca", "cert", "key")}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            raise EngineError(
+                f"the engine {self._endpoint} needs TLS, but {', '.join(missing)} does not exist",
+                hint="point the environment's engine_certs (or DOCKER_CERT_PATH) at the "
+                "directory with the CA's ca.pem and this client's cert.pem and key.pem",
+            )
+        return docker.tls.TLSConfig(
+            client_cert=(str(files["cert"]), str(files["key"])),
+            ca_cert=str(files["ca"]),
+            verify=True,
+        )
 
     def _unavailable(self, exc: Exception) -> EngineUnavailable:
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return EngineUnavailable(
+                f"the engine at {self._endpoint} shows a certificate the CA in "
+                f"{self._certs}/ca.pem did not sign (or one not made for that address)",
+                hint="check that ca.pem is the CA that signed the engine's certificate, and that "
+                "the engine's certificate names the address in `engine:`",
+            )
+        if self._certs is not None and ("SSL" in text or "tls" in text.lower()):
+            return EngineUnavailable(
+                f"the engine at {self._endpoint} refused the TLS handshake: {_first_line(exc)}",
+                hint=f"is {self._certs}/cert.pem signed by the CA the engine trusts "
+                "(its tlscacert)?",
+            )
         return EngineUnavailable(
             f"no Docker engine answers at {self._endpoint}: {_first_line(exc)}",
             hint="start it (`dockroll dev up` does on Debian as root), "
@@ -361,6 +440,54 @@ class DockerEngine:
                 raise
             return self.container(created["Id"])
 
+    def open_exec(
+        self, container: str, command: Sequence[str], *, timeout: float
+    ) -> DockerExecSession:
+        api = self.client.api
+        with self._calls(f"starting {command[0] if command else '?'} in {container[:40]}"):
+            try:
+                created = api.exec_create(container, list(command), stdin=True)
+            except docker.errors.NotFound:
+                raise EngineError(
+                    f"container {container} does not run on {self._endpoint}"
+                ) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise EngineError(f"container {container} is not running") from None
+                raise
+            # What exec_start(socket=True) does, keeping the response: the raw
+            # socket lives only as long as the response that carries it.
+            response = api._post_json(
+                api._url("/exec/{0}/start", created["Id"]),
+                headers={"Connection": "Upgrade", "Upgrade": "tcp"},
+                data={"Tty": False, "Detach": False},
+                stream=True,
+            )
+            raw = api._get_raw_response_socket(response)
+        connection = getattr(raw, "_sock", raw)
+        if not isinstance(connection, socket.socket):
+            response.close()
+            raise EngineError(f"the engine {self._endpoint} gave no socket for an attached exec")
+        connection.settimeout(timeout)
+        return DockerExecSession(connection, response)
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        with self._calls(f"saving image {reference}"):
+            try:
+                yield from self.client.api.get_image(reference)
+            except docker.errors.ImageNotFound:
+                raise EngineError(
+                    f"image {reference} is not on the engine {self._endpoint}"
+                ) from None
+
+    def load_image(self, chunks: Iterable[bytes]) -> None:
+        with self._calls(f"loading an image into {self._endpoint}"):
+            for event in self.client.api.load_image(chunks):
+                if isinstance(event, dict) and "error" in event:
+                    raise EngineError(
+                        f"the engine {self._endpoint} could not load the image: {event['error']}"
+                    )
+
     def export_rootfs(self, image: str) -> Iterator[bytes]:
         # `docker export` of a created (never started) container gives the final
         # filesystem in one tar with whiteouts applied, so no layer ordering,
@@ -441,6 +568,46 @@ def _files_tar(files: Mapping[str, bytes]) -> bytes:
             info.size, info.mode = len(content), 0o444
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
+
+
+class DockerExecSession:
+    """An attached exec: stdin written raw, output read from the engine's framed stream."""
+
+    def __init__(self, connection: socket.socket, response: Any) -> None:
+        self._connection = connection
+        self._response = response
+        self._buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self._connection.sendall(data)
+
+    def receive(self) -> bytes:
+        # Each frame: stream (1 byte), 3 zero bytes, payload size (4 bytes, big-endian).
+        header = self._read(8)
+        if len(header) < 8:
+            return b""
+        size = int.from_bytes(header[4:8], "big")
+        payload = self._read(size)
+        if len(payload) < size:
+            return b""
+        return payload
+
+    def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._connection.recv(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._connection.close()
+        with contextlib.suppress(OSError, requests.RequestException):
+            self._response.close()
 
 
 def _first_line(exc: Exception) -> str:

@@ -6,7 +6,7 @@ Adapters implement :class:`Engine` (the Docker SDK one lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +21,7 @@ __all__ = [
     "BuiltImage",
     "ContainerInfo",
     "Engine",
+    "ExecSession",
     "Health",
     "ImageInfo",
     "JobResult",
@@ -141,6 +142,8 @@ class ContainerInfo:
     """When the engine created it, by the engine's clock."""
     restart_count: int = 0
     """How often the engine restarted it (restart policy)."""
+    node: str = ""
+    """The Swarm node running it (its id), for replicas that are Swarm services."""
 
     @property
     def running(self) -> bool:
@@ -154,6 +157,23 @@ class JobResult:
     exit_code: int
     logs: str
     seconds: float
+
+
+class ExecSession(Protocol):
+    """A command running inside a container, its stdin and stdout attached here."""
+
+    def send(self, data: bytes) -> None:
+        """Write to the command's stdin; OSError when the session is gone."""
+        ...
+
+    def receive(self) -> bytes:
+        """The next output of the command (stdout and stderr); b"" once it ended.
+
+        Raises TimeoutError when nothing arrives within the session's timeout.
+        """
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, repr=False)
@@ -246,4 +266,16 @@ class Engine(Protocol):
         Nothing is extracted or started: the adapter may create a stopped
         container to export and removes it when the stream ends or is closed.
         """
+        ...
+
+    def open_exec(self, container: str, command: Sequence[str], *, timeout: float) -> ExecSession:
+        """Start ``command`` inside the running container ``container``, attached here."""
+        ...
+
+    def save_image(self, reference: str) -> Iterator[bytes]:
+        """The image as a ``docker save`` tar stream, in chunks."""
+        ...
+
+    def load_image(self, chunks: Iterable[bytes]) -> None:
+        """Load a ``docker save`` tar stream (as :meth:`save_image` gives it)."""
         ...

@@ -27,6 +27,7 @@ from dockroll.ledger import (
     StepStatus,
 )
 from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.processes import (
     ProcessSwitch,
     processes_converged,
@@ -127,7 +128,7 @@ def open_environment(
     the router as they find it.
     """
     env_config = config.environment(name)
-    engine = DockerEngine(env_config.engine)
+    engine = environment_engine(config, name)
     engine.ping()
     engine.ensure_network(
         network_name(config.service, name), labels.selector(config.service, name, "network")
@@ -189,8 +190,7 @@ def open_lock(config: Config, name: str) -> EnvironmentLock:
     The lock container is only created (never run) from an image: the router's
     when it runs, else the one the router would be started from.
     """
-    env_config = config.environment(name)
-    engine = DockerEngine(env_config.engine)
+    engine = environment_engine(config, name)
     engine.ping()
     router = HaproxyRouter.for_environment(engine, config, name)
     running = engine.container(router.container_name)
@@ -272,9 +272,13 @@ def unfinished_deployment(ledger: Ledger, service: str, environment: str) -> Dep
 
 
 def _ensure_image(
-    config: Config, engine: Engine, release: Release, progress: ProgressCallback
+    config: Config,
+    engine: Engine,
+    release: Release,
+    progress: ProgressCallback,
+    registry: str | None = None,
 ) -> None:
-    image = pinned_image(release)
+    image = pinned_image(release, registry)
     if engine.image(image) is not None:
         return
     try:
@@ -311,7 +315,11 @@ def _retire_standby(env: Environment, observed: Observed, progress: ProgressCall
 
 
 def _keep_recent_images(
-    config: Config, engine: Engine, ledger: Ledger, progress: ProgressCallback
+    config: Config,
+    engine: Engine,
+    ledger: Ledger,
+    progress: ProgressCallback,
+    registry: str | None = None,
 ) -> None:
     """Keep the images of each environment's last ``keep_releases`` releases, drop older ones.
 
@@ -330,7 +338,7 @@ def _keep_recent_images(
     for release in ledger.releases(config.service):
         if release.digest in keep:
             continue
-        image = pinned_image(release)
+        image = pinned_image(release, registry)
         if engine.image(image) is not None and engine.remove_image(image):
             progress(Progress("deploy", f"removed the image of {release.version} from the engine"))
 
@@ -455,7 +463,7 @@ def deploy_release(
             progress(Progress("deploy", f"{environment} already runs {release.version}"))
             return None
         observed = _retire_standby(env, observed, progress)
-        _ensure_image(config, env.engine, release, progress)
+        _ensure_image(config, env.engine, release, progress, env_config.registry)
         target = Target(
             service=config.service,
             environment=environment,
@@ -512,7 +520,7 @@ def deploy_release(
         if outcome.status == "succeeded":
             if not promoting:  # a promotion writes every tag of the target itself
                 sync_environment_tags(config, environment, release, progress)
-            _keep_recent_images(config, env.engine, ledger, progress)
+            _keep_recent_images(config, env.engine, ledger, progress, env_config.registry)
     ledger.audit(
         kind.value,
         service=config.service,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 
 from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RegistryError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger, Promotion
 from dockroll.pipeline.deploy import deploy_release, open_environment
+from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.promote import (
     PromotionPlan,
     PromotionResult,
@@ -36,7 +36,7 @@ def refuse_registry_only_into_a_running_environment(config: Config, plan: Promot
     environment with no replicas here (fed by its tag, or whose engine this
     machine cannot reach) is left to the tag alone.
     """
-    engine = DockerEngine(config.environment(plan.target).engine)
+    engine = environment_engine(config, plan.target)
     try:
         engine.ping()
         replicas = observe(engine, None, config.service, plan.target).replicas

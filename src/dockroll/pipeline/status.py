@@ -18,6 +18,7 @@ from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, DeploymentStatus, Ledger
 from dockroll.lock import EnvironmentLock, LockInfo
+from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
@@ -55,6 +56,8 @@ class ReplicaStatus:
     """Started with other settings than dockroll.yml has now."""
     router_check: str = ""
     """The router's last check result (``L7OK``, ``L4CON`` …); empty when it lists no check."""
+    node: str = ""
+    """The Swarm node running it; empty off a Swarm."""
 
     @property
     def health_summary(self) -> str:
@@ -201,7 +204,7 @@ def environment_status(config: Config, name: str, ledger: Ledger) -> Environment
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
     base["last_undone"] = last_undone(ledger, config.service, name)
-    engine = DockerEngine(env.engine)
+    engine = environment_engine(config, name)
     try:
         return _observed_status(config, name, env, engine, base, ledger=ledger)
     finally:
@@ -323,6 +326,7 @@ def replica_status(
         and info.labels.get(labels.CONFIG_HASH, wanted_hash) != wanted_hash,
         # HAProxy marks a check still running with "* ".
         router_check=server.check_status.removeprefix("* ") if server else "",
+        node=info.node,
     )
 
 

@@ -9,10 +9,12 @@ crash at any point correct.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -131,9 +133,14 @@ def network_name(service: str, environment: str) -> str:
     return f"dockroll-{service}-{environment}"
 
 
-def pinned_image(release: Release) -> str:
-    """``registry/repository@digest``: containers run by digest, never by a movable tag."""
-    return str(release.ref.with_digest(release.digest))
+def pinned_image(release: Release, registry: str | None = None) -> str:
+    """``registry/repository@digest``: containers run by digest, never by a movable tag.
+
+    ``registry`` replaces the release's registry address (an environment's
+    ``registry:``, the address its engine reaches the same registry at).
+    """
+    ref = release.ref.with_digest(release.digest)
+    return str(dataclasses.replace(ref, registry=registry) if registry else ref)
 
 
 def observe(engine: Engine, router: Router | None, service: str, environment: str) -> Observed:
@@ -269,7 +276,7 @@ class RolloutRunner:
             0,
             _PLAN_STEP,
             StepStatus.SUCCEEDED,
-            detail={"plan": _plan_json(plan), "image": pinned_image(release)},
+            detail={"plan": _plan_json(plan), "image": pinned_image(release, self.env.registry)},
         )
         for index, step in enumerate(plan.steps, start=1):
             self.ledger.record_step(deployment, index, step.kind, StepStatus.PENDING)
@@ -327,7 +334,7 @@ class RolloutRunner:
         skip_pauses: bool = False,
     ) -> RolloutOutcome:
         started = self.clock()
-        image = pinned_image(release)
+        image = pinned_image(release, self.env.registry)
         index = 0  # no step yet: a failing pre-rollout hook marks none of them
         self._plan, self._deployment = plan, deployment
         # A pause request made before this run (re)started was answered by the pause it
@@ -356,8 +363,8 @@ class RolloutRunner:
                     and any(step.weights.get(name) for name in plan.new)
                 ):
                     target = next(name for name in plan.new if step.weights.get(name))
-                    url = f"http://{self._address(target)}:{self.config.container.port}"
-                    self._hooks(HookPoint.PRE_TRAFFIC, release, {"target_url": url})
+                    with self._target_url(target) as url:
+                        self._hooks(HookPoint.PRE_TRAFFIC, release, {"target_url": url})
                     self._traffic_started = True
                 detail = self._perform(step, index, release, image) or {}
                 self.ledger.record_step(
@@ -613,20 +620,48 @@ class RolloutRunner:
             )
         return {"exit_code": result.exit_code, "seconds": round(result.seconds, 2)}
 
+    @contextlib.contextmanager
+    def _target_url(self, name: str) -> Iterator[str]:
+        """A URL of replica ``name`` that commands on this machine can reach, while open.
+
+        A replica on a remote host's network is reached through an ssh tunnel
+        (``ssh://`` engines) or a forward through the router container over the
+        engine connection (any other remote engine), open for the command only.
+        """
+        address, port = self._address(name), self.config.container.port
+        endpoint = self.engine.endpoint
+        if not endpoint.startswith(("ssh://", "tcp://", "https://")):
+            yield f"http://{address}:{port}"  # a local engine: its networks are reachable here
+            return
+        if endpoint.startswith("ssh://"):
+            from dockroll.engine.ssh import SshTunnel  # noqa: PLC0415
+
+            with SshTunnel(endpoint, address, port) as tunnel:
+                yield tunnel.url
+            return
+        # Any other remote engine: through the router container, over the engine connection.
+        from dockroll.router.transport import ExecForward  # noqa: PLC0415
+
+        container = getattr(self.router, "container_name", None)
+        if not isinstance(container, str):
+            raise EngineError(f"{name} runs on {endpoint}, which this machine cannot reach")
+        with ExecForward(self.engine, container, address, port) as forward:
+            yield forward.url
+
     def _verify(self, command: Sequence[str], name: str) -> dict[str, Any]:
-        url = f"http://{self._address(name)}:{self.config.container.port}"
         self._say(f"verifying {name} with {' '.join(command)}")
-        try:
-            done = subprocess.run(
-                list(command),
-                env={**os.environ, "TARGET_URL": url},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EngineError(f"the verification command could not run: {exc}") from None
+        with self._target_url(name) as url:
+            try:
+                done = subprocess.run(
+                    list(command),
+                    env={**os.environ, "TARGET_URL": url},
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise EngineError(f"the verification command could not run: {exc}") from None
         if done.returncode != 0:
             output = (done.stdout + done.stderr).strip()[-2000:]
             raise EngineError(
@@ -882,7 +917,9 @@ class RolloutRunner:
         previous = self._previous_release(deployment, plan)
         # The old replicas' own image when one still runs, else the previous release by digest
         # (all of them were stopped before the rollout was interrupted).
-        image = self._previous_image(plan) or (pinned_image(previous) if previous else "")
+        image = self._previous_image(plan) or (
+            pinned_image(previous, self.env.registry) if previous else ""
+        )
         old_running = [name for name in plan.old if self._is_running(name)]
         missing = [name for name in plan.old if name not in old_running]
         if missing and previous is not None and image:

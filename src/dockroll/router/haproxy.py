@@ -14,11 +14,10 @@ can take a request, HAProxy answers 503 at once.
 directory is bind-mounted read-only and the admin socket is created in a
 bind-mounted directory under the state dir, so dockroll talks to it from the
 host. A remote engine (``tcp://``, ``ssh://``) cannot share a directory: the
-config is copied into the container before it starts, and the runtime API must
-be reachable over TCP. Set :attr:`HaproxySettings.admin_port`; the socket is
-then published on the engine host's 127.0.0.1 only, so reach it through a
-tunnel (``ssh -L <port>:127.0.0.1:<port> host``) and point
-:attr:`HaproxySettings.admin_host` at the tunnel's end.
+config is copied into the container before it starts, and the runtime API
+listens on the container's own loopback only, reached through the engine
+connection (:mod:`dockroll.router.transport`); nothing publishes it. The image
+of a local stand-in for HAProxy is copied to a remote engine that lacks it.
 
 **Starting, reloading, replacing.** :meth:`HaproxyRouter.ensure` starts the
 router when it is missing or stopped, then adds each server the caller passes
@@ -81,6 +80,7 @@ from dockroll.router.port import (
     ServerSpec,
     ServerState,
 )
+from dockroll.router.remote import carry_image
 from dockroll.router.request_log import (
     LOG_FORMAT,
     AccessEntry,
@@ -99,6 +99,7 @@ from dockroll.router.runtime_api import (
     set_weights_commands,
     validate_server_name,
 )
+from dockroll.router.transport import LOOPBACK_ADMIN_PORT, ExecTransport
 from dockroll.statedir import state_dir
 
 __all__ = [
@@ -115,7 +116,6 @@ BACKEND = "app"
 
 PUBLIC_PORT = 8080
 METRICS_PORT = 8404
-ADMIN_PORT = 9999
 _CONFIG_DIR = "/usr/local/etc/haproxy"
 _RUN_DIR = "/var/run/dockroll"
 _SOCKET = "admin.sock"
@@ -147,13 +147,8 @@ class HaproxySettings:
     metrics_port: int | None = None
     """Host port of the Prometheus exporter (``/metrics``) and stats page (``/stats``);
     the environment's port + 1000 when None."""
-    admin_port: int | None = None
-    """Also serve the runtime API over TCP, published on the engine host's 127.0.0.1 at
-    this port. Required for remote engines."""
-    admin_host: str = "127.0.0.1"
-    """Where dockroll reaches the TCP runtime API (a tunnel's end for remote engines)."""
     listeners: tuple[ListenAddress, ...] = ()
-    """Host addresses of the public frontend; ``127.0.0.1:<port>`` when empty."""
+    """Host addresses of the public frontend; ``<bind>:<port>`` when empty."""
     accept_proxy: tuple[ListenAddress, ...] = ()
     """Listeners that expect the PROXY protocol from a load balancer in front."""
     tls_listeners: tuple[ListenAddress, ...] = ()
@@ -164,9 +159,10 @@ class HaproxySettings:
     hsts_seconds: int | None = None
     edge: bool = False
     """Also listen for the shared edge (PROXY protocol), on the edge network only."""
-    """Listeners that expect the PROXY protocol from a load balancer in front."""
     metrics_address: ListenAddress | None = None
-    """Host address of the metrics listener; overrides ``metrics_port`` (on 127.0.0.1)."""
+    """Host address of the metrics listener; overrides ``metrics_port`` (on ``bind``)."""
+    bind: str = "127.0.0.1"
+    """The engine host's address the default public and metrics listeners are published on."""
     image: str | None = None
     """The HAProxy image; None picks haproxy:2.6 when present or pullable, else the local
     substitute ``dockroll dev up --with router`` built."""
@@ -189,11 +185,14 @@ def render_config(
     environment: str,
     settings: HaproxySettings,
     admin_socket: bool = True,
+    loopback_admin: bool = False,
     fingerprint: str | None = None,
     servers: Sequence[str] = (),
 ) -> str:
     """The haproxy.cfg of an environment's router: frontends and a backend.
 
+    ``admin_socket``: the runtime API on a unix socket in a shared directory;
+    ``loopback_admin``: also on the container's own 127.0.0.1, for remote engines.
     The backend is empty but for ``servers`` (``server`` lines), which a reload
     carries over from the running worker. ``fingerprint`` (of the config
     rendered without it and without servers) is the global ``description``, so
@@ -210,9 +209,9 @@ def render_config(
         sockets.append(
             f"    stats socket {_RELOAD_SOCKET} mode 600 level admin expose-fd listeners"
         )
-    if settings.admin_port is not None:
-        sockets.append(f"    stats socket ipv4@0.0.0.0:{ADMIN_PORT} level admin")
-    if not admin_socket and settings.admin_port is None:
+    if loopback_admin:
+        sockets.append(f"    stats socket ipv4@127.0.0.1:{LOOPBACK_ADMIN_PORT} level admin")
+    if not admin_socket and not loopback_admin:
         raise RouterError(f"router of {service}/{environment} would have no runtime API")
     description = [f"    description {_DESCRIPTION} {fingerprint}"] if fingerprint else []
     check = [f"    option httpchk GET {settings.health_path}"] if settings.health_path else []
@@ -360,9 +359,11 @@ class HaproxyRouter:
                 hint="set the router's metrics_port explicitly",
             )
         self.metrics_port = metrics
-        self.metrics_address = self.settings.metrics_address or ListenAddress("127.0.0.1", metrics)
-        self.listeners = self.settings.listeners or (ListenAddress("127.0.0.1", port),)
+        bind = self.settings.bind
+        self.metrics_address = self.settings.metrics_address or ListenAddress(bind, metrics)
+        self.listeners = self.settings.listeners or (ListenAddress(bind, port),)
         self._log_tail = _LOG_TAIL
+        self._relay: ExecTransport | None = None
 
     @classmethod
     def for_environment(
@@ -402,6 +403,7 @@ class HaproxyRouter:
             if env.router.tls and env.router.tls.hsts
             else None,
             metrics_address=env.metrics_address(),
+            bind=env.router_bind,
         )
         return cls(
             engine,
@@ -437,13 +439,22 @@ class HaproxyRouter:
 
     @property
     def admin(self) -> AdminAddress:
-        if self.settings.admin_port is not None:
-            return AdminAddress(host=self.settings.admin_host, port=self.settings.admin_port)
+        if not self._local:
+            return AdminAddress(
+                host="127.0.0.1", port=LOOPBACK_ADMIN_PORT, container=self.container_name
+            )
         return AdminAddress(path=self.directory / "run" / _SOCKET)
 
     @property
     def api(self) -> RuntimeApi:
-        return RuntimeApi(self.admin, owner=self.owner, timeout=self.settings.api_timeout)
+        if not self._local and self._relay is None:
+            self._relay = ExecTransport(
+                self._engine, self.container_name, timeout=self.settings.api_timeout
+            )
+        transport = None if self._local else self._relay
+        return RuntimeApi(
+            self.admin, owner=self.owner, timeout=self.settings.api_timeout, transport=transport
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -456,7 +467,6 @@ class HaproxyRouter:
         make (image, listeners, log settings) is reported in ``outdated`` and
         left to :meth:`upgrade`.
         """
-        self._check_reachable()
         self._engine.ping()
         config_fp = self.config_fingerprint()
         container_fp = self._container_fingerprint()
@@ -563,7 +573,6 @@ class HaproxyRouter:
         Concurrent runtime changes made while this runs may be lost: callers
         hold the environment's lock.
         """
-        self._check_reachable()
         started = time.monotonic()
         api = self.api
         state = api.execute(f"show servers state {BACKEND}")
@@ -605,7 +614,6 @@ class HaproxyRouter:
         their weights (drained ones drained), and ``servers`` it lacked are added;
         it returns once those with weight passed their first check.
         """
-        self._check_reachable()
         self._engine.ping()
         carried: list[ServerSpec] = []
         drained: list[str] = []
@@ -683,14 +691,6 @@ class HaproxyRouter:
             needs_upgrade=needs_upgrade,
         )
 
-    def _check_reachable(self) -> None:
-        if not self._local and self.settings.admin_port is None:
-            raise RouterError(
-                f"router of {self.owner}: the engine {self._engine.endpoint} is remote, "
-                "so the runtime API cannot be a local socket",
-                hint="set the router's admin_port and tunnel it to this machine",
-            )
-
     def _outdated_note(self) -> str:
         return (
             f"router {self.container_name} runs an older image, listeners or container "
@@ -705,6 +705,7 @@ class HaproxyRouter:
             environment=self.environment,
             settings=self.settings,
             admin_socket=self._local,
+            loopback_admin=not self._local,
             fingerprint=fingerprint,
             servers=servers,
         )
@@ -976,7 +977,6 @@ class HaproxyRouter:
             "metrics": self.metrics_port,
             "listeners": [str(a) for a in self.listeners],
             "metrics_address": str(self.metrics_address),
-            "admin": self.settings.admin_port,
             "image": self.settings.image,
             "log": _LOG_CONFIG,
             "local": self._local,
@@ -1038,6 +1038,8 @@ class HaproxyRouter:
             self._engine.pull(OFFICIAL_IMAGE, self._progress)
         except DockrollError as exc:
             substitute = load_substitutes().get(OFFICIAL_IMAGE)
+            if substitute and not self._local:
+                carry_image(self._engine, substitute, self._progress)
             if substitute and self._engine.image(substitute) is not None:
                 self._progress(
                     Progress("router", f"using {substitute} in place of {OFFICIAL_IMAGE}")
@@ -1146,8 +1148,6 @@ class HaproxyRouter:
             for i, address in enumerate(self.listeners)
         }
         ports[f"{METRICS_PORT}/tcp"] = (self.metrics_address.host, self.metrics_address.port)
-        if self.settings.admin_port is not None:
-            ports[f"{ADMIN_PORT}/tcp"] = ("127.0.0.1", self.settings.admin_port)
         volumes = (
             {
                 str(conf): {"bind": _CONFIG_DIR, "mode": "ro"},

@@ -13,7 +13,7 @@ import csv
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,16 @@ class AdminAddress:
     path: Path | None = None
     host: str | None = None
     port: int | None = None
+    container: str | None = None
+    """Set when the address is inside this container, reached through the engine."""
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.host is None or self.port is None):
             raise ValueError("an admin address is a unix socket path or a host and port")
 
     def __str__(self) -> str:
-        return f"unix:{self.path}" if self.path is not None else f"tcp:{self.host}:{self.port}"
+        where = f"unix:{self.path}" if self.path is not None else f"tcp:{self.host}:{self.port}"
+        return f"{where} in container {self.container}" if self.container else where
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,34 @@ class CheckSettings:
 class RuntimeApi:
     """Talks to one HAProxy's runtime API; errors name ``owner`` and the command."""
 
-    def __init__(self, address: AdminAddress, *, owner: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: AdminAddress,
+        *,
+        owner: str,
+        timeout: float = 5.0,
+        transport: Callable[[str], str] | None = None,
+    ) -> None:
         self.address = address
         self.owner = owner
         self.timeout = timeout
+        self.transport = transport
+        """Sends one line and returns the answer (e.g. through the engine); None: a socket."""
 
     def execute(self, *commands: str) -> str:
         """Send ``commands`` in one exchange and return HAProxy's raw answer."""
         line = ";".join(commands)
         if not commands or "\n" in line:
             raise ValueError(f"commands must be non-empty single lines: {commands!r}")
+        if self.transport is not None:
+            try:
+                return self.transport(line)
+            except OSError as exc:
+                raise self._error(
+                    line,
+                    exc.strerror or str(exc),
+                    hint=f"is the router running? `docker ps` lists it; its API is {self.address}",
+                ) from None
         try:
             with self._connect() as conn:
                 conn.sendall(line.encode() + b"\n")

@@ -18,7 +18,7 @@ from dockroll.errors import RouterError
 from dockroll.listeners import ListenAddress
 from dockroll.router import CheckSettings, HaproxyRouter, HaproxySettings, ServerState
 from dockroll.router.haproxy import render_config
-from tests.unit.router.fake_cli import FakeCli, serve_tcp
+from tests.unit.router.fake_cli import FakeCli, serve_unix
 
 REMOTE = DockerEngine("tcp://127.0.0.1:1")  # never contacted by these tests
 
@@ -53,15 +53,30 @@ def test_config_declares_no_server_and_tunes_for_zero_downtime() -> None:
 
 
 def test_config_follows_settings() -> None:
-    config = _config(
-        health_path="/healthz", connect_timeout=0.5, server_timeout=120, retries=2, admin_port=9100
-    )
+    config = _config(health_path="/healthz", connect_timeout=0.5, server_timeout=120, retries=2)
 
     assert "    option httpchk GET /healthz\n" in config
     assert "    timeout connect 500ms\n" in config
     assert "    timeout server 120000ms\n" in config
     assert "    retries 2\n" in config
-    assert "    stats socket ipv4@0.0.0.0:9999 level admin\n" in config
+
+
+def test_a_remote_router_serves_its_runtime_api_on_its_own_loopback_only() -> None:
+    config = render_config(
+        service="web",
+        environment="prod",
+        settings=HaproxySettings(),
+        admin_socket=False,
+        loopback_admin=True,
+    )
+
+    sockets = [line for line in config.splitlines() if line.startswith("    stats socket")]
+    # The unix socket stays inside the container: it only hands listeners to a reload.
+    assert sockets == [
+        "    stats socket /var/lib/haproxy/reload.sock mode 600 level admin expose-fd listeners",
+        "    stats socket ipv4@127.0.0.1:9999 level admin",
+    ]
+    assert "0.0.0.0" not in config
 
 
 def test_a_reload_config_names_its_fingerprint_and_carries_servers() -> None:
@@ -90,8 +105,9 @@ def test_a_remote_router_passes_listeners_over_a_socket_of_its_own() -> None:
     config = render_config(
         service="web",
         environment="prod",
-        settings=HaproxySettings(admin_port=9100),
+        settings=HaproxySettings(),
         admin_socket=False,
+        loopback_admin=True,
     )
 
     assert "stats socket /var/lib/haproxy/reload.sock mode 600 level admin expose-fd listeners" in (
@@ -131,7 +147,7 @@ def test_the_config_fingerprint_follows_the_settings_not_the_servers() -> None:
             service="web",
             environment="prod",
             port=8080,
-            settings=HaproxySettings(admin_port=9100, **settings),
+            settings=HaproxySettings(**settings),
         )
 
     assert router().config_fingerprint() == router().config_fingerprint()
@@ -181,13 +197,75 @@ def test_metrics_port_must_fit() -> None:
     assert router.metrics_port == 9000
 
 
-def test_a_remote_engine_needs_a_tcp_admin_port() -> None:
-    router = HaproxyRouter(REMOTE, service="web", environment="prod", port=8080)
+def test_a_remote_router_is_driven_through_the_engine_connection() -> None:
+    cli = FakeCli(lambda command: "Uptime_sec: 1\n" if command == "show info" else "\n")
+    engine = ExecEngine(cli)
+    router = HaproxyRouter(engine, service="web", environment="prod", port=8080)  # type: ignore[arg-type]
 
-    with pytest.raises(RouterError, match="is remote") as caught:
-        router.ensure()
-    assert caught.value.hint is not None
-    assert "admin_port" in caught.value.hint
+    assert str(router.admin) == "tcp:127.0.0.1:9999 in container dockroll-router-web-prod"
+    assert router.api.execute("show info") == "Uptime_sec: 1\n"
+    assert engine.containers_execed == ["dockroll-router-web-prod"]
+    assert cli.lines == ["show info"]
+
+
+def test_a_remote_router_that_does_not_listen_yet_is_a_router_error() -> None:
+    engine = ExecEngine(FakeCli(lambda command: ""), exit_code=111)
+    router = HaproxyRouter(engine, service="web", environment="prod", port=8080)  # type: ignore[arg-type]
+
+    with pytest.raises(RouterError, match=r"nothing listens on 127\.0\.0\.1:9999"):
+        router.api.execute("show info")
+
+
+class ExecEngine:
+    """An engine whose attached exec relays each line to a scripted HAProxy, as the relay does."""
+
+    endpoint = "ssh://deploy@app1"
+
+    def __init__(self, cli: FakeCli, exit_code: int = 0) -> None:
+        self.cli = cli
+        self.exit_code = exit_code
+        self.containers_execed: list[str] = []
+
+    def open_exec(self, container: str, command: list[str], *, timeout: float) -> FakeRelay:
+        self.containers_execed.append(container)
+        assert command[:2] == ["bash", "-c"]
+        return FakeRelay(self, marker=command[-1])
+
+
+class FakeRelay:
+    def __init__(self, engine: ExecEngine, marker: str) -> None:
+        self.engine = engine
+        self.marker = marker
+        self.output: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        line = data.decode().rstrip("\n")
+        if self.engine.exit_code:
+            self.output.append(f"\n{self.marker} {self.engine.exit_code}\n".encode())
+            return
+        answer = self.engine.cli.handle(line)
+        # in two pieces, so the transport must join them to find the marker
+        self.output += [answer.encode(), f"\n{self.marker} 0\n".encode()]
+
+    def receive(self) -> bytes:
+        return self.output.pop(0) if self.output else b""
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_router_publishes_on_the_environments_bind_address() -> None:
+    config = Config.model_validate(
+        {
+            "service": "shop",
+            "image": "127.0.0.1:5000/acme/shop",
+            "environments": {"prod": {"port": 8100, "router_bind": "0.0.0.0"}},
+        }
+    )
+
+    router = HaproxyRouter.for_environment(REMOTE, config, "prod")
+
+    assert router.settings.bind == "0.0.0.0"
 
 
 def test_settings_from_dockroll_yml() -> None:
@@ -245,15 +323,19 @@ def cli(haproxy: ScriptedHaproxy) -> FakeCli:
 
 
 @pytest.fixture
-def router(cli: FakeCli) -> Iterator[HaproxyRouter]:
-    with serve_tcp(cli) as port:
-        yield HaproxyRouter(
-            REMOTE,
-            service="web",
-            environment="prod",
-            port=8080,
-            settings=HaproxySettings(admin_port=port, api_timeout=2),
-        )
+def router(cli: FakeCli, tmp_path: Path) -> Iterator[HaproxyRouter]:
+    local = HaproxyRouter(
+        DockerEngine("unix:///var/run/docker.sock"),  # never contacted by these tests
+        service="web",
+        environment="prod",
+        port=8080,
+        settings=HaproxySettings(api_timeout=2),
+        state_root=tmp_path,
+    )
+    assert local.admin.path is not None
+    local.admin.path.parent.mkdir(parents=True)
+    with serve_unix(local.admin.path, cli):
+        yield local
 
 
 def test_servers(router: HaproxyRouter) -> None:

@@ -29,6 +29,7 @@ class Extra(StrEnum):
 
     router = "router"
     postgres = "postgres"
+    swarm = "swarm"
 
 
 # dockroll.devenv.DEFAULT_PORT, repeated so `--help` need not load the installers
@@ -48,7 +49,8 @@ def up_command(
         list[Extra] | None,
         typer.Option(
             "--with",
-            help="Also set up: router (the HAProxy base image), postgres (the ledger database).",
+            help="Also set up: router (the HAProxy base image), postgres (the ledger database), "
+            "swarm (three Docker-in-Docker Swarm nodes, manager at tcp://127.0.0.1:23750).",
         ),
     ] = None,
     registry_port: RegistryPort = DEFAULT_REGISTRY_PORT,
@@ -63,6 +65,7 @@ def up_command(
             registry_port=registry_port,
             router=Extra.router in extras,
             postgres=Extra.postgres in extras,
+            swarm=Extra.swarm in extras,
             progress=progress,
         )
     _render(output, report)

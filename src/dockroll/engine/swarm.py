@@ -1,0 +1,305 @@
+"""The Docker Swarm adapter: app replicas as Swarm services, through a manager's engine.
+
+An environment with a ``swarm:`` section runs on the Swarm whose manager its
+``engine`` names. Each app replica the rollout starts (``<service>-<env>-<slot>-<n>``)
+becomes a Swarm service of one task, so the strategies, the executor and the
+router keep working per replica while Swarm places the tasks over the nodes
+(placement constraints, resource limits, restart on failure; which of the
+matching nodes runs a replica is the Swarm scheduler's choice) and
+reschedules them when a node goes. The services join the environment's
+attachable overlay network with ``endpoint_mode: dnsrr`` (no virtual IP, so
+no IPVS), and the router, a container on the manager attached to the same
+overlay network, reaches each task at its own address there.
+
+Everything that is not an app replica (locks, migration jobs, exports, the
+router) stays a plain container on the manager, so locks keep their atomic
+name reservation on one engine. Reads merge both: a service is reported as a
+:class:`~dockroll.engine.port.ContainerInfo` whose status follows its task
+(``running`` once the task runs) and whose network address is the task's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from docker.types import (
+    ContainerSpec,
+    DriverConfig,
+    EndpointSpec,
+    NetworkAttachmentConfig,
+    Placement,
+    Resources,
+    RestartPolicy,
+    ServiceMode,
+    TaskTemplate,
+)
+
+from dockroll.engine.docker import DockerEngine, engine_time
+from dockroll.engine.port import ContainerInfo, Health, RunRequest
+from dockroll.errors import EngineError
+from dockroll.labels import ROLE
+
+__all__ = ["SwarmEngine", "SwarmPlacement"]
+
+_APP_ROLE = "app"
+_POLL = 0.25
+# Task states that end a task for good (Swarm may start another in its place).
+_ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+_LOG_DRIVER = DriverConfig("json-file", {"max-size": "20m", "max-file": "3"})
+
+
+@dataclass(frozen=True)
+class SwarmPlacement:
+    """Where and how Swarm runs an environment's replicas."""
+
+    constraints: Sequence[str] = ()
+    """Placement constraints, e.g. ``node.role==worker`` or ``node.labels.zone==a``."""
+    cpus: float | None = None
+    """CPU limit per replica."""
+    memory: int | None = None
+    """Memory limit per replica, bytes."""
+    restart_attempts: int = 0
+    """Restarts of a failing task; 0: as many as it takes."""
+    stop_grace: float = 10.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class SwarmEngine(DockerEngine):
+    """A Swarm manager's engine; app replicas become one-task services."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        placement: SwarmPlacement | None = None,
+        timeout: float = 120,
+        start_timeout: float = 120,
+        certs: Path | None = None,
+    ) -> None:
+        super().__init__(endpoint, timeout=timeout, certs=certs)
+        self.placement = placement or SwarmPlacement()
+        self.start_timeout = start_timeout
+
+    # -- what changes ----------------------------------------------------------
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        with self._calls(f"creating overlay network {name}"):
+            found = self.client.api.networks(names=[name])
+            if any(n.get("Name") == name for n in found):
+                existing = next(n for n in found if n.get("Name") == name)
+                if existing.get("Driver") != "overlay" or not existing.get("Attachable"):
+                    raise EngineError(
+                        f"network {name} exists on {self.endpoint} but is not an attachable "
+                        "overlay network, which the Swarm's services and router need",
+                        hint=f"remove it (`docker network rm {name}`) once nothing uses it",
+                    )
+                return
+            self._check_manager()
+            try:
+                self.client.api.create_network(
+                    name,
+                    driver="overlay",
+                    attachable=True,
+                    labels=dict(labels),
+                    check_duplicate=True,
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+
+    def run(self, request: RunRequest) -> ContainerInfo:
+        if request.labels.get(ROLE) != _APP_ROLE or not request.name:
+            return super().run(request)
+        spec = self._service_spec(request)
+        with self._calls(f"creating service {request.name}"):
+            try:
+                self.client.api.create_service(**spec)
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the Swarm refused service {request.name}: {exc.explanation or exc}",
+                    hint="is the engine a Swarm manager? `docker node ls` there tells",
+                ) from None
+        return self._wait_scheduled(request.name)
+
+    def container(self, container_id: str) -> ContainerInfo | None:
+        service = self._service(container_id)
+        if service is None:
+            return super().container(container_id)
+        return self._service_info(service)
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with self._calls("listing services"):
+            services = self.client.api.services(filters=filters)
+        found = [self._service_info(service) for service in services]
+        return found + super().containers(labels)
+
+    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
+        service = self._service(container_id)
+        if service is None:
+            super().remove(container_id, grace=grace)
+            return
+        service_id = str(service["ID"])
+        with self._calls(f"removing service {container_id[:40]}"):
+            try:
+                self.client.api.remove_service(service_id)
+            except docker.errors.NotFound:
+                return
+        # Swarm stops the task with the spec's grace period; wait until it did.
+        deadline = time.monotonic() + grace + 30
+        while time.monotonic() < deadline:
+            if not self._tasks(service_id, running_only=True):
+                return
+            time.sleep(_POLL)
+
+    def logs(
+        self,
+        container_id: str,
+        tail: int | None = 50,
+        *,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        service = self._service(container_id)
+        if service is None:
+            return super().logs(container_id, tail, since=since, timestamps=timestamps)
+        with self._calls(f"reading logs of service {container_id[:40]}"):
+            chunks = self.client.api.service_logs(
+                str(service["ID"]),
+                stdout=True,
+                stderr=True,
+                timestamps=timestamps,
+                tail="all" if tail is None else tail,
+                since=int(since.timestamp()) if since else 0,
+            )
+            return b"".join(chunks).decode("utf-8", errors="replace")
+
+    # -- services ----------------------------------------------------------------
+
+    def _check_manager(self) -> None:
+        info: dict[str, Any] = self.client.info()
+        swarm = info.get("Swarm") or {}
+        if not swarm.get("ControlAvailable"):
+            state = swarm.get("LocalNodeState") or "inactive"
+            raise EngineError(
+                f"the engine {self.endpoint} is not a Swarm manager (swarm: {state})",
+                hint="name a manager's engine in the environment's `engine:`, or drop its "
+                "`swarm:` section to run plain containers",
+            )
+
+    def _service_spec(self, request: RunRequest) -> dict[str, Any]:
+        placement = self.placement
+        labels = {**placement.labels, **request.labels}
+        container = ContainerSpec(
+            request.image,
+            command=list(request.command) if request.command else None,
+            env=dict(request.env),
+            labels=dict(request.labels),
+            stop_grace_period=int(placement.stop_grace * 1e9),
+        )
+        resources = Resources(
+            cpu_limit=int(placement.cpus * 1e9) if placement.cpus else None,
+            mem_limit=placement.memory,
+        )
+        template = TaskTemplate(
+            container_spec=container,
+            resources=resources,
+            restart_policy=RestartPolicy(
+                condition="any", delay=1_000_000_000, max_attempts=placement.restart_attempts
+            ),
+            placement=Placement(constraints=list(placement.constraints)),
+            log_driver=_LOG_DRIVER,
+            networks=[NetworkAttachmentConfig(request.network)] if request.network else None,
+        )
+        return {
+            "task_template": template,
+            "name": request.name,
+            "labels": labels,
+            "mode": ServiceMode("replicated", replicas=1),
+            # dnsrr: no virtual IP (and no IPVS); the router addresses the task itself.
+            "endpoint_spec": EndpointSpec(mode="dnsrr"),
+        }
+
+    def _service(self, name_or_id: str) -> dict[str, Any] | None:
+        with self._calls(f"inspecting service {name_or_id[:40]}"):
+            try:
+                service: dict[str, Any] = self.client.api.inspect_service(name_or_id)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                # a plain engine (not in a Swarm) answers 503 for service calls
+                if exc.status_code == 503:
+                    return None
+                raise
+        return service
+
+    def _tasks(self, service_id: str, *, running_only: bool = False) -> list[dict[str, Any]]:
+        filters: dict[str, Any] = {"service": service_id}
+        if running_only:
+            filters["desired-state"] = "running"
+        with self._calls(f"listing tasks of {service_id[:12]}"):
+            try:
+                tasks: list[dict[str, Any]] = self.client.api.tasks(filters=filters)
+            except docker.errors.NotFound:  # removed meanwhile: it has no task left
+                return []
+        return tasks
+
+    def _service_info(self, service: Mapping[str, Any]) -> ContainerInfo:
+        spec = service.get("Spec") or {}
+        tasks = sorted(
+            self._tasks(str(service["ID"])),
+            key=lambda task: str(task.get("CreatedAt", "")),
+            reverse=True,
+        )
+        current = next(
+            (t for t in tasks if t.get("DesiredState") == "running"), tasks[0] if tasks else None
+        )
+        state = str(((current or {}).get("Status") or {}).get("State", "pending"))
+        status = "running" if state == "running" else ("exited" if state in _ENDED else "created")
+        networks: dict[str, str] = {}
+        for attachment in (current or {}).get("NetworksAttachments") or []:
+            name = str(((attachment.get("Network") or {}).get("Spec") or {}).get("Name", ""))
+            addresses = attachment.get("Addresses") or []
+            if name and addresses:
+                networks[name] = str(addresses[0]).split("/", 1)[0]
+        container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        exit_code = (((current or {}).get("Status") or {}).get("ContainerStatus") or {}).get(
+            "ExitCode"
+        )
+        return ContainerInfo(
+            id=str(service["ID"]),
+            name=str(spec.get("Name", "")),
+            image=str(container_spec.get("Image", "")),
+            status=status,
+            health=Health.NONE,
+            exit_code=int(exit_code) if status == "exited" and exit_code is not None else None,
+            ports={},
+            labels=dict(spec.get("Labels") or {}),
+            networks=networks,
+            created=engine_time(str(service.get("CreatedAt", ""))),
+            node=str((current or {}).get("NodeID", "")),
+        )
+
+    def _wait_scheduled(self, name: str) -> ContainerInfo:
+        """The new service once its task got a network address (or ended)."""
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            info = self.container(name)
+            if info is None:
+                raise EngineError(f"service {name} vanished right after it was created")
+            if info.networks or info.status == "exited":
+                return info
+            if time.monotonic() >= deadline:
+                raise EngineError(
+                    f"the Swarm did not schedule service {name} within {self.start_timeout:g}s",
+                    hint="`docker service ps --no-trunc "
+                    f"{name}` on the manager says why (no node matching the constraints, "
+                    "an image the nodes cannot pull, …)",
+                )
+            time.sleep(_POLL)

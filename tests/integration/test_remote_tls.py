@@ -1,0 +1,225 @@
+"""Deploys to an engine at tcp:// that requires TLS client certificates.
+
+A Docker-in-Docker node runs dockerd with ``--tlsverify`` on 127.0.0.1 (its
+port published by the node); the certificates are made here with openssl.
+Blue-green's verify command reaches the new slot through a forward dockroll
+opens through the router container, since nothing publishes the replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from dockroll.devenv import ensure_commands
+from dockroll.devenv.cluster import (
+    NodeSpec,
+    ensure_node_image,
+    ensure_registry_relay,
+    remove_cluster,
+    start_node,
+)
+from dockroll.engine.docker import DockerEngine
+from dockroll.errors import EngineUnavailable
+from dockroll.pipeline.deploy import deploy_release, rollback_release
+from tests.conftest import free_port
+from tests.integration.rollout_support import (
+    Load,
+    Seeded,
+    seed_service,
+    state_of,
+    versions,
+    wait_serving,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+OLD, NEW = "v1.0.0", "v1.1.0"
+VERIFY = (
+    "import json, os, sys, urllib.request\n"
+    "url = os.environ['TARGET_URL']\n"
+    "answer = json.load(urllib.request.urlopen(url + '/version', timeout=10))\n"
+    "open(sys.argv[1], 'a').write(json.dumps({'url': url, 'version': answer['version']}) + '\\n')\n"
+)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(directory: Path, name: str) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as dockerd wants."""
+    directory.mkdir(parents=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name} CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        cwd=directory,
+    )
+    for role, extensions in (
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        (directory / f"{role}.ext").write_text(extensions)
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={role}",
+            "-keyout",
+            f"{role}-key.pem",
+            "-out",
+            f"{role}.csr",
+            cwd=directory,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{role}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            f"{role}.ext",
+            "-out",
+            f"{role}.pem",
+            cwd=directory,
+        )
+    for path in directory.glob("*.pem"):
+        path.chmod(0o644)
+
+
+@pytest.fixture(scope="module")
+def tls_host(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
+) -> Iterator[tuple[Seeded, Path, str]]:
+    ensure_commands({"openssl": "openssl"})
+    cluster = f"tls-{uuid.uuid4().hex[:8]}"
+    network = f"dockroll-{cluster}"
+    tmp = tmp_path_factory.mktemp("tls")
+    make_certs(tmp / "server", "engine")
+    client = tmp / "client"
+    client.mkdir()
+    for name, source in (("ca", "ca"), ("cert", "client"), ("key", "client-key")):
+        (client / f"{name}.pem").write_bytes((tmp / "server" / f"{source}.pem").read_bytes())
+    verify_log = tmp / "verified.jsonl"
+    try:
+        relay = ensure_registry_relay(cluster, network)
+        engine_port = free_port()
+        endpoint = f"tcp://127.0.0.1:{engine_port}"
+        environments = {
+            "bluegreen": {
+                "engine": endpoint,
+                "engine_certs": str(client),
+                "registry": relay,
+                "router_bind": "0.0.0.0",
+                "replicas": 2,
+                "strategy": "blue-green",
+                "blue_green": {
+                    "keep_previous": "5m",
+                    "verify": [sys.executable, "-c", VERIFY, str(verify_log)],
+                },
+            },
+        }
+        for seeded in seed_service(tmp_path_factory, registry, environments, prefix="tls"):
+            ensure_node_image()
+            start_node(
+                NodeSpec(
+                    name=f"dockroll-{cluster}-host",
+                    cluster=cluster,
+                    network=network,
+                    publish={engine_port: 2376, **{p: p for p in seeded.ports.values()}},
+                    insecure_registries=(relay,),
+                    dockerd_hosts=("tcp://0.0.0.0:2376",),
+                    dockerd_args=(
+                        "--tlsverify",
+                        "--tlscacert=/certs/ca.pem",
+                        "--tlscert=/certs/server.pem",
+                        "--tlskey=/certs/server-key.pem",
+                    ),
+                    volumes={str(tmp / "server"): "/certs"},
+                )
+            )
+            with state_of(seeded):
+                yield seeded, client, endpoint
+    finally:
+        remove_cluster(cluster)
+
+
+def test_blue_green_over_tls_verifies_through_the_router_and_rolls_back(
+    tls_host: tuple[Seeded, Path, str],
+) -> None:
+    seeded, _, _ = tls_host
+    url = seeded.url("bluegreen")
+    with seeded.ledger() as ledger:
+        first = deploy_release(seeded.config(), "bluegreen", seeded.releases[OLD], ledger)
+    assert first is not None
+    assert first.status == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+
+    with Load(url, threads=4) as load:
+        load.wait_for(100, timeout=60)
+        with seeded.ledger() as ledger:
+            second = deploy_release(seeded.config(), "bluegreen", seeded.releases[NEW], ledger)
+        load.wait_for(len(load.answers) + 200, timeout=60)
+        with seeded.ledger() as ledger:
+            back = rollback_release(seeded.config(), "bluegreen", ledger)
+        load.wait_for(len(load.answers) + 200, timeout=60)
+
+    print(f"blue-green over tls: {len(load.answers)} requests, {load.versions()}")
+    assert second is not None
+    assert second.status == "succeeded"
+    assert back is not None
+    assert back.status == "succeeded"
+    assert load.failures == [], load.failures[:5]
+    assert versions(url, 20) == {OLD: 20}
+    log = Path(seeded.config().environment("bluegreen").blue_green.verify[-1])  # type: ignore[index]
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    assert seen[-1]["version"] == NEW
+    assert seen[-1]["url"].startswith("http://127.0.0.1:")
+
+
+def test_a_client_certificate_from_another_ca_is_refused_with_a_hint(
+    tls_host: tuple[Seeded, Path, str], tmp_path: Path
+) -> None:
+    _, _, endpoint = tls_host
+    make_certs(tmp_path / "other", "other")
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    for name, source in (("ca", "ca"), ("cert", "client"), ("key", "client-key")):
+        (stranger / f"{name}.pem").write_bytes((tmp_path / "other" / f"{source}.pem").read_bytes())
+
+    engine = DockerEngine(endpoint, certs=stranger)
+    try:
+        with pytest.raises(EngineUnavailable) as caught:
+            engine.ping()
+    finally:
+        engine.close()
+    print(caught.value.message, "|", caught.value.hint)
+    assert "certificate" in caught.value.message
+    assert caught.value.hint is not None
+    assert "ca.pem" in caught.value.hint

@@ -1,0 +1,145 @@
+"""The Swarm adapter's service specs and how a service reads back as a replica.
+
+The integration tests (tests/integration/test_swarm.py) run them on a real
+three-node Swarm; these pin down the spec sent and the mapping of task states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dockroll.config import Config
+from dockroll.engine.port import Health, RunRequest
+from dockroll.engine.swarm import SwarmEngine, SwarmPlacement
+from dockroll.pipeline.engines import environment_engine
+
+
+def _engine(**placement: Any) -> SwarmEngine:
+    return SwarmEngine("tcp://127.0.0.1:1", placement=SwarmPlacement(**placement))
+
+
+def test_an_app_replica_is_a_one_task_service_without_a_virtual_ip() -> None:
+    engine = _engine(
+        constraints=("node.role==worker",),
+        cpus=0.5,
+        memory=64 * 1024 * 1024,
+        stop_grace=7,
+    )
+    spec = engine._service_spec(
+        RunRequest(
+            image="10.0.0.1:5000/team/web@sha256:" + "a" * 64,
+            name="web-prod-r-1",
+            env={"ENVIRONMENT": "prod"},
+            labels={"dev.dockroll.role": "app", "dev.dockroll.service": "web"},
+            network="dockroll-web-prod",
+        )
+    )
+
+    assert spec["name"] == "web-prod-r-1"
+    assert spec["mode"] == {"replicated": {"Replicas": 1}}
+    assert spec["endpoint_spec"] == {"Mode": "dnsrr"}
+    assert spec["labels"]["dev.dockroll.service"] == "web"
+    template = spec["task_template"]
+    assert template["ContainerSpec"]["Image"].endswith("@sha256:" + "a" * 64)
+    assert template["ContainerSpec"]["Env"] == ["ENVIRONMENT=prod"]
+    assert template["ContainerSpec"]["StopGracePeriod"] == 7_000_000_000
+    assert template["Placement"]["Constraints"] == ["node.role==worker"]
+    assert template["Resources"]["Limits"] == {
+        "NanoCPUs": 500_000_000,
+        "MemoryBytes": 64 * 1024 * 1024,
+    }
+    assert template["RestartPolicy"]["Condition"] == "any"
+    assert [network["Target"] for network in template["Networks"]] == ["dockroll-web-prod"]
+
+
+SERVICE = {
+    "ID": "svc1",
+    "CreatedAt": "2026-12-04T18:00:00.123456789Z",
+    "Spec": {
+        "Name": "web-prod-r-1",
+        "Labels": {"dev.dockroll.version": "1.2.0"},
+        "TaskTemplate": {"ContainerSpec": {"Image": "reg/web@sha256:" + "b" * 64}},
+    },
+}
+
+
+def _task(state: str, desired: str, created: str, address: str | None = None) -> dict[str, Any]:
+    task: dict[str, Any] = {
+        "NodeID": f"node-{created}",
+        "CreatedAt": created,
+        "DesiredState": desired,
+        "Status": {"State": state, "ContainerStatus": {"ExitCode": 3}},
+    }
+    if address:
+        task["NetworksAttachments"] = [
+            {"Network": {"Spec": {"Name": "dockroll-web-prod"}}, "Addresses": [address]}
+        ]
+    return task
+
+
+@pytest.mark.parametrize(
+    ("tasks", "status", "node", "networks"),
+    [
+        # the current task runs: its node and overlay address
+        (
+            [_task("failed", "shutdown", "1"), _task("running", "running", "2", "10.0.1.7/24")],
+            "running",
+            "node-2",
+            {"dockroll-web-prod": "10.0.1.7"},
+        ),
+        # rescheduled, the new task still starting: not running yet
+        (
+            [_task("failed", "shutdown", "1"), _task("preparing", "running", "2")],
+            "created",
+            "node-2",
+            {},
+        ),
+        # nothing wants to run any more: the last task's end
+        ([_task("failed", "shutdown", "1")], "exited", "node-1", {}),
+    ],
+)
+def test_a_service_reads_back_as_its_current_task(
+    monkeypatch: pytest.MonkeyPatch,
+    tasks: list[dict[str, Any]],
+    status: str,
+    node: str,
+    networks: dict[str, str],
+) -> None:
+    engine = _engine()
+    monkeypatch.setattr(engine, "_tasks", lambda service_id, running_only=False: tasks)
+
+    info = engine._service_info(SERVICE)
+
+    assert (info.id, info.name, info.status, info.node) == ("svc1", "web-prod-r-1", status, node)
+    assert info.networks == networks
+    assert info.health is Health.NONE
+    assert info.labels == {"dev.dockroll.version": "1.2.0"}
+    assert info.exit_code == (3 if status == "exited" else None)
+
+
+def test_an_environment_with_a_swarm_section_gets_the_swarm_engine() -> None:
+    config = Config.model_validate(
+        {
+            "service": "web",
+            "image": "127.0.0.1:5000/team/web",
+            "container": {"stop_grace": "4s"},
+            "environments": {
+                "prod": {
+                    "port": 8080,
+                    "engine": "tcp://10.0.0.2:2376",
+                    "swarm": {"constraints": ["node.role==worker"], "memory_mb": 128},
+                },
+                "dev": {"port": 8081},
+            },
+        }
+    )
+
+    prod = environment_engine(config, "prod")
+    assert isinstance(prod, SwarmEngine)
+    assert prod.endpoint == "tcp://10.0.0.2:2376"
+    assert prod.placement.constraints == ("node.role==worker",)
+    assert prod.placement.memory == 128 * 1024 * 1024
+    assert prod.placement.stop_grace == 4
+    assert not isinstance(environment_engine(config, "dev"), SwarmEngine)
