@@ -23,7 +23,6 @@ import httpx
 
 from dockroll import labels
 from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import DeploymentStatus, Ledger, Outcome, Release
@@ -33,6 +32,7 @@ from dockroll.pipeline.deploy import (
     find_release,
     rollback_release,
 )
+from dockroll.pipeline.engines import environment_engine
 from dockroll.rollout.executor import RolloutOutcome
 
 __all__ = [
@@ -329,7 +329,7 @@ def run_drill(
 
 
 def _kill_one(config: Config, env: str, release: Release) -> str:
-    engine = DockerEngine(config.environment(env).engine)
+    engine = environment_engine(config, env)
     try:
         running = [
             c

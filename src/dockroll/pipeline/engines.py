@@ -5,7 +5,15 @@ from __future__ import annotations
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
 
-__all__ = ["environment_engine"]
+__all__ = ["environment_engine", "host_engine"]
+
+
+def host_engine(config: Config, environment: str) -> DockerEngine:
+    """A client of the Docker engine ``environment`` names (a Swarm's manager), for plain
+    containers there, whatever places the environment's replicas."""
+    env = config.environment(environment)
+    certs = (config.root / env.engine_certs.expanduser()) if env.engine_certs else None
+    return DockerEngine(env.engine, certs=certs)
 
 
 def environment_engine(config: Config, environment: str) -> DockerEngine:
@@ -13,7 +21,7 @@ def environment_engine(config: Config, environment: str) -> DockerEngine:
     env = config.environment(environment)
     certs = (config.root / env.engine_certs.expanduser()) if env.engine_certs else None
     if env.swarm is None:
-        return DockerEngine(env.engine, certs=certs)
+        return host_engine(config, environment)
     # Loaded only for Swarm environments.
     from dockroll.engine.swarm import SwarmEngine, SwarmPlacement  # noqa: PLC0415
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
 from dockroll.errors import UsageError
 from dockroll.ledger import Ledger
+from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter
 
 __all__ = ["HoldState", "hold_environment", "release_environment", "set_maintenance"]
@@ -36,7 +36,7 @@ class HoldState:
 
 
 def _router(config: Config, name: str) -> HaproxyRouter:
-    engine = DockerEngine(config.environment(name).engine)
+    engine = environment_engine(config, name)
     engine.ping()
     router = HaproxyRouter.for_environment(engine, config, name)
     described = router.describe()

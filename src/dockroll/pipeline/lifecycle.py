@@ -19,6 +19,7 @@ from dockroll.engine.port import ContainerInfo
 from dockroll.errors import LockHeld, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.lock import EnvironmentLock
+from dockroll.pipeline.engines import environment_engine
 from dockroll.processes import background_processes, routed_process
 from dockroll.rollout.executor import network_name
 
@@ -66,14 +67,13 @@ def environment_down(
     """
     from dockroll.router.haproxy import HaproxyRouter  # noqa: PLC0415 - only here
 
-    env_config = config.environment(environment)
     unfinished = ledger.unfinished_deployment(config.service, environment)
     if unfinished is not None:
         raise UsageError(
             f"deployment {unfinished.id} of {unfinished.version} in {environment} is unfinished",
             hint=f"`dockroll abort --env {environment}` undoes it first",
         )
-    engine = DockerEngine(env_config.engine)
+    engine = environment_engine(config, environment)
     try:
         engine.ping()
         lock = EnvironmentLock(engine, config.service, environment, "").status()

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
 from dockroll.errors import UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import _router_specs, reload_router
+from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter, RouterDescription, RouterReload
 from dockroll.router.port import RouterInfo
 from dockroll.router.request_log import AccessEntry
@@ -29,7 +29,7 @@ __all__ = [
 
 
 def _open(config: Config, name: str, progress: ProgressCallback) -> HaproxyRouter:
-    engine = DockerEngine(config.environment(name).engine)
+    engine = environment_engine(config, name)
     engine.ping()
     return HaproxyRouter.for_environment(engine, config, name, progress=progress)
 

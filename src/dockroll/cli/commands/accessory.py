@@ -45,10 +45,10 @@ def _show(output: Output, env: str, statuses: list[AccessoryStatus]) -> None:
 
 
 def _engine(ctx: typer.Context, env: str) -> tuple[Config, DockerEngine]:
-    from dockroll.engine.docker import DockerEngine
+    from dockroll.pipeline.engines import host_engine
 
     config = state(ctx).config
-    return config, DockerEngine(config.environment(env).engine)
+    return config, host_engine(config, env)
 
 
 @accessory_app.command("up")

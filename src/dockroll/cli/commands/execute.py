@@ -27,13 +27,13 @@ def exec_command(
     ] = None,
 ) -> None:
     """Run COMMAND in a running replica (`docker exec`, interactive on a terminal)."""
-    from dockroll.engine.docker import DockerEngine
     from dockroll.errors import EngineError
+    from dockroll.pipeline.engines import environment_engine
     from dockroll.pipeline.lifecycle import pick_container
 
     cli = state(ctx)
     config = cli.config
-    engine = DockerEngine(config.environment(env).engine)
+    engine = environment_engine(config, env)
     try:
         target = pick_container(config, env, engine, process=process, replica=replica)
     finally:

@@ -93,11 +93,11 @@ def _router_log(cli: CliState, env: str, since: str | None, tail: int) -> None:
 def _replica_logs(
     cli: CliState, env: str, process: str | None, *, follow: bool, tail: int, timestamps: bool
 ) -> None:
-    from dockroll.engine.docker import DockerEngine
+    from dockroll.pipeline.engines import environment_engine
     from dockroll.pipeline.lifecycle import log_containers, log_lines
 
     config = cli.config
-    engine = DockerEngine(config.environment(env).engine)
+    engine = environment_engine(config, env)
     try:
         containers = log_containers(config, env, engine, process)
         lines = log_lines(config, engine, containers, tail=tail)
