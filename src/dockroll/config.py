@@ -389,7 +389,8 @@ class EnvironmentConfig(_Model):
     """Run on a Docker Swarm: replicas become services placed on its nodes."""
     router_bind: str = "127.0.0.1"
     """The address on the engine's host the router's ports are published on; ``0.0.0.0``
-    serves clients of a remote host over its network."""
+    serves clients of a remote host over its network. ``router.listen`` and
+    ``router.metrics`` name their own addresses."""
     strategy: Strategy = Strategy.ROLLING
     replicas: int = Field(1, ge=1, le=64)
     env: dict[str, str] = Field(default_factory=dict)
@@ -499,15 +500,15 @@ class EnvironmentConfig(_Model):
         return self
 
     def listeners(self) -> list[ListenAddress]:
-        """The public frontend's addresses (``127.0.0.1:<port>`` by default)."""
+        """The public frontend's addresses (``<router_bind>:<port>`` by default)."""
         if self.router.listen:
             return [listener.listen_address for listener in self.router.listen]
-        return [ListenAddress("127.0.0.1", self.port)]
+        return [ListenAddress(self.router_bind, self.port)]
 
     def metrics_address(self) -> ListenAddress:
         if self.router.metrics is not None:
             return parse_listen_address(self.router.metrics)
-        return ListenAddress("127.0.0.1", self.port + 1000)
+        return ListenAddress(self.router_bind, self.port + 1000)
 
     def named_listeners(self) -> list[tuple[str, ListenAddress]]:
         """Every address the router binds, each with the field that sets it."""

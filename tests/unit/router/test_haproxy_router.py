@@ -266,6 +266,9 @@ def test_the_router_publishes_on_the_environments_bind_address() -> None:
     router = HaproxyRouter.for_environment(REMOTE, config, "prod")
 
     assert router.settings.bind == "0.0.0.0"
+    # The default listeners (the environment's port and port + 1000) are published there.
+    assert router.listeners == (ListenAddress("0.0.0.0", 8100),)
+    assert router.metrics_address == ListenAddress("0.0.0.0", 9100)
 
 
 def test_settings_from_dockroll_yml() -> None:
