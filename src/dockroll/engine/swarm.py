@@ -32,6 +32,7 @@ from docker.types import (
     ContainerSpec,
     DriverConfig,
     EndpointSpec,
+    Mount,
     NetworkAttachmentConfig,
     Placement,
     Resources,
@@ -194,18 +195,31 @@ class SwarmEngine(DockerEngine):
             )
 
     def _service_spec(self, request: RunRequest) -> dict[str, Any]:
+        if request.files:
+            raise EngineError(
+                f"replica {request.name} needs secret files, which a Swarm replica cannot "
+                "carry yet",
+                hint="give those secrets `as: env` in container.secrets for Swarm environments",
+            )
         placement = self.placement
         labels = {**placement.labels, **request.labels}
         container = ContainerSpec(
             request.image,
             command=list(request.command) if request.command else None,
-            env=dict(request.env),
+            env={**request.env, **request.secret_env},
             labels=dict(request.labels),
             stop_grace_period=int(placement.stop_grace * 1e9),
+            mounts=[
+                Mount(m.target, m.source, type=m.kind, read_only=m.read_only)
+                for m in request.mounts
+            ]
+            or None,
+            hosts=dict(request.extra_hosts) or None,
         )
+        # dockroll.yml's swarm: limits win over the container's own.
         resources = Resources(
-            cpu_limit=int(placement.cpus * 1e9) if placement.cpus else None,
-            mem_limit=placement.memory,
+            cpu_limit=int(placement.cpus * 1e9) if placement.cpus else request.nano_cpus,
+            mem_limit=placement.memory or request.memory,
         )
         template = TaskTemplate(
             container_spec=container,

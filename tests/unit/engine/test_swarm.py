@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from dockroll.config import Config
-from dockroll.engine.port import Health, RunRequest
+from dockroll.engine.port import Health, Mount, RunRequest
 from dockroll.engine.swarm import SwarmEngine, SwarmPlacement
+from dockroll.errors import EngineError
 from dockroll.pipeline.engines import environment_engine
 
 
@@ -143,3 +144,44 @@ def test_an_environment_with_a_swarm_section_gets_the_swarm_engine() -> None:
     assert prod.placement.memory == 128 * 1024 * 1024
     assert prod.placement.stop_grace == 4
     assert not isinstance(environment_engine(config, "dev"), SwarmEngine)
+
+
+def test_a_replica_service_carries_the_containers_settings() -> None:
+    spec = _engine(memory=64 * 1024 * 1024)._service_spec(
+        RunRequest(
+            image="web:1",
+            name="web-prod-r-1",
+            env={"MODE": "prod"},
+            secret_env={"API_TOKEN": "s3cret"},
+            labels={"dev.dockroll.role": "app"},
+            mounts=(Mount(source="web-data", target="/data"),),
+            memory=32 * 1024 * 1024,
+            nano_cpus=250_000_000,
+            extra_hosts={"db.internal": "10.0.0.9"},
+        )
+    )
+
+    container = spec["task_template"]["ContainerSpec"]
+    assert sorted(container["Env"]) == ["API_TOKEN=s3cret", "MODE=prod"]
+    assert [(m["Source"], m["Target"], m["Type"]) for m in container["Mounts"]] == [
+        ("web-data", "/data", "volume")
+    ]
+    assert container["Hosts"] == ["10.0.0.9 db.internal"]
+    # The swarm: section's limit wins; the container's own fills in what it leaves.
+    assert spec["task_template"]["Resources"]["Limits"] == {
+        "NanoCPUs": 250_000_000,
+        "MemoryBytes": 64 * 1024 * 1024,
+    }
+
+
+def test_a_replica_with_secret_files_is_refused_before_anything_starts() -> None:
+    with pytest.raises(EngineError, match="secret files") as caught:
+        _engine()._service_spec(
+            RunRequest(
+                image="web:1",
+                name="web-prod-r-1",
+                labels={"dev.dockroll.role": "app"},
+                files={"/run/secrets/token": b"s3cret"},
+            )
+        )
+    assert "as: env" in (caught.value.hint or "")
