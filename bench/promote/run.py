@@ -6,6 +6,10 @@ fresh repository and recorded as a release. Then it is promoted three times
 (1.0.0 → dev → staging → prod) by each method, in the same run:
 
   dockroll  plan_promotion + execute_promotion: HEADs, one manifest GET and PUT per tag
+  dockroll CLI
+            `dockroll promote 1.0.0 --to ENV --registry-only` as a user runs it: the
+            whole process, start-up, dockroll.yml, the ledger and the engine check
+            included (its own service and environment tags, so it writes every time)
   docker    docker pull + docker tag + docker push, from a cold cache each time
             (the image is removed locally before each pull, as on a fresh CI runner;
             base layers the engine has for other images stay cached)
@@ -26,6 +30,7 @@ the blobs stay in the registry's storage until its garbage collection runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -51,6 +56,7 @@ from dockroll.refs import Digest
 from dockroll.registry import RegistryClient
 
 BASE_IMAGE = "dockroll.local/python:3.11-slim"
+DOCKROLL = str(Path(sys.executable).with_name("dockroll"))
 PROMOTIONS = (("1.0.0", "dev"), ("dev", "staging"), ("staging", "prod"))
 SECONDS_TARGET = 1.0
 # What the three methods run (command → Debian package), installed when missing.
@@ -246,6 +252,52 @@ def bench_dockroll(
     return rows
 
 
+def bench_dockroll_cli(
+    proxy: CountingProxy, workdir: Path, repo: str, repository: str, digest: Digest
+) -> list[Row]:
+    """The `dockroll promote` command, start-up included, with a config and ledger of its own."""
+    app = workdir / "cli"
+    app.mkdir()
+    config = bench_config(repo).model_dump(mode="json", exclude_defaults=True)
+    config["service"] = "bench-promote-cli"
+    for name, environment in config["environments"].items():
+        environment["tags"] = [f"cli-{name}"]
+    (app / "dockroll.yml").write_text(json.dumps(config), encoding="utf-8")
+    (app / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    ledger_url = f"sqlite:///{app / 'ledger.db'}"
+    with open_ledger(ledger_url) as ledger:
+        ledger.record_release(
+            service="bench-promote-cli",
+            version="1.0.0",
+            digest=digest,
+            registry=proxy.address,
+            repository=repository,
+            tags=["1.0.0"],
+            pushed_at=datetime.now(UTC),
+        )
+    env = {
+        **os.environ,
+        "DOCKROLL_CONFIG": str(app / "dockroll.yml"),
+        "DOCKROLL_LEDGER_URL": ledger_url,
+        "DOCKROLL_STATE_DIR": str(app / "state"),
+        "NO_COLOR": "1",
+    }
+    rows = []
+    with RegistryClient(proxy.address, lookup_credentials=False) as client:
+        for source, target in PROMOTIONS:
+            argv = [DOCKROLL, "promote", "1.0.0", "--to", target, "--registry-only"]
+            with measured(proxy) as result:
+                done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
+            seconds, sent, received = result()
+            kept = client.resolve(repository, f"cli-{target}") == digest
+            rows.append(
+                Row("dockroll CLI", f"{source} → {target}", seconds, sent, received, None, kept)
+            )
+    return rows
+
+
 def bench_docker(proxy: CountingProxy, repo: str, digest: Digest) -> list[Row]:
     rows = []
     with RegistryClient(proxy.address, lookup_credentials=False) as client:
@@ -293,8 +345,10 @@ def bench_skopeo(proxy: CountingProxy, repo: str, digest: Digest) -> list[Row]:
 def print_table(rows: list[Row], manifest_size: int, image_size: int) -> None:
     print()
     print(f"image: {human(image_size)} uncompressed; manifest: {manifest_size} bytes")
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
     header = (
-        f"{'method':<9} {'promotion':<18} {'wall':>8} {'sent (wire)':>12} "
+        f"{'method':<12} {'promotion':<18} {'wall':>8} {'sent (wire)':>12} "
         f"{'received (wire)':>16} {'body sent':>10} {'digest kept':>11}"
     )
     print(header)
@@ -302,7 +356,7 @@ def print_table(rows: list[Row], manifest_size: int, image_size: int) -> None:
     for row in rows:
         body = str(row.body_sent) if row.body_sent is not None else "-"
         print(
-            f"{row.method:<9} {row.promotion:<18} {row.seconds:>7.3f}s {human(row.wire_sent):>12} "
+            f"{row.method:<12} {row.promotion:<18} {row.seconds:>7.3f}s {human(row.wire_sent):>12} "
             f"{human(row.wire_received):>16} {body:>10} {'yes' if row.digest_kept else 'NO':>11}"
         )
     print()
@@ -366,6 +420,8 @@ def main() -> int:
                 pushed_at=datetime.now(UTC),
             )
             rows = bench_dockroll(proxy, config, ledger, release)
+        print("dockroll promote (the CLI) …", file=sys.stderr)
+        rows += bench_dockroll_cli(proxy, workdir, repo, repository, manifest.digest)
         print("docker pull/tag/push …", file=sys.stderr)
         rows += bench_docker(proxy, repo, manifest.digest)
         print("skopeo copy …", file=sys.stderr)

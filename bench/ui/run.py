@@ -96,6 +96,7 @@ def seed(ledger: Ledger, clock: Clock, service: str, deployments: int) -> int:
             sampled = deployment.id
             settings = AnalysisSettings().model_dump(mode="json")
             for tick in range(1, 601):
+                clock.now += timedelta(seconds=1)
                 ledger.record_sample(
                     deployment, step_index=2, tick=tick, elapsed=float(tick), percent=10,
                     action="continue", reason="collecting data", canary_weight=10,

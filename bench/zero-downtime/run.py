@@ -10,6 +10,10 @@ version that answered:
 
   compose          docker-compose up -d with the new APP_VERSION (the sample's own
                    docker-compose.yml, one container published on 127.0.0.1:8085)
+  nginx blue-green the course's manual blue-green: nginx (Debian's, installed when
+                   missing) in front of one container per colour; the new colour is
+                   started and checked, the upstream file rewritten, `nginx -s
+                   reload`, the old colour stopped
   swarm            docker service update --image on a one-node swarm; the port is
                    published in host mode (no IPVS here, so no routing mesh),
                    which only allows stop-first updates
@@ -17,6 +21,8 @@ version that answered:
                    dockroll deploy behind its HAProxy router, 2 replicas
   rollbacks        dockroll rollback right after the blue-green deploy (switch back
                    to the standby slot) and after a rolling deploy (rolled again)
+  baselines        per topology (compose, nginx, dockroll's router), the same load
+                   with nothing changing: what the box sustains through that path
 
 Each scenario's load window is --duration seconds (the command starts --lead
 seconds in; when it runs longer, the window ends --tail seconds after it). For
@@ -68,7 +74,33 @@ COMPOSE_PORT = 8085
 VERSIONS = ("v1.0.0", "v1.1.0")
 # The commands each scenario group runs (command → Debian package), installed when missing.
 TOOLS = {"docker": "docker.io", "git": "git"}
-PEERS = {"compose": {"docker-compose": "docker-compose"}}
+PEERS = {"compose": {"docker-compose": "docker-compose"}, "nginx": {"nginx": "nginx"}}
+NGINX_CONF = """\
+# The manual blue-green of the course: nginx in front, the upstream file rewritten
+# to the other colour and `nginx -s reload`.
+daemon on;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {root}/upstream.conf;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
 
 
 # -- load generator ---------------------------------------------------------------
@@ -211,6 +243,8 @@ class Row:
 
 
 def print_table(rows: Sequence[Row], rate: float) -> None:
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"\nload average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
     print()
     print(f"GET /version at {rate:g} req/s, one connection per request, 5 s timeout")
     header = (
@@ -310,6 +344,7 @@ class Bench:
     """version → what /version answers for it"""
     swarm_was_active: bool = True
     had_gwbridge: bool = True
+    nginx_root: Path | None = None
 
     @property
     def service(self) -> str:
@@ -468,9 +503,16 @@ class Bench:
             env=self.compose_env(version),
         )  # fmt: skip
 
-    def bench_compose(self) -> Row:
+    def bench_compose(self) -> list[Row]:
         self.compose(VERSIONS[0], "up", "-d", "--no-build")
         answering_version(self.compose_port)
+        baseline = self.measure(
+            "baseline compose (no change)",
+            self.compose_port,
+            lambda: None,
+            VERSIONS[0],
+            note="1 container, no proxy: what the box sustains",
+        )
 
         def update() -> None:
             self.compose(VERSIONS[1], "up", "-d", "--no-build")
@@ -483,7 +525,83 @@ class Bench:
             note=f"1 container on 127.0.0.1:{self.compose_port}, recreated",
         )
         self.compose(VERSIONS[1], "down", "--remove-orphans")
-        return row
+        return [baseline, row]
+
+    def nginx(self, *args: str) -> None:
+        root = self.nginx_root
+        if root is None:
+            raise SystemExit("nginx has no configuration yet")
+        run(["nginx", "-e", str(root / "error.log"), "-c", str(root / "nginx.conf"), *args])
+
+    def colour(self, name: str, version: str) -> int:
+        """Start the ``name`` colour of ``version`` on a free port; returns the port."""
+        port = free_port(avoid=self.ports)
+        run(
+            ["docker", "run", "-d", "--name", f"{self.service}-{name}",
+             "-p", f"127.0.0.1:{port}:5000", f"{self.image}:{self.tags[version]}"]
+        )  # fmt: skip
+        return port
+
+    def point_nginx_at(self, port: int) -> None:
+        upstream = self.nginx_root / "upstream.conf"
+        upstream.write_text(f"upstream app {{ server 127.0.0.1:{port}; keepalive 16; }}\n")
+
+    def bench_nginx(self) -> list[Row]:
+        root = self.nginx_root = self.workdir / "nginx"
+        root.mkdir()
+        port = self.nginx_port = free_port(avoid=self.ports)
+        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+        blue = self.colour("blue", VERSIONS[0])
+        answering_version(blue)
+        self.point_nginx_at(blue)
+        self.nginx()
+        answering_version(port)
+        baseline = self.measure(
+            "baseline nginx (no change)",
+            port,
+            lambda: None,
+            VERSIONS[0],
+            note="nginx → 1 container: what the box sustains through it",
+        )
+
+        def switch() -> None:
+            green = self.colour("green", VERSIONS[1])
+            answering_version(green)  # the new colour answers before it gets traffic
+            self.point_nginx_at(green)
+            self.nginx("-s", "reload")
+            time.sleep(2)  # old workers finish their requests
+            run(["docker", "rm", "-f", f"{self.service}-blue"])
+
+        row = self.measure(
+            "nginx blue-green (manual)",
+            port,
+            switch,
+            VERSIONS[1],
+            note="green started and checked, upstream rewritten, nginx -s reload",
+        )
+        self.stop_nginx()
+        quiet(["docker", "rm", "-f", f"{self.service}-green"])
+        return [baseline, row]
+
+    def stop_nginx(self) -> None:
+        pid = self.nginx_root / "nginx.pid" if self.nginx_root else None
+        if pid is not None and pid.exists():
+            root = self.nginx_root
+            quiet(
+                [
+                    "nginx",
+                    "-e",
+                    str(root / "error.log"),
+                    "-c",
+                    str(root / "nginx.conf"),
+                    "-s",
+                    "quit",
+                ]
+            )
+            for _ in range(40):
+                if not pid.exists():
+                    break
+                time.sleep(0.1)
 
     def swarm_name(self) -> str:
         return f"{self.service}-swarm"
@@ -543,7 +661,7 @@ class Bench:
         answering_version(self.router_port)
         rows = [
             self.measure(
-                "baseline (no change)",
+                "baseline dockroll (no change)",
                 self.router_port,
                 lambda: None,
                 v1,
@@ -590,6 +708,7 @@ class Bench:
     # -- clean-up -------------------------------------------------------------------
 
     def cleanup(self) -> None:
+        self.stop_nginx()
         compose = self.app / "docker-compose.yml"
         if compose.exists():
             quiet(
@@ -647,7 +766,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("compose", "swarm", "dockroll"),
+        choices=("compose", "nginx", "swarm", "dockroll"),
         help="run only these scenario groups (repeatable; default: all)",
     )
     args = parser.parse_args()
@@ -655,7 +774,7 @@ def main() -> int:
         raise SystemExit("the benchmark talks to a registry on 127.0.0.1 only")
     if not 1 <= args.rate <= 2000 or not 1 <= args.duration <= 120:
         raise SystemExit("--rate must be 1..2000 and --duration 1..120")
-    groups = args.only or ["compose", "swarm", "dockroll"]
+    groups = args.only or ["compose", "nginx", "swarm", "dockroll"]
     needed = dict(TOOLS)
     for group in groups:
         needed.update(PEERS.get(group, {}))
@@ -672,7 +791,8 @@ def main() -> int:
         print(f"building {bench.image} {' and '.join(VERSIONS)} …", file=sys.stderr)
         bench.prepare()
         phases: dict[str, Callable[[], list[Row]]] = {
-            "compose": lambda: [bench.bench_compose()],
+            "compose": bench.bench_compose,
+            "nginx": bench.bench_nginx,
             "swarm": lambda: [bench.bench_swarm()],
             "dockroll": bench.bench_dockroll,
         }
@@ -689,7 +809,7 @@ def main() -> int:
         bench.cleanup()
 
     dockroll_rows = [row for row in rows if row.scenario.startswith("dockroll")]
-    baseline = next((row for row in rows if row.scenario.startswith("baseline")), None)
+    baseline = next((row for row in rows if row.scenario.startswith("baseline dockroll")), None)
     if baseline is not None and baseline.failed:
         print(
             f"the baseline failed {baseline.failed} requests with nothing deployed: "

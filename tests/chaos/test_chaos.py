@@ -392,7 +392,8 @@ def private_engine(docker_client: docker.DockerClient) -> Iterator[PrivateEngine
 
 def _assert_host_engine_untouched(client: docker.DockerClient) -> None:
     """The machine's engine still starts a container on its default bridge (docker0)."""
-    image = json.loads(real_substitutes().read_text(encoding="utf-8"))["debian:bookworm-slim"]
+    substitutes = json.loads(real_substitutes().read_text(encoding="utf-8"))
+    image = substitutes.get("debian:bookworm-slim", "debian:bookworm-slim")
     client.containers.run(image, ["true"], remove=True, network_mode="bridge")
 
 

@@ -213,6 +213,10 @@ def test_a_live_canary_timeline_grows_and_an_abort_from_the_page_rolls_it_back(
         )
         assert page.evaluate("window.loadedOnce") is True  # grown live, not reloaded
         assert page.locator("#chart-share polyline.canary").count() == 1
+        stroke = page.evaluate(
+            "getComputedStyle(document.querySelector('#chart-share polyline.canary')).stroke"
+        )
+        assert stroke not in ("", "none"), stroke  # drawn in the canary's colour, visible
         assert page.locator("#status").inner_text() == "running"
         share = rows.last.locator("td").nth(2).inner_text()
         assert abs(float(share.rstrip("%")) - 10.0) <= 0.5, share

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from dockroll.cli.app import main
-from dockroll.cli.commands.status import _fail_when_incomplete, _table
+from dockroll.cli.commands.status import _fail_when_incomplete, _print, _table
 from dockroll.engine.port import ContainerInfo, Health
 from dockroll.errors import EngineUnavailable, RouterError
 from dockroll.pipeline.status import EnvironmentStatus, replica_status
@@ -123,6 +123,17 @@ def test_the_status_table_shows_the_routers_view() -> None:
     text = console.export_text()
     assert "running/healthy (router: DOWN L4CON)" in text
     assert "w=0 down" in text
+
+
+def test_the_last_undone_release_and_its_cost_are_shown() -> None:
+    undone = {"version": "2.0", "status": "rolled_back", "failed_requests": 30,
+              "served_requests": 120, "traffic_seconds": 4.5}  # fmt: skip
+    status = EnvironmentStatus(name="dev", port=9081, strategy="canary", last_undone=undone)
+    console = Console(width=200, record=True)
+    _print(console, [status], [])
+    assert "undone   2.0 (rolled_back): 30 of 120 requests failed, 4.5 traffic-s" in (
+        console.export_text()
+    )
 
 
 def test_a_router_that_does_not_answer_makes_status_exit_10() -> None:

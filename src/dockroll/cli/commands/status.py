@@ -107,6 +107,13 @@ def _print(out: Console, statuses: list[EnvironmentStatus], notes: list[str]) ->
             out.print(f"  lock     held by {escape(str(status.lock['holder']))}")
         if status.standby_note:
             out.print(f"  standby  {escape(status.standby_note)}")
+        undone = status.last_undone
+        if undone and undone.get("failed_requests") is not None:
+            out.print(
+                f"  undone   {escape(str(undone['version']))} ({undone['status']}): "
+                f"{undone['failed_requests']} of {undone['served_requests']} requests failed, "
+                f"{undone['traffic_seconds']:g} traffic-s"
+            )
         if status.replicas:
             out.print(_table(status))
         for process in status.processes:

@@ -92,8 +92,7 @@
     root.appendChild(svg("text", { x: W - R - 40, y: H - 4, "font-size": 10 }, `${tMax.toFixed(0)} s`));
     for (const s of samples) {
       if (s.action === "continue") continue;
-      const line = svg("line", { x1: x(s.t), x2: x(s.t), y1: T, y2: H - B, class: `mark ${s.action}`,
-        stroke: `var(--${s.action === "fail" ? "fail" : s.action === "pass" ? "pass" : "pause"})` });
+      const line = svg("line", { x1: x(s.t), x2: x(s.t), y1: T, y2: H - B, class: `mark ${s.action}` });
       line.appendChild(svg("title", {}, `${s.action} at ${s.t}s: ${s.reason}`));
       root.appendChild(line);
     }
@@ -103,7 +102,7 @@
     }
     for (const s of series) {
       if (!s.values.length) continue;
-      root.appendChild(svg("polyline", { fill: "none", "stroke-width": 2, stroke: `var(--${s.cls})`, class: s.cls,
+      root.appendChild(svg("polyline", { fill: "none", "stroke-width": 2, class: s.cls,
         points: s.values.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ") }));
     }
     container.replaceChildren(root);
