@@ -38,6 +38,7 @@ from __future__ import annotations
 __all__ = [
     "AnalysisError",
     "BuildError",
+    "CertificateError",
     "ConfigError",
     "DevEnvError",
     "DigestMismatch",
@@ -188,3 +189,9 @@ class ScanError(DockrollError):
     """The scanner found vulnerabilities at or above the gate, or could not run."""
 
     exit_code = 14
+
+
+class CertificateError(RouterError):
+    """An ACME CA could not issue or renew a certificate; the one serving stays."""
+
+    exit_code = 15
