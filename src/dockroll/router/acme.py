@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -210,7 +212,10 @@ def _failure(settings: AcmeSettings, exc: BaseException) -> CertificateError:
     from acme import messages  # noqa: PLC0415
 
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, messages.Error):
+    if isinstance(exc, requests.ConnectionError):
+        reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", detail)
+        detail = f"cannot connect to the CA ({reason.group(1) if reason else 'no answer'})"
+    elif isinstance(exc, messages.Error):
         detail = f"{exc.typ}: {exc.detail}"
     elif isinstance(exc, acme_errors.ValidationError):
         problems = [
