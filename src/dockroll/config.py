@@ -512,7 +512,7 @@ class EnvironmentConfig(_Model):
         if tls and self.router.tls is None:
             raise ValueError(
                 f"router.listen has TLS listeners ({', '.join(tls)}) but no certificate: "
-                "set router.tls.cert and router.tls.key"
+                "set router.tls.cert and router.tls.key, or router.tls.acme"
             )
         if self.router.tls is not None and not tls:
             raise ValueError(

@@ -1175,20 +1175,28 @@ class HaproxyRouter:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(
                 f"router of {self.owner}: HAProxy refused the certificate "
-                f"{self.settings.tls_cert}; the one serving stays: {refusal(answer)}",
+                f"{self._certificate_source}; the one serving stays: {refusal(answer)}",
             )
         committed = self.api.execute(f"commit ssl cert {path}")
         if "Success" not in committed:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(
                 f"router of {self.owner}: HAProxy refused the certificate "
-                f"{self.settings.tls_cert} with {self.settings.tls_key}; the one serving "
+                f"{self._certificate_source} with {self._key_source}; the one serving "
                 f"stays: {refusal(committed)}",
                 hint="does the key belong to the certificate?",
             )
         self._put_file(tls.CERT_FILE, pem)
-        self._progress(Progress("router", f"loaded the certificate {self.settings.tls_cert}"))
+        self._progress(Progress("router", f"loaded the certificate {self._certificate_source}"))
         return True
+
+    @property
+    def _certificate_source(self) -> Path | None:
+        return self.acme_store.cert if self.settings.acme else self.settings.tls_cert
+
+    @property
+    def _key_source(self) -> Path | None:
+        return self.acme_store.key if self.settings.acme else self.settings.tls_key
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
