@@ -314,18 +314,77 @@ class ListenerConfig(_Model):
         return parse_listen_address(self.address)
 
 
-class TlsConfig(_Model):
-    """The certificate of the environment's TLS listeners, from files."""
+class AcmeConfig(_Model):
+    """A certificate issued and renewed automatically by an ACME CA (HTTP-01)."""
 
-    cert: str
+    directory: str
+    """The CA's directory URL, e.g. ``https://acme-v02.api.letsencrypt.org/directory``."""
+    domains: list[str] = Field(min_length=1, max_length=100)
+    """The hostnames the certificate covers; each must reach a plain-HTTP listener on port
+    80 of this router, where the CA checks the HTTP-01 challenge."""
+    email: str | None = None
+    """Contact address of the ACME account (expiry notices)."""
+    ca_bundle: str | None = None
+    """PEM file trusted for the CA's own HTTPS (relative to dockroll.yml); the system's
+    trust store when absent."""
+    renew_before: Duration = 30 * 86400.0
+    """Renew when the certificate expires within this long (720h: 30 days)."""
+
+    @field_validator("directory")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("the ACME directory must be an https:// URL")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _hostnames(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower().rstrip(".") for name in value]
+        for name in names:
+            if not _ACME_DOMAIN.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not a hostname a CA can check over HTTP-01 "
+                    "(letters, digits, '-' and '.'; no wildcards, no IP addresses)"
+                )
+        if len(set(names)) != len(names):
+            raise ValueError("a domain is listed twice")
+        return names
+
+
+_ACME_DOMAIN = re.compile(
+    r"(?=.{1,253}$)(?!\d+(\.\d+){3}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]"
+)
+
+
+class TlsConfig(_Model):
+    """The certificate of the environment's TLS listeners: from files, or from an ACME CA."""
+
+    cert: str | None = None
     """PEM file with the certificate and its chain (relative to dockroll.yml), e.g. the
     ``fullchain.pem`` of certbot."""
-    key: str
+    key: str | None = None
     """PEM file with its private key. Keep it readable by you only."""
+    acme: AcmeConfig | None = None
+    """Issue and renew the certificate automatically instead (exclusive with cert/key)."""
     redirect_http: bool = True
     """Plain-HTTP listeners answer 301 to the same URL over HTTPS."""
     hsts: Duration | None = None
     """Send ``Strict-Transport-Security: max-age=…`` over HTTPS (e.g. 4320h); off when absent."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TlsConfig:
+        files = self.cert is not None or self.key is not None
+        if self.acme is not None and files:
+            raise ValueError(
+                "router.tls names both certificate files and acme: choose one "
+                "(remove cert/key to let the CA issue the certificate)"
+            )
+        if self.acme is None and (self.cert is None or self.key is None):
+            raise ValueError(
+                "router.tls needs cert and key (PEM files), or acme: {directory, domains}"
+            )
+        return self
 
 
 class RouterConfig(_Model):
@@ -481,7 +540,7 @@ class EnvironmentConfig(_Model):
         if tls and self.router.tls is None:
             raise ValueError(
                 f"router.listen has TLS listeners ({', '.join(tls)}) but no certificate: "
-                "set router.tls.cert and router.tls.key"
+                "set router.tls.cert and router.tls.key, or router.tls.acme"
             )
         if self.router.tls is not None and not tls:
             raise ValueError(

@@ -21,6 +21,7 @@ an exit code the CLI uses unchanged (documented in the README)::
     ├── LedgerError                    exit 8   the ledger database failed or holds no such record
     ├── PolicyRefusal                  exit 9   a promotion gate said no
     ├── RouterError                    exit 10  the router (HAProxy) failed or refused a change
+    │   └── CertificateError           exit 15  an ACME CA could not issue the certificate
     ├── RolloutError                   exit 11  a rollout failed and was rolled back
     ├── LockHeld                       exit 12  someone else holds the environment's lock
     │   └── LockLost                   exit 12  the lock expired or was forced away mid-command
@@ -38,6 +39,7 @@ from __future__ import annotations
 __all__ = [
     "AnalysisError",
     "BuildError",
+    "CertificateError",
     "ConfigError",
     "DevEnvError",
     "DigestMismatch",
@@ -188,3 +190,9 @@ class ScanError(DockrollError):
     """The scanner found vulnerabilities at or above the gate, or could not run."""
 
     exit_code = 14
+
+
+class CertificateError(RouterError):
+    """An ACME CA could not issue or renew a certificate; the one serving stays."""
+
+    exit_code = 15

@@ -7,6 +7,7 @@ import pytest
 from dockroll import errors
 from dockroll.errors import (
     BuildError,
+    CertificateError,
     ConfigError,
     DevEnvError,
     DockrollError,
@@ -16,6 +17,7 @@ from dockroll.errors import (
     RegistryAuthError,
     RegistryError,
     RegistryUnavailable,
+    RouterError,
     SmokeTestError,
     TagRuleError,
     UsageError,
@@ -38,6 +40,7 @@ from dockroll.errors import (
         (RegistryAuthError, RegistryError, 6),
         (DevEnvError, DockrollError, 7),
         (LedgerError, DockrollError, 8),
+        (CertificateError, RouterError, 15),
     ],
 )
 def test_exit_codes_and_tree(

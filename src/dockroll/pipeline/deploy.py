@@ -15,7 +15,14 @@ from dockroll.config import Config, Strategy
 from dockroll.container_settings import ContainerSpec, resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
-from dockroll.errors import DockrollError, LockHeld, PolicyRefusal, RolloutError, UsageError
+from dockroll.errors import (
+    CertificateError,
+    DockrollError,
+    LockHeld,
+    PolicyRefusal,
+    RolloutError,
+    UsageError,
+)
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import (
     Deployment,
@@ -141,12 +148,31 @@ def open_environment(
     lock = EnvironmentLock(engine, config.service, name, image=info.image)
     if info.reload_pending:
         reload_router(router, lock, ledger.who(), specs, progress)
+    if env_config.router.tls is not None and env_config.router.tls.acme is not None:
+        _renew_if_due(router, progress)
     if env_config.hosts:
         # The edge module loads only for environments served under hostnames.
         from dockroll.pipeline.edge import join_edge  # noqa: PLC0415
 
         join_edge(config, name, router, progress)
     return Environment(config=config, name=name, engine=engine, router=router, lock=lock)
+
+
+def _renew_if_due(router: HaproxyRouter, progress: ProgressCallback) -> None:
+    """Renew the ACME certificate when due; a failure warns and the old one keeps serving."""
+    try:
+        renewal = router.renew_certificate()
+    except CertificateError as exc:
+        progress(Progress("router", f"warning: {exc.message}"))
+        return
+    if renewal.renewed:
+        progress(
+            Progress(
+                "router",
+                f"renewed the certificate ({renewal.reason}); valid until "
+                f"{renewal.not_after:%Y-%m-%d}",
+            )
+        )
 
 
 def reload_router(

@@ -16,12 +16,14 @@ from dockroll.ledger import Ledger
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import _router_specs, reload_router
 from dockroll.pipeline.engines import environment_engine
+from dockroll.router.acme import Renewal
 from dockroll.router.haproxy import HaproxyRouter, RouterDescription, RouterReload
 from dockroll.router.port import RouterInfo
 from dockroll.router.request_log import AccessEntry
 
 __all__ = [
     "reload_environment_router",
+    "renew_environment_certificate",
     "router_access_log",
     "router_status",
     "upgrade_environment_router",
@@ -114,3 +116,36 @@ def router_access_log(
     if since_seconds is not None:
         since = router.engine.now() - timedelta(seconds=since_seconds)
     return router.access_log(since=since, tail=tail)
+
+
+def renew_environment_certificate(
+    config: Config,
+    name: str,
+    ledger: Ledger,
+    *,
+    force: bool = False,
+    progress: ProgressCallback = discard,
+) -> Renewal:
+    """Renew the environment's ACME certificate when due (or ``force``) and load it live.
+
+    The running router answers the CA's HTTP-01 challenge; nothing restarts.
+    Raises CertificateError when the CA cannot issue it: the old certificate
+    keeps serving.
+    """
+    router = _open(config, name, progress)
+    described = router.describe()
+    if not described.running:
+        raise UsageError(
+            f"the router of {config.service}/{name} does not run, so it cannot answer "
+            "the CA's HTTP-01 challenge",
+            hint=f"`dockroll deploy --env {name}` starts it (and obtains the certificate)",
+        )
+    renewal = router.renew_certificate(force=force)
+    if renewal.renewed:
+        ledger.audit(
+            "certificate-renewal",
+            service=config.service,
+            env=name,
+            detail={"not_after": renewal.not_after.isoformat(), "reason": renewal.reason},
+        )
+    return renewal

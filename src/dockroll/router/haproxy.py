@@ -62,13 +62,13 @@ import docker.errors
 import requests.exceptions
 
 from dockroll import labels as dockroll_labels
-from dockroll.config import Config
+from dockroll.config import AcmeConfig, Config
 from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
-from dockroll.router import forwarding, tls
+from dockroll.router import acme, forwarding, tls
 from dockroll.router import hold as holding
 from dockroll.router.edge import EDGE_PORT
 from dockroll.router.port import (
@@ -155,6 +155,9 @@ class HaproxySettings:
     """Listeners that serve HTTPS with ``tls_cert``/``tls_key``."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    acme: acme.AcmeSettings | None = None
+    """Certificate from an ACME CA (kept in the state dir) instead of ``tls_cert``/``tls_key``;
+    plain listeners answer its HTTP-01 challenges."""
     redirect_http: bool = True
     hsts_seconds: int | None = None
     edge: bool = False
@@ -260,6 +263,8 @@ def render_config(
         # Every request, with the server that answered and its timers: analysis
         # judges latency per request and interval from these lines.
         f'    log-format "{LOG_FORMAT}"',
+        # Before the hold and the HTTPS redirect: the CA's check always gets its answer.
+        *(acme.frontend_lines(_CONFIG_DIR) if settings.acme else []),
         *holding.frontend_lines(_CONFIG_DIR),
         *forwarding.frontend_lines(),
         *(
@@ -395,8 +400,15 @@ class HaproxyRouter:
             tls_listeners=tuple(
                 listener.listen_address for listener in env.router.listen if listener.tls
             ),
-            tls_cert=(config.root / env.router.tls.cert) if env.router.tls else None,
-            tls_key=(config.root / env.router.tls.key) if env.router.tls else None,
+            tls_cert=(config.root / env.router.tls.cert)
+            if env.router.tls and env.router.tls.cert
+            else None,
+            tls_key=(config.root / env.router.tls.key)
+            if env.router.tls and env.router.tls.key
+            else None,
+            acme=_acme_settings(config, env.router.tls.acme)
+            if env.router.tls and env.router.tls.acme
+            else None,
             redirect_http=env.router.tls.redirect_http if env.router.tls else True,
             edge=bool(env.hosts),
             hsts_seconds=round(env.router.tls.hsts)
@@ -585,6 +597,8 @@ class HaproxyRouter:
         self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
         if self.settings.tls_listeners:
             self._put_file(tls.CERT_FILE, self._certificate())
+        if self.settings.acme:
+            self._put_file(acme.CHALLENGE_MAP, "")
         self._check_config("haproxy.cfg.next")
         self._put_file(_STATE_FILE, state)
         self._put_file(holding.STATE_MAP, holding.render_state(flags))
@@ -1084,9 +1098,47 @@ class HaproxyRouter:
         }
         if self.settings.tls_listeners:
             files[tls.CERT_FILE] = self._certificate()
+        if self.settings.acme:
+            files[acme.CHALLENGE_MAP] = ""
         return files
 
+    # -- certificates from an ACME CA ---------------------------------------------
+
+    @property
+    def acme_store(self) -> acme.CertificateStore:
+        """Where the ACME account key and the issued certificate are kept (0600)."""
+        root = (self._state_root or state_dir()) / "acme" / f"{self.service}-{self.environment}"
+        return acme.CertificateStore(root)
+
+    def publish_challenge(self, path: str, answer: str) -> None:
+        table = f"{_CONFIG_DIR}/{acme.CHALLENGE_MAP}"
+        self.api.execute(f"del map {table} {path}")
+        self.api.run(f"add map {table} {path} {answer}")
+
+    def withdraw_challenge(self, path: str) -> None:
+        self.api.execute(f"del map {_CONFIG_DIR}/{acme.CHALLENGE_MAP} {path}")
+
+    def renew_certificate(self, *, force: bool = False) -> acme.Renewal:
+        """Have the ACME CA renew the certificate when due (or ``force``), then load it live.
+
+        Raises :class:`CertificateError` when the CA cannot issue it; the certificate
+        that served keeps serving.
+        """
+        if self.settings.acme is None:
+            raise RouterError(
+                f"router of {self.owner}: its certificate does not come from an ACME CA",
+                hint="set router.tls.acme in dockroll.yml, or replace the certificate files",
+            )
+        self._check_reachable()
+        renewal = acme.renew(self.settings.acme, self.acme_store, self, force=force)
+        self.sync_certificate()
+        return renewal
+
     def _certificate(self) -> str:
+        if self.settings.acme is not None:
+            store = self.acme_store
+            store.ensure_stand_in(self.settings.acme.domains)
+            return tls.bundle(store.cert, store.key, self.owner)
         if self.settings.tls_cert is None or self.settings.tls_key is None:
             raise RouterError(
                 f"router of {self.owner}: TLS listeners without a certificate",
@@ -1125,20 +1177,28 @@ class HaproxyRouter:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(
                 f"router of {self.owner}: HAProxy refused the certificate "
-                f"{self.settings.tls_cert}; the one serving stays: {refusal(answer)}",
+                f"{self._certificate_source}; the one serving stays: {refusal(answer)}",
             )
         committed = self.api.execute(f"commit ssl cert {path}")
         if "Success" not in committed:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(
                 f"router of {self.owner}: HAProxy refused the certificate "
-                f"{self.settings.tls_cert} with {self.settings.tls_key}; the one serving "
+                f"{self._certificate_source} with {self._key_source}; the one serving "
                 f"stays: {refusal(committed)}",
                 hint="does the key belong to the certificate?",
             )
         self._put_file(tls.CERT_FILE, pem)
-        self._progress(Progress("router", f"loaded the certificate {self.settings.tls_cert}"))
+        self._progress(Progress("router", f"loaded the certificate {self._certificate_source}"))
         return True
+
+    @property
+    def _certificate_source(self) -> Path | None:
+        return self.acme_store.cert if self.settings.acme else self.settings.tls_cert
+
+    @property
+    def _key_source(self) -> Path | None:
+        return self.acme_store.key if self.settings.acme else self.settings.tls_key
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
         image = self._image()
@@ -1244,3 +1304,13 @@ def _config_archive(config: str, name: str = "haproxy.cfg") -> bytes:
         info.mtime = int(time.time())
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _acme_settings(config: Config, acme_config: AcmeConfig) -> acme.AcmeSettings:
+    return acme.AcmeSettings(
+        directory=acme_config.directory,
+        domains=tuple(acme_config.domains),
+        email=acme_config.email,
+        ca_bundle=(config.root / acme_config.ca_bundle) if acme_config.ca_bundle else None,
+        renew_before=acme_config.renew_before,
+    )

@@ -1,4 +1,4 @@
-"""``dockroll router status|reload|upgrade``: an environment's HAProxy by hand."""
+"""``dockroll router status|reload|upgrade|renew``: an environment's HAProxy by hand."""
 
 from __future__ import annotations
 
@@ -82,4 +82,46 @@ def upgrade_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) 
         {"environment": env, **info.__dict__},
         f"replaced the {escape(env)} router: {escape(info.container)} ({escape(info.image)}), "
         f"{len(info.restored)} servers restored",
+    )
+
+
+@router_app.command("renew")
+def renew_command(
+    ctx: typer.Context,
+    env: EnvOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="Renew even when the certificate is not due.")
+    ] = False,
+) -> None:
+    """Renew the ACME certificate (router.tls.acme) when it expires within 30 days.
+
+    The running router answers the CA's HTTP-01 challenge and loads the new
+    certificate through its runtime API: nothing restarts. When the CA cannot
+    issue one, the old certificate keeps serving and the command exits 15.
+    """
+    from dockroll.ledger import open_ledger
+    from dockroll.pipeline.router import renew_environment_certificate
+
+    cli = state(ctx)
+    with (
+        open_ledger() as ledger,
+        cli.output.progress(f"renewing the {env} certificate") as progress,
+    ):
+        renewal = renew_environment_certificate(
+            cli.config, env, ledger, force=force, progress=progress
+        )
+    until = f"{renewal.not_after:%Y-%m-%d %H:%M} UTC"
+    text = (
+        f"renewed the {escape(env)} certificate ({escape(renewal.reason)}): valid until {until}"
+        if renewal.renewed
+        else f"the {escape(env)} certificate is not due: valid until {until}"
+    )
+    cli.output.result(
+        {
+            "environment": env,
+            "renewed": renewal.renewed,
+            "reason": renewal.reason,
+            "not_after": renewal.not_after.isoformat(),
+        },
+        text,
     )
