@@ -1129,7 +1129,6 @@ class HaproxyRouter:
                 f"router of {self.owner}: its certificate does not come from an ACME CA",
                 hint="set router.tls.acme in dockroll.yml, or replace the certificate files",
             )
-        self._check_reachable()
         renewal = acme.renew(self.settings.acme, self.acme_store, self, force=force)
         self.sync_certificate()
         return renewal
