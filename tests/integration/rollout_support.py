@@ -54,7 +54,14 @@ def plain_git_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def remove_images(client: docker.DockerClient, repository_prefix: str) -> None:
     """Remove every local image with a tag under ``repository_prefix``."""
-    for image in client.images.list():
+    for attempt in range(5):
+        try:  # listing inspects each image: one removed meanwhile by someone else fails it
+            images = client.images.list()
+            break
+        except docker.errors.NotFound:
+            if attempt == 4:
+                raise
+    for image in images:
         if any(tag.startswith(repository_prefix) for tag in image.tags):
             with contextlib.suppress(docker.errors.NotFound):
                 client.images.remove(image.id, force=True)

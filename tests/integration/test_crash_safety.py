@@ -20,7 +20,7 @@ import pytest
 
 from dockroll import labels
 from dockroll.engine.docker import DockerEngine
-from dockroll.ledger import Deployment, DeploymentStatus, StepStatus
+from dockroll.ledger import Deployment, DeploymentStatus, Ledger, StepStatus
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import deploy_release, unfinished_deployment
 from dockroll.router.haproxy import HaproxyRouter
@@ -68,18 +68,26 @@ def _kill_when_running(seeded: Seeded, version: str, step: int, last_id: int) ->
             while time.monotonic() < deadline:
                 assert process.poll() is None, "the deploy finished before it could be killed"
                 latest = ledger.deployments(seeded.service, ENV, limit=1)
-                if latest and latest[0].id > last_id:
-                    steps = ledger.deployment(latest[0].id).steps
-                    if any(s.index >= step and s.status is StepStatus.RUNNING for s in steps):
+                if latest and latest[0].id > last_id and _step_runs(ledger, latest[0].id, step):
+                    # Freeze the deploy, then look again: between the first look and a
+                    # kill it may have finished the step and not yet begun the next one.
+                    os.kill(process.pid, signal.SIGSTOP)
+                    if _step_runs(ledger, latest[0].id, step):
                         os.kill(process.pid, signal.SIGKILL)
                         process.wait()
                         return ledger.deployment(latest[0].id)
+                    os.kill(process.pid, signal.SIGCONT)
                 time.sleep(0.02)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
     raise AssertionError(f"step {step} never ran")
+
+
+def _step_runs(ledger: Ledger, deployment_id: int, step: int) -> bool:
+    steps = ledger.deployment(deployment_id).steps
+    return any(s.index >= step and s.status is StepStatus.RUNNING for s in steps)
 
 
 def _assert_consistent(seeded: Seeded, docker_client: docker.DockerClient, version: str) -> None:
@@ -97,7 +105,9 @@ def _assert_consistent(seeded: Seeded, docker_client: docker.DockerClient, versi
     assert {c.name for c in containers} == {s.name for s in servers}, "orphans or dangling servers"
     digest = {c.name: c.labels[labels.DIGEST] for c in containers}
     serving = [s for s in servers if s.takes_traffic]
-    assert len(serving) == config.environment(ENV).replicas
+    assert len(serving) == config.environment(ENV).replicas, [
+        (s.name, s.state.value, s.health.value, s.weight, s.check_status) for s in servers
+    ]
     assert {digest[s.name] for s in serving} == {seeded.releases[version].digest}
     lock = docker_client.containers.list(
         all=True, filters={"label": [f"{labels.SERVICE}={seeded.service}", f"{labels.ROLE}=lock"]}

@@ -57,8 +57,10 @@ from dockroll.rollout.plan import (
 from dockroll.rollout.samples import SampleRecorder
 from dockroll.router.port import (
     MAX_WEIGHT,
+    BackendServer,
     Router,
     ServerHealth,
+    ServerState,
     weights_for_shares,
 )
 
@@ -566,8 +568,14 @@ class RolloutRunner:
         return address
 
     def _add_server(self, name: str) -> None:
-        known = {server.name for server in self.router.servers()}
-        if name not in known:
+        known = next((s for s in self.router.servers() if s.name == name), None)
+        if known is not None and not _fully_added(known):
+            # An interrupted run added it but never finished enabling it and its check:
+            # it would stay in maintenance (or unchecked) behind the weight given later.
+            self._say(f"{name} was left half added to the router; adding it again")
+            self.router.remove_server(name)
+            known = None
+        if known is None:
             self.router.add_server(
                 name, self._address(name), self.config.container.port, weight=0, check=True
             )
@@ -988,3 +996,8 @@ class RolloutRunner:
     def _is_running(self, name: str) -> bool:
         info = self._find(name)
         return info is not None and info.running
+
+
+def _fully_added(server: BackendServer) -> bool:
+    """Whether ``server`` is as AddServers leaves it: enabled, with its check running."""
+    return server.state is not ServerState.MAINT and server.health is not ServerHealth.NO_CHECK

@@ -346,10 +346,18 @@ class FakeRouter:
         self.faults.before("router.add_server", name)
         if name in self._servers:
             raise RouterError(f"fake router already has {name}")
-        health = ServerHealth.DOWN if check else ServerHealth.NO_CHECK
-        self._servers[name] = _Server(name, address, port, weight, health=health)
+        # As with HAProxy, two exchanges: the server appears in maintenance, unchecked;
+        # then it is enabled with its check. A process killed between them leaves it half added.
+        server = _Server(
+            name, address, port, weight, state=ServerState.MAINT, health=ServerHealth.NO_CHECK
+        )
+        self._servers[name] = server
         self._check("add_server")
         self.faults.changed("router.add_server")
+        server.state = ServerState.READY
+        server.health = ServerHealth.DOWN if check else ServerHealth.NO_CHECK
+        self._check("enable_server")
+        self.faults.changed("router.enable_server")
 
     def set_weight(self, name: str, weight: int) -> None:
         self.set_weights({name: weight})
