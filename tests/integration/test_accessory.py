@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from dockroll import labels
+from dockroll.engine.base_images import substitutes_file
 from tests.conftest import free_port
 from tests.integration.accessory_support import redis_image
 from tests.integration.rollout_support import DOCKROLL
@@ -52,6 +54,8 @@ def app(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[dict[str
     }
     config = tmp_path / "dockroll.yml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    if substitutes_file().exists():  # the router's stand-in image, for `dockroll lock`
+        shutil.copy(substitutes_file(), tmp_path / "base-images.json")
     env = {**os.environ, "DOCKROLL_CONFIG": str(config), "DOCKROLL_STATE_DIR": str(tmp_path)}
     try:
         yield {
@@ -149,3 +153,31 @@ def test_a_missing_secret_starts_nothing(
     assert not docker_client.containers.list(
         all=True, filters={"label": f"{labels.SERVICE}={app['service']}"}
     )
+
+
+def test_up_and_down_wait_for_the_environment_lock(
+    app: dict[str, Any], docker_client: docker.DockerClient
+) -> None:
+    held = _dockroll(app, "lock", "acquire", "--env", "dev", "--reason", "maintenance")
+    assert held.returncode == 0, held.stderr
+    accessories = {"label": [f"{labels.SERVICE}={app['service']}", f"{labels.ROLE}=accessory"]}
+
+    done = _dockroll(app, "accessory", "up", "--env", "dev")
+    assert done.returncode == 12, done.stderr
+    assert "is locked" in done.stderr
+    assert not docker_client.containers.list(all=True, filters=accessories)
+
+    assert _dockroll(app, "lock", "release", "--env", "dev").returncode == 0
+    assert _dockroll(app, "accessory", "up", "--env", "dev").returncode == 0
+    assert _dockroll(app, "lock", "acquire", "--env", "dev").returncode == 0
+
+    done = _dockroll(app, "accessory", "down", "--env", "dev")
+    assert done.returncode == 12, done.stderr
+    (cache,) = docker_client.containers.list(filters=accessories)
+    assert cache.status == "running"
+    # The manual lock is its holder's to give back; each accessory command gave back its own.
+    assert _dockroll(app, "lock", "release", "--env", "dev").returncode == 0
+    assert _dockroll(app, "accessory", "down", "--env", "dev").returncode == 0
+    assert not docker_client.containers.list(all=True, filters=accessories)
+    done = _dockroll(app, "lock", "status", "--env", "dev", "--json")
+    assert json.loads(done.stdout)["locked"] is False, done.stdout

@@ -12,7 +12,7 @@ touch accessories.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +22,12 @@ from dockroll.container_settings import run_request
 from dockroll.engine.port import ContainerInfo, Engine, Health
 from dockroll.errors import DockrollError, EngineError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.lock import EnvironmentLock
 from dockroll.rollout.executor import network_name
 
 if TYPE_CHECKING:
     from dockroll.config import Config
+    from dockroll.container_settings import ContainerSpec
 
 __all__ = [
     "ACCESSORY",
@@ -93,13 +95,52 @@ def accessory_up(
     names: list[str] | None = None,
     *,
     progress: ProgressCallback = discard,
+    holder: str = "",
+    lock_wait: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[AccessoryStatus]:
-    """Start (or recreate when its settings changed) each accessory; wait until healthy."""
+    """Start (or recreate when its settings changed) each accessory; wait until healthy.
+
+    Under the environment's lock (taken by ``holder``, waiting up to ``lock_wait``
+    seconds), so a deploy or another ``up`` never races it.
+    """
     chosen = accessories_of(config, environment, names)
     # Env files and secrets of all of them are read before anything starts.
     specs = {name: resolve_accessory(config, environment, name) for name in chosen}
+    if not chosen:
+        return []
+    for name in chosen:  # pulled first: a slow download holds no lock
+        image = config.accessories[name].image
+        if engine.image(image) is None:
+            engine.pull(image, progress)
+    lock = EnvironmentLock(
+        engine, config.service, environment, image=config.accessories[chosen[0]].image
+    )
+    with lock.held(holder, reason="accessory up", operation="accessory-up", wait=lock_wait):
+        return _up(
+            config,
+            environment,
+            engine,
+            chosen,
+            specs=specs,
+            progress=progress,
+            sleep=sleep,
+            clock=clock,
+        )
+
+
+def _up(
+    config: Config,
+    environment: str,
+    engine: Engine,
+    chosen: list[str],
+    *,
+    specs: Mapping[str, ContainerSpec],
+    progress: ProgressCallback,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> list[AccessoryStatus]:
     network = network_name(config.service, environment)
     engine.ensure_network(network, labels.selector(config.service, environment, "network"))
     results = []
@@ -118,8 +159,6 @@ def accessory_up(
             action = "recreated"
             progress(Progress("accessory", f"{name}: settings changed, recreating it"))
             engine.remove(existing.id, grace=config.container.stop_grace)
-        if engine.image(accessory.image) is None:
-            engine.pull(accessory.image, progress)
         request = run_request(
             spec,
             accessory.image,
@@ -190,10 +229,37 @@ def accessory_down(
     *,
     volumes: bool = False,
     remove_volume: Callable[[str], bool] | None = None,
+    holder: str = "",
+    lock_wait: float = 0.0,
 ) -> list[AccessoryStatus]:
-    """Stop and remove accessories; with ``volumes`` their named volumes too (their data)."""
+    """Stop and remove accessories; with ``volumes`` their named volumes too (their data).
+
+    Under the environment's lock, as :func:`accessory_up`.
+    """
+    chosen = accessories_of(config, environment, names)
+    running = [info for name in chosen if (info := _find(engine, config, environment, name))]
+    if not running:  # nothing to stop: no lock, no image needed for one
+        return _down(
+            config, environment, engine, chosen, volumes=volumes, remove_volume=remove_volume
+        )
+    lock = EnvironmentLock(engine, config.service, environment, image=running[0].image)
+    with lock.held(holder, reason="accessory down", operation="accessory-down", wait=lock_wait):
+        return _down(
+            config, environment, engine, chosen, volumes=volumes, remove_volume=remove_volume
+        )
+
+
+def _down(
+    config: Config,
+    environment: str,
+    engine: Engine,
+    chosen: list[str],
+    *,
+    volumes: bool,
+    remove_volume: Callable[[str], bool] | None,
+) -> list[AccessoryStatus]:
     results = []
-    for name in accessories_of(config, environment, names):
+    for name in chosen:
         existing = _find(engine, config, environment, name)
         if existing is not None:
             engine.remove(existing.id, grace=config.container.stop_grace)

@@ -22,6 +22,9 @@ accessory_app = typer.Typer(
 app.add_typer(accessory_app, name="accessory")
 
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="The environment.")]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Wait up to N seconds for the environment's lock.")
+]
 NamesArgument = Annotated[
     list[str] | None, typer.Argument(help="Accessories (default: all of the environment).")
 ]
@@ -52,15 +55,20 @@ def _engine(ctx: typer.Context, env: str) -> tuple[Config, DockerEngine]:
 
 
 @accessory_app.command("up")
-def up_command(ctx: typer.Context, env: EnvOption, names: NamesArgument = None) -> None:
+def up_command(
+    ctx: typer.Context, env: EnvOption, names: NamesArgument = None, wait: WaitOption = 0.0
+) -> None:
     """Start the environment's accessories (recreating those whose settings changed)."""
+    from dockroll.ledger import who
     from dockroll.pipeline.accessory import accessory_up
 
     config, engine = _engine(ctx, env)
     cli = state(ctx)
     try:
         with cli.output.progress(f"starting accessories of {env}") as progress:
-            statuses = accessory_up(config, env, engine, names or None, progress=progress)
+            statuses = accessory_up(
+                config, env, engine, names or None, progress=progress, holder=who(), lock_wait=wait
+            )
     finally:
         engine.close()
     _show(cli.output, env, statuses)
@@ -74,14 +82,23 @@ def down_command(
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Delete their named volumes too: their data.")
     ] = False,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Stop and remove the environment's accessories; their volumes stay unless --volumes."""
+    from dockroll.ledger import who
     from dockroll.pipeline.accessory import accessory_down
 
     config, engine = _engine(ctx, env)
     try:
         statuses = accessory_down(
-            config, env, engine, names or None, volumes=volumes, remove_volume=engine.remove_volume
+            config,
+            env,
+            engine,
+            names or None,
+            volumes=volumes,
+            remove_volume=engine.remove_volume,
+            holder=who(),
+            lock_wait=wait,
         )
     finally:
         engine.close()
