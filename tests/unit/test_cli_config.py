@@ -227,3 +227,61 @@ def test_schema_refuses_environment_names_the_loader_refuses(
         bad = {**document, "environments": {name: {"port": 9001}}}
         with pytest.raises(jsonschema.ValidationError):
             validator.validate(bad)
+
+
+PROCESSES = """\
+service: shop
+image: 127.0.0.1:5000/team/shop
+processes:
+  web: {}
+  worker:
+    command: ["python", "-m", "worker"]
+    start: after-web
+environments:
+  dev: {port: 9081, processes: {worker: {replicas: 2}}}
+  prod: {port: 9082, promote_from: dev, replicas: 3}
+accessories:
+  db: {image: "postgres:15", environments: [dev]}
+"""
+
+
+def test_check_summarises_processes_and_accessories(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(isolated, PROCESSES)
+    data = _json(capsys, ["--json", "config", "check"])
+    assert data["processes"] == [
+        {
+            "name": "web",
+            "router": True,
+            "command": None,
+            "health": "router",
+            "start": None,
+            "replicas": {"dev": 1, "prod": 3},
+        },
+        {
+            "name": "worker",
+            "router": False,
+            "command": ["python", "-m", "worker"],
+            "health": "auto",
+            "start": "after-web",
+            "replicas": {"dev": 2, "prod": 1},
+        },
+    ]
+    assert data["accessories"] == [{"name": "db", "image": "postgres:15", "environments": ["dev"]}]
+
+    assert main(["config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "web (replicas: dev 1, prod 3; behind the router): the image's command" in out
+    assert "worker (replicas: dev 2, prod 1; auto, after-web): python -m worker" in out
+    assert "db (postgres:15): dev" in out
+
+
+def test_check_without_processes_shows_no_process_section(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(isolated, THREE_ENVIRONMENTS)
+    data = _json(capsys, ["--json", "config", "check"])
+    assert (data["processes"], data["accessories"]) == ([], [])
+    assert main(["config", "check"]) == 0
+    assert "processes, one release" not in capsys.readouterr().out

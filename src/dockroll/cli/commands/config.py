@@ -85,6 +85,59 @@ def _environment_summary(name: str, env: EnvironmentConfig) -> dict[str, Any]:
     }
 
 
+def _processes_summary(config: Config, order: list[str]) -> list[dict[str, Any]]:
+    """Each process of one release: its command, router or not, and replicas per environment."""
+    from dockroll.processes import process_replicas, routed_process
+
+    routed = routed_process(config)
+    summary = []
+    for name, process in config.processes.items():
+        with_router = name == routed
+        summary.append(
+            {
+                "name": name,
+                "router": with_router,
+                "command": list(process.command) if process.command else None,
+                "health": "router" if with_router else process.health,
+                "start": None if with_router else process.start,
+                "replicas": {
+                    env: config.environments[env].replicas
+                    if with_router
+                    else process_replicas(config, env, name)
+                    for env in order
+                },
+            }
+        )
+    return summary
+
+
+def _accessories_summary(config: Config, order: list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "image": accessory.image,
+            "environments": [
+                env
+                for env in order
+                if accessory.environments is None or env in accessory.environments
+            ],
+        }
+        for name, accessory in config.accessories.items()
+    ]
+
+
+def _process_line(process: dict[str, Any]) -> str:
+    counts = set(process["replicas"].values())
+    replicas = (
+        f"{counts.pop()} per environment"
+        if len(counts) == 1
+        else ", ".join(f"{env} {n}" for env, n in process["replicas"].items())
+    )
+    how = "behind the router" if process["router"] else f"{process['health']}, {process['start']}"
+    command = " ".join(process["command"]) if process["command"] else "the image's command"
+    return f"{process['name']} (replicas: {replicas}; {how}): {command}"
+
+
 def _warnings(config: Config) -> list[str]:
     """What loads fine but will fail later, said now."""
     warnings: list[str] = []
@@ -109,12 +162,16 @@ def check_command(ctx: typer.Context) -> None:
     order = environment_order(config)
     environments = [_environment_summary(name, config.environments[name]) for name in order]
     warnings = _warnings(config)
+    processes = _processes_summary(config, order)
+    accessories = _accessories_summary(config, order)
     data = {
         "config": str(path),
         "valid": True,
         "service": config.service,
         "image": config.image,
         "environments": environments,
+        "processes": processes,
+        "accessories": accessories,
         "mirrors": [mirror.model_dump() for mirror in config.mirrors],
         "retention": config.retention.model_dump(),
         "warnings": warnings,
@@ -137,12 +194,25 @@ def check_command(ctx: typer.Context) -> None:
         )
     mirrors = ", ".join(mirror.registry for mirror in config.mirrors) or "none"
     protected = ", ".join(config.retention.protected_tags)
+    parts: list[Any] = []
+    if processes:
+        parts.append("processes, one release:")
+        parts += [f"  {escape(_process_line(p))}" for p in processes]
+    if accessories:
+        parts.append("accessories, never rolled:")
+        parts += [
+            f"  {escape(a['name'])} ({escape(a['image'])}): "
+            f"{escape(', '.join(a['environments']) or 'no environment')}"
+            for a in accessories
+        ]
     human = Group(
         f"[green]valid[/] {escape(str(path))}: service {escape(config.service)}, "
         f"image {escape(config.image)}",
         "",
         table if environments else "no environments",
         "",
+        *parts,
+        *([""] if parts else []),
         f"mirrors: {escape(mirrors)}; `dockroll prune` keeps the newest "
         f"{config.retention.keep} releases"
         + (f" and tags {escape(protected)}" if protected else ""),
