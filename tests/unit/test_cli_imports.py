@@ -93,6 +93,15 @@ def test_help_loads_no_library_and_no_pydantic(tmp_path: Path) -> None:
     assert _pipeline_modules(modules) == []
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], [], ["no-such-command"]])
+def test_help_builds_no_command_module(tmp_path: Path, argv: list[str]) -> None:
+    # The command list comes from cli/lazy.py's summaries; the root callback's own
+    # module and the summaries are all `--help` needs.
+    codes, modules = _run([argv], tmp_path)
+    assert codes in ([0], [2])
+    assert _loaded(modules, ("dockroll.cli.commands",)) == []
+
+
 def test_every_command_builds_its_help_without_the_library(tmp_path: Path) -> None:
     # Typer itself coerces option values through pydantic, so pydantic may load here;
     # dockroll's own models (dockroll.config) may not.
