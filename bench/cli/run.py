@@ -74,6 +74,8 @@ class Row:
     command: str
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    """The 1-minute load average before each measured run."""
     note: str = ""
 
     @property
@@ -250,6 +252,7 @@ class Bench:
         row = Row(key, shown)
         measure(argv, self.env(), self.app)  # warm-up: bytecode caches, page cache
         for _ in range(self.runs):
+            row.loads.append(os.getloadavg()[0])
             wall, cpu, _ = measure(argv, self.env(), self.app)
             row.walls.append(wall)
             row.cpus.append(cpu)
@@ -263,6 +266,7 @@ class Bench:
         self.dockroll("rollback", "--env", ENV)  # warm-up, and the first switch
         slow = 0
         for _ in range(self.runs):
+            row.loads.append(os.getloadavg()[0])
             wall, cpu, out = measure(argv, self.env(), self.app)
             result = json.loads(out)
             if result.get("status") != "succeeded":
@@ -314,7 +318,10 @@ def print_table(rows: Sequence[Row], runs: int) -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print()
     print(f"whole process, {runs} runs after a warm-up; {os.cpu_count()} CPUs, load {load}")
-    header = f"{'command':<34} {'median':>8} {'min':>8} {'max':>8} {'cpu':>8} {'target':>8}  result"
+    header = (
+        f"{'command':<34} {'median':>8} {'min':>8} {'max':>8} {'cpu':>8} {'load':>5} "
+        f"{'target':>8}  result"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -324,11 +331,13 @@ def print_table(rows: Sequence[Row], runs: int) -> None:
             result = f"{result} ({row.note})".strip()
         print(
             f"{row.command:<34} {row.median:>7.3f}s {min(row.walls):>7.3f}s "
-            f"{max(row.walls):>7.3f}s {statistics.median(row.cpus):>7.3f}s {target:>8}  {result}"
+            f"{max(row.walls):>7.3f}s {statistics.median(row.cpus):>7.3f}s "
+            f"{statistics.median(row.loads):>5.1f} {target:>8}  {result}"
         )
     print()
     print(
         "median/min/max = wall time of the whole process; cpu = median user+system time;\n"
+        "load = median 1-minute load average before each run; "
         "targets apply to the median wall time"
     )
 

@@ -93,6 +93,15 @@ def test_help_loads_no_library_and_no_pydantic(tmp_path: Path) -> None:
     assert _pipeline_modules(modules) == []
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], [], ["no-such-command"]])
+def test_help_builds_no_command_module(tmp_path: Path, argv: list[str]) -> None:
+    # The command list comes from cli/lazy.py's summaries; the root callback's own
+    # module and the summaries are all `--help` needs.
+    codes, modules = _run([argv], tmp_path)
+    assert codes in ([0], [2])
+    assert _loaded(modules, ("dockroll.cli.commands",)) == []
+
+
 def test_every_command_builds_its_help_without_the_library(tmp_path: Path) -> None:
     # Typer itself coerces option values through pydantic, so pydantic may load here;
     # dockroll's own models (dockroll.config) may not.
@@ -181,5 +190,37 @@ def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used(
         "dockroll.pipeline.promote",
         "dockroll.analysis.providers",
         "dockroll.analysis.run",
+        *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
     )
+    assert _loaded(modules, avoidable) == []
+
+
+# A SQLite ledger needs no PostgreSQL dialect and no Alembic once its schema is current;
+# an environment without ACME needs no cryptography.
+_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS = (
+    "alembic",
+    "cryptography",
+    "sqlalchemy.dialects.postgresql",
+)
+
+
+def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgresql() -> None:
+    # What `status` imports once the engine answered (the CLI test above stops earlier):
+    # process containers are listed, never started, so the rollout executor stays out.
+    code = (
+        "import json, sys\n"
+        "import dockroll.pipeline.status, dockroll.pipeline.processes, dockroll.ledger\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        timeout=120,
+    )
+    modules = set(json.loads(done.stdout))
+    assert "dockroll.router.haproxy" in modules
+    avoidable = ("dockroll.rollout.executor", *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS)
     assert _loaded(modules, avoidable) == []

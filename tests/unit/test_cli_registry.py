@@ -37,5 +37,12 @@ def test_running_a_command_imports_its_module_only(monkeypatch: pytest.MonkeyPat
     _register_commands(["--json", "status", "--env", "dev"])
     assert imported == ["dockroll.cli.commands.status"]
     imported.clear()
+    _register_commands(["--config", "status", "rollback"])
+    assert imported == ["dockroll.cli.commands.deploy"]
+    imported.clear()
+    # Help and unknown commands are listed from the summaries (cli/lazy.py): nothing loads.
     _register_commands(["--help"])
+    _register_commands(["no-such-command"])
+    assert imported == []
+    _register_commands()
     assert len(imported) == len(set(COMMAND_MODULES.values()))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dockroll import __version__
+from dockroll.cli.lazy import LazyCommandGroup
 from dockroll.cli.render import Output
 from dockroll.errors import ConfigError, DockrollError
 
@@ -23,6 +24,7 @@ __all__ = ["CliState", "app", "main"]
 
 app = typer.Typer(
     name="dockroll",
+    cls=LazyCommandGroup,
     help="Build once, promote the digest, deploy with zero downtime, roll back in seconds.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -149,15 +151,36 @@ COMMAND_MODULES = {
 }
 
 
+_VALUE_OPTIONS = ("--config", "-c")
+"""Root options that take a value, so the word after them names no command."""
+
+
+def _command_word(args: list[str]) -> str | None:
+    """The first word of ``args`` that is neither a root option nor an option's value."""
+    words = iter(args)
+    for arg in words:
+        if arg == "--":
+            return next(words, None)
+        if arg in _VALUE_OPTIONS:
+            next(words, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def _register_commands(args: list[str] | None = None) -> None:
     """Import the command modules; each adds its commands to ``app`` when imported.
 
-    With ``args``, only the module of the command they name, when it is known;
-    help, completion and unknown commands import them all.
+    With ``args``, only the module of the command they name, when it is known,
+    and none for help or an unknown command: the root group lists every command
+    from its summaries (cli/lazy.py) and builds one only when it runs. Without
+    ``args``, all of them.
     """
-    words = [arg for arg in args or [] if not arg.startswith("-")]
-    module = COMMAND_MODULES.get(words[0]) if words and args else None
-    names = [module] if module else sorted(set(COMMAND_MODULES.values()))
+    if args is None:
+        names = sorted(set(COMMAND_MODULES.values()))
+    else:
+        word = _command_word(args)
+        names = [COMMAND_MODULES[word]] if word in COMMAND_MODULES else []
     for name in names:
         importlib.import_module(f"dockroll.cli.commands.{name}")
 

@@ -24,8 +24,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "AnalysisSampleRow",
@@ -49,8 +49,23 @@ NAMING_CONVENTION = {
 
 DIGEST_LENGTH = 71  # "sha256:" + 64 hex digits
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
-"""JSON everywhere; JSONB on PostgreSQL so it can be indexed and queried later."""
+
+class JSONDocument(TypeDecorator[Any]):
+    """JSON everywhere; JSONB on PostgreSQL so it can be indexed and queried later.
+
+    The PostgreSQL dialect is imported only by a PostgreSQL ledger (a variant type
+    would import it for SQLite too, and every command opening the ledger would pay).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB  # noqa: PLC0415 - see above
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -111,8 +126,8 @@ class ReleaseRow(Base):
     # "registry" as an attribute name would shadow the declarative registry.
     image_registry: Mapped[str] = mapped_column("registry", String(255))
     repository: Mapped[str] = mapped_column(String(255))
-    tags: Mapped[list[str]] = mapped_column(JSONDocument)
-    labels: Mapped[dict[str, str]] = mapped_column(JSONDocument)
+    tags: Mapped[list[str]] = mapped_column(JSONDocument())
+    labels: Mapped[dict[str, str]] = mapped_column(JSONDocument())
     git_sha: Mapped[str | None] = mapped_column(String(64))
     build_date: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pushed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -136,7 +151,7 @@ class PromotionRow(Base):
     from_env: Mapped[str | None] = mapped_column(String(64))
     to_env: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
-    tags: Mapped[list[str]] = mapped_column(JSONDocument)
+    tags: Mapped[list[str]] = mapped_column(JSONDocument())
     promoted_by: Mapped[str] = mapped_column(String(255))
     promoted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -211,7 +226,7 @@ class DeploymentStepRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument())
 
     deployment: Mapped[DeploymentRow] = relationship(back_populates="steps")
 
@@ -233,7 +248,7 @@ class AuditEventRow(Base):
     service: Mapped[str | None] = mapped_column(String(128))
     env: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(255))
-    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument())
 
 
 class AnalysisSampleRow(Base):
@@ -257,4 +272,4 @@ class AnalysisSampleRow(Base):
     baseline_latency_ms: Mapped[float | None] = mapped_column(Float)
     action: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument())

@@ -31,7 +31,6 @@ from dockroll.errors import EngineError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Release
 from dockroll.processes import background_processes, process_replicas
-from dockroll.rollout.executor import network_name, pinned_image
 
 if TYPE_CHECKING:
     from dockroll.config import Config
@@ -152,6 +151,9 @@ def start_processes(
 
     Raises EngineError (after removing what it started) when one does not start.
     """
+    # The executor loads here: `status` lists process containers and never starts one.
+    from dockroll.rollout.executor import network_name, pinned_image  # noqa: PLC0415
+
     switch = ProcessSwitch(engine, config.container.stop_grace, progress=progress)
     known = set(background_processes(config))
     processes = [name for name in background_processes(config) if only is None or name in only]

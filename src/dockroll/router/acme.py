@@ -21,15 +21,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockroll.errors import CertificateError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography and requests load where a certificate is read, made or renewed: every
+# router command imports this module, and most never touch a certificate.
 
 __all__ = [
     "CHALLENGE_MAP",
@@ -95,6 +95,9 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _new_key() -> bytes:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see the top
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
     return ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -121,6 +124,8 @@ class CertificateStore:
         return self.root / "key.pem"
 
     def certificate(self) -> x509.Certificate | None:
+        from cryptography import x509  # noqa: PLC0415 - see the top
+
         try:
             return x509.load_pem_x509_certificate(self.cert.read_bytes())
         except (OSError, ValueError):
@@ -130,6 +135,11 @@ class CertificateStore:
         """A self-signed certificate for ``domains`` while none was issued."""
         if self.certificate() is not None and self.key.exists():
             return
+        from cryptography import x509  # noqa: PLC0415 - see the top
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+        from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
         key_pem = _new_key()
         key = serialization.load_pem_private_key(key_pem, password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -159,6 +169,8 @@ class CertificateStore:
         cert = self.certificate()
         if cert is None:
             return "no certificate issued yet"
+        from cryptography import x509  # noqa: PLC0415 - loaded by certificate() already
+
         if cert.issuer == cert.subject and _STAND_IN in cert.subject.rfc4514_string():
             return "no certificate issued yet (a self-signed stand-in serves)"
         try:
@@ -203,11 +215,14 @@ def renew(
     except Exception as exc:  # the acme/requests/josepy errors have no common base
         raise _failure(settings, exc) from exc
     store.save(chain, key_pem)
+    from cryptography import x509  # noqa: PLC0415 - see the top
+
     issued = x509.load_pem_x509_certificate(chain)
     return Renewal(True, issued.not_valid_after_utc, reason or "forced")
 
 
 def _failure(settings: AcmeSettings, exc: BaseException) -> CertificateError:
+    import requests  # noqa: PLC0415
     from acme import errors as acme_errors  # noqa: PLC0415 - only renewals need the client
     from acme import messages  # noqa: PLC0415
 
@@ -236,6 +251,8 @@ def _issue(
     settings: AcmeSettings, store: CertificateStore, board: ChallengeBoard
 ) -> tuple[bytes, bytes]:
     from acme import challenges, client, crypto_util, errors, messages  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
     from josepy import jwa, jwk  # noqa: PLC0415 - only renewals need the client
 
     if not store.account_key.exists():
