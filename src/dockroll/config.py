@@ -31,7 +31,7 @@ from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
-from dockroll.listeners import ListenAddress, parse_hostname, parse_listen_address
+from dockroll.listeners import ListenAddress, parse_listen_address, parse_route
 from dockroll.processes import ProcessConfig, ProcessOverride, process_problems
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
@@ -563,7 +563,8 @@ class EnvironmentConfig(_Model):
     top-level ones (a secret or volume of the same name or path replaces it), the rest
     replace them."""
     hosts: list[str] = Field(default_factory=list)
-    """Hostnames the engine host's shared edge routes to this environment (by Host header);
+    """Hostnames the engine host's shared edge routes to this environment (by Host header),
+    each optionally with a path prefix (``shop.example.com/api``: the longest prefix wins);
     another environment (of any project) cannot claim them."""
     edge: EdgeConfig | None = None
     """Where the shared edge listens; required with ``hosts``."""
@@ -571,7 +572,7 @@ class EnvironmentConfig(_Model):
     @field_validator("hosts")
     @classmethod
     def _hostnames(cls, value: list[str]) -> list[str]:
-        hosts = [parse_hostname(host) for host in value]
+        hosts = [parse_route(host) for host in value]
         if len(set(hosts)) != len(hosts):
             raise ValueError("names a hostname twice")
         return hosts

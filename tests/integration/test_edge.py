@@ -346,3 +346,38 @@ def test_edge_acme_certificates_per_hostname_renewed_and_a_failed_renewal_keeps_
     for host in hosts:
         assert _https(secure, host, trusted)[1:] == ("", renewed[host])
     assert project.client.containers.get(edge).id == started
+
+
+def test_path_prefixes_route_by_the_longest_and_a_claimed_one_is_refused(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    listen = {"listen": [f"127.0.0.1:{port}"]}
+    api, third = _other_project(project, "a"), _other_project(project, "c")
+    _serve(project, ["p.test", "q.test/shop"], listen)
+    _serve(api, ["p.test/api/v1"], listen)
+
+    def answer(host: str, path: str) -> tuple[int, str]:
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            got = client.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+        return got.status_code, got.text
+
+    ours, theirs = (200, project.service), (200, api.service)
+    assert answer("p.test", "/") == ours
+    assert answer("p.test", "/api/v1") == theirs
+    assert answer("p.test", "/api/v1/orders?x=1") == theirs
+    assert answer("p.test", "/api/v1x") == ours  # whole segments only
+    assert answer("p.test", "/api") == ours
+    assert answer("q.test", "/shop/cart") == ours
+    assert answer("q.test", "/")[0] == 404
+    assert answer("r.test", "/shop")[0] == 404
+
+    with pytest.raises(RouterError, match=f"p.test/api/v1 is already claimed by {api.service}"):
+        _serve(third, ["p.test/api/v1"], listen)
+    assert answer("p.test", "/api/v1/orders") == theirs
+    routes = {r["hostname"]: r["owner"] for r in _status(project)["routes"]}
+    assert routes == {
+        "p.test": f"{project.service}/prod",
+        "p.test/api/v1": f"{api.service}/prod",
+        "q.test/shop": f"{project.service}/prod",
+    }

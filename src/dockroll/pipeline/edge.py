@@ -23,6 +23,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.errors import CertificateError, RouterError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger
+from dockroll.listeners import route_hostname
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router import acme, tls
 from dockroll.router.edge import Edge, EdgeDescription, EdgeReload
@@ -131,7 +132,8 @@ def serve_certificates(
     if settings is None or settings.tls is None:
         return []
     options = settings.tls
-    hosts = config.environment(name).hosts
+    # A certificate is a hostname's, whichever path prefixes of it are routed where.
+    hosts = list(dict.fromkeys(route_hostname(route) for route in config.environment(name).hosts))
     hsts = round(options.hsts) if options.hsts else None
     if options.acme is None:
         assert options.cert is not None

@@ -51,7 +51,7 @@ import docker.errors
 
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
-from dockroll.listeners import ListenAddress
+from dockroll.listeners import ROUTE_DEPTH, ListenAddress
 from dockroll.router import acme, edge_tls, tls
 from dockroll.router.hold import parse_map
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi, refusal
@@ -135,7 +135,9 @@ def render_edge_config(
             # The CA's HTTP-01 check gets its answer before the redirect and the 404.
             *acme.frontend_lines(conf),
             f"    http-request set-var(txn.route) var(txn.host),map({routes})",
-            f"    http-request set-var(txn.owner) var(txn.host),map({owners})",
+            *_prefix_lines(routes),
+            # Loads owners.map, so it exists at runtime (claims are checked against it).
+            f"    http-request set-var(txn.owner) var(txn.key),map({owners})",
             "    http-request return status 404 content-type text/plain "
             'string "no site is served under this name here\\n" '
             "unless { var(txn.route) -m found }",
@@ -158,6 +160,22 @@ def render_edge_config(
             "",
         ]
     )
+
+
+def _prefix_lines(routes: str) -> list[str]:
+    """Longest path prefix wins: ``host/seg1``, ``host/seg1/seg2`` … each found overrides.
+
+    Prefixes match whole segments (``/api`` serves ``/api`` and ``/api/x``, not ``/apix``).
+    """
+    lines = ["    http-request set-var(txn.key) var(txn.host)"]
+    for depth in range(2, ROUTE_DEPTH + 2):
+        lines += [
+            f"    http-request set-var(txn.segment) path,field({depth},/)",
+            "    http-request set-var(txn.key) var(txn.key),concat(/,txn.segment,)",
+            f"    http-request set-var(txn.route) var(txn.key),map({routes}) "
+            f"if {{ var(txn.key),map({routes}) -m found }}",
+        ]
+    return lines
 
 
 @dataclass(frozen=True)
