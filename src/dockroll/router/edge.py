@@ -643,10 +643,7 @@ class Edge:
                 created = api.execute(f"new ssl cert {path}")
                 if "New empty certificate store" not in created:
                     raise RouterError(f"edge: `new ssl cert {path}` failed: {refusal(created)}")
-            try:
-                answer = tls.send_payload(api.address, f"set ssl cert {path}", pem, api.timeout)
-            except OSError as exc:
-                raise RouterError(f"edge: `set ssl cert` failed: {exc.strerror or exc}") from None
+            answer = api.execute_payload(f"set ssl cert {path}", pem)
             if "Transaction" not in answer:
                 api.execute(f"abort ssl cert {path}")
                 raise RouterError(
@@ -662,11 +659,8 @@ class Edge:
                 )
             self._write(f"certs/{hostname}.pem", pem)
         if not any(line.split()[0] == path for line in self._crt_list()):
-            answer = tls.send_payload(
-                api.address,
-                f"add ssl crt-list {_CONFIG_DIR}/{_CERT_LIST}",
-                f"{path} {hostname}",
-                api.timeout,
+            answer = api.execute_payload(
+                f"add ssl crt-list {_CONFIG_DIR}/{_CERT_LIST}", f"{path} {hostname}"
             )
             if "Success" not in answer:
                 raise RouterError(

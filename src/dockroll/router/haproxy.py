@@ -1164,14 +1164,8 @@ class HaproxyRouter:
                 running = value.strip().upper()
         if running == wanted:
             return False
-        try:
-            answer = tls.send_payload(
-                self.admin, f"set ssl cert {path}", pem, self.settings.api_timeout
-            )
-        except OSError as exc:
-            raise RouterError(
-                f"router of {self.owner}: `set ssl cert` failed: {exc.strerror or exc}"
-            ) from None
+        # Through the runtime API's transport: a router on a remote engine is reached too.
+        answer = self.api.execute_payload(f"set ssl cert {path}", pem)
         if "Transaction" not in answer:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(
