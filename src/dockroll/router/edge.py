@@ -119,6 +119,9 @@ def render_edge_config(
             "    mode http",
             "    log global",
             "    option dontlognull",
+            # At a reload the old worker answers the next request of an idle keep-alive
+            # connection (then closes it) instead of closing it under the client.
+            "    option idle-close-on-response",
             "    timeout connect 2s",
             "    timeout client 30s",
             "    timeout server 60s",

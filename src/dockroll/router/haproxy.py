@@ -237,6 +237,9 @@ def render_config(
         "    log global",
         "    load-server-state-from-file global",
         "    option dontlognull",
+        # At a reload the old worker answers the next request of an idle keep-alive
+        # connection (then closes it) instead of closing it under the client.
+        "    option idle-close-on-response",
         # One server connection per request: a drained server's sessions end
         # with its last response, and nothing idles on a server about to go.
         "    option http-server-close",
