@@ -297,6 +297,10 @@ def test_edge_tls_by_sni_from_files_redirect_hsts_and_a_second_project_joining(
     assert _https(secure, "b.test", trusted)[2] == _fingerprint(certs / "b.pem")
     status = _status(project)
     assert [c["hostname"] for c in status["certificates"]] == ["a.test", "b.test"]
+    assert [(r["hostname"], r["tls"]) for r in status["routes"]] == [
+        ("a.test", True),
+        ("b.test", True),
+    ]
     assert all(c["not_after"] for c in status["certificates"])
     assert project.client.containers.get(edge).id == started
 

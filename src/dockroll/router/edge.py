@@ -51,7 +51,7 @@ import docker.errors
 
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import DockrollError, RouterError
-from dockroll.listeners import ROUTE_DEPTH, ListenAddress
+from dockroll.listeners import ROUTE_DEPTH, ListenAddress, route_hostname
 from dockroll.router import acme, edge_tls, tls
 from dockroll.router.hold import parse_map
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi, refusal
@@ -184,6 +184,7 @@ def _prefix_lines(routes: str) -> list[str]:
 @dataclass(frozen=True)
 class EdgeRoute:
     hostname: str
+    """The hostname, with its path prefix if it has one (``shop.example.com/api``)."""
     owner: str
     """``service/environment`` that claimed it."""
     router: str
@@ -472,7 +473,7 @@ class Edge:
                 config = self.running_config()
                 owners, tls_hosts = self.owners(), self.tls_hosts()
                 routes = tuple(
-                    EdgeRoute(host, owners.get(host, ""), router, host in tls_hosts)
+                    EdgeRoute(host, owners.get(host, ""), router, route_hostname(host) in tls_hosts)
                     for host, router in sorted(self.routes().items())
                 )
                 certificates = self.certificates()

@@ -46,7 +46,7 @@ def status_command(ctx: typer.Context, env: EnvOption = None) -> None:
     if described.routes:
         lines.append("  hostnames")
     for route in described.routes:
-        cert = certificates.get(route.hostname)
+        cert = certificates.get(route.hostname.partition("/")[0])
         served = f", certificate until {cert.not_after}" if cert else ", no certificate"
         lines.append(f"    {escape(route.hostname)} -> {escape(route.owner)}{escape(served)}")
     data: dict[str, Any] = {
