@@ -342,6 +342,18 @@ def test_edge_acme_certificates_per_hostname_renewed_and_a_failed_renewal_keeps_
     assert all(renewed[h] != first[h] for h in hosts)
     assert project.client.containers.get(edge).id == started
 
+    # Each deploy checks: not due, nothing changes; due (renew_before past the expiry), renewed.
+    with project.ledger() as ledger:
+        open_environment(project.config(), "prod", ledger)
+    assert {host: _https(secure, host, trusted)[2] for host in hosts} == renewed
+    settings = project.data["environments"]["prod"]["edge"]
+    settings["tls"]["acme"]["renew_before"] = "175200h"  # 20 years: always due
+    with project.ledger() as ledger:
+        open_environment(project.write(edge=settings), "prod", ledger)
+    due = {host: _https(secure, host, trusted)[2] for host in hosts}
+    assert all(due[h] != renewed[h] for h in hosts)
+    renewed = due
+
     server.stop()
     failed = project.dockroll("edge", "renew", "--force")
     assert failed.returncode == 15, failed.stdout + failed.stderr
@@ -349,6 +361,13 @@ def test_edge_acme_certificates_per_hostname_renewed_and_a_failed_renewal_keeps_
     assert "the certificate serving stays" in failed.stderr
     for host in hosts:
         assert _https(secure, host, trusted)[1:] == ("", renewed[host])
+    # A deploy whose renewal fails warns and goes on; the certificates keep serving.
+    warnings: list[str] = []
+    with project.ledger() as ledger:
+        open_environment(project.config(), "prod", ledger, lambda p: warnings.append(p.message))
+    assert any("warning" in w and "cannot connect to the CA" in w for w in warnings), warnings
+    for host in hosts:
+        assert _https(secure, host, trusted)[2] == renewed[host]
     assert project.client.containers.get(edge).id == started
 
 
