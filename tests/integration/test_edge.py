@@ -183,6 +183,13 @@ def test_edge_status_reload_and_upgrade_by_hand(project: Project, edge: str) -> 
     with pytest.raises(RouterError, match="dockroll edge upgrade"), project.ledger() as ledger:
         open_environment(config, "prod", ledger)
     assert project.client.containers.get(edge).id == container.id
+    # A new listener another process holds: refused before anything stops.
+    with socket.create_server(("127.0.0.1", second)):
+        taken = project.dockroll("edge", "upgrade")
+    assert taken.returncode == 10, taken.stdout + taken.stderr
+    assert f"cannot listen on 127.0.0.1:{second}" in taken.stderr
+    assert project.client.containers.get(edge).id == container.id
+    assert _get(port, "a.test").status_code == 200
     upgraded = project.dockroll("edge", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "not hitless" in upgraded.stdout

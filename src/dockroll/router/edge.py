@@ -40,6 +40,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -579,6 +580,8 @@ class Edge:
         listens, about a second. Routes and certificates go across as files.
         """
         attrs = self._inspect()
+        label = ((attrs.get("Config") or {}).get("Labels") or {}).get(_LISTEN_LABEL, "")
+        self._check_free(label)
         if attrs and (attrs.get("State") or {}).get("Running"):
             with contextlib.suppress(DockrollError):
                 self._persist()
@@ -586,6 +589,29 @@ class Edge:
         with contextlib.suppress(docker.errors.NotFound):
             self._engine.client.api.remove_container(self.name, force=True)
         return self._start()
+
+    def _check_free(self, label: str) -> None:
+        """RouterError, before anything stops, when a new listener is taken on this host."""
+        if not self._engine.endpoint.startswith("unix://"):
+            return  # another host: the engine says so when the container starts
+        try:
+            held = {entry.split()[0] for entry in json.loads(label or "[]")}
+        except ValueError:
+            held = set()
+        for address in self.listeners:
+            if str(address) in held:
+                continue
+            family = socket.AF_INET6 if address.ip.version == 6 else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((address.host, address.port))
+                except OSError as exc:
+                    raise RouterError(
+                        f"the edge cannot listen on {address}: {exc.strerror or exc}; "
+                        "nothing changed, the edge keeps serving as it is",
+                        hint="free that address or choose another one in edge.listen",
+                    ) from None
 
     def claim(self, hosts: Sequence[str], owner: str, router_ip: str) -> None:
         """Route ``hosts`` to the router at ``router_ip``; RouterError if another owns one."""
