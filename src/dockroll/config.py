@@ -31,7 +31,7 @@ from dockroll.container_settings import ContainerSettings
 from dockroll.durations import Duration, parse_duration
 from dockroll.errors import ConfigError, UsageError
 from dockroll.hooks import Hooks
-from dockroll.listeners import ListenAddress, parse_hostname, parse_listen_address
+from dockroll.listeners import ListenAddress, parse_listen_address, parse_route
 from dockroll.processes import ProcessConfig, ProcessOverride, process_problems
 from dockroll.refs import parse_reference
 from dockroll.strategy import Strategy
@@ -404,17 +404,96 @@ class RouterConfig(_Model):
         return None if value is None else str(parse_listen_address(value))
 
 
+class EdgeListenerConfig(_Model):
+    """An address the shared edge listens on; a plain string is a plain-HTTP address."""
+
+    address: str
+    """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host, e.g. ``0.0.0.0:443``."""
+    tls: bool = False
+    """Serve HTTPS here, choosing each hostname's certificate by SNI."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return {"address": value} if isinstance(value, str) else value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return str(parse_listen_address(value))
+
+    @property
+    def listen_address(self) -> ListenAddress:
+        return parse_listen_address(self.address)
+
+
+class EdgeAcmeConfig(_Model):
+    """Certificates for the environment's ``hosts`` from an ACME CA, one per hostname."""
+
+    directory: str
+    """The CA's directory URL, e.g. ``https://acme-v02.api.letsencrypt.org/directory``."""
+    email: str | None = None
+    """Contact address of the ACME account (expiry notices)."""
+    ca_bundle: str | None = None
+    """PEM file trusted for the CA's own HTTPS (relative to dockroll.yml); the system's
+    trust store when absent."""
+    renew_before: Duration = 30 * 86400.0
+    """Renew when a certificate expires within this long (720h: 30 days)."""
+
+    @field_validator("directory")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("the ACME directory must be an https:// URL")
+        return value
+
+
+class EdgeTlsConfig(_Model):
+    """The certificates of the environment's hostnames on the edge's TLS listeners."""
+
+    cert: str | None = None
+    """PEM file with a certificate covering every hostname of ``hosts`` and its chain
+    (relative to dockroll.yml)."""
+    key: str | None = None
+    """PEM file with its private key."""
+    acme: EdgeAcmeConfig | None = None
+    """Issue and renew a certificate per hostname automatically instead (HTTP-01 answered by
+    the edge on its plain listener); exclusive with cert/key."""
+    redirect_http: bool = True
+    """Plain-HTTP requests for these hostnames get 301 to HTTPS."""
+    hsts: Duration | None = None
+    """Send ``Strict-Transport-Security: max-age=…`` over HTTPS (e.g. 4320h); off when absent."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EdgeTlsConfig:
+        files = self.cert is not None or self.key is not None
+        if self.acme is not None and files:
+            raise ValueError("edge.tls names both certificate files and acme: choose one")
+        if self.acme is None and (self.cert is None or self.key is None):
+            raise ValueError("edge.tls needs cert and key (PEM files), or acme: {directory}")
+        return self
+
+
 class EdgeConfig(_Model):
     """Where the shared edge of the engine host listens (the same for every environment)."""
 
-    listen: list[str] = Field(min_length=1, max_length=16)
-    """Addresses of the edge, e.g. ``0.0.0.0:80``; every environment with ``hosts`` on one
-    engine names the same ones."""
+    listen: list[EdgeListenerConfig] = Field(min_length=1, max_length=16)
+    """Addresses of the edge, e.g. ``0.0.0.0:80`` and ``{address: '0.0.0.0:443', tls: true}``;
+    every environment with ``hosts`` on one engine names the same ones."""
+    tls: EdgeTlsConfig | None = None
+    """Certificates for this environment's hostnames on the TLS listeners."""
 
-    @field_validator("listen")
-    @classmethod
-    def _addresses(cls, value: list[str]) -> list[str]:
-        return [str(parse_listen_address(address)) for address in value]
+    @model_validator(mode="after")
+    def _tls_listener(self) -> EdgeConfig:
+        if self.tls is not None and not any(listener.tls for listener in self.listen):
+            raise ValueError(
+                "edge.tls names certificates but no edge listener serves TLS: add one "
+                "with `tls: true` to edge.listen (e.g. {address: '0.0.0.0:443', tls: true})"
+            )
+        return self
+
+    def addresses(self) -> list[ListenAddress]:
+        return [listener.listen_address for listener in self.listen]
 
 
 class SwarmConfig(_Model):
@@ -484,7 +563,8 @@ class EnvironmentConfig(_Model):
     top-level ones (a secret or volume of the same name or path replaces it), the rest
     replace them."""
     hosts: list[str] = Field(default_factory=list)
-    """Hostnames the engine host's shared edge routes to this environment (by Host header);
+    """Hostnames the engine host's shared edge routes to this environment (by Host header),
+    each optionally with a path prefix (``shop.example.com/api``: the longest prefix wins);
     another environment (of any project) cannot claim them."""
     edge: EdgeConfig | None = None
     """Where the shared edge listens; required with ``hosts``."""
@@ -492,7 +572,7 @@ class EnvironmentConfig(_Model):
     @field_validator("hosts")
     @classmethod
     def _hostnames(cls, value: list[str]) -> list[str]:
-        hosts = [parse_hostname(host) for host in value]
+        hosts = [parse_route(host) for host in value]
         if len(set(hosts)) != len(hosts):
             raise ValueError("names a hostname twice")
         return hosts
@@ -765,7 +845,7 @@ class Config(_Model):
             seen.extend(
                 (env.engine, f"environments.{name}.{w}", a) for w, a in env.named_listeners()
             )
-        edges: dict[str | None, tuple[str, list[str]]] = {}
+        edges: dict[str | None, tuple[str, list[EdgeListenerConfig]]] = {}
         claimed: dict[str, str] = {}
         for name, env in self.environments.items():
             if env.edge is None:
@@ -783,8 +863,7 @@ class Config(_Model):
                         f"both claim {host}"
                     )
                 claimed[host] = name
-            for text in env.edge.listen:
-                address = parse_listen_address(text)
+            for address in env.edge.addresses():
                 for engine, field, other in seen:
                     if engine == env.engine and address.clashes_with(other):
                         raise ValueError(

@@ -11,7 +11,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-__all__ = ["ListenAddress", "parse_hostname", "parse_listen_address"]
+__all__ = [
+    "ROUTE_DEPTH",
+    "ListenAddress",
+    "parse_hostname",
+    "parse_listen_address",
+    "parse_route",
+    "route_hostname",
+]
 
 _FORMS = "write it as IPv4:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:80 or [::]:80"
 
@@ -87,3 +94,37 @@ def parse_hostname(text: str) -> str:
     if not _HOSTNAME.match(host):
         raise ValueError(f"{text!r} is not a hostname: use letters, digits, '-' and dots")
     return host
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
+ROUTE_DEPTH = 4
+"""How many path segments a route's prefix may have."""
+
+
+def parse_route(text: str) -> str:
+    """``hostname`` or ``hostname/path/prefix`` (whole segments, at most 4); ValueError otherwise.
+
+    The hostname is lower-cased; the prefix keeps its case and loses a trailing slash.
+    """
+    host, slash, prefix = text.strip().partition("/")
+    name = parse_hostname(host)
+    segments = [segment for segment in prefix.rstrip("/").split("/")] if prefix.strip("/") else []
+    if slash and not segments:
+        return name
+    for segment in segments:
+        if not _SEGMENT.match(segment) or segment in {".", ".."}:
+            raise ValueError(
+                f"{text!r}: the path prefix {'/' + prefix!r} has an empty or unusual segment; "
+                "write it as hostname/segment[/segment], e.g. shop.example.com/api"
+            )
+    if len(segments) > ROUTE_DEPTH:
+        raise ValueError(
+            f"{text!r}: a path prefix has at most {ROUTE_DEPTH} segments; "
+            f"{'/' + prefix!r} has {len(segments)}"
+        )
+    return "/".join([name, *segments])
+
+
+def route_hostname(route: str) -> str:
+    """The hostname of a route (``shop.example.com/api`` → ``shop.example.com``)."""
+    return route.partition("/")[0]

@@ -180,7 +180,7 @@ def test_hosts_are_served_by_the_edge(tmp_path: Path) -> None:
 
     assert env.hosts == ["shop.example.com"]
     assert env.edge is not None
-    assert env.edge.listen == ["0.0.0.0:80"]
+    assert [str(a) for a in env.edge.addresses()] == ["0.0.0.0:80"]
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,61 @@ def test_hosts_are_served_by_the_edge(tmp_path: Path) -> None:
             "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:8081']}}\n",
             "the edge and the routers need ports of their own",
         ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:80'],"
+            " tls: {cert: c.pem, key: k.pem}}}\n",
+            "no edge listener serves TLS",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:80',"
+            " {address: '0.0.0.0:443', tls: true}], tls: {cert: c.pem}}}\n",
+            "edge.tls needs cert and key",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:80',"
+            " {address: '0.0.0.0:443', tls: true}], tls: {cert: c.pem, key: k.pem,"
+            " acme: {directory: 'https://ca.test/dir'}}}}\n",
+            "both certificate files and acme",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test], edge: {listen: ['0.0.0.0:80',"
+            " {address: '0.0.0.0:443', tls: true}], tls: {acme: {directory: 'http://ca.test'}}}}\n",
+            "must be an https:// URL",
+        ),
+        (
+            "  a: {port: 8081, hosts: ['a.test/1/2/3/4/5'], edge: {listen: ['0.0.0.0:80']}}\n",
+            "at most 4 segments",
+        ),
+        (
+            "  a: {port: 8081, hosts: ['a.test//x'], edge: {listen: ['0.0.0.0:80']}}\n",
+            "empty or unusual segment",
+        ),
+        (
+            "  a: {port: 8081, hosts: [a.test/api], edge: {listen: ['0.0.0.0:80']}}\n"
+            "  b: {port: 8082, hosts: [A.test/api/], edge: {listen: ['0.0.0.0:80']}}\n",
+            "both claim a.test/api",
+        ),
     ],
 )
 def test_bad_hosts_and_edges_name_the_field(tmp_path: Path, environments: str, says: str) -> None:
     assert says in _error(tmp_path, environments)
+
+
+def test_hosts_take_path_prefixes_and_the_edge_tls_listeners(tmp_path: Path) -> None:
+    env = _load(
+        tmp_path,
+        "  prod:\n    port: 8081\n    hosts: [Shop.Example.com/Api/v1/, shop.example.com]\n"
+        "    edge:\n      listen: ['0.0.0.0:80', {address: '[::]:443', tls: true}]\n"
+        "      tls: {acme: {directory: 'https://ca.test/dir'}, hsts: 720h}\n",
+    ).environments["prod"]
+
+    assert env.hosts == ["shop.example.com/Api/v1", "shop.example.com"]
+    assert env.edge is not None
+    assert [(str(a.listen_address), a.tls) for a in env.edge.listen] == [
+        ("0.0.0.0:80", False),
+        ("[::]:443", True),
+    ]
+    assert env.edge.tls is not None
+    assert env.edge.tls.hsts == 30 * 86400
+    assert env.edge.tls.acme is not None
+    assert env.edge.tls.acme.renew_before == 30 * 86400

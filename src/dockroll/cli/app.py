@@ -122,6 +122,7 @@ COMMAND_MODULES = {
     "deploy": "deploy",
     "dev": "dev",
     "drill": "drill",
+    "edge": "edge",
     "env": "env",
     "exec": "execute",
     "history": "ledger",

@@ -1,25 +1,88 @@
-"""An environment with ``hosts`` joins its engine host's shared edge.
+"""An environment with ``hosts`` joins its engine host's shared edge; the edge by hand.
 
-Called by commands that change the environment, after its router is up to
-date: the edge is started when missing, the router joins the edge network
-(live), and the hostnames are claimed for it. Nothing here reloads or
-restarts the edge, so joining never fails a request of another environment.
+:func:`join_edge` is called by commands that change the environment, after its
+router is up to date: the edge is started when missing (or reloaded, hitless,
+when this dockroll renders its config differently), the router joins the edge
+network (live), the hostnames are claimed for it, and their certificates are
+loaded (from files, or from an ACME CA when due). Nothing here restarts the
+edge, so joining never fails a request of another environment.
+
+``dockroll edge status`` reads only; ``reload`` is hitless; ``upgrade`` is the
+one way the edge's container is replaced, and says it is not hitless.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import docker.errors
 
 from dockroll.config import Config
-from dockroll.errors import RouterError
+from dockroll.engine.docker import DockerEngine
+from dockroll.errors import CertificateError, RouterError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
-from dockroll.listeners import parse_listen_address
-from dockroll.router.edge import Edge
+from dockroll.ledger import Ledger
+from dockroll.listeners import route_hostname
+from dockroll.pipeline.engines import environment_engine
+from dockroll.router import acme, tls
+from dockroll.router.edge import Edge, EdgeDescription, EdgeReload
 from dockroll.router.haproxy import HaproxyRouter
 
-__all__ = ["join_edge"]
+__all__ = [
+    "HostRenewal",
+    "edge_status",
+    "join_edge",
+    "reload_edge",
+    "renew_edge_certificates",
+    "upgrade_edge",
+]
+
+
+@dataclass(frozen=True)
+class HostRenewal:
+    hostname: str
+    renewal: acme.Renewal
+
+
+def _edge(config: Config, name: str, engine: DockerEngine) -> Edge:
+    env = config.environment(name)
+    if env.edge is None:
+        raise UsageError(
+            f"environment {name} names no hosts, so the edge does not serve it",
+            hint="set hosts and edge.listen in dockroll.yml",
+        )
+
+    def image() -> str:
+        return HaproxyRouter.for_environment(engine, config, name).image()
+
+    return Edge(
+        engine,
+        env.edge.addresses(),
+        tls_listeners=[listener.listen_address for listener in env.edge.listen if listener.tls],
+        image=image,
+    )
+
+
+def _environment(config: Config, name: str | None) -> str:
+    """The environment named, or the first one with hosts."""
+    if name is not None:
+        config.environment(name)
+        return name
+    for candidate, env in config.environments.items():
+        if env.hosts:
+            return candidate
+    raise UsageError(
+        f"no environment of {config.service} names hosts: the shared edge serves none of them",
+        hint="add hosts and edge.listen to an environment in dockroll.yml",
+    )
+
+
+def _open(config: Config, name: str | None) -> tuple[str, Edge]:
+    env = _environment(config, name)
+    engine = environment_engine(config, env)
+    engine.ping()
+    return env, _edge(config, env, engine)
 
 
 def join_edge(
@@ -32,12 +95,8 @@ def join_edge(
     if router.running_config() != router.config_fingerprint():
         progress(Progress("edge", "the router runs an older config: its hostnames wait"))
         return None
-    edge = Edge(
-        router.engine,
-        [parse_listen_address(a) for a in env.edge.listen],
-        image=router.image(),
-    )
-    edge.ensure()
+    edge = _edge(config, name, router.engine)
+    edge.ensure(progress=lambda message: progress(Progress("edge", message)))
     client = router.engine.client
     attrs = client.api.inspect_container(router.container_name)
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
@@ -51,4 +110,165 @@ def join_edge(
         raise RouterError(f"router of {config.service}/{name} did not join {edge.network}")
     edge.claim(env.hosts, f"{config.service}/{name}", address)
     progress(Progress("edge", f"{', '.join(env.hosts)} -> {router.container_name}"))
+    serve_certificates(config, name, edge, progress)
     return edge
+
+
+def serve_certificates(
+    config: Config,
+    name: str,
+    edge: Edge,
+    progress: ProgressCallback = discard,
+    *,
+    force: bool = False,
+    failures: list[str] | None = None,
+) -> list[HostRenewal]:
+    """Load the environment's certificates into the edge, renewing ACME ones when due.
+
+    A renewal that fails keeps the certificate serving: it is a warning, and each is
+    appended to ``failures`` (hostname and why) when given.
+    """
+    settings = config.environment(name).edge
+    if settings is None or settings.tls is None:
+        return []
+    options = settings.tls
+    # A certificate is a hostname's, whichever path prefixes of it are routed where.
+    hosts = list(dict.fromkeys(route_hostname(route) for route in config.environment(name).hosts))
+    hsts = round(options.hsts) if options.hsts else None
+    if options.acme is None:
+        assert options.cert is not None
+        assert options.key is not None
+        cert, key = config.root / options.cert, config.root / options.key
+        pem = tls.bundle(cert, key, f"{config.service}/{name}")
+        for host in hosts:
+            if edge.install_certificate(
+                host, pem, source=str(cert), redirect_http=options.redirect_http, hsts_seconds=hsts
+            ):
+                progress(Progress("edge", f"serving {cert} for {host}"))
+        return []
+    renewals: list[HostRenewal] = []
+    for host in hosts:
+        ca = options.acme
+        wanted = acme.AcmeSettings(
+            directory=ca.directory,
+            domains=(host,),
+            email=ca.email,
+            ca_bundle=(config.root / ca.ca_bundle) if ca.ca_bundle else None,
+            renew_before=ca.renew_before,
+        )
+        try:
+            renewal = edge.renew_certificate(
+                host, wanted, force=force, redirect_http=options.redirect_http, hsts_seconds=hsts
+            )
+        except CertificateError as exc:
+            if failures is not None:
+                failures.append(f"{host}: {exc.message}")
+            progress(Progress("edge", f"warning: {host}: {exc.message}"))
+            continue
+        renewals.append(HostRenewal(host, renewal))
+        if renewal.renewed:
+            progress(
+                Progress(
+                    "edge",
+                    f"renewed {host}'s certificate ({renewal.reason}); valid until "
+                    f"{renewal.not_after:%Y-%m-%d}",
+                )
+            )
+    return renewals
+
+
+def edge_status(config: Config, name: str | None = None) -> EdgeDescription:
+    """The edge of the environment's engine as it runs; reads and changes nothing."""
+    return _open(config, name)[1].describe()
+
+
+def _running(edge: Edge) -> EdgeDescription:
+    described = edge.describe()
+    if not described.running:
+        raise UsageError(
+            f"the edge {described.container} does not run: {described.verdict}",
+            hint="`dockroll deploy --env ENV` of an environment with hosts starts it",
+        )
+    return described
+
+
+def reload_edge(
+    config: Config, name: str | None, ledger: Ledger, *, progress: ProgressCallback = discard
+) -> EdgeReload:
+    """Load the config this dockroll renders into the running edge, dropping nothing."""
+    env, edge = _open(config, name)
+    described = _running(edge)
+    if described.needs_upgrade:  # only a new container can apply it
+        raise UsageError(described.verdict)
+    progress(Progress("edge", f"reloading {edge.name} (hitless)"))
+    done = edge.reload()
+    ledger.audit("edge-reload", service=config.service, env=env, detail={"worker": done.worker})
+    return done
+
+
+def upgrade_edge(
+    config: Config, name: str | None, ledger: Ledger, *, progress: ProgressCallback = discard
+) -> EdgeDescription:
+    """Replace the edge's container (listeners, image): connections are refused meanwhile."""
+    env, edge = _open(config, name)
+    progress(
+        Progress("edge", f"replacing {edge.name} (not hitless: connections are refused "
+                 "until the new one listens)")
+    )  # fmt: skip
+    edge.upgrade()
+    described = edge.describe()
+    ledger.audit(
+        "edge-upgrade",
+        service=config.service,
+        env=env,
+        detail={"container": described.container_id, "image": described.image},
+    )
+    return described
+
+
+def renew_edge_certificates(
+    config: Config,
+    name: str | None,
+    ledger: Ledger,
+    *,
+    force: bool = False,
+    progress: ProgressCallback = discard,
+) -> list[HostRenewal]:
+    """Renew the ACME certificates of the environments' hostnames when due (or ``force``).
+
+    Every environment of dockroll.yml with ``edge.tls.acme`` (or the one named).
+    Raises CertificateError when the CA could not issue one: it keeps serving.
+    """
+    names = [name] if name is not None else [n for n, e in config.environments.items() if e.hosts]
+    chosen = [n for n in names if (e := config.environment(n).edge) and e.tls and e.tls.acme]
+    if not chosen:
+        raise UsageError(
+            "no environment here has certificates from an ACME CA on the edge",
+            hint="set edge.tls.acme for an environment with hosts",
+        )
+    renewals: list[HostRenewal] = []
+    failures: list[str] = []
+    for env in chosen:
+        _, edge = _open(config, env)
+        _running(edge)
+        done = serve_certificates(config, env, edge, progress, force=force, failures=failures)
+        renewals.extend(done)
+        for item in done:
+            if item.renewal.renewed:
+                ledger.audit(
+                    "certificate-renewal",
+                    service=config.service,
+                    env=env,
+                    detail={
+                        "hostname": item.hostname,
+                        "not_after": item.renewal.not_after.isoformat(),
+                        "reason": item.renewal.reason,
+                    },
+                )
+    if failures:
+        raise CertificateError(
+            "; ".join(failures),
+            hint="check the CA's directory URL is reachable, and that each hostname resolves "
+            "to the edge's plain-HTTP listener on port 80",
+        )
+    return renewals

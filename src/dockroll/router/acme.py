@@ -110,10 +110,12 @@ class CertificateStore:
     """The ACME files of one environment's router."""
 
     root: Path
+    account: Path | None = None
+    """The account key when it is shared with other stores (the edge's hostnames)."""
 
     @property
     def account_key(self) -> Path:
-        return self.root / "account.key"
+        return self.account or self.root / "account.key"
 
     @property
     def cert(self) -> Path:

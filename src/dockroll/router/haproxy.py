@@ -237,6 +237,9 @@ def render_config(
         "    log global",
         "    load-server-state-from-file global",
         "    option dontlognull",
+        # At a reload the old worker answers the next request of an idle keep-alive
+        # connection (then closes it) instead of closing it under the client.
+        "    option idle-close-on-response",
         # One server connection per request: a drained server's sessions end
         # with its last response, and nothing idles on a server about to go.
         "    option http-server-close",
@@ -1164,14 +1167,8 @@ class HaproxyRouter:
                 running = value.strip().upper()
         if running == wanted:
             return False
-        try:
-            answer = tls.send_payload(
-                self.admin, f"set ssl cert {path}", pem, self.settings.api_timeout
-            )
-        except OSError as exc:
-            raise RouterError(
-                f"router of {self.owner}: `set ssl cert` failed: {exc.strerror or exc}"
-            ) from None
+        # Through the runtime API's transport: a router on a remote engine is reached too.
+        answer = self.api.execute_payload(f"set ssl cert {path}", pem)
         if "Transaction" not in answer:
             self.api.execute(f"abort ssl cert {path}")
             raise RouterError(

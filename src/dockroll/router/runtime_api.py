@@ -103,12 +103,24 @@ class RuntimeApi:
         line = ";".join(commands)
         if not commands or "\n" in line:
             raise ValueError(f"commands must be non-empty single lines: {commands!r}")
+        return self._exchange(line, line)
+
+    def execute_payload(self, command: str, payload: str) -> str:
+        """One command with a multi-line payload (``command <<``, its lines, an empty line),
+        e.g. ``set ssl cert``; through the transport too. Returns HAProxy's raw answer."""
+        if "\n" in command or not command.strip():
+            raise ValueError(f"the command must be one non-empty line: {command!r}")
+        body = "\n".join(line for line in payload.splitlines() if line.strip())
+        # The transport ends what it sends with a newline: the empty line that ends the payload.
+        return self._exchange(f"{command} <<\n{body}\n", f"{command} <<")
+
+    def _exchange(self, line: str, shown: str) -> str:
         if self.transport is not None:
             try:
                 return self.transport(line)
             except OSError as exc:
                 raise self._error(
-                    line,
+                    shown,
                     exc.strerror or str(exc),
                     hint=f"is the router running? `docker ps` lists it; its API is {self.address}",
                 ) from None
@@ -119,10 +131,10 @@ class RuntimeApi:
                 while chunk := conn.recv(65536):
                     chunks.append(chunk)
         except TimeoutError:
-            raise self._error(line, f"no answer within {self.timeout:g}s") from None
+            raise self._error(shown, f"no answer within {self.timeout:g}s") from None
         except OSError as exc:
             raise self._error(
-                line,
+                shown,
                 exc.strerror or str(exc),
                 hint=f"is the router running? `docker ps` lists it; its API is {self.address}",
             ) from None

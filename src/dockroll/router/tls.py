@@ -16,11 +16,9 @@ import base64
 import binascii
 import hashlib
 import re
-import socket
 from pathlib import Path
 
 from dockroll.errors import RouterError
-from dockroll.router.runtime_api import AdminAddress
 
 __all__ = [
     "CERT_FILE",
@@ -28,7 +26,6 @@ __all__ = [
     "bundle",
     "certificate_fingerprint",
     "frontend_lines",
-    "send_payload",
 ]
 
 CERT_FILE = "site.pem"
@@ -90,24 +87,3 @@ def certificate_fingerprint(pem: str) -> str:
     except binascii.Error as exc:
         raise ValueError(f"the certificate is not valid base64: {exc}") from None
     return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
-
-
-def send_payload(address: AdminAddress, command: str, payload: str, timeout: float) -> str:
-    """One runtime API command with a multi-line payload (``command <<`` … empty line)."""
-    body = "\n".join(line for line in payload.splitlines() if line.strip())
-    data = f"{command} <<\n{body}\n\n".encode()
-    if address.path is not None:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.settimeout(timeout)
-        target: str | tuple[str, int] = str(address.path)
-    else:
-        conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        conn.settimeout(timeout)
-        target = (address.host or "127.0.0.1", address.port or 0)
-    with conn:
-        conn.connect(target)
-        conn.sendall(data)
-        chunks = []
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")

@@ -7,9 +7,11 @@ connect to it. dockroll reaches it through the engine connection it already
 has (ssh or TLS): one ``bash`` started in the router container with its
 stdin and output attached here relays each line of commands to the API and
 the answer back, followed by an end marker that carries the exchange's
-status. The engine's own authentication guards the router, and nothing
-listens for it. The session is opened on first use, reopened when the router
-was replaced, and closed with :meth:`ExecTransport.close`.
+status. A line ending with `` <<`` takes the payload lines after it up to an
+empty one (``set ssl cert``), so certificates are loaded this way too. The
+engine's own authentication guards the router, and nothing listens for it.
+The session is opened on first use, reopened when the router was replaced,
+and closed with :meth:`ExecTransport.close`.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ __all__ = ["LOOPBACK_ADMIN_PORT", "ExecForward", "ExecTransport"]
 LOOPBACK_ADMIN_PORT = 9999
 """The runtime API's port on the router container's own 127.0.0.1."""
 
-# $1: the API's port, $2: the end marker. Per line read: connect, send, copy the
-# answer, then "\n<marker> <status>\n" (status 111: nothing listens yet).
+# $1: the API's port, $2: the end marker. Per line read (with the payload lines
+# up to an empty one when it ends with " <<"): connect, send, copy the answer,
+# then "\n<marker> <status>\n" (status 111: nothing listens yet).
 _RELAY = (
     "while IFS= read -r line; do "
+    'if [ "${line% <<}" != "$line" ]; then '
+    'while IFS= read -r more && [ -n "$more" ]; do line="$line"$\'\\n\'"$more"; done; '
+    "line=\"$line\"$'\\n'; fi; "
     'if exec 3<>"/dev/tcp/127.0.0.1/$1"; then '
     "printf '%s\\n' \"$line\" >&3; cat <&3; exec 3<&-; printf '\\n%s 0\\n' \"$2\"; "
     "else printf '\\n%s 111\\n' \"$2\"; fi; "
