@@ -72,6 +72,8 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "env": "Whole environments: take one down.",
     "lock": "The deployment lock of an environment, held on its engine.",
     "router": "An environment's router (HAProxy): status, hitless reload, upgrade.",
+    "edge": "The engine host's shared edge (HAProxy routing by hostname): status, hitless "
+    "reload, upgrade, certificate renewal.",
 }
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from dockroll.errors import RouterError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "DEFAULT_CERT",
@@ -52,6 +51,8 @@ class ServedCertificate:
 
 def covers(cert: x509.Certificate, hostname: str) -> bool:
     """Whether ``cert`` is valid for ``hostname`` (its DNS names, one-label wildcards)."""
+    from cryptography import x509  # noqa: PLC0415 - the router's import path stays light
+
     try:
         names = cert.extensions.get_extension_for_class(
             x509.SubjectAlternativeName
@@ -68,6 +69,9 @@ def covers(cert: x509.Certificate, hostname: str) -> bool:
 
 def check_certificate(pem: str, hostname: str, source: str) -> dt.datetime:
     """Check the joined PEM (chain then key) suits ``hostname``; its expiry, or RouterError."""
+    from cryptography import x509  # noqa: PLC0415 - loaded with a certificate
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
         key = serialization.load_pem_private_key(
@@ -103,6 +107,11 @@ def check_certificate(pem: str, hostname: str, source: str) -> dt.datetime:
 
 def default_certificate() -> str:
     """A self-signed certificate and key for clients whose SNI has no certificate here."""
+    from cryptography import x509  # noqa: PLC0415 - loaded when a certificate is made
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _DEFAULT_NAME)])
     now = dt.datetime.now(dt.UTC)
