@@ -9,6 +9,7 @@ port published by the manager node on 127.0.0.1. One cluster serves the module.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ from dockroll.engine.swarm import SwarmEngine
 from dockroll.errors import EngineError
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.engines import environment_engine
+from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.port import ServerHealth
+from dockroll.router.swarm import SwarmRouter
 from tests.conftest import free_port
 from tests.integration.rollout_support import (
     Load,
@@ -66,6 +70,7 @@ def swarm(
                 "strategy": "canary",
                 "canary": {"steps": [50, 100], "pause": "3s"},
             },
+            "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="swarm"):
             nodes = ensure_swarm(
@@ -215,3 +220,77 @@ def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(
     finally:
         engine.close()
     assert caught.value.hint is not None
+
+
+def _node_availability(cluster: SwarmCluster, node: str, availability: str) -> None:
+    update = ["docker", "node", "update", "--availability", availability, node]
+    subprocess.run(
+        ["docker", "exec", cluster.manager.name, *update],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+    selector = {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "faults", labels.ROLE: "app"}
+    engine = environment_engine(seeded.config(), "faults")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
+    assert isinstance(router, SwarmRouter)
+    try:
+        before = {r.name: r for r in engine.containers(selector)}
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        drained = sorted(r.node for r in before.values())[0]
+        moving = {name for name, r in before.items() if r.node == drained}
+        assert {s.name for s in router.servers()} == set(before)
+
+        started = time.monotonic()
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            _node_availability(cluster, hostnames[drained], "drain")
+            deadline = time.monotonic() + 90
+            while True:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                followed = all(
+                    r.running
+                    and r.node != drained
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                )
+                if followed:
+                    break
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.5)
+            moved = time.monotonic() - started
+            load.wait_for(len(load.answers) + 200, timeout=60)
+    finally:
+        try:
+            _node_availability(cluster, hostnames[drained], "active")
+        finally:
+            engine.close()
+
+    print(
+        f"drain of {hostnames[drained]} with {sorted(moving)} on it: {len(load.answers)} "
+        f"requests, {len(load.failures)} failed, the router followed in {moved:.1f} s"
+    )
+    assert moving
+    assert {name: r.node != drained for name, r in now.items()} == dict.fromkeys(before, True)
+    assert all(now[name].networks != before[name].networks for name in moving)
+    assert load.failures == [], load.failures[:5]
+    assert versions(url, 20) == {OLD: 20}
+
+    # A rollout after the move finds every replica where it now runs.
+    assert _deploy(seeded, "faults", NEW) == "succeeded"
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["version"] for r in environment["replicas"]} == {NEW}
