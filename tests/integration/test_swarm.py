@@ -29,7 +29,7 @@ from dockroll.errors import EngineError
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter
-from dockroll.router.port import ServerHealth
+from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
 from tests.conftest import free_port
 from tests.integration.rollout_support import (
@@ -294,3 +294,93 @@ def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
     assert shown.returncode == 0, shown.stderr
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["version"] for r in environment["replicas"]} == {NEW}
+
+
+def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_follows(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    # Last in the module: it kills a node and starts it again.
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", NEW) in ("succeeded", "unchanged")
+    wait_serving(url, NEW, timeout=30)
+    selector = {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "faults", labels.ROLE: "app"}
+    engine = environment_engine(seeded.config(), "faults")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
+    try:
+        before = {r.name: r for r in engine.containers(selector)}
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        if len({r.node for r in before.values()}) == 1:
+            # The scheduler put both on one worker (it places each one-task service on
+            # the node with the fewest tasks): keep one away from it, so one survives.
+            shared = hostnames[next(iter(before.values())).node]
+            away = ["--constraint-add", f"node.hostname!={shared}", sorted(before)[0]]
+            update = ["docker", "service", "update", "--detach=false", "--quiet", *away]
+            subprocess.run(
+                ["docker", "exec", cluster.manager.name, *update],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            deadline = time.monotonic() + 60
+            while len({r.node for r in engine.containers(selector) if r.running}) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+            before = {r.name: r for r in engine.containers(selector)}
+        assert len({r.node for r in before.values()}) == 2, before
+        # The node of the replica that may go anywhere.
+        killed = before[sorted(before)[-1]].node
+        moving = {name for name, r in before.items() if r.node == killed}
+
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            subprocess.run(["docker", "kill", hostnames[killed]], check=True, timeout=60)
+            started = time.monotonic()
+            stopped = followed = None
+            deadline = started + 150
+            while followed is None:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                if stopped is None and all(
+                    servers[name].health is ServerHealth.DOWN
+                    or servers[name].state is not ServerState.READY
+                    for name in moving
+                ):
+                    stopped = time.monotonic() - started
+                if all(
+                    r.running
+                    and r.node != killed
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                ):
+                    followed = time.monotonic() - started
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.25)
+            load.wait_for(len(load.answers) + 200, timeout=60)
+    finally:
+        try:
+            ensure_swarm(
+                cluster=cluster.cluster,
+                workers=2,
+                engine_port=int(cluster.engine.rsplit(":", 1)[1]),
+                publish={port: port for port in seeded.ports.values()},
+            )
+        finally:
+            engine.close()
+
+    print(
+        f"kill of {hostnames[killed]} with {sorted(moving)} on it: {len(load.answers)} "
+        f"requests, {len(load.failures)} failed {[f.error for f in load.failures][:4]}; "
+        f"out of rotation after {stopped:.1f} s, served from another node after {followed:.1f} s"
+    )
+    assert moving
+    assert stopped is not None
+    assert stopped < 10
+    # Only requests in flight on the node when it died may fail (one per client thread).
+    assert len(load.failures) <= 4, load.failures
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["node"] for r in environment["replicas"]}.isdisjoint({killed})
