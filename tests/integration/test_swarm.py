@@ -45,6 +45,12 @@ from tests.integration.rollout_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OLD, NEW = "v1.0.0", "v1.1.0"
+HEALTH_TEST = [
+    "CMD",
+    "python3",
+    "-c",
+    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=2)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +77,17 @@ def swarm(
                 "canary": {"steps": [50, 100], "pause": "3s"},
             },
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
+            "secrets": {
+                **common,
+                "replicas": 1,
+                "container": {
+                    "secrets": [
+                        {"name": "api_token", "env": "SWARM_TEST_TOKEN", "as": "file"},
+                        {"name": "DB_PASSWORD", "env": "SWARM_TEST_PASSWORD"},
+                    ],
+                    "healthcheck": {"test": HEALTH_TEST, "interval": "1s", "retries": 3},
+                },
+            },
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="swarm"):
             nodes = ensure_swarm(
@@ -220,6 +237,81 @@ def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(
     finally:
         engine.close()
     assert caught.value.hint is not None
+
+
+def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> str:
+    """``command``'s output in the task of ``service`` on the node named ``node``."""
+    selector = f"label=com.docker.swarm.service.name={service}"
+    found = subprocess.run(
+        ["docker", "exec", node, "docker", "ps", "-q", "--filter", selector],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (container,) = found.stdout.split()
+    done = subprocess.run(
+        ["docker", "exec", node, "docker", "exec", container, *command],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def test_secrets_become_swarm_secrets_and_go_with_their_replica(
+    swarm: tuple[Seeded, SwarmCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded, cluster = swarm
+    token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("SWARM_TEST_TOKEN", token)
+    monkeypatch.setenv("SWARM_TEST_PASSWORD", password)
+    assert _deploy(seeded, "secrets", OLD) == "succeeded"
+    wait_serving(seeded.url("secrets"), OLD, timeout=30)
+    engine = environment_engine(seeded.config(), "secrets")
+    try:
+        (replica,) = engine.containers(
+            {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
+        )
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        service = engine.client.api.inspect_service(replica.name)
+        secrets = engine.client.api.secrets()
+        in_file = _in_task(
+            cluster, hostnames[replica.node], replica.name, "cat", "/run/secrets/api_token"
+        )
+    finally:
+        engine.close()
+    container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
+    (reference,) = container["Secrets"]
+    assert reference["File"]["Name"] == "/run/secrets/api_token"
+    assert in_file.strip() == token
+    # A file secret is a Swarm secret of the replica, in no spec, label or name.
+    assert [s["Spec"]["Name"] for s in secrets] == [f"{replica.name}-1"]
+    assert token not in json.dumps(service)
+    assert container["Healthcheck"]["Test"] == HEALTH_TEST
+
+    # A rotated secret is a new rollout; the old replica's secret goes with it.
+    monkeypatch.setenv("SWARM_TEST_TOKEN", f"{token}-2")
+    assert _deploy(seeded, "secrets", OLD) == "succeeded"
+    engine = environment_engine(seeded.config(), "secrets")
+    try:
+        (new,) = engine.containers(
+            {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
+        )
+        left = [s["Spec"]["Name"] for s in engine.client.api.secrets()]
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        rotated = _in_task(cluster, hostnames[new.node], new.name, "cat", "/run/secrets/api_token")
+    finally:
+        engine.close()
+    assert new.name != replica.name
+    assert left == [f"{new.name}-1"]
+    assert rotated.strip() == f"{token}-2"
+    shown = run_dockroll(seeded, "--json", "status", "--env", "secrets")
+    assert shown.returncode == 0, shown.stderr
+    for secret in (token, password, f"{token}-2"):
+        assert secret not in shown.stdout
+        assert secret not in (seeded.state / "ledger.db").read_bytes().decode(errors="replace")
 
 
 def _node_availability(cluster: SwarmCluster, node: str, availability: str) -> None:
@@ -384,3 +476,29 @@ def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_f
     assert shown.returncode == 0, shown.stderr
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["node"] for r in environment["replicas"]}.isdisjoint({killed})
+
+
+def test_a_restarted_manager_serves_again_by_itself_and_rollouts_go_on(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    # After the node kill: it restarts the manager, which carries the router.
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+
+    subprocess.run(["docker", "restart", cluster.manager.name], check=True, timeout=180)
+    started = time.monotonic()
+    # No dockroll command runs meanwhile: the router starts with the servers it had.
+    wait_serving(url, OLD, timeout=120)
+    back = time.monotonic() - started
+    assert versions(url, 20) == {OLD: 20}
+    print(f"manager restarted: serving {OLD} again {back:.1f} s after its engine was back")
+
+    assert _deploy(seeded, "faults", NEW) == "succeeded"
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["version"] for r in environment["replicas"]} == {NEW}
+    assert len(environment["replicas"]) == 2

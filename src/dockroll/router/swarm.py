@@ -16,6 +16,11 @@ shares stay exact across nodes.
 Servers in forced maintenance are not in use and are left out of what the
 router reports; the rest of the runtime API (weights, drain, health, stats,
 request log) is :class:`~dockroll.router.haproxy.HaproxyRouter`'s.
+
+Every change of a server is also saved to the router's server-state file,
+which HAProxy loads whenever it starts: a router that restarts with its node
+(a manager's engine restarted) serves the servers it had, at their weights,
+before any dockroll command runs.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import RouterError
 from dockroll.events import ProgressCallback, discard
-from dockroll.router.haproxy import BACKEND, HaproxyRouter, HaproxySettings
+from dockroll.router.haproxy import _STATE_FILE, BACKEND, HaproxyRouter, HaproxySettings
 from dockroll.router.port import BackendServer, RouterStats
 from dockroll.router.runtime_api import (
     backend_counters,
@@ -177,8 +182,27 @@ class SwarmRouter(HaproxyRouter):
         commands.append(f"set server {target} state ready")
         self.api.run(*commands)
 
+        self._save_state()
+
     def remove_server(self, name: str, *, timeout: float = 10.0) -> None:
         if validate_server_name(name) not in self.replica_names:
             return
         target = f"{BACKEND}/{name}"
         self.api.run(f"set server {target} state maint", f"set weight {target} 0")
+        self._save_state()
+
+    def set_weights(self, weights: Mapping[str, int]) -> None:
+        super().set_weights(weights)
+        self._save_state()
+
+    def set_ready(self, name: str) -> None:
+        super().set_ready(name)
+        self._save_state()
+
+    def drain(self, name: str) -> None:
+        super().drain(name)
+        self._save_state()
+
+    def _save_state(self) -> None:
+        """What serves now, for the next start of HAProxy (a reload writes its own)."""
+        self._put_file(_STATE_FILE, self.api.execute(f"show servers state {BACKEND}"))

@@ -121,6 +121,7 @@ def router(cli: FakeCli, tmp_path: Path) -> Iterator[SwarmRouter]:
     local = _router(tmp_path)
     assert local.admin.path is not None
     local.admin.path.parent.mkdir(parents=True)
+    (local.directory / "conf").mkdir(parents=True)
     with serve_unix(local.admin.path, cli):
         yield local
 
@@ -142,12 +143,12 @@ def test_adding_puts_the_declared_server_into_rotation_down_until_checked(
 ) -> None:
     router.add_server("web-prod-r-3", "10.0.1.9", 5000, weight=7)
 
-    assert cli.lines[-1] == (
+    assert cli.lines[-2] == (
         "set weight app/web-prod-r-3 7;set server app/web-prod-r-3 health down;"
         "enable health app/web-prod-r-3;set server app/web-prod-r-3 state ready"
     )
     router.add_server("web-prod-r-3", "10.0.1.9", 5000, check=False)
-    assert cli.lines[-1] == (
+    assert cli.lines[-2] == (
         "set weight app/web-prod-r-3 0;disable health app/web-prod-r-3;"
         "set server app/web-prod-r-3 state ready"
     )
@@ -156,7 +157,23 @@ def test_adding_puts_the_declared_server_into_rotation_down_until_checked(
 def test_removing_puts_it_back_into_maintenance(router: SwarmRouter, cli: FakeCli) -> None:
     router.remove_server("web-prod-r-1")
 
-    assert cli.lines[-1] == "set server app/web-prod-r-1 state maint;set weight app/web-prod-r-1 0"
+    assert cli.lines[-2] == "set server app/web-prod-r-1 state maint;set weight app/web-prod-r-1 0"
+
+
+def test_every_change_is_saved_for_the_next_start(router: SwarmRouter, cli: FakeCli) -> None:
+    state = router.directory / "conf" / "servers.state"
+
+    for change in (
+        lambda: router.add_server("web-prod-r-3", "10.0.1.9", 5000, weight=7),
+        lambda: router.set_weights({"web-prod-r-1": 3}),
+        lambda: router.drain("web-prod-r-1"),
+        lambda: router.set_ready("web-prod-r-1"),
+        lambda: router.remove_server("web-prod-r-1"),
+    ):
+        state.unlink(missing_ok=True)
+        change()
+        assert cli.lines[-1] == "show servers state app"
+        assert state.read_text() == _STATE
 
 
 def test_a_server_the_config_does_not_declare_is_refused(router: SwarmRouter, cli: FakeCli) -> None:
