@@ -493,7 +493,7 @@ def test_a_restarted_manager_serves_again_by_itself_and_rollouts_go_on(
     wait_serving(url, OLD, timeout=120)
     back = time.monotonic() - started
     assert versions(url, 20) == {OLD: 20}
-    print(f"manager restarted: serving {OLD} again {back:.1f} s after its engine was back")
+    print(f"manager restarted: serving {OLD} again {back:.1f} s after the node restarted")
 
     assert _deploy(seeded, "faults", NEW) == "succeeded"
     assert versions(url, 20) == {NEW: 20}
