@@ -24,6 +24,8 @@ from dockroll.devenv.cluster import (
     ensure_swarm,
     remove_cluster,
 )
+from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import ContainerInfo
 from dockroll.engine.swarm import SwarmEngine
 from dockroll.errors import EngineError
 from dockroll.pipeline.deploy import deploy_release, rollback_release
@@ -314,6 +316,36 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
         assert secret not in (seeded.state / "ledger.db").read_bytes().decode(errors="replace")
 
 
+def _spread(
+    cluster: SwarmCluster,
+    engine: DockerEngine,
+    selector: dict[str, str],
+    hostnames: dict[str, str],
+) -> dict[str, ContainerInfo]:
+    """The replicas, on two nodes: one is kept away from the node both share, if they do.
+
+    Swarm places each one-task service on the matching node with the fewest tasks,
+    so two replicas may share a node; a fault test needs one to survive the node.
+    """
+    before = {r.name: r for r in engine.containers(selector)}
+    if len({r.node for r in before.values()}) == 1:
+        shared = hostnames[next(iter(before.values())).node]
+        away = ["--constraint-add", f"node.hostname!={shared}", sorted(before)[0]]
+        update = ["docker", "service", "update", "--detach=false", "--quiet", *away]
+        subprocess.run(
+            ["docker", "exec", cluster.manager.name, *update],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        deadline = time.monotonic() + 60
+        while len({r.node for r in engine.containers(selector) if r.running}) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        before = {r.name: r for r in engine.containers(selector)}
+    return before
+
+
 def _node_availability(cluster: SwarmCluster, node: str, availability: str) -> None:
     update = ["docker", "node", "update", "--availability", availability, node]
     subprocess.run(
@@ -336,9 +368,11 @@ def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
     router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
     assert isinstance(router, SwarmRouter)
     try:
-        before = {r.name: r for r in engine.containers(selector)}
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
-        drained = sorted(r.node for r in before.values())[0]
+        before = _spread(cluster, engine, selector, hostnames)
+        assert len({r.node for r in before.values()}) == 2, before
+        # The node of the replica that may go anywhere.
+        drained = before[sorted(before)[-1]].node
         moving = {name for name, r in before.items() if r.node == drained}
         assert {s.name for s in router.servers()} == set(before)
 
@@ -400,25 +434,8 @@ def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_f
     engine = environment_engine(seeded.config(), "faults")
     router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
     try:
-        before = {r.name: r for r in engine.containers(selector)}
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
-        if len({r.node for r in before.values()}) == 1:
-            # The scheduler put both on one worker (it places each one-task service on
-            # the node with the fewest tasks): keep one away from it, so one survives.
-            shared = hostnames[next(iter(before.values())).node]
-            away = ["--constraint-add", f"node.hostname!={shared}", sorted(before)[0]]
-            update = ["docker", "service", "update", "--detach=false", "--quiet", *away]
-            subprocess.run(
-                ["docker", "exec", cluster.manager.name, *update],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            deadline = time.monotonic() + 60
-            while len({r.node for r in engine.containers(selector) if r.running}) < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.5)
-            before = {r.name: r for r in engine.containers(selector)}
+        before = _spread(cluster, engine, selector, hostnames)
         assert len({r.node for r in before.values()}) == 2, before
         # The node of the replica that may go anywhere.
         killed = before[sorted(before)[-1]].node
