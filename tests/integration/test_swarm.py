@@ -9,6 +9,7 @@ port published by the manager node on 127.0.0.1. One cluster serves the module.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,10 +24,15 @@ from dockroll.devenv.cluster import (
     ensure_swarm,
     remove_cluster,
 )
+from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import ContainerInfo
 from dockroll.engine.swarm import SwarmEngine
 from dockroll.errors import EngineError
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.engines import environment_engine
+from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.port import ServerHealth, ServerState
+from dockroll.router.swarm import SwarmRouter
 from tests.conftest import free_port
 from tests.integration.rollout_support import (
     Load,
@@ -41,6 +47,12 @@ from tests.integration.rollout_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OLD, NEW = "v1.0.0", "v1.1.0"
+HEALTH_TEST = [
+    "CMD",
+    "python3",
+    "-c",
+    "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=2)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +77,18 @@ def swarm(
                 **common,
                 "strategy": "canary",
                 "canary": {"steps": [50, 100], "pause": "3s"},
+            },
+            "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
+            "secrets": {
+                **common,
+                "replicas": 1,
+                "container": {
+                    "secrets": [
+                        {"name": "api_token", "env": "SWARM_TEST_TOKEN", "as": "file"},
+                        {"name": "DB_PASSWORD", "env": "SWARM_TEST_PASSWORD"},
+                    ],
+                    "healthcheck": {"test": HEALTH_TEST, "interval": "1s", "retries": 3},
+                },
             },
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="swarm"):
@@ -215,3 +239,283 @@ def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(
     finally:
         engine.close()
     assert caught.value.hint is not None
+
+
+def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> str:
+    """``command``'s output in the task of ``service`` on the node named ``node``."""
+    selector = f"label=com.docker.swarm.service.name={service}"
+    found = subprocess.run(
+        ["docker", "exec", node, "docker", "ps", "-q", "--filter", selector],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (container,) = found.stdout.split()
+    done = subprocess.run(
+        ["docker", "exec", node, "docker", "exec", container, *command],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def test_secrets_become_swarm_secrets_and_go_with_their_replica(
+    swarm: tuple[Seeded, SwarmCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded, cluster = swarm
+    token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("SWARM_TEST_TOKEN", token)
+    monkeypatch.setenv("SWARM_TEST_PASSWORD", password)
+    assert _deploy(seeded, "secrets", OLD) == "succeeded"
+    wait_serving(seeded.url("secrets"), OLD, timeout=30)
+    engine = environment_engine(seeded.config(), "secrets")
+    try:
+        (replica,) = engine.containers(
+            {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
+        )
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        service = engine.client.api.inspect_service(replica.name)
+        secrets = engine.client.api.secrets()
+        in_file = _in_task(
+            cluster, hostnames[replica.node], replica.name, "cat", "/run/secrets/api_token"
+        )
+    finally:
+        engine.close()
+    container = service["Spec"]["TaskTemplate"]["ContainerSpec"]
+    (reference,) = container["Secrets"]
+    assert reference["File"]["Name"] == "/run/secrets/api_token"
+    assert in_file.strip() == token
+    # A file secret is a Swarm secret of the replica, in no spec, label or name.
+    assert [s["Spec"]["Name"] for s in secrets] == [f"{replica.name}-1"]
+    assert token not in json.dumps(service)
+    assert container["Healthcheck"]["Test"] == HEALTH_TEST
+
+    # A rotated secret is a new rollout; the old replica's secret goes with it.
+    monkeypatch.setenv("SWARM_TEST_TOKEN", f"{token}-2")
+    assert _deploy(seeded, "secrets", OLD) == "succeeded"
+    engine = environment_engine(seeded.config(), "secrets")
+    try:
+        (new,) = engine.containers(
+            {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
+        )
+        left = [s["Spec"]["Name"] for s in engine.client.api.secrets()]
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        rotated = _in_task(cluster, hostnames[new.node], new.name, "cat", "/run/secrets/api_token")
+    finally:
+        engine.close()
+    assert new.name != replica.name
+    assert left == [f"{new.name}-1"]
+    assert rotated.strip() == f"{token}-2"
+    shown = run_dockroll(seeded, "--json", "status", "--env", "secrets")
+    assert shown.returncode == 0, shown.stderr
+    for secret in (token, password, f"{token}-2"):
+        assert secret not in shown.stdout
+        assert secret not in (seeded.state / "ledger.db").read_bytes().decode(errors="replace")
+
+
+def _spread(
+    cluster: SwarmCluster,
+    engine: DockerEngine,
+    selector: dict[str, str],
+    hostnames: dict[str, str],
+) -> dict[str, ContainerInfo]:
+    """The replicas, on two nodes: one is kept away from the node both share, if they do.
+
+    Swarm places each one-task service on the matching node with the fewest tasks,
+    so two replicas may share a node; a fault test needs one to survive the node.
+    """
+    before = {r.name: r for r in engine.containers(selector)}
+    if len({r.node for r in before.values()}) == 1:
+        shared = hostnames[next(iter(before.values())).node]
+        away = ["--constraint-add", f"node.hostname!={shared}", sorted(before)[0]]
+        update = ["docker", "service", "update", "--detach=false", "--quiet", *away]
+        subprocess.run(
+            ["docker", "exec", cluster.manager.name, *update],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        deadline = time.monotonic() + 60
+        while len({r.node for r in engine.containers(selector) if r.running}) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        before = {r.name: r for r in engine.containers(selector)}
+    return before
+
+
+def _node_availability(cluster: SwarmCluster, node: str, availability: str) -> None:
+    update = ["docker", "node", "update", "--availability", availability, node]
+    subprocess.run(
+        ["docker", "exec", cluster.manager.name, *update],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+    selector = {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "faults", labels.ROLE: "app"}
+    engine = environment_engine(seeded.config(), "faults")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
+    assert isinstance(router, SwarmRouter)
+    try:
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        before = _spread(cluster, engine, selector, hostnames)
+        assert len({r.node for r in before.values()}) == 2, before
+        # The node of the replica that may go anywhere.
+        drained = before[sorted(before)[-1]].node
+        moving = {name for name, r in before.items() if r.node == drained}
+        assert {s.name for s in router.servers()} == set(before)
+
+        started = time.monotonic()
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            _node_availability(cluster, hostnames[drained], "drain")
+            deadline = time.monotonic() + 90
+            while True:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                followed = all(
+                    r.running
+                    and r.node != drained
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                )
+                if followed:
+                    break
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.5)
+            moved = time.monotonic() - started
+            load.wait_for(len(load.answers) + 200, timeout=60)
+    finally:
+        try:
+            _node_availability(cluster, hostnames[drained], "active")
+        finally:
+            engine.close()
+
+    print(
+        f"drain of {hostnames[drained]} with {sorted(moving)} on it: {len(load.answers)} "
+        f"requests, {len(load.failures)} failed, the router followed in {moved:.1f} s"
+    )
+    assert moving
+    assert {name: r.node != drained for name, r in now.items()} == dict.fromkeys(before, True)
+    assert all(now[name].networks != before[name].networks for name in moving)
+    assert load.failures == [], load.failures[:5]
+    assert versions(url, 20) == {OLD: 20}
+
+    # A rollout after the move finds every replica where it now runs.
+    assert _deploy(seeded, "faults", NEW) == "succeeded"
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["version"] for r in environment["replicas"]} == {NEW}
+
+
+def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_follows(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    # Last in the module: it kills a node and starts it again.
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", NEW) in ("succeeded", "unchanged")
+    wait_serving(url, NEW, timeout=30)
+    selector = {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "faults", labels.ROLE: "app"}
+    engine = environment_engine(seeded.config(), "faults")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
+    try:
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        before = _spread(cluster, engine, selector, hostnames)
+        assert len({r.node for r in before.values()}) == 2, before
+        # The node of the replica that may go anywhere.
+        killed = before[sorted(before)[-1]].node
+        moving = {name for name, r in before.items() if r.node == killed}
+
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            subprocess.run(["docker", "kill", hostnames[killed]], check=True, timeout=60)
+            started = time.monotonic()
+            stopped = followed = None
+            deadline = started + 150
+            while followed is None:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                if stopped is None and all(
+                    servers[name].health is ServerHealth.DOWN
+                    or servers[name].state is not ServerState.READY
+                    for name in moving
+                ):
+                    stopped = time.monotonic() - started
+                if all(
+                    r.running
+                    and r.node != killed
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                ):
+                    followed = time.monotonic() - started
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.25)
+            load.wait_for(len(load.answers) + 200, timeout=60)
+    finally:
+        try:
+            ensure_swarm(
+                cluster=cluster.cluster,
+                workers=2,
+                engine_port=int(cluster.engine.rsplit(":", 1)[1]),
+                publish={port: port for port in seeded.ports.values()},
+            )
+        finally:
+            engine.close()
+
+    print(
+        f"kill of {hostnames[killed]} with {sorted(moving)} on it: {len(load.answers)} "
+        f"requests, {len(load.failures)} failed {[f.error for f in load.failures][:4]}; "
+        f"out of rotation after {stopped:.1f} s, served from another node after {followed:.1f} s"
+    )
+    assert moving
+    assert stopped is not None
+    assert stopped < 10
+    # Only requests in flight on the node when it died may fail (one per client thread).
+    assert len(load.failures) <= 4, load.failures
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["node"] for r in environment["replicas"]}.isdisjoint({killed})
+
+
+def test_a_restarted_manager_serves_again_by_itself_and_rollouts_go_on(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    # After the node kill: it restarts the manager, which carries the router.
+    seeded, cluster = swarm
+    url = seeded.url("faults")
+    assert _deploy(seeded, "faults", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+
+    subprocess.run(["docker", "restart", cluster.manager.name], check=True, timeout=180)
+    started = time.monotonic()
+    # No dockroll command runs meanwhile: the router starts with the servers it had.
+    wait_serving(url, OLD, timeout=120)
+    back = time.monotonic() - started
+    assert versions(url, 20) == {OLD: 20}
+    print(f"manager restarted: serving {OLD} again {back:.1f} s after the node restarted")
+
+    assert _deploy(seeded, "faults", NEW) == "succeeded"
+    assert versions(url, 20) == {NEW: 20}
+    shown = run_dockroll(seeded, "--json", "status", "--env", "faults")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert {r["version"] for r in environment["replicas"]} == {NEW}
+    assert len(environment["replicas"]) == 2

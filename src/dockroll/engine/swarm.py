@@ -32,11 +32,13 @@ from docker.types import (
     ContainerSpec,
     DriverConfig,
     EndpointSpec,
+    Healthcheck,
     Mount,
     NetworkAttachmentConfig,
     Placement,
     Resources,
     RestartPolicy,
+    SecretReference,
     ServiceMode,
     TaskTemplate,
 )
@@ -44,7 +46,7 @@ from docker.types import (
 from dockroll.engine.docker import DockerEngine, engine_time
 from dockroll.engine.port import ContainerInfo, Health, RunRequest
 from dockroll.errors import EngineError
-from dockroll.labels import ROLE
+from dockroll.labels import ENVIRONMENT, ROLE, SERVICE
 
 __all__ = ["SwarmEngine", "SwarmPlacement"]
 
@@ -53,6 +55,8 @@ _POLL = 0.25
 # Task states that end a task for good (Swarm may start another in its place).
 _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 _LOG_DRIVER = DriverConfig("json-file", {"max-size": "20m", "max-file": "3"})
+# Swarm secrets of a replica carry the replica's name in this label.
+_SECRET_OWNER = "dev.dockroll.secret-of"
 
 
 @dataclass(frozen=True)
@@ -117,11 +121,13 @@ class SwarmEngine(DockerEngine):
     def run(self, request: RunRequest) -> ContainerInfo:
         if request.labels.get(ROLE) != _APP_ROLE or not request.name:
             return super().run(request)
-        spec = self._service_spec(request)
+        secrets = self._create_secrets(request.name, request.files, request.labels)
+        spec = self._service_spec(request, secrets)
         with self._calls(f"creating service {request.name}"):
             try:
                 self.client.api.create_service(**spec)
             except docker.errors.APIError as exc:
+                self._remove_secrets(request.name)
                 raise EngineError(
                     f"the Swarm refused service {request.name}: {exc.explanation or exc}",
                     hint="is the engine a Swarm manager? `docker node ls` there tells",
@@ -147,6 +153,7 @@ class SwarmEngine(DockerEngine):
             super().remove(container_id, grace=grace)
             return
         service_id = str(service["ID"])
+        name = str((service.get("Spec") or {}).get("Name", ""))
         with self._calls(f"removing service {container_id[:40]}"):
             try:
                 self.client.api.remove_service(service_id)
@@ -156,8 +163,9 @@ class SwarmEngine(DockerEngine):
         deadline = time.monotonic() + grace + 30
         while time.monotonic() < deadline:
             if not self._tasks(service_id, running_only=True):
-                return
+                break
             time.sleep(_POLL)
+        self._remove_secrets(name)
 
     def logs(
         self,
@@ -194,13 +202,61 @@ class SwarmEngine(DockerEngine):
                 "`swarm:` section to run plain containers",
             )
 
-    def _service_spec(self, request: RunRequest) -> dict[str, Any]:
-        if request.files:
-            raise EngineError(
-                f"replica {request.name} needs secret files, which a Swarm replica cannot "
-                "carry yet",
-                hint="give those secrets `as: env` in container.secrets for Swarm environments",
+    def _create_secrets(
+        self, owner: str, files: Mapping[str, bytes], labels: Mapping[str, str]
+    ) -> list[SecretReference]:
+        """A Swarm secret per file of replica ``owner``, mounted where the file goes.
+
+        Names are ``<replica>-<n>`` (never derived from the content); one left over by
+        a replica of the same name that went away is replaced.
+        """
+        if not files:
+            return []
+        self._remove_secrets(owner)
+        keep = {key: labels[key] for key in (SERVICE, ENVIRONMENT) if key in labels}
+        references = []
+        for index, (path, content) in enumerate(sorted(files.items()), start=1):
+            name = f"{owner}-{index}"
+            with self._calls(f"creating Swarm secret {name}"):
+                try:
+                    created = self.client.api.create_secret(
+                        name, content, labels={**keep, _SECRET_OWNER: owner}
+                    )
+                except docker.errors.APIError as exc:
+                    # The message names the secret, never its content.
+                    raise EngineError(
+                        f"the Swarm refused secret {name} for {path}: "
+                        f"{exc.explanation or exc.status_code}",
+                        hint="is the engine a Swarm manager? `docker secret ls` there tells",
+                    ) from None
+            references.append(
+                SecretReference(str(created["ID"]), name, filename=path, uid="0", gid="0")
             )
+        return references
+
+    def _remove_secrets(self, owner: str) -> None:
+        if not owner:
+            return
+        with self._calls(f"removing the Swarm secrets of {owner[:40]}"):
+            for secret in self.client.api.secrets(filters={"label": f"{_SECRET_OWNER}={owner}"}):
+                try:
+                    self.client.api.remove_secret(str(secret["ID"]))
+                except docker.errors.NotFound:
+                    continue
+
+    def _service_spec(
+        self, request: RunRequest, secrets: Sequence[SecretReference] = ()
+    ) -> dict[str, Any]:
+        if request.files and len(secrets) != len(request.files):
+            raise EngineError(
+                f"replica {request.name} needs {len(request.files)} secret files as Swarm secrets"
+            )
+        healthcheck = None
+        if request.healthcheck is not None:
+            healthcheck = Healthcheck(**request.healthcheck)
+        elif request.health_interval:
+            # Swarm keeps the image's test and takes the interval from here, as an engine does.
+            healthcheck = Healthcheck(interval=int(request.health_interval * 1e9))
         placement = self.placement
         labels = {**placement.labels, **request.labels}
         container = ContainerSpec(
@@ -215,6 +271,8 @@ class SwarmEngine(DockerEngine):
             ]
             or None,
             hosts=dict(request.extra_hosts) or None,
+            secrets=list(secrets) or None,
+            healthcheck=healthcheck,
         )
         # dockroll.yml's swarm: limits win over the container's own.
         resources = Resources(

@@ -420,6 +420,21 @@ class HaproxyRouter:
             metrics_address=env.metrics_address(),
             bind=env.router_bind,
         )
+        if env.swarm is not None:
+            # Replicas' tasks move between nodes: servers follow them by DNS.
+            from dockroll.router.swarm import SwarmRouter, swarm_replica_names  # noqa: PLC0415
+
+            return SwarmRouter(
+                engine,
+                service=config.service,
+                environment=environment,
+                port=env.port,
+                replica_names=swarm_replica_names(config.service, environment, env.replicas),
+                replica_port=config.container.port,
+                settings=settings,
+                state_root=state_root,
+                progress=progress,
+            )
         return cls(
             engine,
             service=config.service,
