@@ -22,18 +22,21 @@ its first weight to the executor's rollback decision), failed user requests
 answered by the canary, and exposure in traffic-seconds (the share of answers
 that came from the canary, integrated over time in 100 ms bins).
 
-The same recorded requests are judged by a fixed-interval threshold analysis
-set like Flagger's tutorial (checks every 1 min: success rate >= 99 % and p99
-latency <= 500 ms; roll back after 5 failed checks; weight +10 % per passed
-check up to 50 %, then promote). It is *simulated*: each 1-minute check is
-computed on a bootstrap resample of the canary's recorded requests (as many as
-the canary's recorded share of --rate gives in a minute), because dockroll
-stopped the canary after seconds and the threshold judge needs minutes.
+The same recorded requests are judged by the fixed-schedule threshold analyses
+of the peers (``PEERS``): Flagger at its code defaults (interval 60 s, threshold
+1), at its fastest (10 s, threshold 1) and as its tutorial sets it (60 s, 5),
+and Argo Rollouts at its analysis defaults (one measurement per analysis step,
+failureLimit 0), each checking success rate >= 99 % and p99 latency <= 500 ms.
+They are *simulated*: each check is computed on a bootstrap resample of the
+canary's recorded requests (as many as the canary's weight of --rate gives in
+one interval), because dockroll stopped the canary after seconds and the peers
+need minutes.
 
 False rollbacks: ``--healthy-runs`` real canary deploys of the healthy release
 over the baseline, each with fresh (cold) replicas and the environment's
 analysis, the baseline put back by a rolling deploy and warmed up for
-``--warm-up`` seconds between runs. Reported with the 95 % upper bound of the
+``--warm-up`` seconds between runs; each peer judges every run's recorded
+canary answers too. Reported per judge with the 95 % upper bound of the
 false-rollback rate (Clopper-Pearson; 0/20 gives 14 %).
 
     .venv/bin/python bench/canary/run.py [--rate 250] [--healthy-runs 20] [--warm-up 5]
