@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -136,21 +137,30 @@ class Row:
     wire_received: int
     body_sent: int | None
     digest_kept: bool
+    cpu: float | None = None
+    """User + system CPU seconds of the command's processes (the peers' and the CLI's)."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager
-def measured(proxy: CountingProxy) -> Iterator[Callable[[], tuple[float, int, int]]]:
+def measured(proxy: CountingProxy) -> Iterator[Callable[[], tuple[float, int, int, float]]]:
+    """Wall time, bytes each way through the proxy, and CPU time of the commands run meanwhile."""
     sent0, received0 = proxy.counters()
+    cpu0 = _children_cpu()
     started = time.perf_counter()
-    result: list[tuple[float, int, int]] = []
+    result: list[tuple[float, int, int, float]] = []
 
-    def done() -> tuple[float, int, int]:
+    def done() -> tuple[float, int, int, float]:
         return result[0]
 
     yield done
     elapsed = time.perf_counter() - started
     sent1, received1 = proxy.counters()
-    result.append((elapsed, sent1 - sent0, received1 - received0))
+    result.append((elapsed, sent1 - sent0, received1 - received0, _children_cpu() - cpu0))
 
 
 def run(argv: list[str], *, quiet: bool = True) -> str:
@@ -243,7 +253,7 @@ def bench_dockroll(
             with measured(proxy) as result:
                 plan = plan_promotion(config, ledger, client, reference, target, notes="bench")
                 execute_promotion(plan, client, ledger, config)
-            seconds, sent, received = result()
+            seconds, sent, received, _ = result()
             body = (client.traffic - before).bytes_sent
             kept = client.resolve(release.repository, target) == release.digest
             rows.append(
@@ -262,6 +272,8 @@ def bench_dockroll_cli(
     config["service"] = "bench-promote-cli"
     for name, environment in config["environments"].items():
         environment["tags"] = [f"cli-{name}"]
+    # Promoted to once, unmeasured, before the three promotions (see below).
+    config["environments"]["warm-up"] = {"port": 28083, "tags": ["cli-warm-up"]}
     (app / "dockroll.yml").write_text(json.dumps(config), encoding="utf-8")
     (app / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
     ledger_url = f"sqlite:///{app / 'ledger.db'}"
@@ -281,7 +293,14 @@ def bench_dockroll_cli(
         "DOCKROLL_LEDGER_URL": ledger_url,
         "DOCKROLL_STATE_DIR": str(app / "state"),
         "NO_COLOR": "1",
+        # Compiled modules cached as an installed dockroll has them, without writing
+        # into the source tree.
+        "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
     }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # One unmeasured promotion fills that cache (as the first run after an install does).
+    warm = [DOCKROLL, "promote", "1.0.0", "--to", "warm-up", "--registry-only"]
+    subprocess.run(warm, capture_output=True, env=env, check=False)
     rows = []
     with RegistryClient(proxy.address, lookup_credentials=False) as client:
         for source, target in PROMOTIONS:
@@ -290,10 +309,12 @@ def bench_dockroll_cli(
                 done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
-            seconds, sent, received = result()
+            seconds, sent, received, cpu = result()
             kept = client.resolve(repository, f"cli-{target}") == digest
             rows.append(
-                Row("dockroll CLI", f"{source} → {target}", seconds, sent, received, None, kept)
+                Row(
+                    "dockroll CLI", f"{source} → {target}", seconds, sent, received, None, kept, cpu
+                )
             )
     return rows
 
@@ -308,10 +329,12 @@ def bench_docker(proxy: CountingProxy, repo: str, digest: Digest) -> list[Row]:
                 run(["docker", "pull", "-q", src])
                 run(["docker", "tag", src, dst])
                 run(["docker", "push", "-q", dst])
-            seconds, sent, received = result()
+            seconds, sent, received, cpu = result()
             run(["docker", "rmi", src, dst])  # the next promotion starts cold again
             kept = client.resolve(repo.split("/", 1)[1], f"docker-{target}") == digest
-            rows.append(Row("docker", f"{source} → {target}", seconds, sent, received, None, kept))
+            rows.append(
+                Row("docker", f"{source} → {target}", seconds, sent, received, None, kept, cpu)
+            )
     return rows
 
 
@@ -333,9 +356,11 @@ def bench_skopeo(proxy: CountingProxy, repo: str, digest: Digest) -> list[Row]:
                         f"docker://{dst}",
                     ]
                 )
-            seconds, sent, received = result()
+            seconds, sent, received, cpu = result()
             kept = client.resolve(repo.split("/", 1)[1], f"skopeo-{target}") == digest
-            rows.append(Row("skopeo", f"{source} → {target}", seconds, sent, received, None, kept))
+            rows.append(
+                Row("skopeo", f"{source} → {target}", seconds, sent, received, None, kept, cpu)
+            )
     return rows
 
 
@@ -348,21 +373,25 @@ def print_table(rows: list[Row], manifest_size: int, image_size: int) -> None:
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} CPUs")
     header = (
-        f"{'method':<12} {'promotion':<18} {'wall':>8} {'sent (wire)':>12} "
+        f"{'method':<12} {'promotion':<18} {'wall':>8} {'cpu':>7} {'sent (wire)':>12} "
         f"{'received (wire)':>16} {'body sent':>10} {'digest kept':>11}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         body = str(row.body_sent) if row.body_sent is not None else "-"
+        cpu = f"{row.cpu:.2f}s" if row.cpu is not None else "-"
         print(
-            f"{row.method:<12} {row.promotion:<18} {row.seconds:>7.3f}s {human(row.wire_sent):>12} "
-            f"{human(row.wire_received):>16} {body:>10} {'yes' if row.digest_kept else 'NO':>11}"
+            f"{row.method:<12} {row.promotion:<18} {row.seconds:>7.3f}s {cpu:>7} "
+            f"{human(row.wire_sent):>12} {human(row.wire_received):>16} {body:>10} "
+            f"{'yes' if row.digest_kept else 'NO':>11}"
         )
     print()
     print(
         "wire = every byte through the counting proxy, headers included; "
-        "body sent = dockroll's client counter (request bodies only)"
+        "body sent = dockroll's client counter (request bodies only);\n"
+        "cpu = user + system time of the command's processes (docker: the CLI only, "
+        "not the engine; dockroll: the library in this process, so -)"
     )
 
 
@@ -394,6 +423,8 @@ def main() -> int:
     built = f"dockroll-bench/promote:{run_id}"
     workdir = Path(tempfile.mkdtemp(prefix="dockroll-bench-"))
     os.environ["DOCKROLL_ACTOR"] = "bench"
+    load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+    print(f"load average (1, 5, 15 min) at the start: {load}", file=sys.stderr)
     try:
         print(f"building a ≥{args.size_mb} MiB image …", file=sys.stderr)
         build_image(workdir, built, args.size_mb)

@@ -14,14 +14,16 @@ version that answered:
                    missing) in front of one container per colour; the new colour is
                    started and checked, the upstream file rewritten, `nginx -s
                    reload`, the old colour stopped
-  swarm            docker service update --image on a one-node swarm; the port is
-                   published in host mode (no IPVS here, so no routing mesh),
-                   which only allows stop-first updates
+  swarm            docker service update --image, start-first then stop-first, on
+                   the Docker-in-Docker Swarm of `dockroll dev up --with swarm`
+                   (never on this machine's engine): 2 tasks on an overlay network,
+                   behind HAProxy (the image and proxy settings of dockroll's router)
+                   on the manager, which finds the tasks through the overlay's DNS
   dockroll rolling / blue-green / canary
                    dockroll deploy behind its HAProxy router, 2 replicas
   rollbacks        dockroll rollback right after the blue-green deploy (switch back
                    to the standby slot) and after a rolling deploy (rolled again)
-  baselines        per topology (compose, nginx, dockroll's router), the same load
+  baselines        per topology (compose, nginx, swarm, dockroll's router), the same load
                    with nothing changing: what the box sustains through that path
 
 Each scenario's load window is --duration seconds (the command starts --lead
@@ -34,8 +36,8 @@ start), and the command's wall time.
     .venv/bin/python bench/zero-downtime/run.py [--rate 250] [--duration 20]
 
 Everything it starts is removed at the end: containers, routers, networks, the
-compose project, the swarm service and the swarm itself when it was not active
-before, the registry manifests and local images.
+compose project, the swarm service, its proxy and network (the Swarm itself stays
+up, as `dockroll dev up` left it), the registry manifests and local images.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import math
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -59,7 +62,10 @@ from pathlib import Path
 import yaml
 
 from dockroll.devenv import ensure_commands
+from dockroll.devenv.cluster import SwarmCluster, ensure_swarm
+from dockroll.engine.base_images import load_substitutes
 from dockroll.errors import DevEnvError
+from dockroll.events import Progress
 from dockroll.registry import RegistryClient
 
 # One copy of the helpers the benchmarks share with the tests (tests/support.py).
@@ -75,6 +81,55 @@ VERSIONS = ("v1.0.0", "v1.1.0")
 # The commands each scenario group runs (command → Debian package), installed when missing.
 TOOLS = {"docker": "docker.io", "git": "git"}
 PEERS = {"compose": {"docker-compose": "docker-compose"}, "nginx": {"nginx": "nginx"}}
+ROUTER_IMAGE = "haproxy:2.6"
+"""dockroll's router image (or the local stand-in `dockroll dev up` records for it)."""
+SWARM_PROXY_PORT = 8080
+SWARM_HAPROXY_CONF = """\
+# HAProxy in front of a Swarm service, with dockroll's router's proxy settings
+# (retries, timeouts, health checks every 500 ms); the service's tasks are found
+# through the overlay network's DNS (tasks.<service>, endpoint mode dnsrr).
+global
+    maxconn 4096
+    hard-stop-after 30s
+
+resolvers swarm
+    nameserver dns 127.0.0.11:53
+    accepted_payload_size 8192
+    resolve_retries 3
+    timeout resolve 500ms
+    timeout retry 500ms
+    hold valid 1s
+    hold other 1s
+    hold refused 1s
+    hold nx 1s
+    hold timeout 1s
+    hold obsolete 1s
+
+defaults
+    mode http
+    option http-server-close
+    option redispatch 1
+    retries 3
+    retry-on conn-failure empty-response response-timeout
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-request 10s
+    timeout http-keep-alive 5s
+    timeout queue 5s
+    timeout check 2s
+
+frontend public
+    bind :{port}
+    default_backend app
+
+backend app
+    balance roundrobin
+    option httpchk GET /health
+    http-request disable-l7-retry unless {{ method GET HEAD OPTIONS }}
+    default-server check inter 500 fall 2 rise 1 resolvers swarm init-addr none
+    server-template task 6 tasks.{service}:5000
+"""
 NGINX_CONF = """\
 # The manual blue-green of the course: nginx in front, the upstream file rewritten
 # to the other colour and `nginx -s reload`.
@@ -119,13 +174,23 @@ class Sample:
 
 
 class Load:
-    """GET /version on 127.0.0.1:<port> at a fixed rate, one connection per request.
+    """GET /version on <host>:<port> at a fixed rate, one connection per request.
 
+    ``host`` is 127.0.0.1, or the address of one of this machine's own
+    Docker-in-Docker nodes on the bridge network `dockroll dev up` made.
     Bounded twice: at most ``rate * max_seconds`` requests, and never past
     ``max_seconds`` even if :meth:`stop` is not called.
     """
 
-    def __init__(self, port: int, rate: float, max_seconds: float, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        rate: float,
+        max_seconds: float,
+        timeout: float = 5.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
         self.port = port
         self.rate = rate
         self.max_seconds = max_seconds
@@ -172,7 +237,7 @@ class Load:
         writer = None
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.write(
                     b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
                 )
@@ -302,13 +367,13 @@ def free_port(*, also_plus: int | None = None, avoid: set[int]) -> int:
     raise SystemExit("no free port on 127.0.0.1")
 
 
-def answering_version(port: int, timeout: float = 60.0) -> str:
-    """Wait until 127.0.0.1:<port>/version answers 200; its version."""
+def answering_version(port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> str:
+    """Wait until <host>:<port>/version answers 200; its version."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            with socket.create_connection((host, port), timeout=2) as sock:
                 sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 raw = b""
                 while chunk := sock.recv(65536):
@@ -320,7 +385,7 @@ def answering_version(port: int, timeout: float = 60.0) -> str:
         except (OSError, ValueError, KeyError) as exc:
             last = str(exc)
         time.sleep(0.25)
-    raise SystemExit(f"127.0.0.1:{port} did not answer /version within {timeout:g}s ({last})")
+    raise SystemExit(f"{host}:{port} did not answer /version within {timeout:g}s ({last})")
 
 
 # -- the bench ----------------------------------------------------------------------
@@ -342,8 +407,7 @@ class Bench:
     """version → the pushed tag equal to the version"""
     answers: dict[str, str] = field(default_factory=dict)
     """version → what /version answers for it"""
-    swarm_was_active: bool = True
-    had_gwbridge: bool = True
+    swarm: SwarmCluster | None = None
     nginx_root: Path | None = None
 
     @property
@@ -396,7 +460,6 @@ class Bench:
         shutil.copy(home_state, self.state / "base-images.json")
 
         self.router_port = free_port(also_plus=1000, avoid=self.ports)
-        self.swarm_port = free_port(avoid=self.ports)
         self.compose_port = COMPOSE_PORT if port_free(COMPOSE_PORT) else free_port(avoid=self.ports)
 
         config = yaml.safe_load((self.app / "dockroll.yml").read_text())
@@ -457,9 +520,11 @@ class Bench:
         command: Callable[[], float | None],
         target: str,
         note: str = "",
+        *,
+        host: str = "127.0.0.1",
     ) -> Row:
         print(f"measuring {scenario} …", file=sys.stderr)
-        load = Load(port, self.rate, max_seconds=self.duration + 180)
+        load = Load(port, self.rate, max_seconds=self.duration + 180, host=host)
         load.start()
         time.sleep(self.lead)
         command_start = load.now()
@@ -606,44 +671,124 @@ class Bench:
     def swarm_name(self) -> str:
         return f"{self.service}-swarm"
 
-    def bench_swarm(self) -> Row:
-        state = run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"]).strip()
-        self.swarm_was_active = state != "inactive"
-        if not self.swarm_was_active:
-            self.had_gwbridge = bool(
-                run(["docker", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]).strip()
-            )
-            run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"])
-        run(
-            [
-                "docker", "service", "create", "--detach=false", "--quiet",
-                "--name", self.swarm_name(), "--replicas", "1",
-                "--publish", f"mode=host,target=5000,published={self.swarm_port}",
-                "--update-order", "stop-first", "--stop-grace-period", "10s",
-                # A new task sometimes ends right after its start during the update
-                # (seen here as "Complete", exit 0); swarm restarts it, and the update
-                # should go on rather than pause with no task serving.
-                "--update-failure-action", "continue",
-                f"{self.image}:{self.tags[VERSIONS[0]]}",
-            ]
-        )  # fmt: skip
-        answering_version(self.swarm_port)
+    def on_swarm(self, *args: str) -> str:
+        """``docker`` against the Swarm's manager (never this machine's engine)."""
+        if self.swarm is None:
+            raise SystemExit("the Swarm is not up")
+        return run(["docker", "--host", self.swarm.engine, *args])
 
-        def update() -> None:
-            run(
-                ["docker", "service", "update", "--detach=false", "--quiet",
-                 "--image", f"{self.image}:{self.tags[VERSIONS[1]]}", self.swarm_name()]
+    def swarm_image(self, version: str) -> str:
+        """The release as the Swarm's nodes pull it (through the registry relay)."""
+        if self.swarm is None:
+            raise SystemExit("the Swarm is not up")
+        return f"{self.swarm.registry}/{self.repository}:{self.tags[version]}"
+
+    def start_swarm_proxy(self) -> int:
+        """HAProxy on the manager, on the service's overlay network; its published port."""
+        if self.swarm is None:
+            raise SystemExit("the Swarm is not up")
+        name = f"{self.swarm_name()}-proxy"
+        image = load_substitutes().get(ROUTER_IMAGE, ROUTER_IMAGE)
+        manager = ["docker", "--host", self.swarm.engine]
+        if not quiet([*manager, "image", "inspect", image]):
+            say(Progress("bench", f"copying {image} to the Swarm's manager"))
+            saved = subprocess.run(["docker", "save", image], capture_output=True, check=True)
+            subprocess.run([*manager, "load"], input=saved.stdout, capture_output=True, check=True)
+        config = self.workdir / "swarm-haproxy.cfg"
+        config.write_text(
+            SWARM_HAPROXY_CONF.format(port=SWARM_PROXY_PORT, service=self.swarm_name())
+        )
+        self.on_swarm(
+            "create", "--name", name, "--network", self.swarm_name(),
+            # published inside the manager node only; this machine reaches it at the
+            # node's address on the cluster's bridge network
+            "-p", str(SWARM_PROXY_PORT), image,
+        )  # fmt: skip
+        self.on_swarm("cp", str(config), f"{name}:/usr/local/etc/haproxy/haproxy.cfg")
+        self.on_swarm("start", name)
+        published = self.on_swarm("port", name, f"{SWARM_PROXY_PORT}/tcp").split()[0]
+        return int(published.rsplit(":", 1)[1])
+
+    def bench_swarm(self) -> list[Row]:
+        self.swarm = ensure_swarm(progress=say)  # as `dockroll dev up --with swarm`
+        host = self.swarm.manager.address
+        v1, v2 = VERSIONS
+        self.on_swarm("network", "create", "--driver", "overlay", "--attachable", self.swarm_name())
+        self.on_swarm(
+            "service", "create", "--detach=false", "--quiet",
+            "--name", self.swarm_name(), "--replicas", "2",
+            "--network", self.swarm_name(), "--endpoint-mode", "dnsrr",
+            "--constraint", "node.role==worker",
+            # health known within a second or two, as dockroll checks replicas every 500 ms
+            "--health-interval", "1s", "--health-start-period", "10s",
+            "--update-parallelism", "1", "--update-delay", "0s",
+            "--stop-grace-period", "10s",
+            # A new task sometimes ends right after its start during an update
+            # (seen as "Complete", exit 0); swarm restarts it, and the update should
+            # go on rather than pause.
+            "--update-failure-action", "continue",
+            self.swarm_image(v1),
+        )  # fmt: skip
+        port = self.start_swarm_proxy()
+        answering_version(port, host=host)
+
+        def update(version: str, order: str) -> None:
+            self.on_swarm(
+                "service", "update", "--detach=false", "--quiet",
+                "--update-order", order, "--image", self.swarm_image(version),
+                self.swarm_name(),
             )  # fmt: skip
 
-        row = self.measure(
-            "docker service update",
-            self.swarm_port,
-            update,
-            VERSIONS[1],
-            note="1 task, host-mode publish: stop-first forced",
-        )
-        quiet(["docker", "service", "rm", self.swarm_name()])
-        return row
+        rows = [
+            self.measure(
+                "baseline swarm (no change)",
+                port,
+                lambda: None,
+                v1,
+                note="HAProxy → 2 tasks on the overlay: what the box sustains through it",
+                host=host,
+            ),
+            self.measure(
+                "swarm update start-first",
+                port,
+                lambda: update(v2, "start-first"),
+                v2,
+                note="2 tasks, one at a time, new task healthy before the old stops",
+                host=host,
+            ),
+            self.measure(
+                "swarm update stop-first",
+                port,
+                lambda: update(v1, "stop-first"),
+                v1,
+                note="back to v1, one task at a time, old stopped first",
+                host=host,
+            ),
+        ]
+        self.remove_swarm_service()
+        return rows
+
+    def remove_swarm_service(self) -> None:
+        if self.swarm is None:
+            return
+        manager = ["docker", "--host", self.swarm.engine]
+        quiet([*manager, "rm", "-f", f"{self.swarm_name()}-proxy"])
+        quiet([*manager, "service", "rm", self.swarm_name()])
+        # the tasks' containers leave the overlay network a moment after the service
+        for _ in range(40):
+            quiet([*manager, "network", "rm", self.swarm_name()])
+            if not quiet(
+                [*manager, "network", "ls", "-q", "--filter", f"name={self.swarm_name()}"]
+            ).strip():
+                break
+            time.sleep(0.5)
+        for node in self.swarm.nodes:
+            images = quiet(
+                ["docker", "exec", node.name, "docker", "images", "-q",
+                 f"{self.swarm.registry}/{self.repository}"]
+            ).split()  # fmt: skip
+            if images:
+                quiet(["docker", "exec", node.name, "docker", "rmi", "-f", *set(images)])
 
     def deploy(self, version: str, *extra: str) -> float | None:
         result = self.dockroll("deploy", self.digests[version], "--env", ENV, *extra)
@@ -716,17 +861,7 @@ class Bench:
                  "--remove-orphans"],
                 env=self.compose_env(VERSIONS[0]) if self.tags else self.env(),
             )  # fmt: skip
-        quiet(["docker", "service", "rm", self.swarm_name()])
-        if not self.swarm_was_active:
-            quiet(["docker", "swarm", "leave", "--force"])
-            if not self.had_gwbridge:
-                # The gateway bridge lingers for a moment after leaving.
-                listed = ["docker", "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"]
-                for _ in range(20):
-                    quiet(["docker", "network", "rm", "docker_gwbridge"])
-                    if not quiet(listed).strip():
-                        break
-                    time.sleep(0.5)
+        self.remove_swarm_service()
         containers = quiet(["docker", "ps", "-aq", "--filter", f"name={self.service}"]).split()
         if containers:
             quiet(["docker", "rm", "-f", *containers])
@@ -793,7 +928,7 @@ def main() -> int:
         phases: dict[str, Callable[[], list[Row]]] = {
             "compose": bench.bench_compose,
             "nginx": bench.bench_nginx,
-            "swarm": lambda: [bench.bench_swarm()],
+            "swarm": bench.bench_swarm,
             "dockroll": bench.bench_dockroll,
         }
         for name, phase in phases.items():

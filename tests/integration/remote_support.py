@@ -1,4 +1,11 @@
-"""A Docker-in-Docker "remote host" reached over ssh, for the remote-engine tests.
+"""Set-up shared by the remote-engine tests (ssh://, tcp:// with TLS, Swarm).
+
+:func:`remote_cluster` gives a test module a cluster of its own (a bridge
+network and a relay to this machine's registry) and removes everything
+labelled for it afterwards; :func:`remote_environment` is the part of an
+environment every remote test shares (the engine, the registry as the nodes
+see it, the router published beyond the node's loopback, two replicas);
+:func:`deploy_version` deploys one of the seeded versions in process.
 
 :func:`ssh_host` starts one node (dockerd + sshd, see
 :mod:`dockroll.devenv.cluster`) that publishes its sshd and the given router
@@ -16,14 +23,92 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockroll.devenv import ensure_commands
-from dockroll.devenv.cluster import NodeSpec, ensure_node_image, start_node
+from dockroll.devenv.cluster import (
+    NodeSpec,
+    ensure_node_image,
+    ensure_registry_relay,
+    remove_cluster,
+    start_node,
+)
+from dockroll.events import Progress
+from dockroll.pipeline.deploy import deploy_release
+from tests.integration.rollout_support import Seeded
+
+OLD, NEW = "v1.0.0", "v1.1.0"
+"""The two good releases every remote test moves between."""
+
+# A blue-green verify command: appends to the file it is given the URL it got and
+# the version answering there.
+VERIFY = (
+    "import json, os, sys, urllib.request\n"
+    "url = os.environ['TARGET_URL']\n"
+    "answer = json.load(urllib.request.urlopen(url + '/version', timeout=10))\n"
+    "open(sys.argv[1], 'a').write(json.dumps({'url': url, 'version': answer['version']}) + '\\n')\n"
+)
+
+
+@dataclass(frozen=True)
+class RemoteCluster:
+    name: str
+    """The cluster label's value: everything made for it is removed with it."""
+    network: str
+    registry: str
+    """This machine's registry as the cluster's nodes reach it (the relay)."""
+
+
+@contextlib.contextmanager
+def remote_cluster(prefix: str) -> Iterator[RemoteCluster]:
+    """A fresh cluster ``<prefix>-<id>`` with its network and registry relay; removed afterwards.
+
+    Whatever the test starts with the cluster's label (nodes, their volumes) goes too.
+    """
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    network = f"dockroll-{name}"
+    try:
+        yield RemoteCluster(name, network, ensure_registry_relay(name, network))
+    finally:
+        remove_cluster(name)
+
+
+def remote_environment(engine: str, registry: str, **settings: Any) -> dict[str, Any]:
+    """An environment on a remote engine: the settings every remote test shares, then ``settings``.
+
+    The router is published on every address of the node (which publishes it on
+    this machine's 127.0.0.1); two replicas, so a rollout has something to keep.
+    """
+    return {
+        "engine": engine,
+        "registry": registry,
+        "router_bind": "0.0.0.0",
+        "replicas": 2,
+        **settings,
+    }
+
+
+def _print_progress(event: Progress) -> None:
+    print(f"  [{event.stage}] {event.message}")
+
+
+def deploy_version(seeded: Seeded, environment: str, version: str) -> str:
+    """Deploy a seeded version in process; the outcome's status ("unchanged" when none)."""
+    with seeded.ledger() as ledger:
+        outcome = deploy_release(
+            seeded.config(),
+            environment,
+            seeded.releases[version],
+            ledger,
+            progress=_print_progress,
+        )
+    return outcome.status if outcome else "unchanged"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +21,20 @@ import docker
 import pytest
 
 from dockroll import labels
-from dockroll.devenv.cluster import ensure_registry_relay, remove_cluster
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import EngineError
-from dockroll.pipeline.deploy import deploy_release, rollback_release
+from dockroll.pipeline.deploy import rollback_release
 from tests.conftest import free_port
-from tests.integration.remote_support import SshHost, ssh_host
+from tests.integration.remote_support import (
+    NEW,
+    OLD,
+    VERIFY,
+    SshHost,
+    deploy_version,
+    remote_cluster,
+    remote_environment,
+    ssh_host,
+)
 from tests.integration.rollout_support import (
     Load,
     Seeded,
@@ -40,66 +47,43 @@ from tests.integration.rollout_support import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-OLD, NEW = "v1.0.0", "v1.1.0"
-
-# Writes what it saw to $VERIFY_LOG: the URL it was given and the version answering there.
-VERIFY = (
-    "import json, os, sys, urllib.request\n"
-    "url = os.environ['TARGET_URL']\n"
-    "answer = json.load(urllib.request.urlopen(url + '/version', timeout=10))\n"
-    "open(sys.argv[1], 'a').write(json.dumps({'url': url, 'version': answer['version']}) + '\\n')\n"
-)
-
 
 @pytest.fixture(scope="module")
 def remote(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
 ) -> Iterator[tuple[Seeded, SshHost, Path]]:
-    cluster = f"rh-{uuid.uuid4().hex[:8]}"
-    network = f"dockroll-{cluster}"
     tmp = tmp_path_factory.mktemp("remote")
     verify_log = tmp / "verified.jsonl"
-    try:
-        relay = ensure_registry_relay(cluster, network)
+    with remote_cluster("rh") as cluster:
         ssh_port = free_port()
-        common = {
-            "engine": f"ssh://root@127.0.0.1:{ssh_port}",
-            "registry": relay,
-            "router_bind": "0.0.0.0",
-            "replicas": 2,
-        }
+        engine = f"ssh://root@127.0.0.1:{ssh_port}"
         environments = {
-            "rolling": {**common, "strategy": "rolling", "drain_timeout": "5s"},
-            "bluegreen": {
-                **common,
-                "strategy": "blue-green",
-                "blue_green": {
+            "rolling": remote_environment(
+                engine, cluster.registry, strategy="rolling", drain_timeout="5s"
+            ),
+            "bluegreen": remote_environment(
+                engine,
+                cluster.registry,
+                strategy="blue-green",
+                blue_green={
                     "keep_previous": "5m",
                     "verify": [sys.executable, "-c", VERIFY, str(verify_log)],
                 },
-            },
+            ),
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="remote"):
             with (
                 ssh_host(
                     tmp,
-                    cluster=cluster,
-                    network=network,
-                    registry=relay,
+                    cluster=cluster.name,
+                    network=cluster.network,
+                    registry=cluster.registry,
                     ssh_port=ssh_port,
                     router_ports=list(seeded.ports.values()),
                 ) as host,
                 state_of(seeded),
             ):
                 yield seeded, host, verify_log
-    finally:
-        remove_cluster(cluster)
-
-
-def _deploy(seeded: Seeded, environment: str, version: str) -> str:
-    with seeded.ledger() as ledger:
-        outcome = deploy_release(seeded.config(), environment, seeded.releases[version], ledger)
-    return outcome.status if outcome else "unchanged"
 
 
 def test_an_unknown_host_key_is_an_engine_error_naming_ssh_keyscan(
@@ -124,12 +108,12 @@ def test_rolling_update_over_ssh_under_load_drops_nothing(
 ) -> None:
     seeded, host, _ = remote
     url = seeded.url("rolling")
-    assert _deploy(seeded, "rolling", OLD) == "succeeded"
+    assert deploy_version(seeded, "rolling", OLD) == "succeeded"
     wait_serving(url, OLD, timeout=30)
 
     with Load(url, threads=4) as load:
         load.wait_for(100, timeout=60)
-        assert _deploy(seeded, "rolling", NEW) == "succeeded"
+        assert deploy_version(seeded, "rolling", NEW) == "succeeded"
         load.wait_for(len(load.answers) + 200, timeout=60)
 
     print(f"rolling over ssh: {len(load.answers)} requests, {load.versions()}")
@@ -179,12 +163,12 @@ def test_blue_green_over_ssh_verifies_through_a_tunnel_and_rolls_back(
 ) -> None:
     seeded, _, verify_log = remote
     url = seeded.url("bluegreen")
-    assert _deploy(seeded, "bluegreen", OLD) == "succeeded"
+    assert deploy_version(seeded, "bluegreen", OLD) == "succeeded"
     wait_serving(url, OLD, timeout=30)
 
     with Load(url, threads=4) as load:
         load.wait_for(100, timeout=60)
-        assert _deploy(seeded, "bluegreen", NEW) == "succeeded"
+        assert deploy_version(seeded, "bluegreen", NEW) == "succeeded"
         load.wait_for(len(load.answers) + 200, timeout=60)
         with seeded.ledger() as ledger:
             outcome = rollback_release(seeded.config(), "bluegreen", ledger)

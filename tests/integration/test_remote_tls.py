@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +18,12 @@ import docker
 import pytest
 
 from dockroll.devenv import ensure_commands
-from dockroll.devenv.cluster import (
-    NodeSpec,
-    ensure_node_image,
-    ensure_registry_relay,
-    remove_cluster,
-    start_node,
-)
+from dockroll.devenv.cluster import NodeSpec, ensure_node_image, start_node
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import EngineUnavailable
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from tests.conftest import free_port
+from tests.integration.remote_support import NEW, OLD, VERIFY, remote_cluster, remote_environment
 from tests.integration.rollout_support import (
     Load,
     Seeded,
@@ -40,14 +34,6 @@ from tests.integration.rollout_support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-OLD, NEW = "v1.0.0", "v1.1.0"
-VERIFY = (
-    "import json, os, sys, urllib.request\n"
-    "url = os.environ['TARGET_URL']\n"
-    "answer = json.load(urllib.request.urlopen(url + '/version', timeout=10))\n"
-    "open(sys.argv[1], 'a').write(json.dumps({'url': url, 'version': answer['version']}) + '\\n')\n"
-)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -118,8 +104,6 @@ def tls_host(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
 ) -> Iterator[tuple[Seeded, Path, str]]:
     ensure_commands({"openssl": "openssl"})
-    cluster = f"tls-{uuid.uuid4().hex[:8]}"
-    network = f"dockroll-{cluster}"
     tmp = tmp_path_factory.mktemp("tls")
     make_certs(tmp / "server", "engine")
     client = tmp / "client"
@@ -127,33 +111,30 @@ def tls_host(
     for name, source in (("ca", "ca"), ("cert", "client"), ("key", "client-key")):
         (client / f"{name}.pem").write_bytes((tmp / "server" / f"{source}.pem").read_bytes())
     verify_log = tmp / "verified.jsonl"
-    try:
-        relay = ensure_registry_relay(cluster, network)
+    with remote_cluster("tls") as cluster:
         engine_port = free_port()
         endpoint = f"tcp://127.0.0.1:{engine_port}"
         environments = {
-            "bluegreen": {
-                "engine": endpoint,
-                "engine_certs": str(client),
-                "registry": relay,
-                "router_bind": "0.0.0.0",
-                "replicas": 2,
-                "strategy": "blue-green",
-                "blue_green": {
+            "bluegreen": remote_environment(
+                endpoint,
+                cluster.registry,
+                engine_certs=str(client),
+                strategy="blue-green",
+                blue_green={
                     "keep_previous": "5m",
                     "verify": [sys.executable, "-c", VERIFY, str(verify_log)],
                 },
-            },
+            ),
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="tls"):
             ensure_node_image()
             start_node(
                 NodeSpec(
-                    name=f"dockroll-{cluster}-host",
-                    cluster=cluster,
-                    network=network,
+                    name=f"dockroll-{cluster.name}-host",
+                    cluster=cluster.name,
+                    network=cluster.network,
                     publish={engine_port: 2376, **{p: p for p in seeded.ports.values()}},
-                    insecure_registries=(relay,),
+                    insecure_registries=(cluster.registry,),
                     dockerd_hosts=("tcp://0.0.0.0:2376",),
                     dockerd_args=(
                         "--tlsverify",
@@ -166,8 +147,6 @@ def tls_host(
             )
             with state_of(seeded):
                 yield seeded, client, endpoint
-    finally:
-        remove_cluster(cluster)
 
 
 def test_blue_green_over_tls_verifies_through_the_router_and_rolls_back(

@@ -18,22 +18,19 @@ import docker
 import pytest
 
 from dockroll import labels
-from dockroll.devenv.cluster import (
-    SwarmCluster,
-    ensure_registry_relay,
-    ensure_swarm,
-    remove_cluster,
-)
+from dockroll.devenv.cluster import SwarmCluster, ensure_swarm
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.engine.swarm import SwarmEngine
 from dockroll.errors import EngineError
-from dockroll.pipeline.deploy import deploy_release, rollback_release
+from dockroll.pipeline.deploy import rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter
 from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
 from tests.conftest import free_port
+from tests.integration.remote_support import NEW, OLD, remote_cluster, remote_environment
+from tests.integration.remote_support import deploy_version as _deploy
 from tests.integration.rollout_support import (
     Load,
     Seeded,
@@ -46,7 +43,6 @@ from tests.integration.rollout_support import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-OLD, NEW = "v1.0.0", "v1.1.0"
 HEALTH_TEST = [
     "CMD",
     "python3",
@@ -59,17 +55,13 @@ HEALTH_TEST = [
 def swarm(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
 ) -> Iterator[tuple[Seeded, SwarmCluster]]:
-    cluster = f"sw-{uuid.uuid4().hex[:8]}"
-    try:
-        relay = ensure_registry_relay(cluster, f"dockroll-{cluster}")
+    with remote_cluster("sw") as remote:
         engine_port = free_port()
-        common = {
-            "engine": f"tcp://127.0.0.1:{engine_port}",
-            "registry": relay,
-            "router_bind": "0.0.0.0",
-            "replicas": 2,
-            "swarm": {"constraints": ["node.role==worker"]},
-        }
+        common = remote_environment(
+            f"tcp://127.0.0.1:{engine_port}",
+            remote.registry,
+            swarm={"constraints": ["node.role==worker"]},
+        )
         environments = {
             "rolling": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "bluegreen": {**common, "strategy": "blue-green"},
@@ -93,27 +85,13 @@ def swarm(
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="swarm"):
             nodes = ensure_swarm(
-                cluster=cluster,
+                cluster=remote.name,
                 workers=2,
                 engine_port=engine_port,
                 publish={port: port for port in seeded.ports.values()},
             )
             with state_of(seeded):
                 yield seeded, nodes
-    finally:
-        remove_cluster(cluster)
-
-
-def _deploy(seeded: Seeded, environment: str, version: str) -> str:
-    with seeded.ledger() as ledger:
-        outcome = deploy_release(
-            seeded.config(),
-            environment,
-            seeded.releases[version],
-            ledger,
-            progress=lambda event: print(f"  [{event.stage}] {event.message}"),
-        )
-    return outcome.status if outcome else "unchanged"
 
 
 def test_rolling_update_on_the_swarm_under_load_drops_nothing(

@@ -224,3 +224,21 @@ def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgre
     assert "dockroll.router.haproxy" in modules
     avoidable = ("dockroll.rollout.executor", *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS)
     assert _loaded(modules, avoidable) == []
+def test_a_registry_only_promotion_loads_neither_the_deploy_pipeline_nor_the_router(
+    tmp_path: Path,
+) -> None:
+    # Nothing answers on the registry's port: the command fails once it asks it,
+    # having loaded all it loads to plan a promotion.
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:9/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    codes, modules = _run(
+        [["promote", "1.0.0", "--to", "dev", "--registry-only"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert codes[0] != 0
+    assert "dockroll.pipeline.promote" in modules
+    heavy = ("dockroll.pipeline.deploy", "dockroll.rollout", "dockroll.router", "dockroll.analysis")
+    assert _loaded(modules, heavy) == []

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 
 from dockroll.config import Config
-from dockroll.errors import DockrollError, RegistryError, UsageError
+from dockroll.errors import DockrollError, RegistryError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger, Promotion
 from dockroll.pipeline.deploy import deploy_release, open_environment
-from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.promote import (
     PromotionPlan,
     PromotionResult,
@@ -23,36 +22,11 @@ from dockroll.pipeline.promote import (
     refuse_denied,
     write_tags,
 )
+from dockroll.pipeline.registry_only import refuse_registry_only_into_a_running_environment
 from dockroll.registry import RegistryClient
-from dockroll.rollout.executor import RolloutOutcome, observe
+from dockroll.rollout.executor import RolloutOutcome
 
 __all__ = ["promote_and_deploy", "refuse_registry_only_into_a_running_environment"]
-
-
-def refuse_registry_only_into_a_running_environment(config: Config, plan: PromotionPlan) -> None:
-    """Refuse ``--registry-only`` where dockroll runs another release.
-
-    Its tags would then claim the environment runs what it does not. An
-    environment with no replicas here (fed by its tag, or whose engine this
-    machine cannot reach) is left to the tag alone.
-    """
-    engine = environment_engine(config, plan.target)
-    try:
-        engine.ping()
-        replicas = observe(engine, None, config.service, plan.target).replicas
-    except DockrollError:
-        return
-    finally:
-        engine.close()
-    others = sorted({r.version for r in replicas if r.digest != plan.release.digest})
-    if others:
-        raise UsageError(
-            f"{plan.target} runs {', '.join(others)}, deployed by dockroll: --registry-only "
-            f"would point its tags at {plan.release.version} while the old release keeps "
-            "serving",
-            hint=f"`dockroll promote {plan.reference} --to {plan.target}` (without "
-            "--registry-only) moves the tags and deploys the release together",
-        )
 
 
 def promote_and_deploy(

@@ -32,6 +32,7 @@ from dockroll.registry._auth import RegistryAuth, auth_hint
 from dockroll.registry._credentials import Credentials, find_credentials
 from dockroll.registry._media import MANIFEST_MEDIA_TYPES, Manifest
 from dockroll.registry._traffic import CountingTransport, Traffic
+from dockroll.registry._transport import SchemeTransport
 
 __all__ = ["BlobPush", "RegistryClient", "registry_scheme"]
 
@@ -94,7 +95,7 @@ class RegistryClient:
             credentials = find_credentials(host)
         self.credentials = credentials
         self._auth = RegistryAuth(host, credentials)
-        self._counting = CountingTransport(transport or httpx.HTTPTransport())
+        self._counting = CountingTransport(transport or SchemeTransport())
         self._http = httpx.Client(
             base_url=f"{self.scheme}://{host}",
             auth=self._auth,

@@ -90,10 +90,6 @@ def promote_command(
     """
     from dockroll.ledger import open_ledger
     from dockroll.pipeline.promote import execute_promotion, plan_promotion, refusal
-    from dockroll.pipeline.promote_deploy import (
-        promote_and_deploy,
-        refuse_registry_only_into_a_running_environment,
-    )
     from dockroll.registry import RegistryClient
 
     cli = state(ctx)
@@ -121,10 +117,17 @@ def promote_command(
             return
         outcome: RolloutOutcome | None = None
         if registry_only:
+            # Tags alone: the deploy pipeline (executor, router) is not loaded.
+            from dockroll.pipeline.registry_only import (
+                refuse_registry_only_into_a_running_environment,
+            )
+
             refuse_registry_only_into_a_running_environment(config, plan)
             with cli.output.progress(f"promoting {plan.release.version} to {to}") as progress:
                 result = execute_promotion(plan, client, ledger, config, progress=progress)
         else:
+            from dockroll.pipeline.promote_deploy import promote_and_deploy
+
             with cli.output.progress(
                 f"promoting {plan.release.version} to {to} and deploying it"
             ) as progress:
