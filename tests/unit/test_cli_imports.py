@@ -224,6 +224,8 @@ def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgre
     assert "dockroll.router.haproxy" in modules
     avoidable = ("dockroll.rollout.executor", *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS)
     assert _loaded(modules, avoidable) == []
+
+
 def test_a_registry_only_promotion_loads_neither_the_deploy_pipeline_nor_the_router(
     tmp_path: Path,
 ) -> None:
