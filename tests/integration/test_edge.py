@@ -71,6 +71,13 @@ def _serve(project: Project, hosts: list[str], edge: dict[str, Any]) -> Config:
     return config
 
 
+def _rehost(project: Project, hosts: list[str], edge: dict[str, Any]) -> None:
+    """The project's prod, already served, now under ``hosts``."""
+    config = project.write(hosts=hosts, edge=edge)
+    with project.ledger() as ledger:
+        open_environment(config, "prod", ledger)
+
+
 def _get(port: int, host: str) -> httpx.Response:
     with httpx.Client(trust_env=False, timeout=10) as client:
         return client.get(f"http://127.0.0.1:{port}/", headers={"Host": host})
@@ -417,4 +424,26 @@ def test_path_prefixes_route_by_the_longest_and_a_claimed_one_is_refused(
         "p.test": f"{project.service}/prod",
         "p.test/api/v1": f"{api.service}/prod",
         "q.test/shop": f"{project.service}/prod",
+    }
+
+    # A hostname a project no longer names, or whose environment went down, is released:
+    # the longest prefix left answers it, and another project may claim it.
+    _rehost(api, ["z.test"], listen)
+    assert answer("p.test", "/api/v1/orders") == ours
+    assert answer("z.test", "/") == theirs
+    _rehost(third, ["p.test/api/v1"], listen)
+    assert answer("p.test", "/api/v1/orders") == (200, third.service)
+    # Its stand-in backend is no replica of dockroll's: out of the way, so the network goes.
+    project.client.containers.get(f"dockroll-router-{third.service}-prod-{third.service}").remove(
+        force=True
+    )
+    down = third.dockroll("--json", "env", "down", "--env", "prod")
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["hosts"] == ["p.test/api/v1"]
+    assert answer("p.test", "/api/v1/orders") == ours
+    routes = {r["hostname"]: r["owner"] for r in _described(project)["routes"]}
+    assert routes == {
+        "p.test": f"{project.service}/prod",
+        "q.test/shop": f"{project.service}/prod",
+        "z.test": f"{api.service}/prod",
     }

@@ -114,6 +114,17 @@ def join_edge(
     return edge
 
 
+def leave_edge(config: Config, name: str, engine: DockerEngine) -> list[str]:
+    """Release the hostnames the environment claimed on its engine's edge; those released."""
+    env = config.environment(name)
+    if not env.hosts or env.edge is None:
+        return []
+    edge = _edge(config, name, engine)
+    if engine.container(edge.name) is None:
+        return []
+    return edge.release(f"{config.service}/{name}")
+
+
 def serve_certificates(
     config: Config,
     name: str,

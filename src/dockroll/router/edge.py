@@ -624,6 +624,7 @@ class Edge:
                 + "; nothing changed",
                 hint="a hostname routes to one environment: remove it from the other first",
             )
+        self.release(owner, keep=hosts)  # hostnames it no longer names route nowhere
         routes = self.routes()
         commands = []
         for host in hosts:
@@ -635,6 +636,30 @@ class Edge:
         if commands:
             self.api.run(*commands)
         self._persist()
+
+    def release(self, owner: str, *, keep: Sequence[str] = ()) -> list[str]:
+        """Stop routing the hostnames ``owner`` claimed, except ``keep``; those released.
+
+        A released hostname answers 404 and may be claimed by another project.
+        """
+        owners = self.owners()
+        gone = sorted(h for h, o in owners.items() if o == owner and h not in keep)
+        if not gone:
+            return []
+        routes = self.routes()
+        commands = []
+        for host in gone:
+            if host in routes:
+                commands.append(f"del map {_CONFIG_DIR}/{_ROUTES} {host}")
+            commands.append(f"del map {_CONFIG_DIR}/{_OWNERS} {host}")
+        still_routed = {route_hostname(h) for h in owners if h not in gone}
+        tls = self.tls_hosts()
+        for hostname in sorted({route_hostname(h) for h in gone} - still_routed):
+            if hostname in tls:
+                commands.append(f"del map {_CONFIG_DIR}/{_TLS_MAP} {hostname}")
+        self.api.run(*commands)
+        self._persist()
+        return gone
 
     def _persist(self) -> None:
         """Write what the running edge has into the files a reload or restart starts from."""

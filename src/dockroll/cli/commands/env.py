@@ -39,6 +39,8 @@ def down_command(
         parts.append("the network")
     if done.volumes:
         parts.append(f"{len(done.volumes)} volume(s)")
+    if done.hosts:
+        parts.append(f"its hostnames on the edge ({', '.join(done.hosts)})")
     cli.output.out.print(
         f"{escape(env)} is down: removed {escape(', '.join(parts))}; the ledger keeps its history"
     )
