@@ -131,6 +131,7 @@ class EdgeBench(zd.Bench):  # type: ignore[misc]
     edge_listen: list[Any] = field(default_factory=list)
     tls_port: int = 0
     pebble: Any = None
+    held_seconds: float = float("nan")
 
     @property
     def service(self) -> str:
@@ -257,8 +258,12 @@ class EdgeBench(zd.Bench):  # type: ignore[misc]
 
     def hold_and_release(self) -> None:
         self.command("hold", "--env", ENV, "--max", "30s")
+        held = time.monotonic()
         time.sleep(self.hold)
         self.command("release", "--env", ENV)
+        # Requests wait from before `hold` returns until before `release` returns: the
+        # sleep plus release's own start-up.
+        self.held_seconds = time.monotonic() - held
 
     def bench_dockroll_edge(self) -> list[Any]:
         self.server_name = self.site
@@ -291,6 +296,7 @@ class EdgeBench(zd.Bench):  # type: ignore[misc]
                          self.hold_and_release, V1,
                          note=f"requests wait {self.hold:g}s at the router, then flow"),
         ]  # fmt: skip
+        rows[-1].note += f"; held about {self.held_seconds:.1f}s (hold's return to release's)"
         return rows
 
     # -- peers ------------------------------------------------------------------------------
