@@ -49,6 +49,7 @@ import math
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -174,7 +175,7 @@ class Sample:
 
 
 class Load:
-    """GET /version on <host>:<port> at a fixed rate, one connection per request.
+    """GET /version on <host>:<port> at a fixed rate, one connection per request (or TLS session).
 
     ``host`` is 127.0.0.1, or the address of one of this machine's own
     Docker-in-Docker nodes on the bridge network `dockroll dev up` made.
@@ -189,8 +190,15 @@ class Load:
         max_seconds: float,
         timeout: float = 5.0,
         host: str = "127.0.0.1",
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_name: str = "127.0.0.1",
     ) -> None:
         self.host = host
+        self.tls = tls
+        """Speak HTTPS with this context (one handshake per request); plain HTTP when None."""
+        self.server_name = server_name
+        """The Host header, and the SNI name over TLS."""
         self.port = port
         self.rate = rate
         self.max_seconds = max_seconds
@@ -237,9 +245,15 @@ class Load:
         writer = None
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                reader, writer = await asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.server_name if self.tls else None,
+                )
                 writer.write(
-                    b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                    f"GET /version HTTP/1.1\r\nHost: {self.server_name}\r\n"
+                    "Connection: close\r\n\r\n".encode()
                 )
                 await writer.drain()
                 raw = await reader.read()
@@ -367,14 +381,29 @@ def free_port(*, also_plus: int | None = None, avoid: set[int]) -> int:
     raise SystemExit("no free port on 127.0.0.1")
 
 
-def answering_version(port: int, timeout: float = 60.0, host: str = "127.0.0.1") -> str:
-    """Wait until <host>:<port>/version answers 200; its version."""
+def answering_version(
+    port: int,
+    timeout: float = 60.0,
+    host: str = "127.0.0.1",
+    *,
+    tls: ssl.SSLContext | None = None,
+    server_name: str = "x",
+) -> str:
+    """Wait until <host>:<port>/version answers 200 (over TLS with ``tls``); its version."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((host, port), timeout=2) as sock:
-                sock.sendall(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            with (
+                socket.create_connection((host, port), timeout=2) as plain,
+                plain
+                if tls is None
+                else tls.wrap_socket(plain, server_hostname=server_name) as sock,
+            ):
+                sock.sendall(
+                    f"GET /version HTTP/1.1\r\nHost: {server_name}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
                 raw = b""
                 while chunk := sock.recv(65536):
                     raw += chunk
@@ -513,6 +542,10 @@ class Bench:
 
     # -- one measured scenario -----------------------------------------------------
 
+    def load(self, port: int, host: str) -> Load:
+        """The load generator of one scenario (not started)."""
+        return Load(port, self.rate, max_seconds=self.duration + 180, host=host)
+
     def measure(
         self,
         scenario: str,
@@ -524,7 +557,7 @@ class Bench:
         host: str = "127.0.0.1",
     ) -> Row:
         print(f"measuring {scenario} …", file=sys.stderr)
-        load = Load(port, self.rate, max_seconds=self.duration + 180, host=host)
+        load = self.load(port, host)
         load.start()
         time.sleep(self.lead)
         command_start = load.now()
