@@ -285,19 +285,10 @@ class MigrationConfig(_Model):
     migration ends."""
 
 
-class ListenerConfig(_Model):
-    """An address the router's public frontend listens on; a plain string is the address."""
+class _Listener(_Model):
+    """An ``address`` to listen on, written as a plain string or with more settings."""
 
     address: str
-    """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host: ``127.0.0.1:8080`` (this
-    machine only), ``0.0.0.0:80`` (every IPv4 address), ``[::]:80`` (every IPv6 address)."""
-
-    tls: bool = False
-    """Serve HTTPS here with the certificate of ``router.tls``."""
-    proxy_protocol: bool = False
-    """Expect the PROXY protocol (v1 or v2) from a load balancer in front: the client's
-    address comes from it, and its X-Forwarded-Proto/Host and X-Request-ID are kept.
-    Connections without it are refused, so enable it only behind such a balancer."""
 
     @model_validator(mode="before")
     @classmethod
@@ -312,6 +303,21 @@ class ListenerConfig(_Model):
     @property
     def listen_address(self) -> ListenAddress:
         return parse_listen_address(self.address)
+
+
+class ListenerConfig(_Listener):
+    """An address the router's public frontend listens on; a plain string is the address."""
+
+    address: str
+    """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host: ``127.0.0.1:8080`` (this
+    machine only), ``0.0.0.0:80`` (every IPv4 address), ``[::]:80`` (every IPv6 address)."""
+
+    tls: bool = False
+    """Serve HTTPS here with the certificate of ``router.tls``."""
+    proxy_protocol: bool = False
+    """Expect the PROXY protocol (v1 or v2) from a load balancer in front: the client's
+    address comes from it, and its X-Forwarded-Proto/Host and X-Request-ID are kept.
+    Connections without it are refused, so enable it only behind such a balancer."""
 
 
 class AcmeConfig(_Model):
@@ -404,27 +410,13 @@ class RouterConfig(_Model):
         return None if value is None else str(parse_listen_address(value))
 
 
-class EdgeListenerConfig(_Model):
+class EdgeListenerConfig(_Listener):
     """An address the shared edge listens on; a plain string is a plain-HTTP address."""
 
     address: str
     """``IPv4:PORT`` or ``[IPv6]:PORT`` on the engine's host, e.g. ``0.0.0.0:443``."""
     tls: bool = False
     """Serve HTTPS here, choosing each hostname's certificate by SNI."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, value: Any) -> Any:
-        return {"address": value} if isinstance(value, str) else value
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return str(parse_listen_address(value))
-
-    @property
-    def listen_address(self) -> ListenAddress:
-        return parse_listen_address(self.address)
 
 
 class EdgeAcmeConfig(_Model):
