@@ -78,6 +78,20 @@ def _run(runs: list[list[str]], cwd: Path, **env: str) -> tuple[list[int], set[s
     return result["codes"], set(result["modules"])
 
 
+def _imported_by(*names: str) -> set[str]:
+    """Every module a fresh interpreter holds after importing ``names``."""
+    code = f"import json, sys\nimport {', '.join(names)}\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        timeout=120,
+    )
+    return set(json.loads(done.stdout))
+
+
 def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
@@ -169,20 +183,9 @@ def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
 
 def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used() -> None:
     # An instant rollback needs neither: no tags to move, no analysis to run.
-    code = (
-        "import json, sys\n"
-        "import dockroll.pipeline.deploy, dockroll.pipeline.status, dockroll.rollout.executor\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+    modules = _imported_by(
+        "dockroll.pipeline.deploy", "dockroll.pipeline.status", "dockroll.rollout.executor"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        timeout=120,
-    )
-    modules = set(json.loads(done.stdout))
     avoidable = (
         "httpx",
         "dockroll.registry",
@@ -207,20 +210,9 @@ _NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS = (
 def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgresql() -> None:
     # What `status` imports once the engine answered (the CLI test above stops earlier):
     # process containers are listed, never started, so the rollout executor stays out.
-    code = (
-        "import json, sys\n"
-        "import dockroll.pipeline.status, dockroll.pipeline.processes, dockroll.ledger\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+    modules = _imported_by(
+        "dockroll.pipeline.status", "dockroll.pipeline.processes", "dockroll.ledger"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        timeout=120,
-    )
-    modules = set(json.loads(done.stdout))
     assert "dockroll.router.haproxy" in modules
     avoidable = ("dockroll.rollout.executor", *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS)
     assert _loaded(modules, avoidable) == []
