@@ -9,7 +9,9 @@ an exit code the CLI uses unchanged (documented in the README)::
     │   ├── ConfigError                exit 2   dockroll.yml is missing or invalid
     │   └── TagRuleError               exit 2   a tag rule or flavor line is malformed
     ├── EngineError                    exit 3   the container engine failed
-    │   └── EngineUnavailable          exit 3   no engine answers
+    │   ├── EngineUnavailable          exit 3   no engine answers
+    │   ├── ContainerNotFound          exit 3   no such container (or it does not run)
+    │   └── PortInUse                  exit 3   a port to publish is taken on the host
     ├── BuildError                     exit 4   the image build failed
     ├── SmokeTestError                 exit 5   the built image did not start or answer
     ├── RegistryError                  exit 6   the registry failed
@@ -41,6 +43,7 @@ __all__ = [
     "BuildError",
     "CertificateError",
     "ConfigError",
+    "ContainerNotFound",
     "DevEnvError",
     "DigestMismatch",
     "DockrollError",
@@ -51,6 +54,7 @@ __all__ = [
     "LockLost",
     "ManifestNotFound",
     "PolicyRefusal",
+    "PortInUse",
     "RegistryAuthError",
     "RegistryError",
     "RegistryUnavailable",
@@ -101,6 +105,14 @@ class EngineError(DockrollError):
 
 class EngineUnavailable(EngineError):
     """No container engine answers at the configured endpoint."""
+
+
+class ContainerNotFound(EngineError):
+    """The engine has no such container, or it does not run where it must."""
+
+
+class PortInUse(EngineError):
+    """The engine could not publish a port: something else listens on that address."""
 
 
 class BuildError(DockrollError):

@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
 import signal as signals
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-import docker
 import httpx
+
+from dockroll.engine.probe import engine_version
+from dockroll.errors import EngineUnavailable
 
 __all__ = ["CommandResult", "EngineProbe", "LocalSystem", "System"]
 
@@ -305,32 +305,10 @@ class LocalSystem:
             return None
 
     def probe_engine(self, timeout: float) -> EngineProbe:
-        endpoint = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        if endpoint.startswith("unix://"):
-            # The SDK leaks its socket when a unix connect fails; find that out first.
-            path = endpoint.removeprefix("unix://")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.settimeout(timeout)
-                try:
-                    probe.connect(path)
-                except OSError as exc:
-                    return EngineProbe(None, f"cannot connect to {path}: {exc.strerror or exc}")
         try:
-            # A fixed minimum API version keeps the constructor off the network (the
-            # "auto" default connects there and leaks the socket when that fails);
-            # /version without the version prefix answers for every engine.
-            client = docker.from_env(
-                version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=max(1, int(timeout))
-            )
-        except Exception as exc:  # any failure to reach the engine means "not answering"
-            return EngineProbe(None, _first_line(exc))
-        try:
-            version = client.api.version(api_version=False)
-            return EngineProbe(str(version.get("Version", "unknown")))
-        except Exception as exc:  # same: requests, docker and OS errors all mean silence
-            return EngineProbe(None, _first_line(exc))
-        finally:
-            client.close()
+            return EngineProbe(engine_version(timeout))
+        except EngineUnavailable as exc:
+            return EngineProbe(None, exc.message)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -345,13 +323,6 @@ def _text(data: bytes | str | None) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return data
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    # requests buries the cause ("[Errno 111] Connection refused") in a long repr
-    causes = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
-    return causes[-1] if causes else text.splitlines()[0]
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -32,6 +32,7 @@ from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
     ContainerInfo,
+    ExecResult,
     Health,
     ImageInfo,
     JobResult,
@@ -39,8 +40,10 @@ from dockroll.engine.port import (
     RunRequest,
 )
 from dockroll.errors import (
+    ContainerNotFound,
     EngineError,
     EngineUnavailable,
+    PortInUse,
     RegistryAuthError,
     RegistryError,
     RegistryUnavailable,
@@ -53,6 +56,8 @@ __all__ = ["DockerEngine"]
 
 _AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
 _DOWN_WORDS = ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")
+# How the engine says a port to publish is taken (docker-proxy or the kernel).
+_PORT_TAKEN_WORDS = ("port is already allocated", "address already in use")
 
 
 class DockerEngine:
@@ -257,9 +262,12 @@ class DockerEngine:
         return Digest(digest)
 
     def run(self, request: RunRequest) -> ContainerInfo:
-        ports = {
+        ports: dict[str, tuple[str, int | None]] = {
             f"{container}/tcp": ("127.0.0.1", host) for container, host in request.publish.items()
         }
+        ports.update(
+            {f"{container}/tcp": address for container, address in request.publish_on.items()}
+        )
         healthcheck: dict[str, Any] | None = None
         if request.healthcheck is not None:
             healthcheck = dict(request.healthcheck)
@@ -284,18 +292,30 @@ class DockerEngine:
                     detach=True,
                     **_run_options(request),
                 )
-                if request.files:
-                    container.put_archive("/", _files_tar(request.files))
-                container.start()
+                try:
+                    if request.files:
+                        container.put_archive("/", _files_tar(request.files))
+                    container.start()
+                except docker.errors.APIError:
+                    # Created but not started: nothing would ever start or remove it.
+                    with contextlib.suppress(docker.errors.DockerException):
+                        container.remove(force=True)
+                    raise
             except docker.errors.ImageNotFound:
                 raise EngineError(
                     f"image {request.image} is not on the engine {self._endpoint}",
                     hint="build it first (`dockroll build`) or pull it",
                 ) from None
             except docker.errors.APIError as exc:
-                raise EngineError(
-                    f"the engine refused to start {request.image}: {_first_line(exc)}"
-                ) from None
+                what = f"{request.name} ({request.image})" if request.name else request.image
+                detail = _first_line(exc)
+                if any(word in detail.lower() for word in _PORT_TAKEN_WORDS):
+                    raise PortInUse(
+                        f"the engine refused to start {what}: {detail}",
+                        hint="another process listens on a port it publishes; free it or "
+                        "publish another",
+                    ) from None
+                raise EngineError(f"the engine refused to start {what}: {detail}") from None
         info = self.container(container.id)
         if info is None:
             raise EngineError(f"container {container.id[:12]} vanished right after start")
@@ -471,6 +491,48 @@ class DockerEngine:
         connection.settimeout(timeout)
         return DockerExecSession(connection, response)
 
+    def execute(self, container: str, command: Sequence[str]) -> ExecResult:
+        api = self.client.api
+        with self._calls(f"running {command[0] if command else '?'} in {container[:40]}"):
+            try:
+                created = api.exec_create(container, list(command))
+            except docker.errors.NotFound:
+                raise ContainerNotFound(
+                    f"container {container} does not exist on {self._endpoint}"
+                ) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise ContainerNotFound(f"container {container} is not running") from None
+                raise
+            raw: bytes = api.exec_start(created["Id"])
+            code = api.exec_inspect(created["Id"]).get("ExitCode")
+        return ExecResult(
+            exit_code=-1 if code is None else int(code),
+            output=raw.decode("utf-8", errors="replace"),
+        )
+
+    def copy_files(self, container: str, directory: str, files: Mapping[str, bytes]) -> None:
+        with self._calls(f"copying {', '.join(files)} into {container[:40]}"):
+            try:
+                self.client.api.put_archive(container, directory, _flat_tar(files))
+            except docker.errors.NotFound:
+                raise ContainerNotFound(
+                    f"container {container} (or its {directory}) does not exist on {self._endpoint}"
+                ) from None
+
+    def signal(self, container: str, signal: str) -> None:
+        with self._calls(f"sending {signal} to {container[:40]}"):
+            try:
+                self.client.api.kill(container, signal=signal)
+            except docker.errors.NotFound:
+                raise ContainerNotFound(
+                    f"container {container} does not exist on {self._endpoint}"
+                ) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise ContainerNotFound(f"container {container} is not running") from None
+                raise
+
     def save_image(self, reference: str) -> Iterator[bytes]:
         with self._calls(f"saving image {reference}"):
             try:
@@ -540,6 +602,10 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
         options["nano_cpus"] = request.nano_cpus
     if request.extra_hosts:
         options["extra_hosts"] = dict(request.extra_hosts)
+    if request.log_options:
+        options["log_config"] = docker.types.LogConfig(
+            type="json-file", config=dict(request.log_options)
+        )
     if request.network_aliases and request.network:
         options["networking_config"] = {
             request.network: docker.types.EndpointConfig(
@@ -566,6 +632,20 @@ def _files_tar(files: Mapping[str, bytes]) -> bytes:
                     archive.addfile(info)
             info = tarfile.TarInfo("/".join(parts))
             info.size, info.mode = len(content), 0o444
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _flat_tar(files: Mapping[str, bytes]) -> bytes:
+    """A tar of ``files`` (plain names, no directory), each 0644 and dated now."""
+    buffer = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in files.items():
+            if not name or "/" in name or name in (".", ".."):
+                raise EngineError(f"not a plain file name: {name!r}")
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, now
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
@@ -686,7 +766,14 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         image_id=str(attrs.get("Image", "")),
         created=engine_time(str(attrs.get("Created", ""))),
         restart_count=int(attrs.get("RestartCount") or 0),
+        started=_started(state),
     )
+
+
+def _started(state: Mapping[str, Any]) -> datetime | None:
+    started = engine_time(str(state.get("StartedAt", "")))
+    # A container that never ran reports the zero time, 0001-01-01.
+    return started if started is not None and started.year > 1970 else None
 
 
 def engine_time(text: str) -> datetime | None:

@@ -21,6 +21,7 @@ __all__ = [
     "BuiltImage",
     "ContainerInfo",
     "Engine",
+    "ExecResult",
     "ExecSession",
     "Health",
     "ImageInfo",
@@ -111,6 +112,12 @@ class RunRequest:
     """Absolute path → content, written into the container before it starts (secrets)."""
     network_aliases: Sequence[str] = ()
     """Other names the container answers to on ``network`` (an accessory's short name)."""
+    publish_on: Mapping[int, tuple[str, int]] = field(default_factory=dict)
+    """Container port → (host address, host port), for listeners on other addresses than
+    127.0.0.1 (a router's); beside ``publish``."""
+    log_options: Mapping[str, str] = field(default_factory=dict)
+    """Options of the engine's json-file log driver (``max-size``, ``max-file``); the
+    engine's default logging when empty."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,8 @@ class ContainerInfo:
     """How often the engine restarted it (restart policy)."""
     node: str = ""
     """The Swarm node running it (its id), for replicas that are Swarm services."""
+    started: datetime | None = None
+    """When it last started, by the engine's clock; None when it never ran."""
 
     @property
     def running(self) -> bool:
@@ -157,6 +166,15 @@ class JobResult:
     exit_code: int
     logs: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How a command run inside a container ended."""
+
+    exit_code: int
+    output: str
+    """Its standard output and error, interleaved as the engine received them."""
 
 
 class ExecSession(Protocol):
@@ -278,4 +296,26 @@ class Engine(Protocol):
 
     def load_image(self, chunks: Iterable[bytes]) -> None:
         """Load a ``docker save`` tar stream (as :meth:`save_image` gives it)."""
+        ...
+
+    def execute(self, container: str, command: Sequence[str]) -> ExecResult:
+        """Run ``command`` to completion inside the running container ``container``.
+
+        Raises :class:`~dockroll.errors.ContainerNotFound` when it does not run.
+        """
+        ...
+
+    def copy_files(self, container: str, directory: str, files: Mapping[str, bytes]) -> None:
+        """Write ``files`` (name → content, mode 0644) into ``directory`` of ``container``,
+        running or not; an existing file is replaced.
+
+        Raises :class:`~dockroll.errors.ContainerNotFound` when there is no such container.
+        """
+        ...
+
+    def signal(self, container: str, signal: str) -> None:
+        """Send ``signal`` (``SIGUSR2``, ``SIGHUP`` …) to the container's main process.
+
+        Raises :class:`~dockroll.errors.ContainerNotFound` when it does not run.
+        """
         ...

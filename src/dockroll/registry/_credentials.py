@@ -4,8 +4,8 @@ The lookup order is the one a user expects from ``docker login``: an explicit
 argument wins, then ``DOCKROLL_REGISTRY_USERNAME`` / ``DOCKROLL_REGISTRY_PASSWORD``,
 then the docker client's own config (``$DOCKER_CONFIG/config.json`` or
 ``~/.docker/config.json``), including its credential helpers, which are asked
-through docker-py's credential store (``docker.credentials``). Secrets never
-appear in ``repr``, ``str`` or error messages.
+through docker-py's credential store (:mod:`dockroll.engine.credentials`).
+Secrets never appear in ``repr``, ``str`` or error messages.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docker.auth import decode_auth
-from docker.credentials import PROGRAM_PREFIX, Store, StoreError
+from dockroll.errors import EngineError
 
 __all__ = [
     "ENV_PASSWORD",
@@ -122,8 +121,11 @@ def _same_host(key: str, host: str) -> bool:
 def _from_auth_entry(entry: Mapping[str, Any]) -> Credentials | None:
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
+        # docker-py (and the SDK behind it) only when a config names credentials.
+        from dockroll.engine.credentials import decode_auth_entry  # noqa: PLC0415
+
         try:
-            user, secret = decode_auth(encoded)
+            user, secret = decode_auth_entry(encoded)
         except ValueError:  # not base64, not UTF-8, or no ":" in it
             return None
         return Credentials(user, secret, "docker config") if user else None
@@ -139,35 +141,38 @@ def _from_helper(helper: str, host: str) -> Credentials | None:
     The store has no timeout of its own, so the call runs in a daemon thread
     that is given up on after ``_HELPER_TIMEOUT``.
     """
-    if shutil.which(f"{PROGRAM_PREFIX}{helper}") is None:
-        _log.info("%s%s is not on the PATH: no credentials for %s", PROGRAM_PREFIX, helper, host)
+    # docker-py (and the SDK behind it) only when a config names a helper.
+    from dockroll.engine.credentials import HELPER_PREFIX, helper_credentials  # noqa: PLC0415
+
+    if shutil.which(f"{HELPER_PREFIX}{helper}") is None:
+        _log.info("%s%s is not on the PATH: no credentials for %s", HELPER_PREFIX, helper, host)
         return None  # (the store would warn, then fail the same way)
-    answer: list[object] = []
+    answer: list[tuple[str, str] | None] = []
 
     def ask() -> None:
         # Not found, or a failing or garbled helper: anonymous.
         try:
-            answer.append(Store(helper).get(host))
-        except (StoreError, ValueError, KeyError, OSError) as exc:
-            _log.info("%s%s has no credentials for %s: %s", PROGRAM_PREFIX, helper, host, exc)
+            answer.append(helper_credentials(helper, host))
+        except EngineError as exc:
+            _log.info("no credentials for %s: %s", host, exc.message)
 
-    asking = threading.Thread(target=ask, name=f"{PROGRAM_PREFIX}{helper}", daemon=True)
+    asking = threading.Thread(target=ask, name=f"{HELPER_PREFIX}{helper}", daemon=True)
     asking.start()
     asking.join(_HELPER_TIMEOUT)
     if asking.is_alive():
         _log.warning(
             "%s%s did not answer for %s within %g s; going on without credentials",
-            PROGRAM_PREFIX,
+            HELPER_PREFIX,
             helper,
             host,
             _HELPER_TIMEOUT,
         )
     found = answer[0] if answer else None
-    if not isinstance(found, dict):
+    if found is None:
         return None
-    user, secret = found.get("Username"), found.get("Secret")
+    user, secret = found
     # "<token>" marks an OAuth identity token, which needs a refresh-token
     # exchange dockroll does not do; treat it as no credentials.
-    if not isinstance(user, str) or not isinstance(secret, str) or not user or user == "<token>":
+    if user == "<token>":
         return None
-    return Credentials(user, secret, f"{PROGRAM_PREFIX}{helper}")
+    return Credentials(user, secret, f"{HELPER_PREFIX}{helper}")

@@ -45,27 +45,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import ipaddress
 import json
 import shutil
-import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
 
 from dockroll import labels as dockroll_labels
 from dockroll.config import AcmeConfig, Config
 from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import DockrollError, RouterError
+from dockroll.engine.port import ContainerInfo, Mount, RunRequest
+from dockroll.errors import DockrollError, EngineError, PortInUse, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
 from dockroll.router import acme, forwarding, tls
@@ -130,7 +124,7 @@ _EMPTY_STATE = "1\n"
 _CHECK_ENABLED = 0x04  # CHK_ST_ENABLED in srv_check_state
 _POLL = 0.1
 # The request log grows by a line per request: the engine keeps at most this much of it.
-_LOG_CONFIG = {"type": "json-file", "config": {"max-size": "20m", "max-file": "3"}}
+_LOG_OPTIONS = {"max-size": "20m", "max-file": "3"}
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LOG_TAIL = 4096
@@ -501,20 +495,20 @@ class HaproxyRouter:
         config_fp = self.config_fingerprint()
         container_fp = self._container_fingerprint()
         self._ensure_network()
-        attrs = self._inspect()
-        running = attrs is not None and (attrs.get("State") or {}).get("Running") is True
-        labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
+        found = self._inspect()
         created = reloaded = pending = False
         outdated = ""
-        if attrs is None or not running:
-            if attrs is not None:
+        if found is None or not found.running:
+            if found is not None:
                 self._progress(Progress("router", f"starting {self.container_name} again"))
                 self._remove_container(grace=1)
-            attrs = self._start(self._render(config_fp), container_fp, config_fp)
+            container = self._start(self._render(config_fp), container_fp, config_fp)
             created = True
-        self._wait_for_api(attrs)
+        else:
+            container = found
+        self._wait_for_api(container)
         if not created:
-            if labels.get(_CONTAINER_LABEL) != container_fp:
+            if container.labels.get(_CONTAINER_LABEL) != container_fp:
                 outdated = self._outdated_note()
                 self._progress(Progress("router", outdated))
             elif self.running_config() != config_fp:
@@ -531,8 +525,8 @@ class HaproxyRouter:
         return RouterInfo(
             environment=self.environment,
             container=self.container_name,
-            container_id=str(attrs["Id"]),
-            image=str((attrs.get("Config") or {}).get("Image", "")),
+            container_id=container.id,
+            image=container.image,
             network=self.network,
             url=f"http://{self.listeners[0].local_host}:{self.listeners[0].port}",
             metrics_url=f"http://{self.metrics_address.local_host}:{self.metrics_port}/metrics",
@@ -623,8 +617,8 @@ class HaproxyRouter:
         self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
         self._put_file("haproxy.cfg", config)
         self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
-        with self._docker(f"signalling {self.container_name} to reload"):
-            self._engine.client.api.kill(self.container_name, signal="SIGUSR2")
+        with self._engine_call(f"signalling {self.container_name} to reload"):
+            self._engine.signal(self.container_name, "SIGUSR2")
         worker = self._wait_reloaded(previous, config_fp)
         # A restart (engine restart, crash) starts from the file: with no server, as
         # every start does; the caller passes the servers that should serve to ensure.
@@ -649,8 +643,8 @@ class HaproxyRouter:
         self._engine.ping()
         carried: list[ServerSpec] = []
         drained: list[str] = []
-        attrs = self._inspect()
-        if attrs is not None and (attrs.get("State") or {}).get("Running"):
+        found = self._inspect()
+        if found is not None and found.running:
             with contextlib.suppress(RouterError):  # a router that does not answer has none
                 for server in self.servers():
                     carried.append(
@@ -670,8 +664,8 @@ class HaproxyRouter:
         self._ensure_network()
         self._progress(Progress("router", f"replacing {self.container_name} (not hitless)"))
         self._remove_container(grace=1)
-        attrs = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
-        self._wait_for_api(attrs)
+        container = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
+        self._wait_for_api(container)
         restored = self._restore(wanted)
         for name in drained:
             self.drain(name)
@@ -681,9 +675,8 @@ class HaproxyRouter:
 
     def describe(self) -> RouterDescription:
         """What runs, from the engine and the runtime API; changes nothing."""
-        attrs = self._inspect()
-        running = attrs is not None and (attrs.get("State") or {}).get("Running") is True
-        labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
+        found = self._inspect()
+        running = found is not None and found.running
         worker: int | None = None
         config: str | None = None
         needs_upgrade = False
@@ -691,11 +684,11 @@ class HaproxyRouter:
             with contextlib.suppress(RouterError):
                 worker = self._worker_pid()
                 config = self.running_config()
-        if attrs is None:
+        if found is None:
             verdict = "missing: the next deploy starts it"
         elif not running:
             verdict = "stopped: the next deploy starts it"
-        elif labels.get(_CONTAINER_LABEL) != self._container_fingerprint():
+        elif found.labels.get(_CONTAINER_LABEL) != self._container_fingerprint():
             verdict = self._outdated_note()
             needs_upgrade = True
         elif worker is None:
@@ -709,9 +702,9 @@ class HaproxyRouter:
             verdict = "up to date"
         return RouterDescription(
             container=self.container_name,
-            container_id=str((attrs or {}).get("Id", "")),
-            image=str(((attrs or {}).get("Config") or {}).get("Image", "")),
-            started_at=str(((attrs or {}).get("State") or {}).get("StartedAt", "")),
+            container_id=found.id if found else "",
+            image=found.image if found else "",
+            started_at=found.started.isoformat() if found and found.started else "",
             running=running,
             worker=worker,
             listeners=tuple(str(a) for a in self.listeners),
@@ -772,20 +765,16 @@ class HaproxyRouter:
             tmp.chmod(0o644)
             tmp.replace(conf / name)
             return
-        with self._docker(f"copying {name} into {self.container_name}"):
-            self._engine.client.api.put_archive(
-                self.container_name, _CONFIG_DIR, _config_archive(text, name)
-            )
+        with self._engine_call(f"copying {name} into {self.container_name}"):
+            self._engine.copy_files(self.container_name, _CONFIG_DIR, {name: text.encode()})
 
     def _check_config(self, name: str) -> None:
         """HAProxy's own check of a config file, inside the router's container."""
-        api = self._engine.client.api
-        with self._docker(f"checking the new config in {self.container_name}"):
-            exec_id = api.exec_create(
+        with self._engine_call(f"checking the new config in {self.container_name}"):
+            result = self._engine.execute(
                 self.container_name, ["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/{name}"]
-            )["Id"]
-            output = api.exec_start(exec_id).decode("utf-8", errors="replace").strip()
-            code = api.exec_inspect(exec_id).get("ExitCode")
+            )
+        output, code = result.output.strip(), result.exit_code
         if code != 0:
             raise RouterError(
                 f"router of {self.owner}: HAProxy refuses the new config, so the running one "
@@ -994,14 +983,14 @@ class HaproxyRouter:
     # -- container ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _docker(self, what: str) -> Iterator[None]:
+    def _engine_call(self, what: str) -> Iterator[None]:
+        """Engine failures while doing ``what`` become the router's errors (exit 10)."""
         try:
             yield
-        except DockrollError:
-            raise
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-            detail = getattr(exc, "explanation", None) or str(exc)
-            raise RouterError(f"router of {self.owner}: {what} failed: {detail}") from None
+        except EngineError as exc:
+            raise RouterError(
+                f"router of {self.owner}: {what} failed: {exc.message}", hint=exc.hint
+            ) from None
 
     def _container_fingerprint(self) -> str:
         published = {
@@ -1010,7 +999,7 @@ class HaproxyRouter:
             "listeners": [str(a) for a in self.listeners],
             "metrics_address": str(self.metrics_address),
             "image": self.settings.image,
-            "log": _LOG_CONFIG,
+            "log": {"type": "json-file", "config": _LOG_OPTIONS},
             "local": self._local,
             "reload": "master-worker, expose-fd listeners, server-state-file",
         }
@@ -1028,34 +1017,18 @@ class HaproxyRouter:
             **dockroll_labels.selector(self.service, self.environment, "router"),
         }
 
-    def _inspect(self) -> dict[str, Any] | None:
-        with self._docker(f"inspecting {self.container_name}"):
-            try:
-                attrs: dict[str, Any] = self._engine.client.api.inspect_container(
-                    self.container_name
-                )
-            except docker.errors.NotFound:
-                return None
-            return attrs
+    def _inspect(self) -> ContainerInfo | None:
+        with self._engine_call(f"inspecting {self.container_name}"):
+            return self._engine.container(self.container_name)
 
     def _ensure_network(self) -> None:
-        client = self._engine.client
-        with self._docker(f"creating network {self.network}"):
-            if any(n.name == self.network for n in client.networks.list(names=[self.network])):
-                return
-            try:
-                client.networks.create(
-                    self.network,
-                    driver="bridge",
-                    labels={
-                        "dockroll.service": self.service,
-                        "dockroll.environment": self.environment,
-                        **dockroll_labels.selector(self.service, self.environment, "network"),
-                    },
-                )
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # created concurrently: fine
-                    raise
+        labels = {
+            "dockroll.service": self.service,
+            "dockroll.environment": self.environment,
+            **dockroll_labels.selector(self.service, self.environment, "network"),
+        }
+        with self._engine_call(f"creating network {self.network}"):
+            self._engine.ensure_network(self.network, labels)
 
     def image(self) -> str:
         """The image the router is (or would be) started from; pulls it when missing."""
@@ -1211,64 +1184,55 @@ class HaproxyRouter:
     def _key_source(self) -> Path | None:
         return self.acme_store.key if self.settings.acme else self.settings.tls_key
 
-    def _start(self, config: str, container_fp: str, config_fp: str) -> dict[str, Any]:
+    def _start(self, config: str, container_fp: str, config_fp: str) -> ContainerInfo:
         image = self._image()
         conf, run = self._prepare_directory(config)
-        ports: dict[str, tuple[str, int]] = {
-            f"{PUBLIC_PORT + i}/tcp": (address.host, address.port)
+        published = {
+            PUBLIC_PORT + i: (address.host, address.port)
             for i, address in enumerate(self.listeners)
         }
-        ports[f"{METRICS_PORT}/tcp"] = (self.metrics_address.host, self.metrics_address.port)
-        volumes = (
-            {
-                str(conf): {"bind": _CONFIG_DIR, "mode": "ro"},
-                str(run): {"bind": _RUN_DIR, "mode": "rw"},
-            }
+        published[METRICS_PORT] = (self.metrics_address.host, self.metrics_address.port)
+        mounts = (
+            (
+                Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
+                Mount(str(run), _RUN_DIR, kind="bind"),
+            )
             if self._local
-            else {}
+            else ()
+        )
+        files = (
+            {}
+            if self._local
+            else {
+                f"{_CONFIG_DIR}/{name}": text.encode()
+                for name, text in {"haproxy.cfg": config, **self._start_files()}.items()
+            }
+        )
+        request = RunRequest(
+            image,
+            name=self.container_name,
+            labels=self._labels(container_fp, config_fp),
+            publish_on=published,
+            mounts=mounts,
+            network=self.network,
+            restart_policy="unless-stopped",
+            log_options=_LOG_OPTIONS,
+            files=files,
         )
         self._progress(Progress("router", f"starting {self.container_name} from {image}"))
-        client = self._engine.client
-        with self._docker(f"starting {self.container_name} from {image}"):
-            try:
-                container = client.containers.create(
-                    image,
-                    name=self.container_name,
-                    labels=self._labels(container_fp, config_fp),
-                    ports=ports,
-                    volumes=volumes,
-                    network=self.network,
-                    restart_policy={"Name": "unless-stopped"},
-                    log_config=_LOG_CONFIG,
-                )
-                if not self._local:
-                    container.put_archive(_CONFIG_DIR, _config_archive(config))
-                    for name, text in self._start_files().items():
-                        container.put_archive(_CONFIG_DIR, _config_archive(text, name))
-                container.start()
-            except docker.errors.APIError as exc:
-                with contextlib.suppress(docker.errors.DockerException):
-                    client.api.remove_container(self.container_name, force=True)
-                detail = exc.explanation or str(exc)
-                taken = ", ".join(str(a) for a in (*self.listeners, self.metrics_address))
-                hint = (
-                    f"another process listens on one of {taken}; "
-                    "free it or give the environment other listeners (router.listen, "
-                    "router.metrics)"
-                    if "allocated" in str(detail) or "address already in use" in str(detail)
-                    else None
-                )
-                raise RouterError(
-                    f"router of {self.owner}: the engine refused to start "
-                    f"{self.container_name}: {detail}",
-                    hint=hint,
-                ) from None
-        attrs = self._inspect()
-        if attrs is None:
-            raise RouterError(f"router of {self.owner}: {self.container_name} vanished on start")
-        return attrs
+        try:
+            return self._engine.run(request)
+        except PortInUse as exc:
+            taken = ", ".join(str(a) for a in (*self.listeners, self.metrics_address))
+            raise RouterError(
+                f"router of {self.owner}: {exc.message}",
+                hint=f"another process listens on one of {taken}; free it or give the "
+                "environment other listeners (router.listen, router.metrics)",
+            ) from None
+        except EngineError as exc:
+            raise RouterError(f"router of {self.owner}: {exc.message}", hint=exc.hint) from None
 
-    def _wait_for_api(self, attrs: Mapping[str, Any]) -> None:
+    def _wait_for_api(self, container: ContainerInfo) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
         api = self.api
         while True:
@@ -1277,9 +1241,8 @@ class HaproxyRouter:
                 return
             except RouterError as exc:
                 current = self._inspect()
-                state = (current or {}).get("State") or {}
-                if current is None or not state.get("Running") or time.monotonic() >= deadline:
-                    logs = self._logs(str(attrs["Id"]))
+                if current is None or not current.running or time.monotonic() >= deadline:
+                    logs = self._logs(container.id)
                     raise RouterError(
                         f"router of {self.owner}: {self.container_name} does not answer "
                         f"on its runtime API ({exc.message})"
@@ -1289,32 +1252,13 @@ class HaproxyRouter:
             time.sleep(_POLL)
 
     def _logs(self, container_id: str) -> str:
-        with contextlib.suppress(docker.errors.DockerException):
-            raw: bytes = self._engine.client.api.logs(container_id, tail=15)
-            return raw.decode("utf-8", errors="replace").strip()
+        with contextlib.suppress(DockrollError):
+            return self._engine.logs(container_id, tail=15).strip()
         return ""
 
     def _remove_container(self, *, grace: float) -> None:
-        api = self._engine.client.api
-        with self._docker(f"removing {self.container_name}"):
-            try:
-                api.stop(self.container_name, timeout=int(grace))
-            except docker.errors.NotFound:
-                return
-            with contextlib.suppress(docker.errors.NotFound):
-                api.remove_container(self.container_name, force=True)
-
-
-def _config_archive(config: str, name: str = "haproxy.cfg") -> bytes:
-    data = config.encode()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = int(time.time())
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+        with self._engine_call(f"removing {self.container_name}"):
+            self._engine.remove(self.container_name, grace=grace)
 
 
 def _acme_settings(config: Config, acme_config: AcmeConfig) -> acme.AcmeSettings:

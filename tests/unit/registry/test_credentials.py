@@ -160,7 +160,7 @@ def test_helpers_are_asked_through_docker_py_s_credential_store(
 
     _install_helper(tmp_path, "rec", None)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr("dockroll.registry._credentials.Store", Recording)
+    monkeypatch.setattr("dockroll.engine.credentials.Store", Recording)
     _write_config(tmp_path / "docker-config", {"credHelpers": {"r.test": "rec"}})
     assert find_credentials("r.test") == Credentials("frank", SECRET, "docker-credential-rec")
     assert asked == [("docker-credential-rec", "r.test")]
