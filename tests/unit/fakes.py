@@ -3,15 +3,18 @@
 It keeps images and containers in dicts, records every call, and lets a test
 script what happens: a build hook sees the request while secrets still exist,
 ``push_digests`` choose the digest per reference, and ``container_states``
-script what :meth:`FakeEngine.container` reports call by call. It proves the
-stages; only the integration tests prove the Docker adapter.
+script what :meth:`FakeEngine.container` reports call by call; containers are
+found by id or by name, as the engine finds them. Commands run in a container
+answer from ``exec_results`` (or ``on_execute``), copied files land in
+``files``, signals in ``signals``. It proves the stages; only the integration
+tests prove the Docker adapter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -19,12 +22,13 @@ from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
     ContainerInfo,
+    ExecResult,
     Health,
     ImageInfo,
     PushAuth,
     RunRequest,
 )
-from dockroll.errors import EngineError
+from dockroll.errors import ContainerNotFound, EngineError
 from dockroll.events import Progress, ProgressCallback
 from dockroll.refs import Digest, parse_reference
 
@@ -93,6 +97,19 @@ class FakeEngine:
     container_logs: str = ""
     containers: dict[str, _Container] = field(default_factory=dict)
     removed: list[tuple[str, float]] = field(default_factory=list)
+    run_error: EngineError | None = None
+    """Raised by the next ``run`` (once), as the engine refusing to start a container."""
+    networks: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Network name → its labels."""
+    executed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    exec_results: list[ExecResult] = field(default_factory=list)
+    """Consecutive answers of ``execute``; exit 0 and no output once used up."""
+    on_execute: Callable[[str, Sequence[str]], ExecResult | None] | None = None
+    """Answers ``execute`` first, when it returns a result."""
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    """Container name → path → content, of the files a run or ``copy_files`` wrote."""
+    copy_error: EngineError | None = None
+    signals: list[tuple[str, str]] = field(default_factory=list)
     _published: dict[str, dict[int, int]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -147,6 +164,9 @@ class FakeEngine:
     def run(self, request: RunRequest) -> ContainerInfo:
         if self.image(request.image) is None:
             raise EngineError(f"image {request.image} is not on the engine")
+        if self.run_error is not None:
+            error, self.run_error = self.run_error, None
+            raise error
         self.runs.append(request)
         container_id = f"c{next(self._ids):063d}"
         states = iter(self.container_states)
@@ -165,12 +185,20 @@ class FakeEngine:
         )
         self.containers[container_id] = _Container(info, states, first)
         self._published[container_id] = published
+        self.files[info.name] = dict(request.files)
         return info
 
+    def _id(self, key: str) -> str | None:
+        if key in self.containers:
+            return key
+        return next((i for i, c in self.containers.items() if c.info.name == key), None)
+
     def container(self, container_id: str) -> ContainerInfo | None:
-        entry = self.containers.get(container_id)
-        if entry is None:
+        found = self._id(container_id)
+        entry = self.containers.get(found) if found else None
+        if entry is None or found is None:
             return None
+        container_id = found
         entry.current = next(entry.states, entry.current)
         state = entry.current
         ports = self._published[container_id] if state.status == "running" else {}
@@ -195,7 +223,40 @@ class FakeEngine:
 
     def remove(self, container_id: str, *, grace: float = 10.0) -> None:
         self.removed.append((container_id, grace))
-        self.containers.pop(container_id, None)
+        self.containers.pop(self._id(container_id) or container_id, None)
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self.networks.setdefault(name, dict(labels))
+
+    def _running(self, container: str) -> ContainerInfo:
+        info = self.container(container)
+        if info is None:
+            raise ContainerNotFound(f"container {container} does not exist on {self.endpoint}")
+        if not info.running:
+            raise ContainerNotFound(f"container {container} is not running")
+        return info
+
+    def execute(self, container: str, command: Sequence[str]) -> ExecResult:
+        self._running(container)
+        self.executed.append((container, tuple(command)))
+        if self.on_execute is not None:
+            answer = self.on_execute(container, command)
+            if answer is not None:
+                return answer
+        return self.exec_results.pop(0) if self.exec_results else ExecResult(0, "")
+
+    def copy_files(self, container: str, directory: str, files: Mapping[str, bytes]) -> None:
+        info = self.container(container)
+        if info is None:
+            raise ContainerNotFound(f"container {container} does not exist on {self.endpoint}")
+        if self.copy_error is not None:
+            raise self.copy_error
+        written = self.files.setdefault(info.name, {})
+        written.update({f"{directory.rstrip('/')}/{name}": data for name, data in files.items()})
+
+    def signal(self, container: str, signal: str) -> None:
+        info = self._running(container)
+        self.signals.append((info.name, signal))
 
     @property
     def running(self) -> list[str]:

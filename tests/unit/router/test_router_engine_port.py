@@ -1,0 +1,222 @@
+"""The HAProxy router drives its container through the engine port alone.
+
+A fake engine (``tests.unit.fakes``) stands in for Docker and a scripted
+HAProxy answers the runtime API through the engine's exec relay, as on a
+remote engine. These pin down what the router asks of the engine and how it
+reports the engine's refusals; the integration tests prove it with Docker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from dockroll.engine.port import ExecResult, Mount
+from dockroll.errors import EngineError, PortInUse, RouterError
+from dockroll.router import HaproxyRouter, HaproxySettings
+from dockroll.router.haproxy import OFFICIAL_IMAGE
+from tests.unit.fakes import ContainerState, FakeEngine
+
+_CONF = "/usr/local/etc/haproxy"
+_NAME = "dockroll-router-web-prod"
+
+
+class RemoteEngine(FakeEngine):
+    """A remote engine whose router container runs a scripted HAProxy.
+
+    HAProxy's worker reads ``haproxy.cfg`` when it starts and again on SIGUSR2,
+    as the real master does; ``show info`` names the worker and the config's
+    fingerprint (its ``description``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(endpoint="ssh://deploy@app1")
+        self.add_image("sha256:haproxy", OFFICIAL_IMAGE)
+        self.worker = 0
+        self.loaded = ""
+        self.commands: list[str] = []
+
+    def run(self, request):  # type: ignore[no-untyped-def]
+        info = super().run(request)
+        self._load()
+        return info
+
+    def signal(self, container: str, signal: str) -> None:
+        super().signal(container, signal)
+        if signal == "SIGUSR2":
+            self._load()
+
+    def _load(self) -> None:
+        self.worker += 1
+        config = self.files[_NAME][f"{_CONF}/haproxy.cfg"].decode()
+        found = re.search(r"description dockroll-config (\w+)", config)
+        self.loaded = found.group(1) if found else ""
+
+    def answer(self, command: str) -> str:
+        self.commands.append(command)
+        if command == "show info":
+            return f"Pid: {self.worker}\ndescription: dockroll-config {self.loaded}\n"
+        if command.startswith("show servers state"):
+            return "1\n"
+        return "\n"
+
+    def open_exec(self, container: str, command: Sequence[str], *, timeout: float) -> Relay:
+        self._running(container)
+        return Relay(self, marker=command[-1])
+
+
+class Relay:
+    """The relay the router starts in its container: a line in, the answer and a marker out."""
+
+    def __init__(self, engine: RemoteEngine, marker: str) -> None:
+        self.engine = engine
+        self.marker = marker
+        self.output: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        line = data.decode().rstrip("\n")
+        answer = "".join(self.engine.answer(command) for command in line.split(";"))
+        self.output += [answer.encode(), f"\n{self.marker} 0\n".encode()]
+
+    def receive(self) -> bytes:
+        return self.output.pop(0) if self.output else b""
+
+    def close(self) -> None:
+        pass
+
+
+def _router(engine: FakeEngine, tmp_path: Path) -> HaproxyRouter:
+    return HaproxyRouter(
+        engine,  # type: ignore[arg-type]
+        service="web",
+        environment="prod",
+        port=8080,
+        settings=HaproxySettings(api_timeout=2, start_timeout=0.5),
+        state_root=tmp_path,
+    )
+
+
+def test_a_remote_router_starts_with_its_files_and_listeners(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+
+    info = _router(engine, tmp_path).ensure()
+
+    assert info.created
+    assert engine.networks["dockroll-web-prod"]["dockroll.environment"] == "prod"
+    (request,) = engine.runs
+    assert (request.image, request.name, request.network) == (
+        OFFICIAL_IMAGE,
+        _NAME,
+        "dockroll-web-prod",
+    )
+    assert request.publish_on == {8080: ("127.0.0.1", 8080), 8404: ("127.0.0.1", 9080)}
+    assert request.restart_policy == "unless-stopped"
+    assert request.log_options == {"max-size": "20m", "max-file": "3"}
+    assert request.mounts == ()
+    # Nothing can be shared with a remote engine: the files go in before the start.
+    config = request.files[f"{_CONF}/haproxy.cfg"].decode()
+    assert "stats socket ipv4@127.0.0.1:9999 level admin" in config
+    assert {f"{_CONF}/servers.state", f"{_CONF}/state.map"} <= set(request.files)
+    assert engine.commands[0] == "show info"
+
+
+def test_a_reload_checks_the_config_in_the_container_before_signalling(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.ensure()
+
+    reload = router.reload()
+
+    assert (reload.previous_worker, reload.worker) == (1, 2)
+    (check,) = engine.executed
+    assert check == (_NAME, ("haproxy", "-c", "-q", "-f", f"{_CONF}/haproxy.cfg.next"))
+    assert engine.signals == [(_NAME, "SIGUSR2")]
+    assert engine.files[_NAME][f"{_CONF}/servers.state"] == b"1\n"
+
+
+def test_a_config_haproxy_refuses_changes_nothing(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.ensure()
+    started = dict(engine.files[_NAME])
+    engine.exec_results = [ExecResult(1, "[ALERT] parsing [haproxy.cfg.next:9]: unknown keyword\n")]
+
+    with pytest.raises(RouterError, match="HAProxy refuses the new config") as refused:
+        router.reload()
+
+    assert "unknown keyword" in refused.value.message
+    assert engine.signals == []
+    assert engine.files[_NAME][f"{_CONF}/haproxy.cfg"] == started[f"{_CONF}/haproxy.cfg"]
+
+
+def test_a_taken_listener_names_every_listener_and_where_to_change_them(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    engine.run_error = PortInUse(
+        f"the engine refused to start {_NAME} ({OFFICIAL_IMAGE}): Bind for 127.0.0.1:8080 "
+        "failed: port is already allocated"
+    )
+
+    with pytest.raises(RouterError, match="port is already allocated") as refused:
+        _router(engine, tmp_path).ensure()
+
+    assert refused.value.exit_code == 10
+    assert refused.value.message.startswith(
+        f"router of web/prod: the engine refused to start {_NAME}"
+    )
+    assert refused.value.hint == (
+        "another process listens on one of 127.0.0.1:8080, 127.0.0.1:9080; free it or give "
+        "the environment other listeners (router.listen, router.metrics)"
+    )
+
+
+def test_an_engine_failure_is_a_router_error_saying_what_was_being_done(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.ensure()
+    engine.copy_error = EngineError("the disk is full", hint="free some space")
+
+    with pytest.raises(RouterError) as failed:
+        router.reload()
+
+    assert failed.value.message == (
+        f"router of web/prod: copying haproxy.cfg.next into {_NAME} failed: the disk is full"
+    )
+    assert failed.value.hint == "free some space"
+    assert engine.signals == []
+
+
+def test_a_local_router_mounts_its_directories_and_shows_the_log_when_silent(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine(endpoint="unix:///var/run/docker.sock")
+    engine.add_image("sha256:haproxy", OFFICIAL_IMAGE)
+    engine.container_logs = "[ALERT] config: cannot bind socket\n"
+    engine.container_states = [ContainerState(status="exited", exit_code=1)]
+    router = _router(engine, tmp_path)
+
+    with pytest.raises(RouterError, match="does not answer on its runtime API") as silent:
+        router.ensure()
+
+    assert "its log ends with:\n[ALERT] config: cannot bind socket" in silent.value.message
+    (request,) = engine.runs
+    directory = tmp_path / "routers" / "web-prod"
+    assert request.mounts == (
+        Mount(str(directory / "conf"), _CONF, read_only=True, kind="bind"),
+        Mount(str(directory / "run"), "/var/run/dockroll", kind="bind"),
+    )
+    assert request.files == {}
+    assert (directory / "conf" / "haproxy.cfg").is_file()
+
+
+def test_removing_the_router_removes_its_container(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.ensure()
+
+    router.remove()
+
+    assert engine.removed == [(_NAME, 5)]
+    assert engine.container(_NAME) is None
