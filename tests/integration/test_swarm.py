@@ -118,9 +118,9 @@ def test_rolling_update_on_the_swarm_under_load_drops_nothing(
             {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "rolling", labels.ROLE: "app"}
         )
         services = engine.client.api.services(filters={"label": f"{labels.ENVIRONMENT}=rolling"})
-        workers = {
-            node["ID"] for node in engine.client.api.nodes() if node["Spec"]["Role"] == "worker"
-        }
+        nodes = engine.client.api.nodes()
+        workers = {node["ID"] for node in nodes if node["Spec"]["Role"] == "worker"}
+        hostnames = {node["ID"]: node["Description"]["Hostname"] for node in nodes}
     finally:
         engine.close()
     assert len(replicas) == 2
@@ -138,6 +138,11 @@ def test_rolling_update_on_the_swarm_under_load_drops_nothing(
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["version"] for r in environment["replicas"]} == {NEW}
     assert {r["node"] for r in environment["replicas"]} == {r.node for r in replicas}
+    # Each replica's node by its hostname too, in JSON and in the table.
+    assert all(r["node_hostname"] == hostnames[r["node"]] for r in environment["replicas"])
+    table = run_dockroll(seeded, "status", "--env", "rolling")
+    assert table.returncode == 0, table.stderr
+    assert {hostnames[r.node] for r in replicas} <= set(table.stdout.split())
 
 
 def test_blue_green_on_the_swarm_switches_and_rolls_back(

@@ -110,6 +110,8 @@ class FakeEngine:
     """Container name → path → content, of the files a run or ``copy_files`` wrote."""
     copy_error: EngineError | None = None
     signals: list[tuple[str, str]] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)
+    """Swarm node id → hostname; empty: one engine."""
     _published: dict[str, dict[int, int]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
@@ -253,6 +255,9 @@ class FakeEngine:
             raise self.copy_error
         written = self.files.setdefault(info.name, {})
         written.update({f"{directory.rstrip('/')}/{name}": data for name, data in files.items()})
+
+    def node_names(self) -> dict[str, str]:
+        return dict(self.nodes)
 
     def signal(self, container: str, signal: str) -> None:
         info = self._running(container)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ from rich.console import Console
 from dockroll.cli.app import main
 from dockroll.cli.commands.status import _fail_when_incomplete, _print, _table
 from dockroll.engine.port import ContainerInfo, Health
-from dockroll.errors import EngineUnavailable, RouterError
-from dockroll.pipeline.status import EnvironmentStatus, replica_status
+from dockroll.errors import EngineError, EngineUnavailable, RouterError
+from dockroll.pipeline.status import EnvironmentStatus, _node_hostnames, replica_status
 from dockroll.router.port import BackendServer, ServerHealth, ServerState
 from tests.conftest import free_port
 
@@ -166,3 +167,65 @@ def test_an_unreachable_engine_wins_over_a_router_problem() -> None:
     assert caught.value.exit_code == 3
     assert "prod: no engine" in caught.value.message
     _fail_when_incomplete([EnvironmentStatus(name="dev", port=9081, strategy="rolling")])
+
+
+class _NodeEngine:
+    """Lists a Swarm's nodes (or fails to), counting the listings."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names = names
+        self.listings = 0
+
+    def node_names(self) -> dict[str, str]:
+        self.listings += 1
+        if self.names is None:
+            raise EngineError("the engine is no Swarm manager any more")
+        return self.names
+
+
+def _on_node(name: str, node: str) -> ContainerInfo:
+    return replace(_container(), id=name, name=name, node=node)
+
+
+def test_replicas_on_a_swarm_name_their_nodes_from_one_listing() -> None:
+    engine = _NodeEngine({"n1": "worker-1", "n2": "worker-2"})
+    containers = [_on_node("web-dev-r-1", "n1"), _on_node("web-dev-r-2", "n2"), _container()]
+
+    hostnames = _node_hostnames(engine, containers)  # type: ignore[arg-type]
+
+    assert hostnames == {"n1": "worker-1", "n2": "worker-2"}
+    assert engine.listings == 1
+    # Off a Swarm nothing is asked; a failed listing leaves the ids to say it.
+    assert _node_hostnames(engine, [_container()]) == {}  # type: ignore[arg-type]
+    assert engine.listings == 1
+    assert _node_hostnames(_NodeEngine(None), containers) == {}  # type: ignore[arg-type]
+
+
+def test_status_shows_each_replicas_node_by_hostname_and_json_keeps_the_id() -> None:
+    replicas = (
+        replica_status(_on_node("web-dev-r-1", "n1abcdefghijklmnop"), None, 0.0, "h",
+                       node_hostname="worker-1"),
+        replica_status(_on_node("web-dev-r-2", "n2abcdefghijklmnop"), None, 0.0, "h"),
+    )  # fmt: skip
+    status = EnvironmentStatus(name="dev", port=9081, strategy="rolling", replicas=replicas)
+    console = Console(width=200, record=True)
+    console.print(_table(status))
+    text = console.export_text()
+
+    header = next(line for line in text.splitlines() if "replica" in line)
+    assert "node" in header
+    assert "worker-1" in text
+    assert "n2abcdefghij" in text  # a node the Swarm no longer lists: its short id
+    assert "n1abcdefghijklmnop" not in text
+    shown = replicas[0].to_json()
+    assert (shown["node"], shown["node_hostname"]) == ("n1abcdefghijklmnop", "worker-1")
+
+
+def test_off_a_swarm_the_table_has_no_node_column() -> None:
+    replica = replica_status(_container(), None, 0.0, "h")
+    status = EnvironmentStatus(name="dev", port=9081, strategy="rolling", replicas=(replica,))
+    console = Console(width=200, record=True)
+    console.print(_table(status))
+
+    assert "node" not in console.export_text()
+    assert replica.to_json()["node_hostname"] == ""

@@ -533,6 +533,9 @@ class DockerEngine:
                     raise ContainerNotFound(f"container {container} is not running") from None
                 raise
 
+    def node_names(self) -> Mapping[str, str]:
+        return {}  # one engine, no Swarm nodes
+
     def save_image(self, reference: str) -> Iterator[bytes]:
         with self._calls(f"saving image {reference}"):
             try:

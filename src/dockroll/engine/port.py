@@ -313,6 +313,10 @@ class Engine(Protocol):
         """
         ...
 
+    def node_names(self) -> Mapping[str, str]:
+        """Swarm node id → its hostname, in one call; empty off a Swarm."""
+        ...
+
     def signal(self, container: str, signal: str) -> None:
         """Send ``signal`` (``SIGUSR2``, ``SIGHUP`` …) to the container's main process.
 

@@ -189,6 +189,20 @@ class SwarmEngine(DockerEngine):
             )
             return b"".join(chunks).decode("utf-8", errors="replace")
 
+    def node_names(self) -> dict[str, str]:
+        with self._calls("listing the Swarm's nodes"):
+            try:
+                nodes: list[dict[str, Any]] = self.client.api.nodes()
+            except docker.errors.APIError as exc:
+                if exc.status_code == 503:  # not (or no longer) a manager
+                    return {}
+                raise
+        return {
+            str(node["ID"]): str((node.get("Description") or {}).get("Hostname", ""))
+            for node in nodes
+            if node.get("ID")
+        }
+
     # -- services ----------------------------------------------------------------
 
     def _check_manager(self) -> None:

@@ -6,6 +6,7 @@ reported, not repaired.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,14 @@ class ReplicaStatus:
     router_check: str = ""
     """The router's last check result (``L7OK``, ``L4CON`` …); empty when it lists no check."""
     node: str = ""
-    """The Swarm node running it; empty off a Swarm."""
+    """The Swarm node running it (its id); empty off a Swarm."""
+    node_hostname: str = ""
+    """That node's hostname; empty off a Swarm or when the Swarm no longer lists the node."""
+
+    @property
+    def node_label(self) -> str:
+        """The node as a person reads it: its hostname, else a short id."""
+        return self.node_hostname or self.node[:12]
 
     @property
     def health_summary(self) -> str:
@@ -255,8 +263,15 @@ def _observed_status(
     except DockrollError:
         # An env file or secret not readable here: drift cannot be told, so none is claimed.
         wanted_hash = ""
+    hostnames = _node_hostnames(engine, containers)
     replicas = [
-        replica_status(info, by_name.get(info.name), shares.get(info.name, 0.0), wanted_hash)
+        replica_status(
+            info,
+            by_name.get(info.name),
+            shares.get(info.name, 0.0),
+            wanted_hash,
+            node_hostname=hostnames.get(info.node, ""),
+        )
         for info in sorted(containers, key=lambda c: c.name)
     ]
     observed = Observed(
@@ -306,8 +321,23 @@ def _process_statuses(
     return tuple(found)
 
 
+def _node_hostnames(engine: DockerEngine, containers: list[ContainerInfo]) -> Mapping[str, str]:
+    """Node id → hostname for the replicas on a Swarm: one listing of the nodes per status."""
+    if not any(info.node for info in containers):
+        return {}
+    try:
+        return engine.node_names()
+    except DockrollError:  # the ids still say where the replicas run
+        return {}
+
+
 def replica_status(
-    info: ContainerInfo, server: BackendServer | None, share: float, wanted_hash: str
+    info: ContainerInfo,
+    server: BackendServer | None,
+    share: float,
+    wanted_hash: str,
+    *,
+    node_hostname: str = "",
 ) -> ReplicaStatus:
     """One replica as its labels, the engine and the router (``server``) describe it."""
     return ReplicaStatus(
@@ -327,6 +357,7 @@ def replica_status(
         # HAProxy marks a check still running with "* ".
         router_check=server.check_status.removeprefix("* ") if server else "",
         node=info.node,
+        node_hostname=node_hostname,
     )
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import docker.errors
 import pytest
 
 from dockroll.config import Config
+from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Health, Mount, RunRequest
 from dockroll.engine.swarm import SwarmEngine, SwarmPlacement
 from dockroll.errors import EngineError
@@ -258,3 +260,48 @@ def test_a_replica_without_its_secrets_is_refused_before_anything_starts() -> No
                 files={"/run/secrets/token": b"s3cret"},
             )
         )
+
+
+class _Nodes:
+    """The part of the SDK client that lists nodes, counting the calls."""
+
+    def __init__(self, answer: list[dict[str, Any]] | Exception) -> None:
+        self.answer = answer
+        self.calls = 0
+        self.api = self
+
+    def nodes(self) -> list[dict[str, Any]]:
+        self.calls += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_node_names_are_one_listing_of_the_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine()
+    client = _Nodes(
+        [
+            {"ID": "n1", "Description": {"Hostname": "manager-1"}},
+            {"ID": "n2", "Description": {"Hostname": "worker-1"}},
+            {"ID": "n3"},  # a node still joining describes nothing yet
+        ]
+    )
+    monkeypatch.setattr(engine, "_client", client)
+
+    assert engine.node_names() == {"n1": "manager-1", "n2": "worker-1", "n3": ""}
+    assert client.calls == 1
+
+
+def test_node_names_off_a_manager_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = _engine()
+    refused = docker.errors.APIError("not a manager", response=_Response(503))
+    monkeypatch.setattr(engine, "_client", _Nodes(refused))
+
+    assert engine.node_names() == {}
+    assert DockerEngine("tcp://127.0.0.1:1").node_names() == {}
+
+
+class _Response:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.reason = "Service Unavailable"

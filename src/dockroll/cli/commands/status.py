@@ -22,11 +22,16 @@ def _table(status: EnvironmentStatus) -> Table:
         title_justify="left",
         expand=False,
     )
-    for column in ("replica", "version", "digest", "slot", "health", "router", "traffic"):
+    # Replicas that are Swarm services run on some node of the cluster: say which.
+    on_nodes = any(replica.node for replica in status.replicas)
+    columns = ["replica", "version", "digest", "slot", "health", "router", "traffic"]
+    for column in columns:
         table.add_column(column)
+    if on_nodes:
+        table.add_column("node", no_wrap=True)  # a hostname is read whole or not at all
     for replica in status.replicas:
         weight = "—" if replica.weight is None else str(replica.weight)
-        table.add_row(
+        cells = [
             escape(replica.name),
             escape(replica.version),
             replica.digest.removeprefix("sha256:")[:12],
@@ -34,7 +39,8 @@ def _table(status: EnvironmentStatus) -> Table:
             escape(f"{replica.state}/{replica.health_summary}"),
             f"w={weight} {replica.router_health}",
             f"{replica.share:.0%}",
-        )
+        ]
+        table.add_row(*cells, *([escape(replica.node_label)] if on_nodes else []))
     return table
 
 
