@@ -498,7 +498,7 @@ class HaproxyRouter:
         found = self._inspect()
         created = reloaded = pending = False
         outdated = ""
-        if found is None or not found.running:
+        if found is None or not _up(found):
             if found is not None:
                 self._progress(Progress("router", f"starting {self.container_name} again"))
                 self._remove_container(grace=1)
@@ -644,7 +644,7 @@ class HaproxyRouter:
         carried: list[ServerSpec] = []
         drained: list[str] = []
         found = self._inspect()
-        if found is not None and found.running:
+        if found is not None and _up(found):
             with contextlib.suppress(RouterError):  # a router that does not answer has none
                 for server in self.servers():
                     carried.append(
@@ -676,7 +676,7 @@ class HaproxyRouter:
     def describe(self) -> RouterDescription:
         """What runs, from the engine and the runtime API; changes nothing."""
         found = self._inspect()
-        running = found is not None and found.running
+        running = found is not None and _up(found)
         worker: int | None = None
         config: str | None = None
         needs_upgrade = False
@@ -1241,7 +1241,7 @@ class HaproxyRouter:
                 return
             except RouterError as exc:
                 current = self._inspect()
-                if current is None or not current.running or time.monotonic() >= deadline:
+                if current is None or not _up(current) or time.monotonic() >= deadline:
                     logs = self._logs(container.id)
                     raise RouterError(
                         f"router of {self.owner}: {self.container_name} does not answer "
@@ -1259,6 +1259,12 @@ class HaproxyRouter:
     def _remove_container(self, *, grace: float) -> None:
         with self._engine_call(f"removing {self.container_name}"):
             self._engine.remove(self.container_name, grace=grace)
+
+
+def _up(container: ContainerInfo) -> bool:
+    """Whether the engine counts the container as running: also while its restart policy
+    restarts it or while it is paused, which a new container would not mend."""
+    return container.status in ("running", "restarting", "paused")
 
 
 def _acme_settings(config: Config, acme_config: AcmeConfig) -> acme.AcmeSettings:

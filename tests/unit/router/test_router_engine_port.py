@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dockroll.engine.port import ExecResult, Mount
+from dockroll.engine.port import ExecResult, Mount, RunRequest
 from dockroll.errors import EngineError, PortInUse, RouterError
 from dockroll.router import HaproxyRouter, HaproxySettings
 from dockroll.router.haproxy import OFFICIAL_IMAGE
@@ -220,3 +220,31 @@ def test_removing_the_router_removes_its_container(tmp_path: Path) -> None:
 
     assert engine.removed == [(_NAME, 5)]
     assert engine.container(_NAME) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        # The engine counts a restarting or paused container as running: a new one would
+        # not mend what keeps it from answering, so no deploy replaces it by itself.
+        ("restarting", "not answering on its runtime API"),
+        ("paused", "not answering on its runtime API"),
+        ("exited", "stopped: the next deploy starts it"),
+        ("created", "stopped: the next deploy starts it"),
+    ],
+)
+def test_a_router_that_is_not_running_is_told_apart_by_the_engines_state(
+    tmp_path: Path, status: str, verdict: str
+) -> None:
+    engine = RemoteEngine()
+    engine.container_states = [ContainerState(status=status)]
+    router = _router(engine, tmp_path)
+    labels = router._labels(router._container_fingerprint(), router.config_fingerprint())
+    engine.run(
+        RunRequest(OFFICIAL_IMAGE, name=_NAME, labels=labels, files={f"{_CONF}/haproxy.cfg": b""})
+    )
+
+    described = router.describe()
+
+    assert described.verdict == verdict
+    assert described.running is (status in ("restarting", "paused"))
