@@ -99,7 +99,7 @@ def open_ledger_reads(url: str | None = None) -> LedgerReads:
     chosen = ledger_url(url)
     path = sqlite_path(chosen)
     if path is not None:
-        reads = SQLiteReads.open(Path(path).expanduser(), chosen)
+        reads = SQLiteReads.open(Path(path), chosen)
         if reads is not None:
             return reads
     from dockroll.ledger._ledger import open_ledger  # noqa: PLC0415 - SQLAlchemy only here
