@@ -32,14 +32,17 @@ from dockroll.ledger import (
     head_revision,
     migrate,
     open_ledger,
+    open_ledger_reads,
     schema_revision,
 )
 from dockroll.ledger import _ledger as ledger_module
 from dockroll.ledger._models import Base
+from dockroll.ledger._sqlite_reads import SQLiteReads
 from dockroll.refs import Digest
 from tests.conftest import IN_CI
 from tests.unit.ledger.concurrency import WORKERS, run_concurrent_first_use
 from tests.unit.ledger.conftest import TickingClock, add_release, digest_of
+from tests.unit.ledger.history import assert_same_reads, record_history
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +271,22 @@ def test_a_client_whose_clock_runs_behind_still_orders_by_the_database(
         promotion = late.record_promotion(two, to_env="prod", tags=["prod"])
         assert abs(promotion.promoted_at - datetime.now(UTC)) < timedelta(minutes=5)
         assert late.current_release("web", "prod") == two
+
+
+def test_a_sqlite_ledger_read_with_sqlite3_gives_what_postgresql_gives(
+    url: str, tmp_path: Path
+) -> None:
+    # The same history recorded on PostgreSQL (read by the SQLAlchemy ledger) and on
+    # SQLite (read by the plain sqlite3 reader `status` uses) reads back the same.
+    sqlite_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with (
+        open_ledger(url, actor="alice", clock=TickingClock()) as postgres,
+        open_ledger(sqlite_url, actor="alice", clock=TickingClock()) as sqlite,
+    ):
+        record_history(postgres)
+        record_history(sqlite)
+        with open_ledger_reads(url) as through_orm:
+            assert isinstance(through_orm, Ledger)
+        with open_ledger_reads(sqlite_url) as plain:
+            assert isinstance(plain, SQLiteReads)
+            assert_same_reads(postgres, plain)

@@ -2,7 +2,8 @@
 
 Inside the window a rollback is a switch back to the standby; `status` says
 until when. Past it the standby is no promise: `status` says so, and a
-rollback retires it and rolls back with a full deploy.
+rollback retires it and rolls back with a full deploy. A standby the router
+sees up is switched back to even before the image's HEALTHCHECK first ran.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import docker
 import pytest
 
+from dockroll.config import Config
 from dockroll.ledger import DeploymentStatus
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.status import environment_status
@@ -29,6 +31,11 @@ pytestmark = pytest.mark.integration
 
 OLD, NEW = "v1.0.0", "v1.1.0"
 KEEP = 6.0
+BLUE_GREEN = {
+    "strategy": "blue-green",
+    "replicas": 1,
+    "blue_green": {"keep_previous": f"{KEEP:g}s"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +45,22 @@ def seeded(
     yield from seed_service(
         tmp_path_factory,
         registry,
-        {
-            "bg": {
-                "strategy": "blue-green",
-                "replicas": 1,
-                "blue_green": {"keep_previous": f"{KEEP:g}s"},
-            }
-        },
+        # "fresh" is only deployed to by the HEALTHCHECK test, so its standby is new there.
+        {"bg": BLUE_GREEN, "fresh": BLUE_GREEN},
         prefix="standby",
     )
 
 
-def _to_new_with_standby(seeded: Seeded) -> set[str]:
+def _to_new_with_standby(
+    seeded: Seeded, environment: str = "bg", config: Config | None = None
+) -> set[str]:
     """Deploy OLD then NEW; return the standby's container names."""
-    config = seeded.config()
+    config = config or seeded.config()
     with seeded.ledger() as ledger:
         for version in (OLD, NEW):
-            deploy_release(config, "bg", seeded.releases[version], ledger)
-        wait_serving(seeded.url("bg"), NEW)
-        status = environment_status(config, "bg", ledger)
+            deploy_release(config, environment, seeded.releases[version], ledger)
+        wait_serving(seeded.url(environment), NEW)
+        status = environment_status(config, environment, ledger)
     assert status.standby is not None
     assert status.standby["version"] == OLD
     assert status.standby["expired"] is False
@@ -102,3 +106,30 @@ def test_past_the_window_status_says_so_and_a_rollback_redeploys(
         running = {c.id for c in docker_client.containers.list(filters={"name": seeded.service})}
         assert waited.isdisjoint(running)
         assert versions(seeded.url("bg"), 20) == {OLD: 20}
+
+
+def test_a_standby_whose_healthcheck_has_not_run_yet_is_switched_back_to(
+    seeded: Seeded, docker_client: docker.DockerClient
+) -> None:
+    # As dockroll.yml has it by default: the image's HEALTHCHECK (first run 10 s after
+    # the start) counts too. The deploy let the replica take traffic once the router's
+    # check passed and the HEALTHCHECK said "starting"; the rollback judges the standby
+    # the same way instead of redeploying it.
+    config = seeded.config()
+    config = config.model_copy(
+        update={"health": config.health.model_copy(update={"use_docker_healthcheck": True})}
+    )
+    with state_of(seeded):
+        standby = _to_new_with_standby(seeded, "fresh", config)
+        states = {
+            docker_client.containers.get(name).attrs["State"]["Health"]["Status"]
+            for name in standby
+        }
+        assert states == {"starting"}, "the standby's HEALTHCHECK ran already: nothing tested"
+        with seeded.ledger() as ledger:
+            outcome = rollback_release(config, "fresh", ledger)
+        assert outcome is not None
+        assert outcome.status == "succeeded"
+        assert outcome.message == "switched back to the standby slot"
+        assert set(outcome.plan.new) == standby
+        assert versions(seeded.url("fresh"), 20) == {OLD: 20}

@@ -181,6 +181,37 @@ def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
     assert _loaded(modules, avoidable) == []
 
 
+# What `status` reads a current SQLite ledger without: SQLAlchemy and the ORM ledger.
+_NOT_FOR_STATUS = (
+    "sqlalchemy",
+    "alembic",
+    "dockroll.ledger._database",
+    "dockroll.ledger._ledger",
+    "dockroll.ledger._models",
+)
+
+
+def test_status_reads_a_current_sqlite_ledger_without_sqlalchemy(tmp_path: Path) -> None:
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    state = tmp_path / "state"
+    from dockroll.ledger import open_ledger  # noqa: PLC0415 - this interpreter has it already
+
+    with open_ledger(f"sqlite:///{state / 'ledger.db'}"):
+        pass  # created and migrated, as any earlier command leaves it
+    codes, modules = _run(
+        [["status", "--env", "dev"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(state),
+        DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert codes[0] in (0, EngineError.exit_code)
+    assert "dockroll.ledger._sqlite_reads" in modules
+    assert _loaded(modules, _NOT_FOR_STATUS) == []
+
+
 def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used() -> None:
     # An instant rollback needs neither: no tags to move, no analysis to run.
     modules = _imported_by(
@@ -214,7 +245,11 @@ def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgre
         "dockroll.pipeline.status", "dockroll.pipeline.processes", "dockroll.ledger"
     )
     assert "dockroll.router.haproxy" in modules
-    avoidable = ("dockroll.rollout.executor", *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS)
+    avoidable = (
+        "dockroll.rollout.executor",
+        *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
+        *_NOT_FOR_STATUS,
+    )
     assert _loaded(modules, avoidable) == []
 
 

@@ -14,16 +14,10 @@ its own schema on first use::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from dockroll.ledger._actor import ACTOR_ENV, who
-from dockroll.ledger._database import (
-    LEDGER_URL_ENV,
-    create_ledger_engine,
-    head_revision,
-    ledger_url,
-    migrate,
-    schema_revision,
-)
-from dockroll.ledger._ledger import Ledger, open_ledger
 from dockroll.ledger._records import (
     AnalysisSample,
     Approval,
@@ -42,6 +36,38 @@ from dockroll.ledger._records import (
     ReleaseId,
     StepStatus,
 )
+from dockroll.ledger._schema import LEDGER_URL_ENV, ledger_url
+from dockroll.ledger._sqlite_reads import LedgerReads, open_ledger_reads
+
+if TYPE_CHECKING:
+    from dockroll.ledger._database import (
+        create_ledger_engine,
+        head_revision,
+        migrate,
+        schema_revision,
+    )
+    from dockroll.ledger._ledger import Ledger, open_ledger
+
+# SQLAlchemy loads with the first of these a caller asks for: `status` reads a SQLite
+# ledger without it (open_ledger_reads).
+_SQLALCHEMY_BACKED = {
+    "Ledger": "_ledger",
+    "open_ledger": "_ledger",
+    "create_ledger_engine": "_database",
+    "head_revision": "_database",
+    "migrate": "_database",
+    "schema_revision": "_database",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SQLALCHEMY_BACKED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ACTOR_ENV",
@@ -57,6 +83,7 @@ __all__ = [
     "HistoryEntry",
     "HistoryKind",
     "Ledger",
+    "LedgerReads",
     "Outcome",
     "Promotion",
     "PromotionStatus",
@@ -68,6 +95,7 @@ __all__ = [
     "ledger_url",
     "migrate",
     "open_ledger",
+    "open_ledger_reads",
     "schema_revision",
     "who",
 ]

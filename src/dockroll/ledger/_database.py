@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +14,19 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from dockroll.errors import LedgerError
-from dockroll.statedir import state_dir
+from dockroll.ledger._schema import (
+    BUSY_TIMEOUT_SECONDS,
+    LEDGER_URL_ENV,
+    SCHEMA_HEAD,
+    ledger_url,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = [
     "LEDGER_URL_ENV",
+    "SCHEMA_HEAD",
     "create_ledger_engine",
     "head_revision",
     "ledger_url",
@@ -29,30 +34,13 @@ __all__ = [
     "schema_revision",
 ]
 
-LEDGER_URL_ENV = "DOCKROLL_LEDGER_URL"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SCHEMA_HEAD = "0002"
-"""The newest revision under migrations/versions (a test keeps the two equal). Opening a
-ledger already at this revision needs no Alembic import, which keeps every command quick."""
-
-BUSY_TIMEOUT_SECONDS = 30
 # Any fixed 64-bit key works; this one spells "dockroll" in ASCII so it is recognisable
 # in pg_locks.
 _PG_MIGRATION_LOCK = int.from_bytes(b"dockroll", "big") & 0x7FFF_FFFF_FFFF_FFFF
 # Execution option read by the SQLite "begin" hook: writers take the write lock up
 # front, so two writers queue on the busy timeout instead of one failing mid-transaction.
 SQLITE_BEGIN = "dockroll_sqlite_begin"
-
-
-def ledger_url(url: str | None = None) -> str:
-    """The ledger's database URL: ``url``, else ``$DOCKROLL_LEDGER_URL``, else SQLite.
-
-    The SQLite default is ``<state dir>/ledger.db``.
-    """
-    chosen = url or os.environ.get(LEDGER_URL_ENV, "").strip()
-    if chosen:
-        return chosen
-    return f"sqlite:///{state_dir() / 'ledger.db'}"
 
 
 def safe_url(url: str | URL) -> str:

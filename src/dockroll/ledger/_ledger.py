@@ -53,6 +53,7 @@ from dockroll.ledger._records import (
     ReleaseId,
     StepStatus,
 )
+from dockroll.ledger._sqlite_reads import deployment_from_row
 from dockroll.refs import Digest, is_digest
 
 __all__ = ["Ledger", "open_ledger"]
@@ -666,7 +667,8 @@ class Ledger:
             query = query.where(deployments.c.started_at < until)
         query = query.order_by(deployments.c.started_at.desc(), deployments.c.id.desc())
         with self._read() as session:
-            return [_deployment_of(row._mapping) for row in session.execute(query.limit(limit))]
+            rows = session.execute(query.limit(limit))
+            return [deployment_from_row(row._mapping) for row in rows]
 
     def services(self) -> list[str]:
         """Every service the ledger has a release of, by name."""
@@ -917,31 +919,6 @@ def _step(row: DeploymentStepRow) -> DeploymentStep:
         started_at=row.started_at,
         finished_at=row.finished_at,
         detail=_frozen(row.detail),
-    )
-
-
-def _deployment_of(row: RowMapping) -> Deployment:
-    """A deployment without its steps from a plain row (with ``release_version``)."""
-    previous = row["previous_release_id"]
-    return Deployment(
-        id=DeploymentId(row["id"]),
-        service=row["service"],
-        env=row["env"],
-        release_id=ReleaseId(row["release_id"]),
-        version=row["release_version"],
-        digest=Digest(row["digest"]),
-        kind=DeploymentKind(row["kind"]),
-        strategy=row["strategy"],
-        status=DeploymentStatus(row["status"]),
-        started_by=row["started_by"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        reason=row["reason"],
-        message=row["message"],
-        previous_release_id=ReleaseId(previous) if previous is not None else None,
-        served_requests=row["served_requests"],
-        failed_requests=row["failed_requests"],
-        traffic_seconds=row["traffic_seconds"],
     )
 
 

@@ -27,6 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
+from dockroll.ledger._schema import (
+    ANALYSIS_SAMPLES,
+    APPROVALS,
+    AUDIT_EVENTS,
+    DEPLOYMENT_STEPS,
+    DEPLOYMENTS,
+    PROMOTIONS,
+    RELEASES,
+)
+
 __all__ = [
     "AnalysisSampleRow",
     "ApprovalRow",
@@ -111,7 +121,7 @@ class Base(DeclarativeBase):
 
 
 class ReleaseRow(Base):
-    __tablename__ = "releases"
+    __tablename__ = RELEASES
     __table_args__ = (
         UniqueConstraint("service", "digest", "version"),
         Index(None, "service", "pushed_at"),
@@ -138,7 +148,7 @@ class ReleaseRow(Base):
 
 
 class PromotionRow(Base):
-    __tablename__ = "promotions"
+    __tablename__ = PROMOTIONS
     __table_args__ = (
         CheckConstraint(_one_of("status", PROMOTION_STATUSES), name="status"),
         Index(None, "service", "to_env", "promoted_at"),
@@ -161,7 +171,7 @@ class PromotionRow(Base):
 
 
 class ApprovalRow(Base):
-    __tablename__ = "approvals"
+    __tablename__ = APPROVALS
     __table_args__ = (Index(None, "release_id", "env"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -175,7 +185,7 @@ class ApprovalRow(Base):
 
 
 class DeploymentRow(Base):
-    __tablename__ = "deployments"
+    __tablename__ = DEPLOYMENTS
     __table_args__ = (
         CheckConstraint(_one_of("kind", DEPLOYMENT_KINDS), name="kind"),
         CheckConstraint(_one_of("status", DEPLOYMENT_STATUSES), name="status"),
@@ -213,7 +223,7 @@ class DeploymentRow(Base):
 
 
 class DeploymentStepRow(Base):
-    __tablename__ = "deployment_steps"
+    __tablename__ = DEPLOYMENT_STEPS
     __table_args__ = (
         UniqueConstraint("deployment_id", "index"),
         CheckConstraint(_one_of("status", STEP_STATUSES), name="status"),
@@ -232,7 +242,7 @@ class DeploymentStepRow(Base):
 
 
 class AuditEventRow(Base):
-    __tablename__ = "audit_events"
+    __tablename__ = AUDIT_EVENTS
     __table_args__ = (
         CheckConstraint(_one_of("outcome", OUTCOMES), name="outcome"),
         Index(None, "occurred_at"),
@@ -252,7 +262,7 @@ class AuditEventRow(Base):
 
 
 class AnalysisSampleRow(Base):
-    __tablename__ = "analysis_samples"
+    __tablename__ = ANALYSIS_SAMPLES
     __table_args__ = (UniqueConstraint("deployment_id", "step_index", "tick"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -52,7 +52,15 @@ from dockroll.rollout.executor import (
     observe,
     pinned_image,
 )
-from dockroll.rollout.plan import Observed, Plan, SetWeights, Target, plan_rollout, split_weights
+from dockroll.rollout.plan import (
+    Observed,
+    Plan,
+    SetWeights,
+    Target,
+    admits_traffic,
+    plan_rollout,
+    split_weights,
+)
 from dockroll.router.haproxy import HaproxyRouter, RouterReload
 from dockroll.router.port import ServerHealth, ServerSpec
 
@@ -728,13 +736,13 @@ def rollback_release(
             progress(Progress("rollback", window.describe()))
             standby = []
         # The router sends the traffic, so its own check decides whether the standby can take
-        # it; the image's HEALTHCHECK counts too unless dockroll.yml turned it off.
+        # it; the image's HEALTHCHECK judges it as it judges a new replica: a standby whose
+        # first HEALTHCHECK has not run yet is as ready as the router says it is.
         up = {s.name for s in env.router.servers() if s.health is not ServerHealth.DOWN}
-        docker_check = config.health.use_docker_healthcheck
         if (
             standby
             and live
-            and all(r.name in up and (r.healthy or not docker_check) for r in standby)
+            and all(r.name in up and admits_traffic(r.health, config.health) for r in standby)
         ):
             # The previous slot still runs: switching traffic back is instant.
             new = tuple(r.name for r in standby)

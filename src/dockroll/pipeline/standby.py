@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dockroll.config import Config
-from dockroll.ledger import DeploymentStatus, Ledger
+from dockroll.ledger import DeploymentStatus, LedgerReads
 from dockroll.rollout.plan import Observed
 
 __all__ = ["Standby", "find_standby"]
@@ -55,7 +55,7 @@ class Standby:
 
 
 def find_standby(
-    config: Config, environment: str, ledger: Ledger, observed: Observed
+    config: Config, environment: str, ledger: LedgerReads, observed: Observed
 ) -> Standby | None:
     """The standby slot beside the serving one, with the end of its window.
 

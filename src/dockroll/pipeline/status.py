@@ -17,7 +17,7 @@ from dockroll.container_settings import resolve_container
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.errors import DockrollError
-from dockroll.ledger import Deployment, DeploymentStatus, Ledger
+from dockroll.ledger import Deployment, DeploymentStatus, LedgerReads
 from dockroll.lock import EnvironmentLock, LockInfo
 from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.standby import find_standby
@@ -179,7 +179,7 @@ def _unfinished_json(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def last_undone(ledger: Ledger, service: str, env: str) -> dict[str, Any] | None:
+def last_undone(ledger: LedgerReads, service: str, env: str) -> dict[str, Any] | None:
     """The newest of ``env``'s last ten deployments that was rolled back or aborted, with
     what its release cost (failed requests, traffic-seconds) when that was measured."""
     undone = (DeploymentStatus.ROLLED_BACK, DeploymentStatus.ABORTED)
@@ -200,7 +200,7 @@ def last_undone(ledger: Ledger, service: str, env: str) -> dict[str, Any] | None
     return None
 
 
-def environment_status(config: Config, name: str, ledger: Ledger) -> EnvironmentStatus:
+def environment_status(config: Config, name: str, ledger: LedgerReads) -> EnvironmentStatus:
     """The status of one environment; never changes anything."""
     env = config.environment(name)
     base: dict[str, Any] = {"name": name, "port": env.port, "strategy": env.strategy.value}
@@ -226,7 +226,7 @@ def _observed_status(
     engine: DockerEngine,
     base: dict[str, Any],
     *,
-    ledger: Ledger,
+    ledger: LedgerReads,
 ) -> EnvironmentStatus:
     try:
         engine.ping()
@@ -388,7 +388,11 @@ def _with_drift(status: EnvironmentStatus, servers: dict[str, BackendServer]) ->
 
 
 def service_status(
-    config: Config, ledger: Ledger, environments: list[str] | None = None, *, parallel: bool = False
+    config: Config,
+    ledger: LedgerReads,
+    environments: list[str] | None = None,
+    *,
+    parallel: bool = False,
 ) -> tuple[list[EnvironmentStatus], list[str]]:
     """Every (or the named) environment's status, and drift across environments.
 

@@ -52,6 +52,7 @@ from dockroll.rollout.plan import (
     Stop,
     Verify,
     Watch,
+    admits_traffic,
     split_weights,
 )
 from dockroll.rollout.samples import SampleRecorder
@@ -159,7 +160,7 @@ def observe(engine: Engine, router: Router | None, service: str, environment: st
                 digest=Digest(info.labels.get(labels.DIGEST, "")),
                 slot=info.labels.get(labels.SLOT, ""),
                 weight=weights.get(info.name),
-                healthy=info.health in (Health.HEALTHY, Health.NONE),
+                health=info.health,
                 image=info.image,
             )
         )
@@ -535,7 +536,6 @@ class RolloutRunner:
         # when used, vetoes: "unhealthy" fails the replica at once. While it is still
         # "starting" the router's check decides, unless there is no HTTP probe to ask.
         docker_check = self.config.health.use_docker_healthcheck or not self.config.health.path
-        gate_on_docker = docker_check and not self.config.health.path
         while True:
             self.heartbeat()
             info = self._find(name)
@@ -548,10 +548,7 @@ class RolloutRunner:
             health = info.health if docker_check else Health.NONE
             if health is Health.UNHEALTHY:
                 raise EngineError(f"{name} reports unhealthy ({self.engine.logs(name, tail=5)})")
-            if info.running and (
-                health in (Health.HEALTHY, Health.NONE)
-                or (health is Health.STARTING and not gate_on_docker)
-            ):
+            if info.running and admits_traffic(health, self.config.health):
                 return
             if self.clock() >= deadline:
                 raise EngineError(

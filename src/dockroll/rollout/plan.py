@@ -15,7 +15,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from dockroll.config import BlueGreenConfig, CanaryConfig, RollingConfig, Strategy
+from dockroll.config import BlueGreenConfig, CanaryConfig, HealthConfig, RollingConfig, Strategy
+from dockroll.engine.port import Health
 from dockroll.errors import UsageError
 from dockroll.refs import Digest
 
@@ -36,6 +37,7 @@ __all__ = [
     "Target",
     "Verify",
     "Watch",
+    "admits_traffic",
     "plan_blue_green",
     "plan_canary",
     "plan_recreate",
@@ -59,9 +61,26 @@ class Replica:
     slot: str
     weight: int | None = None
     """Its weight in the router; None when the router does not know it."""
-    healthy: bool = True
+    health: Health = Health.NONE
+    """What the image's HEALTHCHECK says (:func:`admits_traffic` reads it)."""
     image: str = ""
     """The pinned reference it runs (``repo@sha256:…``), to start it again on rollback."""
+
+
+def admits_traffic(health: Health, settings: HealthConfig) -> bool:
+    """Whether the image's HEALTHCHECK lets a running replica take traffic.
+
+    The router's HTTP readiness check gates traffic; the HEALTHCHECK, when used,
+    vetoes with "unhealthy", and while it is still "starting" leaves the verdict to
+    the router. Without a readiness path the HEALTHCHECK is the gate: only "healthy"
+    (or no HEALTHCHECK at all) admits. One rule for a new replica and for a standby
+    a rollback switches back to.
+    """
+    if settings.path is not None and not settings.use_docker_healthcheck:
+        return True
+    if health in (Health.HEALTHY, Health.NONE):
+        return True
+    return health is Health.STARTING and settings.path is not None
 
 
 @dataclass(frozen=True)

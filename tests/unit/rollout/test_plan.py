@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dockroll.config import BlueGreenConfig, CanaryConfig, RollingConfig, Strategy
+from dockroll.config import BlueGreenConfig, CanaryConfig, HealthConfig, RollingConfig, Strategy
+from dockroll.engine.port import Health
 from dockroll.refs import Digest
 from dockroll.rollout.plan import (
     MAX_WEIGHT,
@@ -23,6 +24,7 @@ from dockroll.rollout.plan import (
     Stop,
     Target,
     Verify,
+    admits_traffic,
     plan_rollout,
     split_weights,
 )
@@ -241,3 +243,26 @@ def test_split_weights_rejects_nonsense() -> None:
 def test_canary_steps_validated(steps: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CanaryConfig(steps=steps)
+
+
+@pytest.mark.parametrize(
+    ("health", "path", "use_docker", "admitted"),
+    [
+        # The router's readiness check gates; the HEALTHCHECK only vetoes.
+        (Health.STARTING, "/ready", True, True),
+        (Health.HEALTHY, "/ready", True, True),
+        (Health.NONE, "/ready", True, True),
+        (Health.UNHEALTHY, "/ready", True, False),
+        (Health.UNHEALTHY, "/ready", False, True),
+        # No readiness path: the HEALTHCHECK is the gate, whatever the setting says.
+        (Health.STARTING, None, True, False),
+        (Health.STARTING, None, False, False),
+        (Health.HEALTHY, None, False, True),
+        (Health.NONE, None, True, True),
+    ],
+)
+def test_the_images_healthcheck_vetoes_and_gates_only_without_a_readiness_path(
+    health: Health, path: str | None, use_docker: bool, admitted: bool
+) -> None:
+    settings = HealthConfig(path=path, use_docker_healthcheck=use_docker)
+    assert admits_traffic(health, settings) is admitted

@@ -56,10 +56,10 @@ def status_command(
     config = cli.config
     for name in env or []:
         config.environment(name)
-    from dockroll.ledger import open_ledger
+    from dockroll.ledger import open_ledger_reads
     from dockroll.pipeline.status import service_status
 
-    with open_ledger() as ledger:
+    with open_ledger_reads() as ledger:
         statuses, notes = service_status(config, ledger, env or None)
     if cli.output.json_mode:
         cli.output.result(
