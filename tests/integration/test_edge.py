@@ -165,8 +165,11 @@ def test_edge_status_reload_and_upgrade_by_hand(project: Project, edge: str) -> 
     # An edge an older dockroll configured: status says so and changes nothing; a deploy
     # reloads it, hitless, under load.
     conf = project.state / edge / "conf"
-    older = render_edge_config([_address(port)], fingerprint="0123456789abcdef")
-    (conf / "haproxy.cfg").write_text(older, encoding="utf-8")
+    generation = container.labels["dockroll.edge.generation"]
+    older = render_edge_config(
+        [_address(port)], fingerprint="0123456789abcdef", socket_name=f"admin-{generation}.sock"
+    )
+    (conf / f"haproxy-{generation}.cfg").write_text(older, encoding="utf-8")
     container.kill(signal="SIGUSR2")
     deadline = time.monotonic() + 10
     while _described(project)["config"] != "0123456789abcdef":
@@ -206,7 +209,7 @@ def test_edge_status_reload_and_upgrade_by_hand(project: Project, edge: str) -> 
     assert _get(port, "a.test").status_code == 200
     upgraded = project.dockroll("edge", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "not hitless" in upgraded.stdout
+    assert "(hitless)" in upgraded.stdout, upgraded.stdout
     assert project.client.containers.get(edge).id != container.id
     for listener in (port, second):
         answer = _get(listener, "a.test")

@@ -508,6 +508,37 @@ class DockerEngine:
             with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
                 self.client.api.remove_container(container_id, force=True, v=True)
 
+    def rename(self, container: str, name: str) -> None:
+        with self._calls(f"renaming container {container[:12]} to {name}"):
+            try:
+                self.client.api.rename(container, name)
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the engine refused to rename {container[:12]} to {name}: {_first_line(exc)}"
+                ) from None
+
+    def signal(self, container: str, signal: str) -> None:
+        with self._calls(f"signalling container {container[:12]}"):
+            try:
+                self.client.api.kill(container, signal=signal)
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the engine could not send {signal} to {container[:12]}: {_first_line(exc)}"
+                ) from None
+
+    def execute(self, container: str, command: Sequence[str]) -> tuple[int, str]:
+        with self._calls(f"running a command in {container[:12]}"):
+            try:
+                exec_id = self.client.api.exec_create(container, list(command))["Id"]
+                output = self.client.api.exec_start(exec_id)
+                code = self.client.api.exec_inspect(exec_id).get("ExitCode")
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the engine could not run {command[0]} in {container[:12]}: {_first_line(exc)}"
+                ) from None
+        text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else ""
+        return (int(code) if code is not None else -1), text
+
 
 def _restart_policy(request: RunRequest) -> dict[str, Any] | None:
     policy = request.restart_policy or ("unless-stopped" if request.restart else None)
@@ -540,6 +571,14 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
         options["nano_cpus"] = request.nano_cpus
     if request.extra_hosts:
         options["extra_hosts"] = dict(request.extra_hosts)
+    if request.host_network:
+        options["network_mode"] = "host"
+    if request.user is not None:
+        options["user"] = request.user
+    if request.stop_signal is not None:
+        options["stop_signal"] = request.stop_signal
+    if request.log_options:
+        options["log_config"] = {"type": "json-file", "config": dict(request.log_options)}
     if request.network_aliases and request.network:
         options["networking_config"] = {
             request.network: docker.types.EndpointConfig(

@@ -111,6 +111,14 @@ class RunRequest:
     """Absolute path → content, written into the container before it starts (secrets)."""
     network_aliases: Sequence[str] = ()
     """Other names the container answers to on ``network`` (an accessory's short name)."""
+    host_network: bool = False
+    """Run in the engine host's network namespace (no ``network``, no ``publish``)."""
+    user: str | None = None
+    """The user the command runs as, instead of the image's."""
+    stop_signal: str | None = None
+    """The signal a stop (:meth:`Engine.remove`) sends first, instead of SIGTERM."""
+    log_options: Mapping[str, str] = field(default_factory=dict)
+    """Options of the json-file log driver (``max-size``, ``max-file``)."""
 
 
 @dataclass(frozen=True)
@@ -278,4 +286,16 @@ class Engine(Protocol):
 
     def load_image(self, chunks: Iterable[bytes]) -> None:
         """Load a ``docker save`` tar stream (as :meth:`save_image` gives it)."""
+        ...
+
+    def rename(self, container: str, name: str) -> None:
+        """Give the container another name (it keeps running)."""
+        ...
+
+    def signal(self, container: str, signal: str) -> None:
+        """Send ``signal`` (``SIGUSR2`` …) to the container's main process."""
+        ...
+
+    def execute(self, container: str, command: Sequence[str]) -> tuple[int, str]:
+        """Run ``command`` inside the running container to completion: exit code, output."""
         ...

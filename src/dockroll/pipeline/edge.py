@@ -8,7 +8,9 @@ loaded (from files, or from an ACME CA when due). Nothing here restarts the
 edge, so joining never fails a request of another environment.
 
 ``dockroll edge status`` reads only; ``reload`` is hitless; ``upgrade`` is the
-one way the edge's container is replaced, and says it is not hitless.
+one way the edge's container is replaced: new before old, dropping nothing (an
+edge an older dockroll started with published ports is restarted once, and the
+command says so).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dockroll.ledger import Ledger
 from dockroll.listeners import route_hostname
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router import acme, tls
-from dockroll.router.edge import Edge, EdgeDescription, EdgeReload
+from dockroll.router.edge import Edge, EdgeDescription, EdgeReload, EdgeUpgrade
 from dockroll.router.haproxy import HaproxyRouter
 
 __all__ = [
@@ -219,22 +221,19 @@ def reload_edge(
 
 def upgrade_edge(
     config: Config, name: str | None, ledger: Ledger, *, progress: ProgressCallback = discard
-) -> EdgeDescription:
-    """Replace the edge's container (listeners, image): connections are refused meanwhile."""
+) -> tuple[EdgeUpgrade, EdgeDescription]:
+    """Move the edge to a new container (listeners, image), new before old: nothing is
+    refused (but for the one-time restart of an edge an older dockroll started)."""
     env, edge = _open(config, name)
-    progress(
-        Progress("edge", f"replacing {edge.name} (not hitless: connections are refused "
-                 "until the new one listens)")
-    )  # fmt: skip
-    edge.upgrade()
+    done = edge.upgrade(progress=lambda message: progress(Progress("edge", message)))
     described = edge.describe()
     ledger.audit(
         "edge-upgrade",
         service=config.service,
         env=env,
-        detail={"container": described.container_id, "image": described.image},
+        detail={"container": described.container_id, "image": described.image, "how": done.how},
     )
-    return described
+    return done, described
 
 
 def renew_edge_certificates(
