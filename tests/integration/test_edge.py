@@ -450,3 +450,86 @@ def test_path_prefixes_route_by_the_longest_and_a_claimed_one_is_refused(
         "q.test/shop": f"{project.service}/prod",
         "z.test": f"{api.service}/prod",
     }
+
+
+def test_edge_upgrade_to_a_new_image_and_a_new_listener_drops_nothing_under_load(
+    project: Project, edge: str
+) -> None:
+    certs = _certificates(project.state / "certs", {"a": "a.test"})
+    plain, secure = free_port(), free_port()
+    listen: list[Any] = [f"127.0.0.1:{plain}", {"address": f"127.0.0.1:{secure}", "tls": True}]
+    tls = {"cert": "certs/a.pem", "key": "certs/a.key", "redirect_http": False}
+    _serve(project, ["a.test"], {"listen": listen, "tls": tls})
+    trusted = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    served = f"200 {project.service}"
+
+    def plain_get(port: int = plain) -> str:
+        answer = _get(port, "a.test")
+        return f"{answer.status_code} {answer.text}"
+
+    def upgrade_under_load() -> subprocess.CompletedProcess[str]:
+        with (
+            _Load(plain_get, threads=2) as http,
+            _Load(lambda: _https(secure, "a.test", trusted)[0], threads=2) as https,
+        ):
+            upgraded = project.dockroll("edge", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+        assert "(hitless)" in upgraded.stdout, upgraded.stdout
+        for load in (http, https):
+            assert len(load.answers) >= 20
+            assert set(load.answers) == {served}, [a for a in load.answers if a != served][:3]
+        return upgraded
+
+    # A new HAProxy image: a re-tagged copy of the one running, named by the substitutes.
+    running = project.client.containers.get(edge)
+    copy = f"dockroll.local/edge-upgrade-{project.service}"
+    project.client.images.get(running.attrs["Config"]["Image"]).tag(copy, "next")
+    substitutes = project.state / "base-images.json"
+    chosen = json.loads(substitutes.read_text(encoding="utf-8")) if substitutes.exists() else {}
+    try:
+        substitutes.write_text(json.dumps({**chosen, "haproxy:2.6": f"{copy}:next"}), "utf-8")
+        upgrade_under_load()
+        upgraded = project.client.containers.get(edge)
+        assert upgraded.id != running.id
+        if chosen:  # the engine has no official image: the substitute is what runs
+            assert upgraded.attrs["Config"]["Image"] == f"{copy}:next"
+        assert not project.client.containers.list(all=True, filters={"name": f"{edge}-next"})
+        assert _described(project)["verdict"] == "up to date"
+
+        # A new listener: bound by the new container, the others handed over.
+        third = free_port()
+        project.write(edge={"listen": [*listen, f"127.0.0.1:{third}"], "tls": tls})
+        assert _described(project)["needs_upgrade"] is True
+        upgrade_under_load()
+        assert plain_get(third) == served
+        assert _described(project)["verdict"] == "up to date"
+        serving = project.client.containers.get(edge).id
+
+        # Bad input: refused before anything stops; the edge keeps serving as it was.
+        fourth = free_port()
+        project.write(edge={"listen": [*listen, f"127.0.0.1:{fourth}"], "tls": tls})
+        with socket.create_server(("127.0.0.1", fourth)):
+            taken = project.dockroll("edge", "upgrade")
+        assert taken.returncode == 10, taken.stdout + taken.stderr
+        assert f"cannot listen on 127.0.0.1:{fourth}" in taken.stderr
+        substitutes.write_text(json.dumps({"haproxy:2.6": f"{copy}:missing"}), "utf-8")
+        missing = project.dockroll("edge", "upgrade")
+        assert missing.returncode == 10, missing.stdout + missing.stderr
+        assert "no HAProxy image" in missing.stderr, missing.stderr
+        substitutes.write_text(json.dumps({**chosen, "haproxy:2.6": f"{copy}:next"}), "utf-8")
+        default = project.state / edge / "conf" / "default.pem"
+        kept = default.read_text(encoding="ascii")
+        default.write_text("not a certificate\n", encoding="ascii")
+        refused = project.dockroll("edge", "upgrade")
+        default.write_text(kept, encoding="ascii")
+        assert refused.returncode == 10, refused.stdout + refused.stderr
+        assert "refuses the edge's config; nothing changed" in refused.stderr
+        assert project.client.containers.get(edge).id == serving
+        assert not project.client.containers.list(all=True, filters={"name": f"{edge}-next"})
+        assert plain_get() == served
+        assert _https(secure, "a.test", trusted)[0] == served
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            project.client.containers.get(edge).remove(force=True)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            project.client.images.remove(f"{copy}:next")
