@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
 import socket
@@ -533,3 +534,56 @@ def test_edge_upgrade_to_a_new_image_and_a_new_listener_drops_nothing_under_load
             project.client.containers.get(edge).remove(force=True)
         with contextlib.suppress(docker.errors.ImageNotFound):
             project.client.images.remove(f"{copy}:next")
+
+
+def test_an_edge_an_older_dockroll_started_is_restarted_once_then_upgrades_hitless(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    _serve(project, ["a.test"], {"listen": [f"127.0.0.1:{port}"]})
+    # What an older dockroll ran: the port published by the engine, one runtime socket.
+    current = project.client.containers.get(edge)
+    image, listen = current.attrs["Config"]["Image"], current.labels["dockroll.edge.listen"]
+    current.remove(force=True)
+    conf, run = project.state / edge / "conf", project.state / edge / "run"
+    unmarked = render_edge_config([_address(port)], published=True)
+    fingerprint = hashlib.sha256(unmarked.encode()).hexdigest()[:16]
+    (conf / "haproxy.cfg").write_text(
+        render_edge_config([_address(port)], fingerprint=fingerprint, published=True), "utf-8"
+    )
+    (run / "admin.sock").unlink()
+    older = project.client.containers.run(
+        image,
+        name=edge,
+        labels={"dockroll.role": "edge", "dockroll.edge.listen": listen},
+        ports={"8080/tcp": ("127.0.0.1", port)},
+        volumes={
+            str(conf): {"bind": "/usr/local/etc/haproxy", "mode": "ro"},
+            str(run): {"bind": "/var/run/dockroll", "mode": "rw"},
+        },
+        network=edge,
+        detach=True,
+    )
+    deadline = time.monotonic() + 20
+    while _described(project)["config"] != fingerprint:
+        assert time.monotonic() < deadline, "the older edge did not come up"
+        time.sleep(0.2)
+    assert _get(port, "a.test").status_code == 200
+    assert "predates hitless upgrades" in _described(project)["verdict"]
+    with project.ledger() as ledger:  # a deploy keeps it: it is up to date
+        open_environment(project.config(), "prod", ledger)
+    assert project.client.containers.get(edge).id == older.id
+
+    restarted = project.dockroll("edge", "upgrade")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "one-time restart: the running edge predates hitless upgrades" in restarted.stdout
+    upgraded = project.client.containers.get(edge)
+    assert upgraded.attrs["HostConfig"]["NetworkMode"] == "host"
+    assert "dockroll.edge.generation" in upgraded.labels
+    assert _described(project)["verdict"] == "up to date"
+    with _Load(lambda: str(_get(port, "a.test").status_code)) as load:
+        again = project.dockroll("edge", "upgrade")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(hitless)" in again.stdout
+    assert len(load.answers) >= 30
+    assert set(load.answers) == {"200"}, [a for a in load.answers if a != "200"][:3]

@@ -539,6 +539,18 @@ class DockerEngine:
         text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else ""
         return (int(code) if code is not None else -1), text
 
+    def connect_network(self, container: str, network: str) -> None:
+        with self._calls(f"attaching {container[:12]} to {network}"):
+            try:
+                self.client.api.connect_container_to_network(container, network)
+            except docker.errors.APIError as exc:
+                attached = self.container(container)
+                if attached is None or network not in attached.networks:
+                    raise EngineError(
+                        f"the engine could not attach {container[:12]} to {network}: "
+                        f"{_first_line(exc)}"
+                    ) from None
+
 
 def _restart_policy(request: RunRequest) -> dict[str, Any] | None:
     policy = request.restart_policy or ("unless-stopped" if request.restart else None)
@@ -725,6 +737,7 @@ def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
         image_id=str(attrs.get("Image", "")),
         created=engine_time(str(attrs.get("Created", ""))),
         restart_count=int(attrs.get("RestartCount") or 0),
+        started=engine_time(str(state.get("StartedAt", ""))),
     )
 
 

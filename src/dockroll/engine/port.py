@@ -152,6 +152,8 @@ class ContainerInfo:
     """How often the engine restarted it (restart policy)."""
     node: str = ""
     """The Swarm node running it (its id), for replicas that are Swarm services."""
+    started: datetime | None = None
+    """When it last started, by the engine's clock (None: never)."""
 
     @property
     def running(self) -> bool:
@@ -298,4 +300,8 @@ class Engine(Protocol):
 
     def execute(self, container: str, command: Sequence[str]) -> tuple[int, str]:
         """Run ``command`` inside the running container to completion: exit code, output."""
+        ...
+
+    def connect_network(self, container: str, network: str) -> None:
+        """Attach the running container to ``network`` (live); already attached is fine."""
         ...

@@ -15,10 +15,7 @@ command says so).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-
-import docker.errors
 
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
@@ -99,15 +96,12 @@ def join_edge(
         return None
     edge = _edge(config, name, router.engine)
     edge.ensure(progress=lambda message: progress(Progress("edge", message)))
-    client = router.engine.client
-    attrs = client.api.inspect_container(router.container_name)
-    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    if edge.network not in networks:
-        with contextlib.suppress(docker.errors.APIError):  # joined concurrently: fine
-            client.api.connect_container_to_network(router.container_name, edge.network)
-        attrs = client.api.inspect_container(router.container_name)
-        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    address = str((networks.get(edge.network) or {}).get("IPAddress") or "")
+    engine = router.engine
+    info = engine.container(router.container_name)
+    if info is not None and edge.network not in info.networks:
+        engine.connect_network(router.container_name, edge.network)  # joined concurrently: fine
+        info = engine.container(router.container_name)
+    address = info.networks.get(edge.network, "") if info is not None else ""
     if not address:
         raise RouterError(f"router of {config.service}/{name} did not join {edge.network}")
     edge.claim(env.hosts, f"{config.service}/{name}", address)

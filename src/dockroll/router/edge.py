@@ -58,10 +58,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
 
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo, Mount, RunRequest
@@ -356,13 +352,6 @@ class Edge:
             sorted(str(a) for a in self.listeners)
         )
 
-    def _inspect(self) -> dict[str, Any]:
-        try:
-            attrs: dict[str, Any] = self._engine.client.api.inspect_container(self.name)
-        except docker.errors.NotFound:
-            return {}
-        return attrs
-
     def _current(self) -> ContainerInfo | None:
         """The edge's container; one an interrupted upgrade left under its temporary name
         while no other has the edge's name takes that name."""
@@ -609,11 +598,11 @@ class Edge:
 
     def describe(self) -> EdgeDescription:
         """What runs, from the engine and the runtime API; changes nothing."""
-        attrs = self._inspect()
-        running = bool(attrs) and (attrs.get("State") or {}).get("Running") is True
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        info = self._engine.container(self.name)
+        running = info is not None and info.running
+        labels = info.labels if info is not None else {}
         label = labels.get(_LISTEN_LABEL, "")
-        published = bool(attrs) and _GENERATION_LABEL not in labels
+        published = info is not None and _GENERATION_LABEL not in labels
         worker: int | None = None
         config: str | None = None
         routes: tuple[EdgeRoute, ...] = ()
@@ -629,7 +618,7 @@ class Edge:
                 )
                 certificates = self.certificates()
         needs_upgrade = False
-        if not attrs:
+        if info is None:
             verdict = "missing: the next deploy of an environment with hosts starts it"
         elif not running:
             verdict = "stopped: the next deploy of an environment with hosts starts it"
@@ -656,9 +645,9 @@ class Edge:
                 )
         return EdgeDescription(
             container=self.name,
-            container_id=str(attrs.get("Id", "")),
-            image=str((attrs.get("Config") or {}).get("Image", "")),
-            started_at=str((attrs.get("State") or {}).get("StartedAt", "")),
+            container_id=info.id if info is not None else "",
+            image=info.image if info is not None else "",
+            started_at=info.started.isoformat() if info and info.started else "",
             running=running,
             worker=worker,
             listeners=tuple(json.loads(label)) if label else (),

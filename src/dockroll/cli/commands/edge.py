@@ -94,7 +94,7 @@ def upgrade_command(ctx: typer.Context, env: EnvOption = None) -> None:
         done, described = upgrade_edge(cli.config, env, ledger, progress=progress)
     how = {
         "hitless": "hitless",
-        "restart": "one-time restart: the running edge predated hitless upgrades",
+        "restart": "one-time restart: the running edge predates hitless upgrades",
         "start": "no edge ran",
     }.get(done.how, done.how)
     cli.output.result(
