@@ -779,6 +779,7 @@ class Edge:
                 )
             if info is not None:
                 self._engine.remove(info.id, grace=0)
+                self._forget(generation)
             new = self._start(self.name)
             how = "restart" if running else "start"
         else:
