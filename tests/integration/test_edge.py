@@ -47,8 +47,9 @@ def edge(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DOCKROLL_EDGE_NAME", name)
     yield name
     client = project.client
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(name).remove(force=True)
+    for container in (name, f"{name}-next"):  # -next: an upgrade a failure interrupted
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(container).remove(force=True)
     prefix = f"dockroll-router-{project.service[:8]}"
     for container in client.containers.list(all=True, filters={"name": prefix}):
         container.remove(force=True)
