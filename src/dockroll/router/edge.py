@@ -796,7 +796,12 @@ class Edge:
             self._point(fresh)
             self._engine.remove(info.id, grace=_STOP_GRACE)
             self._forget(generation)
-            self._engine.rename(new.id, self.name)
+            try:
+                self._engine.rename(new.id, self.name)
+            except EngineError:
+                named = self._engine.container(self.name)
+                if named is None or named.id != new.id:  # else a deploy took it over already
+                    raise
             how = "hitless"
         return EdgeUpgrade(new.id, how, time.monotonic() - started)
 
