@@ -588,3 +588,15 @@ def test_an_edge_an_older_dockroll_started_is_restarted_once_then_upgrades_hitle
     assert "(hitless)" in again.stdout
     assert len(load.answers) >= 30
     assert set(load.answers) == {"200"}, [a for a in load.answers if a != "200"][:3]
+
+
+def test_a_new_edge_on_a_taken_address_is_refused_and_nothing_runs(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    with (
+        socket.create_server(("127.0.0.1", port)),
+        pytest.raises(RouterError, match=f"the edge cannot listen on 127.0.0.1:{port}"),
+    ):
+        _serve(project, ["a.test"], {"listen": [f"127.0.0.1:{port}"]})
+    assert not project.client.containers.list(all=True, filters={"name": edge})

@@ -387,8 +387,10 @@ class Edge:
                     progress(f"reloading {self.name} onto this dockroll's config (hitless)")
                 self.reload()
             return info.id
+        self._check_free("")
         if info is not None:
             self._engine.remove(info.id, grace=0)
+            self._forget(info.labels.get(_GENERATION_LABEL))
         return self._start(self.name).id
 
     def _prepare(self) -> tuple[Path, Path]:
@@ -460,9 +462,9 @@ class Edge:
                 self._engine.remove(info.id, grace=0)
             self._forget(generation)
             raise RouterError(
-                f"the new edge container did not come up on its config within "
-                f"{self._timeout:g}s; it was removed and the edge that ran keeps serving as it "
-                f"was. Its last output:\n{logs or '(none)'}",
+                "the new edge container did not come up (it stopped, or did not answer "
+                f"within {self._timeout:g}s); it was removed, and an edge that ran keeps "
+                f"serving as it was. Its last output:\n{logs or '(none)'}",
                 hint=f"is one of {', '.join(str(a) for a in self.listeners)} taken by another "
                 "process? does the image run HAProxy 2.6 or later?",
             ) from None
