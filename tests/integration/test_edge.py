@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
 import socket
@@ -46,8 +47,9 @@ def edge(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DOCKROLL_EDGE_NAME", name)
     yield name
     client = project.client
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(name).remove(force=True)
+    for container in (name, f"{name}-next"):  # -next: an upgrade a failure interrupted
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(container).remove(force=True)
     prefix = f"dockroll-router-{project.service[:8]}"
     for container in client.containers.list(all=True, filters={"name": prefix}):
         container.remove(force=True)
@@ -165,8 +167,11 @@ def test_edge_status_reload_and_upgrade_by_hand(project: Project, edge: str) -> 
     # An edge an older dockroll configured: status says so and changes nothing; a deploy
     # reloads it, hitless, under load.
     conf = project.state / edge / "conf"
-    older = render_edge_config([_address(port)], fingerprint="0123456789abcdef")
-    (conf / "haproxy.cfg").write_text(older, encoding="utf-8")
+    generation = container.labels["dockroll.edge.generation"]
+    older = render_edge_config(
+        [_address(port)], fingerprint="0123456789abcdef", socket_name=f"admin-{generation}.sock"
+    )
+    (conf / f"haproxy-{generation}.cfg").write_text(older, encoding="utf-8")
     container.kill(signal="SIGUSR2")
     deadline = time.monotonic() + 10
     while _described(project)["config"] != "0123456789abcdef":
@@ -206,7 +211,7 @@ def test_edge_status_reload_and_upgrade_by_hand(project: Project, edge: str) -> 
     assert _get(port, "a.test").status_code == 200
     upgraded = project.dockroll("edge", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "not hitless" in upgraded.stdout
+    assert "(hitless)" in upgraded.stdout, upgraded.stdout
     assert project.client.containers.get(edge).id != container.id
     for listener in (port, second):
         answer = _get(listener, "a.test")
@@ -447,3 +452,151 @@ def test_path_prefixes_route_by_the_longest_and_a_claimed_one_is_refused(
         "q.test/shop": f"{project.service}/prod",
         "z.test": f"{api.service}/prod",
     }
+
+
+def test_edge_upgrade_to_a_new_image_and_a_new_listener_drops_nothing_under_load(
+    project: Project, edge: str
+) -> None:
+    certs = _certificates(project.state / "certs", {"a": "a.test"})
+    plain, secure = free_port(), free_port()
+    listen: list[Any] = [f"127.0.0.1:{plain}", {"address": f"127.0.0.1:{secure}", "tls": True}]
+    tls = {"cert": "certs/a.pem", "key": "certs/a.key", "redirect_http": False}
+    _serve(project, ["a.test"], {"listen": listen, "tls": tls})
+    trusted = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    served = f"200 {project.service}"
+
+    def plain_get(port: int = plain) -> str:
+        answer = _get(port, "a.test")
+        return f"{answer.status_code} {answer.text}"
+
+    def upgrade_under_load() -> subprocess.CompletedProcess[str]:
+        with (
+            _Load(plain_get, threads=2) as http,
+            _Load(lambda: _https(secure, "a.test", trusted)[0], threads=2) as https,
+        ):
+            upgraded = project.dockroll("edge", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+        assert "(hitless)" in upgraded.stdout, upgraded.stdout
+        for load in (http, https):
+            assert len(load.answers) >= 20
+            assert set(load.answers) == {served}, [a for a in load.answers if a != served][:3]
+        return upgraded
+
+    # A new HAProxy image: a re-tagged copy of the one running, named by the substitutes.
+    running = project.client.containers.get(edge)
+    copy = f"dockroll.local/edge-upgrade-{project.service}"
+    project.client.images.get(running.attrs["Config"]["Image"]).tag(copy, "next")
+    substitutes = project.state / "base-images.json"
+    chosen = json.loads(substitutes.read_text(encoding="utf-8")) if substitutes.exists() else {}
+    try:
+        substitutes.write_text(json.dumps({**chosen, "haproxy:2.6": f"{copy}:next"}), "utf-8")
+        upgrade_under_load()
+        upgraded = project.client.containers.get(edge)
+        assert upgraded.id != running.id
+        if chosen:  # the engine has no official image: the substitute is what runs
+            assert upgraded.attrs["Config"]["Image"] == f"{copy}:next"
+        assert not project.client.containers.list(all=True, filters={"name": f"{edge}-next"})
+        assert _described(project)["verdict"] == "up to date"
+
+        # A new listener: bound by the new container, the others handed over.
+        third = free_port()
+        project.write(edge={"listen": [*listen, f"127.0.0.1:{third}"], "tls": tls})
+        assert _described(project)["needs_upgrade"] is True
+        upgrade_under_load()
+        assert plain_get(third) == served
+        assert _described(project)["verdict"] == "up to date"
+        serving = project.client.containers.get(edge).id
+
+        # Bad input: refused before anything stops; the edge keeps serving as it was.
+        fourth = free_port()
+        project.write(edge={"listen": [*listen, f"127.0.0.1:{fourth}"], "tls": tls})
+        with socket.create_server(("127.0.0.1", fourth)):
+            taken = project.dockroll("edge", "upgrade")
+        assert taken.returncode == 10, taken.stdout + taken.stderr
+        assert f"cannot listen on 127.0.0.1:{fourth}" in taken.stderr
+        substitutes.write_text(json.dumps({"haproxy:2.6": f"{copy}:missing"}), "utf-8")
+        missing = project.dockroll("edge", "upgrade")
+        assert missing.returncode == 10, missing.stdout + missing.stderr
+        assert "no HAProxy image" in missing.stderr, missing.stderr
+        substitutes.write_text(json.dumps({**chosen, "haproxy:2.6": f"{copy}:next"}), "utf-8")
+        default = project.state / edge / "conf" / "default.pem"
+        kept = default.read_text(encoding="ascii")
+        default.write_text("not a certificate\n", encoding="ascii")
+        refused = project.dockroll("edge", "upgrade")
+        default.write_text(kept, encoding="ascii")
+        assert refused.returncode == 10, refused.stdout + refused.stderr
+        assert "refuses the edge's config; nothing changed" in refused.stderr
+        assert project.client.containers.get(edge).id == serving
+        assert not project.client.containers.list(all=True, filters={"name": f"{edge}-next"})
+        assert plain_get() == served
+        assert _https(secure, "a.test", trusted)[0] == served
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            project.client.containers.get(edge).remove(force=True)
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            project.client.images.remove(f"{copy}:next")
+
+
+def test_an_edge_an_older_dockroll_started_is_restarted_once_then_upgrades_hitless(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    _serve(project, ["a.test"], {"listen": [f"127.0.0.1:{port}"]})
+    # What an older dockroll ran: the port published by the engine, one runtime socket.
+    current = project.client.containers.get(edge)
+    image, listen = current.attrs["Config"]["Image"], current.labels["dockroll.edge.listen"]
+    current.remove(force=True)
+    conf, run = project.state / edge / "conf", project.state / edge / "run"
+    unmarked = render_edge_config([_address(port)], published=True)
+    fingerprint = hashlib.sha256(unmarked.encode()).hexdigest()[:16]
+    (conf / "haproxy.cfg").write_text(
+        render_edge_config([_address(port)], fingerprint=fingerprint, published=True), "utf-8"
+    )
+    (run / "admin.sock").unlink()
+    older = project.client.containers.run(
+        image,
+        name=edge,
+        labels={"dockroll.role": "edge", "dockroll.edge.listen": listen},
+        ports={"8080/tcp": ("127.0.0.1", port)},
+        volumes={
+            str(conf): {"bind": "/usr/local/etc/haproxy", "mode": "ro"},
+            str(run): {"bind": "/var/run/dockroll", "mode": "rw"},
+        },
+        network=edge,
+        detach=True,
+    )
+    deadline = time.monotonic() + 20
+    while _described(project)["config"] != fingerprint:
+        assert time.monotonic() < deadline, "the older edge did not come up"
+        time.sleep(0.2)
+    assert _get(port, "a.test").status_code == 200
+    assert "predates hitless upgrades" in _described(project)["verdict"]
+    with project.ledger() as ledger:  # a deploy keeps it: it is up to date
+        open_environment(project.config(), "prod", ledger)
+    assert project.client.containers.get(edge).id == older.id
+
+    restarted = project.dockroll("edge", "upgrade")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "one-time restart: the running edge predates hitless upgrades" in restarted.stdout
+    upgraded = project.client.containers.get(edge)
+    assert upgraded.attrs["HostConfig"]["NetworkMode"] == "host"
+    assert "dockroll.edge.generation" in upgraded.labels
+    assert _described(project)["verdict"] == "up to date"
+    with _Load(lambda: str(_get(port, "a.test").status_code)) as load:
+        again = project.dockroll("edge", "upgrade")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(hitless)" in again.stdout
+    assert len(load.answers) >= 30
+    assert set(load.answers) == {"200"}, [a for a in load.answers if a != "200"][:3]
+
+
+def test_a_new_edge_on_a_taken_address_is_refused_and_nothing_runs(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    with (
+        socket.create_server(("127.0.0.1", port)),
+        pytest.raises(RouterError, match=f"the edge cannot listen on 127.0.0.1:{port}"),
+    ):
+        _serve(project, ["a.test"], {"listen": [f"127.0.0.1:{port}"]})
+    assert not project.client.containers.list(all=True, filters={"name": edge})

@@ -322,3 +322,24 @@ def test_secret_files_tar_is_readable_and_leaves_run_alone() -> None:
         extracted = archive.extractfile("run/secrets/token")
         assert extracted is not None
         assert extracted.read() == b"abc"
+
+
+def test_host_network_user_stop_signal_and_log_options_reach_the_create_call() -> None:
+    from dockroll.engine.port import RunRequest  # noqa: PLC0415 - only here
+
+    request = RunRequest(
+        "img",
+        host_network=True,
+        user="root",
+        stop_signal="SIGUSR1",
+        log_options={"max-size": "20m"},
+    )
+    options = _run_options(request)
+    assert options["network_mode"] == "host"
+    assert options["user"] == "root"
+    assert options["stop_signal"] == "SIGUSR1"
+    assert options["log_config"].type == "json-file"
+    assert options["log_config"].config == {"max-size": "20m"}
+    assert not {"network_mode", "user", "stop_signal", "log_config"} & set(
+        _run_options(RunRequest("img"))
+    )

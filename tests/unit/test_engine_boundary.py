@@ -10,9 +10,6 @@ import dockroll
 
 _SOURCE = Path(dockroll.__file__).parent
 _ENGINE = _SOURCE / "engine"
-# Known exceptions, each to be removed, never added to: the edge is being moved onto
-# the engine port.
-_NOT_YET = frozenset({"router/edge.py", "pipeline/edge.py"})
 
 
 def _sdk_imports(path: Path) -> list[str]:
@@ -37,20 +34,12 @@ def test_only_the_engine_package_imports_the_docker_sdk() -> None:
     offenders = {}
     for path in sorted(_SOURCE.rglob("*.py")):
         relative = path.relative_to(_SOURCE).as_posix()
-        if path.is_relative_to(_ENGINE) or relative in _NOT_YET:
+        if path.is_relative_to(_ENGINE):
             continue
         imports = _sdk_imports(path)
         if imports:
             offenders[relative] = imports
     assert offenders == {}, "the docker SDK outside dockroll/engine; add to the engine port instead"
-
-
-def test_the_known_exceptions_still_exist_and_still_need_to_be_listed() -> None:
-    # Once a listed module no longer imports the SDK, the exception must go.
-    for relative in sorted(_NOT_YET):
-        path = _SOURCE / relative
-        if path.exists():
-            assert _sdk_imports(path), f"{relative} no longer imports docker: drop it from _NOT_YET"
 
 
 def test_the_scan_finds_every_form_of_import(tmp_path: Path) -> None:

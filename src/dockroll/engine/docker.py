@@ -573,6 +573,27 @@ class DockerEngine:
             with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
                 self.client.api.remove_container(container_id, force=True, v=True)
 
+    def rename(self, container: str, name: str) -> None:
+        with self._calls(f"renaming container {container[:12]} to {name}"):
+            try:
+                self.client.api.rename(container, name)
+            except docker.errors.APIError as exc:
+                raise EngineError(
+                    f"the engine refused to rename {container[:12]} to {name}: {_first_line(exc)}"
+                ) from None
+
+    def connect_network(self, container: str, network: str) -> None:
+        with self._calls(f"attaching {container[:12]} to {network}"):
+            try:
+                self.client.api.connect_container_to_network(container, network)
+            except docker.errors.APIError as exc:
+                attached = self.container(container)
+                if attached is None or network not in attached.networks:
+                    raise EngineError(
+                        f"the engine could not attach {container[:12]} to {network}: "
+                        f"{_first_line(exc)}"
+                    ) from None
+
 
 def _restart_policy(request: RunRequest) -> dict[str, Any] | None:
     policy = request.restart_policy or ("unless-stopped" if request.restart else None)
@@ -605,6 +626,12 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
         options["nano_cpus"] = request.nano_cpus
     if request.extra_hosts:
         options["extra_hosts"] = dict(request.extra_hosts)
+    if request.host_network:
+        options["network_mode"] = "host"
+    if request.user is not None:
+        options["user"] = request.user
+    if request.stop_signal is not None:
+        options["stop_signal"] = request.stop_signal
     if request.log_options:
         options["log_config"] = docker.types.LogConfig(
             type="json-file", config=dict(request.log_options)

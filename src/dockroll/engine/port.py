@@ -118,6 +118,12 @@ class RunRequest:
     log_options: Mapping[str, str] = field(default_factory=dict)
     """Options of the engine's json-file log driver (``max-size``, ``max-file``); the
     engine's default logging when empty."""
+    host_network: bool = False
+    """Run in the engine host's network namespace (no ``network``, no ``publish``)."""
+    user: str | None = None
+    """The user the command runs as, instead of the image's."""
+    stop_signal: str | None = None
+    """The signal a stop (:meth:`Engine.remove`) sends first, instead of SIGTERM."""
 
 
 @dataclass(frozen=True)
@@ -322,4 +328,12 @@ class Engine(Protocol):
 
         Raises :class:`~dockroll.errors.ContainerNotFound` when it does not run.
         """
+        ...
+
+    def rename(self, container: str, name: str) -> None:
+        """Give the container another name (it keeps running)."""
+        ...
+
+    def connect_network(self, container: str, network: str) -> None:
+        """Attach the running container to ``network`` (live); already attached is fine."""
         ...

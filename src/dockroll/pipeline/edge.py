@@ -8,15 +8,14 @@ loaded (from files, or from an ACME CA when due). Nothing here restarts the
 edge, so joining never fails a request of another environment.
 
 ``dockroll edge status`` reads only; ``reload`` is hitless; ``upgrade`` is the
-one way the edge's container is replaced, and says it is not hitless.
+one way the edge's container is replaced: new before old, dropping nothing (an
+edge an older dockroll started with published ports is restarted once, and the
+command says so).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-
-import docker.errors
 
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
@@ -26,7 +25,7 @@ from dockroll.ledger import Ledger
 from dockroll.listeners import route_hostname
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router import acme, tls
-from dockroll.router.edge import Edge, EdgeDescription, EdgeReload
+from dockroll.router.edge import Edge, EdgeDescription, EdgeReload, EdgeUpgrade
 from dockroll.router.haproxy import HaproxyRouter
 
 __all__ = [
@@ -97,15 +96,12 @@ def join_edge(
         return None
     edge = _edge(config, name, router.engine)
     edge.ensure(progress=lambda message: progress(Progress("edge", message)))
-    client = router.engine.client
-    attrs = client.api.inspect_container(router.container_name)
-    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    if edge.network not in networks:
-        with contextlib.suppress(docker.errors.APIError):  # joined concurrently: fine
-            client.api.connect_container_to_network(router.container_name, edge.network)
-        attrs = client.api.inspect_container(router.container_name)
-        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    address = str((networks.get(edge.network) or {}).get("IPAddress") or "")
+    engine = router.engine
+    info = engine.container(router.container_name)
+    if info is not None and edge.network not in info.networks:
+        engine.connect_network(router.container_name, edge.network)  # joined concurrently: fine
+        info = engine.container(router.container_name)
+    address = info.networks.get(edge.network, "") if info is not None else ""
     if not address:
         raise RouterError(f"router of {config.service}/{name} did not join {edge.network}")
     edge.claim(env.hosts, f"{config.service}/{name}", address)
@@ -219,22 +215,19 @@ def reload_edge(
 
 def upgrade_edge(
     config: Config, name: str | None, ledger: Ledger, *, progress: ProgressCallback = discard
-) -> EdgeDescription:
-    """Replace the edge's container (listeners, image): connections are refused meanwhile."""
+) -> tuple[EdgeUpgrade, EdgeDescription]:
+    """Move the edge to a new container (listeners, image), new before old: nothing is
+    refused (but for the one-time restart of an edge an older dockroll started)."""
     env, edge = _open(config, name)
-    progress(
-        Progress("edge", f"replacing {edge.name} (not hitless: connections are refused "
-                 "until the new one listens)")
-    )  # fmt: skip
-    edge.upgrade()
+    done = edge.upgrade(progress=lambda message: progress(Progress("edge", message)))
     described = edge.describe()
     ledger.audit(
         "edge-upgrade",
         service=config.service,
         env=env,
-        detail={"container": described.container_id, "image": described.image},
+        detail={"container": described.container_id, "image": described.image, "how": done.how},
     )
-    return described
+    return done, described
 
 
 def renew_edge_certificates(

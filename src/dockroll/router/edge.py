@@ -24,13 +24,25 @@ hostname with a certificate, whether plain HTTP is redirected to HTTPS and
 the HSTS max-age. HTTP-01 challenges of an ACME CA are answered on the plain
 listeners from ``acme.map`` before anything else.
 
+**Host network.** The edge runs in the engine host's network namespace and
+binds the listen addresses itself (no published ports, no docker-proxy); it
+reaches each router by its address on the ``dockroll-edge`` bridge network,
+which the host routes to. Its runtime API is a unix socket only.
+
 **Reload, upgrade.** The config's fingerprint is the global ``description``
 (read with ``show info``). A config this dockroll renders differently is
 applied by a hitless master-worker reload (:meth:`Edge.reload`): the new
 worker takes over the listening sockets and the maps and certificates go
 across as files. New listeners or a new image need a new container
-(:meth:`Edge.upgrade`), which is never done as a side effect and is not
-hitless.
+(:meth:`Edge.upgrade`), never started as a side effect, and new before old:
+the new container starts beside the running one with ``-x`` on the old one's
+runtime socket, so it takes the listening sockets over (and binds the new
+listeners itself); once it answers on the wanted config, the old one
+soft-stops (it finishes its requests) and the new one takes its name. Each
+container has its own config file and runtime socket (named after a token,
+its ``generation`` label); ``run/admin.sock`` is a symlink to the serving
+one's. An edge an older dockroll started with published ports cannot hand
+its sockets over: its upgrade is a one-time restart.
 """
 
 from __future__ import annotations
@@ -40,18 +52,16 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
 
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import DockrollError, RouterError
+from dockroll.engine.port import ContainerInfo, Mount, RunRequest
+from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.listeners import ROUTE_DEPTH, ListenAddress, route_hostname
 from dockroll.router import acme, edge_tls, tls
 from dockroll.router.hold import parse_map
@@ -66,6 +76,7 @@ __all__ = [
     "EdgeDescription",
     "EdgeReload",
     "EdgeRoute",
+    "EdgeUpgrade",
     "render_edge_config",
 ]
 
@@ -81,6 +92,13 @@ _OWNERS = "owners.map"
 _TLS_MAP = "tls.map"
 _CERT_LIST = "certs.list"
 _LISTEN_LABEL = "dockroll.edge.listen"
+_GENERATION_LABEL = "dockroll.edge.generation"
+"""The token naming the container's config file and runtime socket; edges an older
+dockroll started (published ports, no hand-over) do not carry it."""
+_NEXT = "-next"
+"""The suffix of the new container's name while it takes over from the old one."""
+_STOP_GRACE = 35
+"""Seconds a soft-stopping edge may take (``hard-stop-after`` is 30 s)."""
 _DESCRIPTION = "dockroll-edge-config"
 _POLL = 0.1
 
@@ -96,9 +114,17 @@ def render_edge_config(
     tls_listeners: Sequence[ListenAddress] = (),
     *,
     fingerprint: str | None = None,
+    published: bool = False,
+    socket_name: str = "admin.sock",
 ) -> str:
     """The edge's haproxy.cfg; ``fingerprint`` (of the config rendered without it) is its
-    ``description``, so ``show info`` tells which config runs."""
+    ``description``, so ``show info`` tells which config runs.
+
+    The edge binds the listen addresses in the host's network namespace, as root
+    (ports below 1024), and its workers run as ``haproxy``. ``published`` renders the
+    config of an edge an older dockroll started: bound inside its own network
+    namespace on 8080, 8081 … with the engine publishing them.
+    """
     conf = _CONFIG_DIR
     routes, owners, tls_map = f"{conf}/{_ROUTES}", f"{conf}/{_OWNERS}", f"{conf}/{_TLS_MAP}"
     ssl = (
@@ -111,8 +137,10 @@ def render_edge_config(
             "# dockroll edge: routes by hostname; the routes are the maps, changed at runtime.",
             "global",
             "    log stdout format raw local0 info",
-            f"    stats socket {_RUN_DIR}/admin.sock mode 666 level admin expose-fd listeners",
+            f"    stats socket {_RUN_DIR}/{'admin.sock' if published else socket_name} "
+            "mode 666 level admin expose-fd listeners",
             *description,
+            *([] if published else ["    user haproxy", "    group haproxy"]),
             "    maxconn 8192",
             "    hard-stop-after 30s",
             "",
@@ -131,7 +159,8 @@ def render_edge_config(
             "",
             "frontend edge",
             *(
-                f"    bind :{_PUBLIC_PORT + i}" + (ssl if address in tls_listeners else "")
+                f"    bind {_bind(address, i, published)}"
+                + (ssl if address in tls_listeners else "")
                 for i, address in enumerate(listeners)
             ),
             '    log-format "dockroll-edge %[var(txn.host)] %ST %Ta"',
@@ -164,6 +193,12 @@ def render_edge_config(
             "",
         ]
     )
+
+
+def _bind(address: ListenAddress, index: int, published: bool) -> str:
+    if published:
+        return f":{_PUBLIC_PORT + index}"
+    return f"{address} v6only" if address.ip.version == 6 else str(address)
 
 
 def _prefix_lines(routes: str) -> list[str]:
@@ -219,6 +254,16 @@ class EdgeDescription:
 class EdgeReload:
     previous_worker: int
     worker: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EdgeUpgrade:
+    container: str
+    """The new container's id."""
+    how: str
+    """``hitless`` (the new one took the sockets over), ``restart`` (a one-time restart of
+    an edge an older dockroll started) or ``start`` (no edge ran)."""
     seconds: float
 
 
@@ -281,13 +326,21 @@ class Edge:
     def _label(self) -> str:
         return self._spec().label()
 
-    def config_fingerprint(self) -> str:
-        text = render_edge_config(self.listeners, self.tls_listeners)
+    def config_fingerprint(self, *, published: bool = False) -> str:
+        """The fingerprint of the config this dockroll renders (``published``: for an edge
+        an older dockroll started)."""
+        text = render_edge_config(self.listeners, self.tls_listeners, published=published)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def _render(self) -> str:
+    def _render(self, generation: str | None) -> str:
+        """The config of the container of ``generation`` (None: one an older dockroll started)."""
+        published = generation is None
         return render_edge_config(
-            self.listeners, self.tls_listeners, fingerprint=self.config_fingerprint()
+            self.listeners,
+            self.tls_listeners,
+            fingerprint=self.config_fingerprint(published=published),
+            published=published,
+            socket_name=_socket_name(generation),
         )
 
     def _compatible(self, running: str) -> bool:
@@ -299,40 +352,46 @@ class Edge:
             sorted(str(a) for a in self.listeners)
         )
 
-    def _inspect(self) -> dict[str, Any]:
-        try:
-            attrs: dict[str, Any] = self._engine.client.api.inspect_container(self.name)
-        except docker.errors.NotFound:
-            return {}
-        return attrs
+    def _current(self) -> ContainerInfo | None:
+        """The edge's container; one an interrupted upgrade left under its temporary name
+        while no other has the edge's name takes that name."""
+        info = self._engine.container(self.name)
+        if info is None:
+            left = self._engine.container(self.name + _NEXT)
+            if left is not None and left.running:
+                self._engine.rename(left.id, self.name)
+                self._point(left.labels.get(_GENERATION_LABEL))
+                info = self._engine.container(self.name)
+        return info
 
     def ensure(self, *, progress: Callable[[str], None] | None = None) -> str:
         """Start the edge when missing, reload it (hitless) when its config is outdated.
 
         RouterError when it runs with other listeners: only :meth:`upgrade` changes them.
         """
-        client = self._engine.client
-        with contextlib.suppress(docker.errors.APIError):
-            client.networks.create(self.network, driver="bridge", check_duplicate=True)
-        attrs = self._inspect()
-        if attrs and (attrs.get("State") or {}).get("Running"):
-            running = ((attrs.get("Config") or {}).get("Labels") or {}).get(_LISTEN_LABEL, "")
+        self._engine.ensure_network(self.network, {"dockroll.role": "edge"})
+        info = self._current()
+        if info is not None and info.running:
+            running = info.labels.get(_LISTEN_LABEL, "")
             if not self._compatible(running):
                 raise RouterError(
                     f"the edge on this engine listens on {_listed(running)}; "
                     f"this environment asks for {_listed(self._label())}",
                     hint="give every environment with hosts the same edge.listen on one engine; "
-                    "`dockroll edge upgrade` moves the edge to new listeners (not hitless)",
+                    "`dockroll edge upgrade` moves the edge to new listeners, dropping nothing",
                 )
             self._wait_for_api()
-            if self.running_config() != self.config_fingerprint():
+            published = _GENERATION_LABEL not in info.labels
+            if self.running_config() != self.config_fingerprint(published=published):
                 if progress is not None:
                     progress(f"reloading {self.name} onto this dockroll's config (hitless)")
                 self.reload()
-            return str(attrs["Id"])
-        if attrs:
-            client.api.remove_container(self.name, force=True)
-        return self._start()
+            return info.id
+        self._check_free("")
+        if info is not None:
+            self._engine.remove(info.id, grace=0)
+            self._forget(info.labels.get(_GENERATION_LABEL))
+        return self._start(self.name).id
 
     def _prepare(self) -> tuple[Path, Path]:
         conf, run = self.directory / "conf", self.directory / "run"
@@ -347,39 +406,108 @@ class Edge:
         if not (conf / edge_tls.DEFAULT_CERT).exists():
             self._write(edge_tls.DEFAULT_CERT, edge_tls.default_certificate())
         self._write(acme.CHALLENGE_MAP, "")
-        self._write("haproxy.cfg", self._render())
         return conf, run
 
-    def _start(self) -> str:
-        client = self._engine.client
-        image = self._resolve_image()
+    def _start(self, name: str, *, take_over: str | None = None) -> ContainerInfo:
+        """Start an edge container named ``name`` in the host's network namespace and wait
+        until it answers on the wanted config; with ``take_over`` (the running one's runtime
+        socket) it takes that one's listening sockets over first.
+
+        RouterError when it does not come up; it is removed and nothing else changed.
+        """
+        image = self._present_image()
         conf, run = self._prepare()
-        (run / "admin.sock").unlink(missing_ok=True)
-        ports = {f"{_PUBLIC_PORT + i}/tcp": (a.host, a.port) for i, a in enumerate(self.listeners)}
+        generation = secrets.token_hex(4)
+        self._write(_config_name(generation), self._render(generation))
+        command = ["haproxy", "-f", f"{_CONFIG_DIR}/{_config_name(generation)}"]
+        if take_over is not None:
+            command += ["-x", f"{_RUN_DIR}/{take_over}"]
+        request = RunRequest(
+            image,
+            name=name,
+            labels={
+                "dockroll.role": "edge",
+                _LISTEN_LABEL: self._label(),
+                _GENERATION_LABEL: generation,
+            },
+            command=command,
+            restart_policy="unless-stopped",
+            mounts=[
+                Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
+                Mount(str(run), _RUN_DIR, kind="bind"),
+            ],
+            host_network=True,
+            # Root binds ports below 1024 in the host's namespace; the workers drop to
+            # haproxy (the config's `user`). A stop is a soft stop: requests finish.
+            user="root",
+            stop_signal="SIGUSR1",
+            log_options={"max-size": "20m", "max-file": "3"},
+        )
         try:
-            container = client.containers.run(
-                image,
-                name=self.name,
-                labels={"dockroll.role": "edge", _LISTEN_LABEL: self._label()},
-                ports=ports,
-                volumes={
-                    str(conf): {"bind": _CONFIG_DIR, "mode": "ro"},
-                    str(run): {"bind": _RUN_DIR, "mode": "rw"},
-                },
-                network=self.network,
-                restart_policy={"Name": "unless-stopped"},
-                log_config={"type": "json-file", "config": {"max-size": "20m", "max-file": "3"}},
-                detach=True,
-            )
-        except docker.errors.APIError as exc:
-            with contextlib.suppress(docker.errors.DockerException):
-                client.api.remove_container(self.name, force=True)
+            info = self._engine.run(request)
+        except EngineError as exc:
+            made = self._engine.container(name)
+            if made is not None and made.labels.get(_GENERATION_LABEL) == generation:
+                self._engine.remove(made.id, grace=0)  # created, then refused to start
+            self._forget(generation)
             raise RouterError(
-                f"the engine refused to start the edge: {exc.explanation or exc}",
-                hint=f"is one of {', '.join(str(a) for a in self.listeners)} taken?",
+                f"the engine refused to start the edge: {exc.message}; "
+                "the edge that ran keeps serving as it was"
             ) from None
-        self._wait_for_api()
-        return str(container.id)
+        try:
+            self._wait_for(info.id, generation)
+        except RouterError:
+            logs = self._engine.logs(info.id, tail=8).strip()
+            with contextlib.suppress(DockrollError):
+                self._engine.remove(info.id, grace=0)
+            self._forget(generation)
+            raise RouterError(
+                "the new edge container did not come up (it stopped, or did not answer "
+                f"within {self._timeout:g}s); it was removed, and an edge that ran keeps "
+                f"serving as it was. Its last output:\n{logs or '(none)'}",
+                hint=f"is one of {', '.join(str(a) for a in self.listeners)} taken by another "
+                "process? does the image run HAProxy 2.6 or later?",
+            ) from None
+        if take_over is None:
+            self._point(generation)
+        return info
+
+    def _wait_for(self, container: str, generation: str) -> None:
+        """Until the container of ``generation`` answers with the wanted config; RouterError
+        when it stops or the time is up."""
+        api = RuntimeApi(
+            AdminAddress(path=self.directory / "run" / _socket_name(generation)), owner="the edge"
+        )
+        wanted = self.config_fingerprint()
+        deadline = time.monotonic() + self._timeout
+        while True:
+            with contextlib.suppress(DockrollError):
+                for line in api.execute("show info").splitlines():
+                    key, _, value = line.partition(":")
+                    if key.strip() == "description" and value.split()[1:] == [wanted]:
+                        return
+            info = self._engine.container(container)
+            if info is None or not info.running or time.monotonic() >= deadline:
+                raise RouterError("the new edge container is not serving")
+            time.sleep(_POLL)
+
+    def _point(self, generation: str | None) -> None:
+        """Make ``run/admin.sock`` (the runtime API dockroll talks to) the socket of the
+        container of ``generation``."""
+        if generation is None:
+            return
+        run = self.directory / "run"
+        link = run / "admin.sock.link"
+        link.unlink(missing_ok=True)
+        link.symlink_to(_socket_name(generation))
+        link.replace(run / "admin.sock")
+
+    def _forget(self, generation: str | None) -> None:
+        """Remove the config file and runtime socket of a container that is gone."""
+        if generation is None:
+            return
+        (self.directory / "conf" / _config_name(generation)).unlink(missing_ok=True)
+        (self.directory / "run" / _socket_name(generation)).unlink(missing_ok=True)
 
     def _resolve_image(self) -> str:
         if callable(self._image):
@@ -387,6 +515,17 @@ class Edge:
         if self._image is None:
             raise RouterError("the edge's image is not known here")
         return self._image
+
+    def _present_image(self) -> str:
+        """The image, checked to be on the engine (a missing one changes nothing)."""
+        image = self._resolve_image()
+        if self._engine.image(image) is None:
+            raise RouterError(
+                f"the edge's image {image} is not on the engine; nothing changed, the edge "
+                "keeps serving as it is",
+                hint="pull or build it first, or fix router.image in dockroll.yml",
+            )
+        return image
 
     def _wait_for_api(self) -> None:
         deadline = time.monotonic() + self._timeout
@@ -461,9 +600,11 @@ class Edge:
 
     def describe(self) -> EdgeDescription:
         """What runs, from the engine and the runtime API; changes nothing."""
-        attrs = self._inspect()
-        running = bool(attrs) and (attrs.get("State") or {}).get("Running") is True
-        label = ((attrs.get("Config") or {}).get("Labels") or {}).get(_LISTEN_LABEL, "")
+        info = self._engine.container(self.name)
+        running = info is not None and info.running
+        labels = info.labels if info is not None else {}
+        label = labels.get(_LISTEN_LABEL, "")
+        published = info is not None and _GENERATION_LABEL not in labels
         worker: int | None = None
         config: str | None = None
         routes: tuple[EdgeRoute, ...] = ()
@@ -479,34 +620,42 @@ class Edge:
                 )
                 certificates = self.certificates()
         needs_upgrade = False
-        if not attrs:
+        if info is None:
             verdict = "missing: the next deploy of an environment with hosts starts it"
         elif not running:
             verdict = "stopped: the next deploy of an environment with hosts starts it"
         elif not self._compatible(label):
             verdict = (
                 f"listens on {_listed(label)}, dockroll.yml asks for {_listed(self._label())}: "
-                "`dockroll edge upgrade` replaces it (not hitless: connections are refused "
-                "for about a second)"
+                + (
+                    "`dockroll edge upgrade` restarts it once (it predates hitless upgrades)"
+                    if published
+                    else "`dockroll edge upgrade` moves it, dropping nothing"
+                )
             )
             needs_upgrade = True
         elif worker is None:
             verdict = "not answering on its runtime API"
-        elif config != self.config_fingerprint():
+        elif config != self.config_fingerprint(published=published):
             verdict = "runs an older config: `dockroll edge reload` (hitless) or the next deploy"
         else:
             verdict = "up to date"
+            if published:
+                verdict += (
+                    " (it predates hitless upgrades: the next `dockroll edge upgrade` "
+                    "restarts it once)"
+                )
         return EdgeDescription(
             container=self.name,
-            container_id=str(attrs.get("Id", "")),
-            image=str((attrs.get("Config") or {}).get("Image", "")),
-            started_at=str((attrs.get("State") or {}).get("StartedAt", "")),
+            container_id=info.id if info is not None else "",
+            image=info.image if info is not None else "",
+            started_at=info.started.isoformat() if info and info.started else "",
             running=running,
             worker=worker,
             listeners=tuple(json.loads(label)) if label else (),
             wanted_listeners=tuple(json.loads(self._label())),
             config=config or "",
-            wanted_config=self.config_fingerprint(),
+            wanted_config=self.config_fingerprint(published=published),
             verdict=verdict,
             needs_upgrade=needs_upgrade,
             routes=routes,
@@ -523,17 +672,22 @@ class Edge:
         the files they were persisted to. A config HAProxy refuses changes nothing.
         """
         started = time.monotonic()
+        info = self._current()
+        if info is None or not info.running:
+            raise RouterError(f"the edge {self.name} does not run")
+        generation = info.labels.get(_GENERATION_LABEL)
         previous = self.worker()
         self._persist()
         self._prepare_files_only()
-        wanted = self.config_fingerprint()
-        self._write("haproxy.cfg.next", self._render())
-        self._check("haproxy.cfg.next")
-        self._write("haproxy.cfg", self._render())
+        wanted = self.config_fingerprint(published=generation is None)
+        text = self._render(generation)
+        self._write("haproxy.cfg.next", text)
+        self._check(info.id, "haproxy.cfg.next")
+        self._write(_config_name(generation), text)
         try:
-            self._engine.client.api.kill(self.name, signal="SIGUSR2")
-        except docker.errors.APIError as exc:
-            raise RouterError(f"signalling {self.name} to reload failed: {exc}") from None
+            self._engine.signal(info.id, "SIGUSR2")
+        except EngineError as exc:
+            raise RouterError(f"signalling {self.name} to reload failed: {exc.message}") from None
         deadline = time.monotonic() + self._timeout
         while True:
             with contextlib.suppress(DockrollError):
@@ -557,38 +711,101 @@ class Edge:
         if not (conf / edge_tls.DEFAULT_CERT).exists():
             self._write(edge_tls.DEFAULT_CERT, edge_tls.default_certificate())
 
-    def _check(self, name: str) -> None:
-        api = self._engine.client.api
+    def _check(self, container: str, name: str) -> None:
         try:
-            exec_id = api.exec_create(
-                self.name, ["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/{name}"]
-            )["Id"]
-            output = api.exec_start(exec_id).decode("utf-8", errors="replace").strip()
-            code = api.exec_inspect(exec_id).get("ExitCode")
-        except docker.errors.APIError as exc:
-            raise RouterError(f"checking the edge's new config failed: {exc}") from None
-        if code != 0:
+            result = self._engine.execute(
+                container, ["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/{name}"]
+            )
+        except EngineError as exc:
+            raise RouterError(f"checking the edge's new config failed: {exc.message}") from None
+        if result.exit_code != 0:
             raise RouterError(
                 "HAProxy refuses the edge's new config, so the running one keeps serving "
-                f"unchanged: {output or f'exit code {code}'}"
+                f"unchanged: {result.output.strip() or f'exit code {result.exit_code}'}"
             )
 
-    def upgrade(self) -> str:
-        """Replace the edge's container (new listeners or image): NOT hitless.
+    def _check_with(self, image: str) -> None:
+        """RouterError when HAProxy of ``image`` refuses the config (before anything starts)."""
+        self._write("haproxy.cfg.next", self._render(secrets.token_hex(4)))
+        request = RunRequest(
+            image,
+            command=["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/haproxy.cfg.next"],
+            labels={"dockroll.role": "edge-check"},
+            mounts=[Mount(str(self.directory / "conf"), _CONFIG_DIR, read_only=True, kind="bind")],
+            user="root",
+        )
+        try:
+            result = self._engine.run_job(request, timeout=self._timeout)
+        except EngineError as exc:
+            raise RouterError(f"checking the edge's new config failed: {exc.message}") from None
+        if result.exit_code != 0:
+            raise RouterError(
+                f"HAProxy of {image} refuses the edge's config; nothing changed, the edge keeps "
+                f"serving as it is: {result.logs.strip() or f'exit code {result.exit_code}'}"
+            )
 
-        Connections are refused from the old container's stop until the new one
-        listens, about a second. Routes and certificates go across as files.
+    def upgrade(self, *, progress: Callable[[str], None] | None = None) -> EdgeUpgrade:
+        """Move the edge to a new container (new listeners or image), new before old.
+
+        The new container takes the running one's listening sockets over (``-x`` on its
+        runtime socket) and binds the new listeners; once it serves the wanted config
+        the old one soft-stops, finishing its requests, and the new one takes its name.
+        Nothing is refused meanwhile. An edge an older dockroll started (published
+        ports) cannot hand its sockets over: it is restarted once. A taken address, a
+        missing image or a config HAProxy refuses: RouterError, and the edge keeps
+        serving as it was. Routes and certificates go across as files.
         """
-        attrs = self._inspect()
-        label = ((attrs.get("Config") or {}).get("Labels") or {}).get(_LISTEN_LABEL, "")
-        self._check_free(label)
-        if attrs and (attrs.get("State") or {}).get("Running"):
+        started = time.monotonic()
+
+        def say(message: str) -> None:
+            if progress is not None:
+                progress(message)
+
+        info = self._current()
+        running = info is not None and info.running
+        generation = info.labels.get(_GENERATION_LABEL) if info is not None else None
+        self._check_free(info.labels.get(_LISTEN_LABEL, "") if info and running else "")
+        image = self._present_image()
+        if running:
             with contextlib.suppress(DockrollError):
                 self._persist()
-        self._resolve_image()  # before anything stops: a missing image changes nothing
-        with contextlib.suppress(docker.errors.NotFound):
-            self._engine.client.api.remove_container(self.name, force=True)
-        return self._start()
+        self._prepare()
+        self._check_with(image)
+        self._engine.ensure_network(self.network, {"dockroll.role": "edge"})
+        if info is None or not running or generation is None:
+            if info is not None and running:
+                say(
+                    "one-time restart: the running edge predates hitless upgrades (its ports "
+                    "are published by the engine and cannot be handed over); connections are "
+                    "refused until the new one listens"
+                )
+            if info is not None:
+                self._engine.remove(info.id, grace=0)
+                self._forget(generation)
+            new = self._start(self.name)
+            how = "restart" if running else "start"
+        else:
+            left = self._engine.container(self.name + _NEXT)
+            if left is not None:
+                self._engine.remove(left.id, grace=0)
+                self._forget(left.labels.get(_GENERATION_LABEL))
+            say(
+                f"starting a new {self.name} beside the running one: it takes the listening "
+                "sockets over, then the old one finishes its requests and stops (hitless)"
+            )
+            new = self._start(self.name + _NEXT, take_over=_socket_name(generation))
+            fresh = new.labels.get(_GENERATION_LABEL)
+            self._point(fresh)
+            self._engine.remove(info.id, grace=_STOP_GRACE)
+            self._forget(generation)
+            try:
+                self._engine.rename(new.id, self.name)
+            except EngineError:
+                named = self._engine.container(self.name)
+                if named is None or named.id != new.id:  # else a deploy took it over already
+                    raise
+            how = "hitless"
+        return EdgeUpgrade(new.id, how, time.monotonic() - started)
 
     def _check_free(self, label: str) -> None:
         """RouterError, before anything stops, when a new listener is taken on this host."""
@@ -669,8 +886,11 @@ class Edge:
         self._write(_CERT_LIST, "".join(f"{line}\n" for line in self._crt_list()))
 
     def remove(self) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            self._engine.client.api.remove_container(self.name, force=True)
+        for name in (self.name + _NEXT, self.name):
+            info = self._engine.container(name)
+            if info is not None:
+                self._engine.remove(info.id, grace=0)
+                self._forget(info.labels.get(_GENERATION_LABEL))
 
     # -- certificates ------------------------------------------------------------------
 
@@ -768,6 +988,14 @@ class Edge:
             hsts_seconds=hsts_seconds,
         )
         return renewal
+
+
+def _config_name(generation: str | None) -> str:
+    return f"haproxy-{generation}.cfg" if generation else "haproxy.cfg"
+
+
+def _socket_name(generation: str | None) -> str:
+    return f"admin-{generation}.sock" if generation else "admin.sock"
 
 
 def _listed(label: str) -> str:

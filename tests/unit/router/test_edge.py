@@ -43,9 +43,9 @@ def test_tls_listeners_load_a_default_certificate_and_the_crt_list_at_tls_1_2() 
     plain, secure = ListenAddress("0.0.0.0", 80), ListenAddress("0.0.0.0", 443)
     config = render_edge_config([plain, secure], [secure], fingerprint="f00")
 
-    assert "    bind :8080\n" in config
+    assert "    bind 0.0.0.0:80\n" in config
     assert (
-        "    bind :8081 ssl crt /usr/local/etc/haproxy/default.pem "
+        "    bind 0.0.0.0:443 ssl crt /usr/local/etc/haproxy/default.pem "
         "crt-list /usr/local/etc/haproxy/certs.list ssl-min-ver TLSv1.2 alpn http/1.1\n"
     ) in config
     assert "    description dockroll-edge-config f00\n" in config
@@ -87,3 +87,25 @@ def test_show_ssl_cert_is_read_as_fields() -> None:
     )
     assert parse_show_ssl_cert(text)["notAfter"] == "Dec  6 21:06:17 2026 GMT"
     assert parse_show_ssl_cert("Can't display the certificate: Not found\n") == {}
+
+
+def test_the_edge_binds_its_addresses_in_the_host_namespace_with_a_socket_of_its_own() -> None:
+    listeners = [ListenAddress("127.0.0.1", 8443), ListenAddress("::", 80)]
+    config = render_edge_config(listeners, socket_name="admin-0a1b2c3d.sock")
+
+    assert "    bind 127.0.0.1:8443\n    bind [::]:80 v6only\n" in config
+    assert (
+        "    stats socket /var/run/dockroll/admin-0a1b2c3d.sock mode 666 level admin "
+        "expose-fd listeners\n"
+    ) in config
+    # The master binds as root (ports below 1024); the workers drop to haproxy.
+    assert "    user haproxy\n    group haproxy\n" in config
+
+
+def test_an_edge_an_older_dockroll_started_keeps_its_published_ports_config() -> None:
+    listeners = [ListenAddress("0.0.0.0", 80), ListenAddress("0.0.0.0", 443)]
+    config = render_edge_config(listeners, published=True, socket_name="admin-0a1b2c3d.sock")
+
+    assert "    bind :8080\n    bind :8081\n" in config
+    assert "    stats socket /var/run/dockroll/admin.sock " in config
+    assert "user haproxy" not in config

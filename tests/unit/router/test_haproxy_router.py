@@ -497,7 +497,7 @@ def test_the_edge_routes_by_hostname_from_its_maps_and_answers_404_otherwise() -
 
     config = render_edge_config([ListenAddress("0.0.0.0", 80), ListenAddress("::", 80)])
 
-    assert "    bind :8080\n    bind :8081\n" in config
+    assert "    bind 0.0.0.0:80\n    bind [::]:80 v6only\n" in config
     assert "map(/usr/local/etc/haproxy/routes.map)" in config
     assert "http-request return status 404" in config
     assert "    server router 0.0.0.0:8090 send-proxy-v2\n" in config

@@ -78,22 +78,30 @@ def reload_command(ctx: typer.Context, env: EnvOption = None) -> None:
 
 @edge_app.command("upgrade")
 def upgrade_command(ctx: typer.Context, env: EnvOption = None) -> None:
-    """Replace the edge's container (new listeners or image): NOT hitless.
+    """Move the edge to a new container (new listeners or image), dropping nothing.
 
-    Connections are refused for about a second while the new container starts;
-    routes and certificates go across. Needed only when `dockroll edge status`
-    says so; nothing else ever replaces the edge.
+    The new container takes the listening sockets over before the old one
+    finishes its requests and stops; routes and certificates go across. An edge
+    an older dockroll started is restarted once (it says so). Needed only when
+    `dockroll edge status` says so, or for a new HAProxy image; nothing else
+    ever replaces the edge.
     """
     from dockroll.ledger import open_ledger
     from dockroll.pipeline.edge import upgrade_edge
 
     cli = state(ctx)
     with open_ledger() as ledger, cli.output.progress("upgrading the edge") as progress:
-        described = upgrade_edge(cli.config, env, ledger, progress=progress)
+        done, described = upgrade_edge(cli.config, env, ledger, progress=progress)
+    how = {
+        "hitless": "hitless",
+        "restart": "one-time restart: the running edge predates hitless upgrades",
+        "start": "no edge ran",
+    }.get(done.how, done.how)
     cli.output.result(
-        {"replaced": True, "container_id": described.container_id, "image": described.image,
+        {"replaced": True, "how": done.how, "seconds": round(done.seconds, 3),
+         "container_id": described.container_id, "image": described.image,
          "listeners": list(described.listeners)},
-        f"replaced the edge (not hitless): {escape(described.container)} "
+        f"replaced the edge in {done.seconds:.1f}s ({how}): {escape(described.container)} "
         f"({escape(described.image)}) listening on {escape(', '.join(described.listeners))}",
     )  # fmt: skip
 
