@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import Engine
 from dockroll.errors import CertificateError, RouterError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger
@@ -44,7 +44,7 @@ class HostRenewal:
     renewal: acme.Renewal
 
 
-def _edge(config: Config, name: str, engine: DockerEngine) -> Edge:
+def _edge(config: Config, name: str, engine: Engine) -> Edge:
     env = config.environment(name)
     if env.edge is None:
         raise UsageError(
@@ -110,7 +110,7 @@ def join_edge(
     return edge
 
 
-def leave_edge(config: Config, name: str, engine: DockerEngine) -> list[str]:
+def leave_edge(config: Config, name: str, engine: Engine) -> list[str]:
     """Release the hostnames the environment claimed on its engine's edge; those released."""
     env = config.environment(name)
     if not env.hosts or env.edge is None:

@@ -59,8 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockroll.engine.docker import DockerEngine
-from dockroll.engine.port import ContainerInfo, Mount, RunRequest
+from dockroll.engine.port import ContainerInfo, Engine, Mount, RunRequest
 from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.listeners import ROUTE_DEPTH, ListenAddress, route_hostname
 from dockroll.router import acme, edge_tls, tls
@@ -281,7 +280,7 @@ class Edge:
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         listeners: Sequence[ListenAddress],
         *,
         image: str | Callable[[], str] | None = None,

@@ -57,8 +57,7 @@ from pathlib import Path
 from dockroll import labels as dockroll_labels
 from dockroll.config import AcmeConfig, Config
 from dockroll.engine.base_images import load_substitutes
-from dockroll.engine.docker import DockerEngine
-from dockroll.engine.port import ContainerInfo, Mount, RunRequest
+from dockroll.engine.port import ContainerInfo, Engine, Mount, RunRequest
 from dockroll.errors import DockrollError, EngineError, PortInUse, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import ListenAddress
@@ -335,7 +334,7 @@ class HaproxyRouter:
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         *,
         service: str,
         environment: str,
@@ -370,7 +369,7 @@ class HaproxyRouter:
     @classmethod
     def for_environment(
         cls,
-        engine: DockerEngine,
+        engine: Engine,
         config: Config,
         environment: str,
         *,
@@ -440,7 +439,7 @@ class HaproxyRouter:
         )
 
     @property
-    def engine(self) -> DockerEngine:
+    def engine(self) -> Engine:
         return self._engine
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import Engine
 from dockroll.engine.transfer import copy_image
 from dockroll.errors import DockrollError
 from dockroll.events import Progress, ProgressCallback
@@ -10,7 +10,7 @@ from dockroll.events import Progress, ProgressCallback
 __all__ = ["carry_image"]
 
 
-def carry_image(engine: DockerEngine, reference: str, progress: ProgressCallback) -> None:
+def carry_image(engine: Engine, reference: str, progress: ProgressCallback) -> None:
     """Copy ``reference`` from this machine's engine to ``engine`` when it lacks it.
 
     A local stand-in image (built by ``dockroll dev up``) is in no registry the
@@ -19,6 +19,8 @@ def carry_image(engine: DockerEngine, reference: str, progress: ProgressCallback
     """
     if engine.image(reference) is not None:
         return
+    from dockroll.engine.docker import DockerEngine  # noqa: PLC0415 - remote engines only
+
     local = DockerEngine("unix:///var/run/docker.sock")
     try:
         if local.image(reference) is None:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockroll.engine.docker import DockerEngine
+from dockroll.engine.port import Engine
 from dockroll.errors import RouterError
 from dockroll.events import ProgressCallback, discard
 from dockroll.router.haproxy import _STATE_FILE, BACKEND, HaproxyRouter, HaproxySettings
@@ -86,7 +86,7 @@ class SwarmRouter(HaproxyRouter):
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         *,
         service: str,
         environment: str,
