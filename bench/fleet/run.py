@@ -141,7 +141,10 @@ class FleetBench(zd.Bench):  # type: ignore[misc]
         if not running:
             raise SystemExit(f"no worker runs a replica of {self.service}: {counts}")
         name = min(running, key=lambda worker: (running[worker], worker))
-        return name, f"ran {running[name]} of {sum(counts.values())} tasks"
+        placed = f"ran {running[name]} of {sum(counts.values())} tasks"
+        if len(running) == 1:  # no spreading of one-task services: docs/architecture.md
+            placed += ", every replica on it"
+        return name, placed
 
     def rolling_with_drain(self, worker: str) -> float | None:
         """A rolling deploy of v1.1.0; ``worker`` drained once the first new replica exists."""
@@ -263,6 +266,13 @@ def main() -> int:
                 print(exc, file=sys.stderr)
                 setup_failures.append(str(exc).strip().splitlines()[0])
         zd.print_table(rows, args.rate)
+        for row in rows:
+            if row.failed:
+                failed = [s.sent - row.command_start for s in row.samples if s.status != 200]
+                print(
+                    f"  {row.scenario}: failures from {min(failed):+.1f}s to {max(failed):+.1f}s "
+                    "after the command's start"
+                )
         print(f"the load goes to the Swarm's manager at {bench.host} (a container of this machine)")
     finally:
         bench.cleanup()
