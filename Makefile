@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 DOCKROLL := $(VENV)/bin/dockroll
 
-.PHONY: demo test chaos lint format bench bench-promote bench-zero-downtime bench-canary bench-cli bench-ui bench-edge venv dev-up dev-down clean
+.PHONY: demo test chaos lint format bench bench-promote bench-zero-downtime bench-canary bench-cli bench-ui bench-edge bench-fleet venv dev-up dev-down clean
 
 $(VENV)/.installed: pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/bootstrap.sh
@@ -28,7 +28,7 @@ chaos: dev-up
 	$(VENV)/bin/pytest -q -s -m chaos tests/chaos
 
 # Every benchmark; each prints its table and fails when it misses its target.
-BENCHES := bench-promote bench-zero-downtime bench-canary bench-cli bench-ui bench-edge
+BENCHES := bench-promote bench-zero-downtime bench-canary bench-cli bench-ui bench-edge bench-fleet
 
 bench: $(BENCHES)
 
@@ -49,6 +49,9 @@ bench-ui: dev-up
 
 bench-edge: dev-up
 	$(VENV)/bin/python bench/edge/run.py
+
+bench-fleet: dev-up
+	$(VENV)/bin/python bench/fleet/run.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
