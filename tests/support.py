@@ -6,6 +6,7 @@ repository's root on ``sys.path`` first (see ``bench/*/run.py``).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import socket
@@ -14,6 +15,7 @@ import sys
 import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from dockroll.engine.base_images import substitutes_file
 from dockroll.events import Progress
@@ -98,3 +100,16 @@ def say(event: Progress) -> None:
     """Progress of the library on stderr, without the chatty lines."""
     if not event.detail:
         print(event.message, file=sys.stderr)
+
+
+def load_bench(name: str) -> ModuleType:
+    """Another benchmark's ``bench/<name>/run.py`` as a module, to reuse its load generator,
+    rows and set-up (the directories are not packages: their names have hyphens)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / name / "run.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name.replace('-', '_')}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import ssl
@@ -52,7 +51,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -66,22 +65,9 @@ from dockroll.router.edge import render_edge_config
 # One copy of the helpers the benchmarks share with the tests (tests/support.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.integration.test_router_acme import pebble
-from tests.support import quiet, run, say
+from tests.support import load_bench, quiet, run, say
 
-
-def _sibling(name: str) -> ModuleType:
-    """Another benchmark's run.py as a module: its load generator, rows and set-up."""
-    path = Path(__file__).resolve().parents[1] / name / "run.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name.replace('-', '_')}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-zd: Any = _sibling("zero-downtime")
+zd: Any = load_bench("zero-downtime")
 
 ENV = zd.ENV
 V1, V2 = zd.VERSIONS

@@ -43,14 +43,12 @@ this machine the registry manifests, local images and the temp directory.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -61,22 +59,9 @@ from dockroll.errors import DevEnvError
 
 # One copy of the helpers the benchmarks share with the tests (tests/support.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.support import quiet, say
+from tests.support import load_bench, quiet, say
 
-
-def _sibling(name: str) -> ModuleType:
-    """Another benchmark's run.py as a module: its load generator, rows and set-up."""
-    path = Path(__file__).resolve().parents[1] / name / "run.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name.replace('-', '_')}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-zd: Any = _sibling("zero-downtime")
+zd: Any = load_bench("zero-downtime")
 
 ENV = zd.ENV
 V1, V2 = zd.VERSIONS
