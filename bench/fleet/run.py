@@ -263,18 +263,9 @@ def main() -> int:
         bench.cleanup()
 
     dockroll_rows = [row for row in rows if row.scenario.startswith("dockroll")]
-    failures = [f"set-up: {failure}" for failure in setup_failures]
-    failures += [f"{row.scenario}: {row.failed} failed" for row in dockroll_rows if row.failed]
-    failures += [
-        f"{row.scenario}: never all on the target version"
-        for row in dockroll_rows
-        if row.all_on_target is None
-    ]
-    if failures:
-        print("TARGET MISSED:\n  " + "\n  ".join(failures))
-        return 1
-    print("target met: no dockroll row on the Swarm failed a request")
-    return 0
+    return zd.verdict(
+        dockroll_rows, setup_failures, "no dockroll row on the Swarm failed a request"
+    )
 
 
 if __name__ == "__main__":

@@ -983,6 +983,12 @@ def main() -> int:
             f"the baseline failed {baseline.failed} requests with nothing deployed: "
             "the machine cannot sustain this rate now; the failures below are not the rollouts'"
         )
+    return verdict(dockroll_rows, setup_failures, "no dockroll scenario failed a request")
+
+
+def verdict(dockroll_rows: Sequence[Row], setup_failures: Sequence[str], met: str) -> int:
+    """Print whether the dockroll rows met the target (no failed request, every one on
+    the target version in the end) and give the exit code."""
     failures = [f"set-up: {failure}" for failure in setup_failures]
     failures += [f"{row.scenario}: {row.failed} failed" for row in dockroll_rows if row.failed]
     failures += [
@@ -993,7 +999,7 @@ def main() -> int:
     if failures:
         print("TARGET MISSED:\n  " + "\n  ".join(failures))
         return 1
-    print("target met: no dockroll scenario failed a request")
+    print(f"target met: {met}")
     return 0
 
 
