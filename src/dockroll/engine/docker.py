@@ -465,16 +465,8 @@ class DockerEngine:
     ) -> DockerExecSession:
         api = self.client.api
         with self._calls(f"starting {command[0] if command else '?'} in {container[:40]}"):
-            try:
+            with self._running(container):
                 created = api.exec_create(container, list(command), stdin=True)
-            except docker.errors.NotFound:
-                raise EngineError(
-                    f"container {container} does not run on {self._endpoint}"
-                ) from None
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
-                    raise EngineError(f"container {container} is not running") from None
-                raise
             # What exec_start(socket=True) does, keeping the response: the raw
             # socket lives only as long as the response that carries it.
             response = api._post_json(
@@ -491,19 +483,26 @@ class DockerEngine:
         connection.settimeout(timeout)
         return DockerExecSession(connection, response)
 
+    @contextlib.contextmanager
+    def _running(self, container: str) -> Iterator[None]:
+        """ContainerNotFound when the call inside finds ``container`` missing (404) or not
+        running (409)."""
+        try:
+            yield
+        except docker.errors.NotFound:
+            raise ContainerNotFound(
+                f"container {container} does not exist on {self._endpoint}"
+            ) from None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise ContainerNotFound(f"container {container} is not running") from None
+            raise
+
     def execute(self, container: str, command: Sequence[str]) -> ExecResult:
         api = self.client.api
         with self._calls(f"running {command[0] if command else '?'} in {container[:40]}"):
-            try:
+            with self._running(container):
                 created = api.exec_create(container, list(command))
-            except docker.errors.NotFound:
-                raise ContainerNotFound(
-                    f"container {container} does not exist on {self._endpoint}"
-                ) from None
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
-                    raise ContainerNotFound(f"container {container} is not running") from None
-                raise
             raw: bytes = api.exec_start(created["Id"])
             code = api.exec_inspect(created["Id"]).get("ExitCode")
         return ExecResult(
@@ -521,17 +520,8 @@ class DockerEngine:
                 ) from None
 
     def signal(self, container: str, signal: str) -> None:
-        with self._calls(f"sending {signal} to {container[:40]}"):
-            try:
-                self.client.api.kill(container, signal=signal)
-            except docker.errors.NotFound:
-                raise ContainerNotFound(
-                    f"container {container} does not exist on {self._endpoint}"
-                ) from None
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
-                    raise ContainerNotFound(f"container {container} is not running") from None
-                raise
+        with self._calls(f"sending {signal} to {container[:40]}"), self._running(container):
+            self.client.api.kill(container, signal=signal)
 
     def node_names(self) -> Mapping[str, str]:
         return {}  # one engine, no Swarm nodes
