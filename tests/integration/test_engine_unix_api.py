@@ -15,7 +15,7 @@ from dockroll.engine import DockerEngine
 from dockroll.engine.api import engine_unavailable
 from dockroll.engine.port import RunRequest
 from dockroll.engine.unix_api import UnixSocketEngine, light_engine
-from dockroll.errors import EngineUnavailable
+from dockroll.errors import EngineError, EngineUnavailable
 from tests.integration.test_engine_container_ops import _image
 
 pytestmark = pytest.mark.integration
@@ -121,3 +121,42 @@ def test_light_engine_only_for_plain_unix_sockets() -> None:
     assert isinstance(light_engine(SOCKET), UnixSocketEngine)
     assert isinstance(light_engine("tcp://127.0.0.1:2375"), DockerEngine)
     assert isinstance(light_engine("ssh://user@host"), DockerEngine)
+
+
+def test_the_lock_and_network_calls_made_over_the_socket(
+    docker_client: docker.DockerClient, service: str
+) -> None:
+    """What the rollback's lock and network need, made without the SDK: a reservation is a
+    created container (the name taken once), a removal stops and deletes, a network is made
+    once; the SDK adapter sees the same results."""
+    image = _image(docker_client)
+    sdk = DockerEngine(SOCKET)
+    light = UnixSocketEngine(SOCKET)
+    network = f"{service}-net"
+    try:
+        reserved = light.reserve(f"{service}-lock", image, {"dockroll.test": service})
+        assert reserved is not None
+        assert reserved == sdk.container(f"{service}-lock")
+        assert reserved.status == "created"
+        assert reserved.labels["dockroll.test"] == service
+        assert light.reserve(f"{service}-lock", image, {"dockroll.test": service}) is None
+        with pytest.raises(EngineError, match=f"creating {service}-other failed: "):
+            light.reserve(f"{service}-other", f"{image}-no-such-tag-{service}", {})
+
+        sdk.run(RunRequest(image, name=f"{service}-running", entrypoint=["sleep", "600"]))
+        light.remove(f"{service}-running", grace=0)
+        light.remove(reserved.id, grace=0)
+        assert sdk.container(f"{service}-running") is None
+        assert sdk.container(f"{service}-lock") is None
+        light.remove(f"{service}-missing", grace=0)  # nothing there: nothing to do
+
+        light.ensure_network(network, {"dockroll.test": service})
+        light.ensure_network(network, {"dockroll.test": service})
+        [made] = docker_client.networks.list(names=[network])
+        assert made.attrs["Driver"] == "bridge"
+        assert made.attrs["Labels"] == {"dockroll.test": service}
+    finally:
+        light.close()
+        sdk.close()
+        for found in docker_client.networks.list(names=[network]):
+            found.remove()

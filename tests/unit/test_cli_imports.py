@@ -264,6 +264,8 @@ def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used(
         "dockroll.analysis.providers",
         "dockroll.analysis.run",
         *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
+        # the rollback speaks to a local engine over its socket (engine/unix_api.py)
+        *_THE_DOCKER_SDK,
     )
     assert _loaded(modules, avoidable) == []
 

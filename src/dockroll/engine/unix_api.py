@@ -1,12 +1,15 @@
-"""A light engine client: the engine API's read calls over its unix socket, standard library only.
+"""A light engine client: the calls ``dockroll status`` and the instant rollback make, over a
+local engine's unix socket with the standard library.
 
-``dockroll status`` asks a local engine a handful of questions (is it there,
-its clock, which containers carry some labels, what one container looks like).
-Answering them with ``http.client`` over the socket spares the Docker SDK with
+``status`` asks the engine a handful of questions (is it there, its clock,
+which containers carry some labels, what one container looks like); the
+instant blue-green rollback also takes the environment's lock (a created
+container, removed afterwards) and makes sure its network exists. Making
+these calls with ``http.client`` over the socket spares the Docker SDK with
 requests and urllib3 (about a tenth of a second of imports). Every other call
 of the port goes to a :class:`~dockroll.engine.docker.DockerEngine` on the same
 socket, made on first need, so the client is a whole engine. The JSON becomes
-the port's records through the same conversion the SDK adapter uses
+the port's records through the conversion the SDK adapter uses
 (:mod:`dockroll.engine.api`).
 
 Only ``unix://`` endpoints without TLS are spoken to this way:
@@ -79,12 +82,7 @@ def parse_response(status: int, body: bytes, what: str) -> Any:
     if status == 404:
         return None
     if not 200 <= status < 300:
-        try:
-            message = str(json.loads(body).get("message") or "").strip()
-        except (ValueError, AttributeError):
-            message = body.decode("utf-8", errors="replace").strip()
-        first = message.splitlines()[0] if message else f"HTTP {status}"
-        raise EngineError(f"{what} failed: {first}")
+        raise EngineError(f"{what} failed: {_message(body) or f'HTTP {status}'}")
     if not body:
         return None
     try:
@@ -132,29 +130,50 @@ class UnixSocketEngine:
 
     # -- the calls made here -------------------------------------------------------
 
-    def _get(self, path: str, what: str) -> Any:
-        """GET ``path`` (one kept-alive connection; one retry when the engine closed it)."""
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes]:
+        """One request on the kept-alive connection: the status and the body. A connection the
+        engine closed while idle is opened again once, for a GET only (it changes nothing)."""
+        headers = {"Host": "docker"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
             if self._connection is None:
                 self._connection = _UnixConnection(self._path, self._timeout)
+            wait = self._timeout if timeout is None else timeout
+            self._connection.timeout = wait
+            if self._connection.sock is not None:
+                self._connection.sock.settimeout(wait)
             try:
-                self._connection.request("GET", path, headers={"Host": "docker"})
+                self._connection.request(method, path, body=data, headers=headers)
                 response = self._connection.getresponse()
-                body = response.read()
+                return response.status, response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self._connection.close()
                 self._connection = None
-                if attempt == 2:
+                if attempt == 2 or method != "GET":
                     raise engine_unavailable(
-                        self._endpoint, "the engine closed the connection"
+                        self._endpoint, f"the engine closed the connection ({what})"
                     ) from None
-                continue
             except OSError as exc:
                 self._connection.close()
                 self._connection = None
                 raise engine_unavailable(self._endpoint, _first_line(exc)) from None
-            return parse_response(response.status, body, what)
         raise AssertionError("unreachable")
+
+    def _get(self, path: str, what: str) -> Any:
+        """The JSON ``GET path`` answers; None for 404."""
+        status, body = self._call("GET", path, what)
+        return parse_response(status, body, what)
 
     def ping(self) -> str:
         version = self._get("/version", "ping")
@@ -189,6 +208,50 @@ class UnixSocketEngine:
     def node_names(self) -> Mapping[str, str]:
         return {}  # one engine, no Swarm nodes
 
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        what = f"creating network {name}"
+        filters = json.dumps({"name": [name]})
+        if self._get("/networks?" + urlencode({"filters": filters}), what):
+            return
+        status, body = self._call(
+            "POST",
+            "/networks/create",
+            what,
+            {"Name": name, "Driver": "bridge", "Labels": dict(labels), "CheckDuplicate": True},
+        )
+        if status != 409:  # 409: made by someone else meanwhile
+            _expect(status, body, what)
+
+    def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
+        what = f"creating {name}"
+        status, body = self._call(
+            "POST",
+            "/containers/create?" + urlencode({"name": name}),
+            what,
+            {"Image": image, "Labels": dict(labels), "Cmd": ["true"]},
+        )
+        if status == 409:  # the name is taken
+            return None
+        created = _expect(status, body, what)
+        return self.container(str(created["Id"]))
+
+    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
+        what = f"removing container {container_id[:12]}"
+        quoted = quote(container_id, safe="")
+        status, body = self._call(
+            "POST",
+            f"/containers/{quoted}/stop?t={int(grace)}",
+            what,
+            timeout=int(grace) + self._timeout,  # the engine answers once it stopped
+        )
+        if status == 404:
+            return
+        if status != 304:  # 304: it was not running
+            _expect(status, body, what)
+        status, body = self._call("DELETE", f"/containers/{quoted}?force=1", what)
+        if status != 404:  # 404: gone meanwhile
+            _expect(status, body, what)
+
     # -- the rest: the SDK adapter ------------------------------------------------------
 
     def build(self, request: BuildRequest, progress: ProgressCallback) -> BuiltImage:
@@ -216,12 +279,6 @@ class UnixSocketEngine:
     ) -> str:
         return self.adapter.logs(container_id, tail, since=since, timestamps=timestamps)
 
-    def remove(self, container_id: str, *, grace: float = 10.0) -> None:
-        self.adapter.remove(container_id, grace=grace)
-
-    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
-        self.adapter.ensure_network(name, labels)
-
     def run_job(self, request: RunRequest, timeout: float) -> JobResult:
         return self.adapter.run_job(request, timeout)
 
@@ -230,9 +287,6 @@ class UnixSocketEngine:
 
     def remove_image(self, reference: str) -> bool:
         return self.adapter.remove_image(reference)
-
-    def reserve(self, name: str, image: str, labels: Mapping[str, str]) -> ContainerInfo | None:
-        return self.adapter.reserve(name, image, labels)
 
     def export_rootfs(self, image: str) -> Iterator[bytes]:
         return self.adapter.export_rootfs(image)
@@ -260,6 +314,21 @@ class UnixSocketEngine:
 
     def connect_network(self, container: str, network: str) -> None:
         self.adapter.connect_network(container, network)
+
+
+def _expect(status: int, body: bytes, what: str) -> Any:
+    """The JSON of an answer that must be a success; a 404 is an error here too."""
+    if status == 404:
+        raise EngineError(f"{what} failed: {_message(body) or 'not found'}")
+    return parse_response(status, body, what)
+
+
+def _message(body: bytes) -> str:
+    try:
+        message = str(json.loads(body).get("message") or "").strip()
+    except (ValueError, AttributeError):
+        message = body.decode("utf-8", errors="replace").strip()
+    return message.splitlines()[0] if message else ""
 
 
 def _first_line(exc: Exception) -> str:

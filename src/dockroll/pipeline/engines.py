@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from dockroll.engine.docker import DockerEngine
     from dockroll.engine.unix_api import UnixSocketEngine
 
-__all__ = ["environment_engine", "host_engine", "reading_engine"]
+__all__ = ["environment_engine", "host_engine", "quick_engine"]
 
 
 def host_engine(config: Config, environment: str) -> DockerEngine:
@@ -46,10 +46,11 @@ def environment_engine(config: Config, environment: str) -> DockerEngine:
     )
 
 
-def reading_engine(config: Config, environment: str) -> DockerEngine | UnixSocketEngine:
-    """The engine of ``environment`` for commands that only look (``dockroll status``): a
-    local engine's unix socket is read without the Docker SDK (:mod:`dockroll.engine.unix_api`);
-    a Swarm, a ``tcp://`` or ``ssh://`` engine, or one behind TLS, is what
+def quick_engine(config: Config, environment: str) -> DockerEngine | UnixSocketEngine:
+    """The engine of ``environment`` for the commands that must answer at once (``dockroll
+    status``, the rollback): a local engine's unix socket is spoken to without the Docker SDK
+    for what they ask (:mod:`dockroll.engine.unix_api`, which hands anything else to the SDK
+    adapter); a Swarm, a ``tcp://`` or ``ssh://`` engine, or one behind TLS, is what
     :func:`environment_engine` gives."""
     env = config.environment(environment)
     endpoint = env.engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

@@ -18,7 +18,7 @@ from dockroll.engine.port import ContainerInfo, Engine
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, DeploymentStatus, LedgerReads
 from dockroll.lock import EnvironmentLock, LockInfo
-from dockroll.pipeline.engines import reading_engine
+from dockroll.pipeline.engines import quick_engine
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
@@ -211,7 +211,7 @@ def environment_status(config: Config, name: str, ledger: LedgerReads) -> Enviro
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
     base["last_undone"] = last_undone(ledger, config.service, name)
-    engine = reading_engine(config, name)
+    engine = quick_engine(config, name)
     try:
         return _observed_status(config, name, env, engine, base, ledger=ledger)
     finally:

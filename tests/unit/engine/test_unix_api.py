@@ -80,6 +80,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        sent = json.loads(self.rfile.read(length)) if length else None
+        self.server.requests.append(f"POST {self.path} {json.dumps(sent)}")
+        url = urlsplit(self.path)
+        answers: dict[str, tuple[int, Any]] = {
+            "/containers/create": (409, {"message": "Conflict. The name is in use"})
+            if parse_qs(url.query).get("name") == ["taken"]
+            else (201, {"Id": "abc123", "Warnings": []}),
+            "/containers/abc123/stop": (304, None),
+            "/containers/missing/stop": (404, {"message": "No such container: missing"}),
+            "/containers/broken/stop": (500, {"message": "cannot stop"}),
+        }
+        self._answer(*answers.get(url.path, (404, {"message": "page not found"})))
+
+    def do_DELETE(self) -> None:
+        self.server.requests.append(f"DELETE {self.path}")
+        self._answer(204, None)
+
+    def _answer(self, status: int, body: Any) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[_Engine, UnixSocketEngine]]:
@@ -185,3 +211,39 @@ def test_parse_response_failures(status: int, body: bytes, message: str) -> None
     with pytest.raises(EngineError) as error:
         parse_response(status, body, "x")
     assert error.value.message == message
+
+
+def test_reserve_creates_once(served: tuple[_Engine, UnixSocketEngine]) -> None:
+    server, engine = served
+    reserved = engine.reserve("lock", "haproxy:2.6", {"dockroll.role": "lock"})
+    assert reserved is not None
+    assert reserved.id == "abc123"
+    assert server.requests[0] == (
+        'POST /containers/create?name=lock {"Image": "haproxy:2.6", '
+        '"Labels": {"dockroll.role": "lock"}, "Cmd": ["true"]}'
+    )
+    assert engine.reserve("taken", "haproxy:2.6", {}) is None
+
+
+def test_remove_stops_then_deletes(served: tuple[_Engine, UnixSocketEngine]) -> None:
+    server, engine = served
+    engine.remove("abc123", grace=3)
+    assert server.requests == [
+        "POST /containers/abc123/stop?t=3 null",
+        "DELETE /containers/abc123?force=1",
+    ]
+    engine.remove("missing", grace=0)  # nothing to remove: no DELETE either
+    assert server.requests[-1] == "POST /containers/missing/stop?t=0 null"
+    with pytest.raises(EngineError, match="removing container broken failed: cannot stop"):
+        engine.remove("broken", grace=0)
+
+
+def test_a_write_is_not_sent_twice_on_a_closed_connection(
+    served: tuple[_Engine, UnixSocketEngine],
+) -> None:
+    server, engine = served
+    server.close_after_first = True
+    assert engine.ping() == "27.1.0"
+    with pytest.raises(EngineUnavailable, match="closed the connection"):
+        engine.reserve("lock", "haproxy:2.6", {})
+    assert not any(request.startswith("POST") for request in server.requests)
