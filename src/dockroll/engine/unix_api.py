@@ -168,6 +168,12 @@ class UnixSocketEngine:
                 self._connection.close()
                 self._connection = None
                 raise engine_unavailable(self._endpoint, _first_line(exc)) from None
+            except http.client.HTTPException as exc:  # something else listens there
+                self._connection.close()
+                self._connection = None
+                raise engine_unavailable(
+                    self._endpoint, f"it does not answer HTTP ({type(exc).__name__})"
+                ) from None
         raise AssertionError("unreachable")
 
     def _get(self, path: str, what: str) -> Any:

@@ -247,3 +247,24 @@ def test_a_write_is_not_sent_twice_on_a_closed_connection(
     with pytest.raises(EngineUnavailable, match="closed the connection"):
         engine.reserve("lock", "haproxy:2.6", {})
     assert not any(request.startswith("POST") for request in server.requests)
+
+
+def test_a_socket_that_does_not_speak_http_is_engine_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "other.sock"
+
+    class _Garbage(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(1024)
+            self.request.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    server = socketserver.UnixStreamServer(str(path), _Garbage)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    engine = UnixSocketEngine(f"unix://{path}", timeout=5)
+    try:
+        with pytest.raises(EngineUnavailable, match="does not answer HTTP"):
+            engine.ping()
+    finally:
+        engine.close()
+        server.shutdown()
+        server.server_close()
