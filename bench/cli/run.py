@@ -180,6 +180,11 @@ class Bench:
             if k not in ("DOCKROLL_LEDGER_URL", "DOCKROLL_CONFIG")
         }
         env.update(DOCKROLL_STATE_DIR=str(self.state), DOCKROLL_ACTOR="bench", NO_COLOR="1")
+        # Compiled modules cached as an installed dockroll has them (the warm-up run
+        # writes them), without writing into the source tree; a shell that forbids
+        # writing bytecode would otherwise have every run compile dockroll afresh.
+        env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         return env
 
     def dockroll(self, *args: str) -> dict[str, object]:

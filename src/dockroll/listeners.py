@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "EDGE_PORT",
     "ROUTE_DEPTH",
     "ListenAddress",
     "parse_hostname",
@@ -19,6 +20,9 @@ __all__ = [
     "parse_route",
     "route_hostname",
 ]
+
+EDGE_PORT = 8090
+"""The routers' listener for the edge (PROXY protocol), on the edge network only."""
 
 _FORMS = "write it as IPv4:PORT or [IPv6]:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:80 or [::]:80"
 

@@ -170,8 +170,10 @@ def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
         DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
     )
     assert codes[0] in (0, EngineError.exit_code)
-    assert "dockroll.engine.docker" in modules
+    # A local engine is read over its socket: no Docker SDK, requests or urllib3.
+    assert "dockroll.engine.unix_api" in modules
     avoidable = (
+        *_THE_DOCKER_SDK,
         "httpx",
         "dockroll.registry",
         "dockroll.rollout.executor",
@@ -179,6 +181,43 @@ def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
         "dockroll.pipeline.deploy",
     )
     assert _loaded(modules, avoidable) == []
+
+
+# The Docker SDK and what it brings: loaded only by the calls a light command does not make.
+_THE_DOCKER_SDK = ("docker", "requests", "urllib3", "dockroll.engine.docker")
+
+
+def test_the_status_of_a_tcp_engine_goes_through_the_sdk_adapter(tmp_path: Path) -> None:
+    (tmp_path / "dockroll.yml").write_text(
+        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
+        encoding="utf-8",
+    )
+    codes, modules = _run(
+        [["status", "--env", "dev"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(tmp_path / "state"),
+        DOCKER_HOST="tcp://127.0.0.1:9",  # nothing answers on the discard port
+    )
+    assert codes[0] in (0, EngineError.exit_code)
+    assert "dockroll.engine.docker" in modules
+
+
+def test_the_engine_port_and_the_router_load_no_docker_sdk() -> None:
+    modules = _imported_by(
+        "dockroll.engine", "dockroll.engine.base_images", "dockroll.router.haproxy"
+    )
+    assert _loaded(modules, _THE_DOCKER_SDK) == []
+
+
+def test_the_docker_adapter_is_still_exported_by_the_engine_package() -> None:
+    from dockroll.engine import DockerEngine  # noqa: PLC0415 - the lazy export itself
+    from dockroll.engine.docker import DockerEngine as Adapter  # noqa: PLC0415
+
+    assert DockerEngine is Adapter
+    import dockroll.engine  # noqa: PLC0415
+
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchEngine'"):
+        dockroll.engine.NoSuchEngine  # noqa: B018 - the attribute access is the test
 
 
 # What `status` reads a current SQLite ledger without: SQLAlchemy and the ORM ledger.
@@ -225,6 +264,8 @@ def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used(
         "dockroll.analysis.providers",
         "dockroll.analysis.run",
         *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
+        # the rollback speaks to a local engine over its socket (engine/unix_api.py)
+        *_THE_DOCKER_SDK,
     )
     assert _loaded(modules, avoidable) == []
 
@@ -247,6 +288,8 @@ def test_the_status_path_loads_neither_the_executor_nor_cryptography_nor_postgre
     assert "dockroll.router.haproxy" in modules
     avoidable = (
         "dockroll.rollout.executor",
+        "dockroll.router.edge",  # the shared edge: only environments served under hostnames
+        *_THE_DOCKER_SDK,
         *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
         *_NOT_FOR_STATUS,
     )

@@ -1,8 +1,14 @@
-"""The container engine port and its Docker adapter."""
+"""The container engine port and its Docker adapter.
+
+The port's types are plain imports; the Docker adapter (and with it the Docker
+SDK, requests and urllib3) loads only when ``DockerEngine`` is first asked for,
+so a module that needs the port or ``engine.base_images`` does not pay for it.
+"""
 
 from __future__ import annotations
 
-from dockroll.engine.docker import DockerEngine
+from typing import TYPE_CHECKING, Any
+
 from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
@@ -15,6 +21,9 @@ from dockroll.engine.port import (
     PushAuth,
     RunRequest,
 )
+
+if TYPE_CHECKING:
+    from dockroll.engine.docker import DockerEngine
 
 __all__ = [
     "BuildRequest",
@@ -29,3 +38,12 @@ __all__ = [
     "PushAuth",
     "RunRequest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``DockerEngine`` on first use (PEP 562); anything else is not here."""
+    if name == "DockerEngine":
+        from dockroll.engine.docker import DockerEngine  # noqa: PLC0415 - the lazy export
+
+        return DockerEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,13 +6,12 @@ import contextlib
 import io
 import math
 import os
-import re
 import socket
 import tarfile
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import docker.tls
 import docker.types
 import requests.exceptions
 
+from dockroll.engine.api import container_info, engine_time, engine_unavailable, image_info
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ from dockroll.engine.port import (
     BuiltImage,
     ContainerInfo,
     ExecResult,
-    Health,
     ImageInfo,
     JobResult,
     PushAuth,
@@ -52,7 +51,7 @@ from dockroll.events import Progress, ProgressCallback
 from dockroll.labels import ROLE
 from dockroll.refs import Digest, is_digest, parse_reference, registry_unreachable_hint
 
-__all__ = ["DockerEngine"]
+__all__ = ["DockerEngine", "engine_time"]
 
 _AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials", "denied")
 _DOWN_WORDS = ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")
@@ -166,11 +165,7 @@ class DockerEngine:
                 hint=f"is {self._certs}/cert.pem signed by the CA the engine trusts "
                 "(its tlscacert)?",
             )
-        return EngineUnavailable(
-            f"no Docker engine answers at {self._endpoint}: {_first_line(exc)}",
-            hint="start it (`dockroll dev up` does on Debian as root), "
-            "or set DOCKER_HOST / the environment's engine in dockroll.yml",
-        )
+        return engine_unavailable(self._endpoint, _first_line(exc))
 
     @contextlib.contextmanager
     def _calls(self, what: str) -> Iterator[None]:
@@ -213,7 +208,7 @@ class DockerEngine:
                 image = self.client.images.get(reference)
             except docker.errors.ImageNotFound:
                 return None
-            return _image_info(image.attrs)
+            return image_info(image.attrs)
 
     def pull(self, reference: str, progress: ProgressCallback) -> ImageInfo:
         ref = parse_reference(reference, default_tag="latest")
@@ -327,7 +322,7 @@ class DockerEngine:
                 attrs = self.client.api.inspect_container(container_id)
             except docker.errors.NotFound:
                 return None
-            return _container_info(attrs)
+            return container_info(attrs)
 
     def logs(
         self,
@@ -364,7 +359,7 @@ class DockerEngine:
             infos = []
             for summary in found:
                 try:
-                    infos.append(_container_info(self.client.api.inspect_container(summary["Id"])))
+                    infos.append(container_info(self.client.api.inspect_container(summary["Id"])))
                 except docker.errors.NotFound:  # removed between list and inspect
                     continue
             return infos
@@ -731,80 +726,3 @@ def _registry_error(registry: str, what: str, detail: str) -> RegistryError:
             hint="is it running? " + registry_unreachable_hint(registry, through_engine=True),
         )
     return RegistryError(f"registry {registry} failed {what}: {detail}")
-
-
-def _image_info(attrs: Mapping[str, Any]) -> ImageInfo:
-    config = attrs.get("Config") or {}
-    env = {}
-    for item in config.get("Env") or []:
-        key, _, value = str(item).partition("=")
-        env[key] = value
-    healthcheck = config.get("Healthcheck") or {}
-    test = healthcheck.get("Test") or []
-    return ImageInfo(
-        image_id=str(attrs["Id"]),
-        tags=tuple(attrs.get("RepoTags") or ()),
-        repo_digests=tuple(attrs.get("RepoDigests") or ()),
-        size=int(attrs.get("Size") or 0),
-        labels=dict(config.get("Labels") or {}),
-        env=env,
-        has_healthcheck=bool(test) and test[0] != "NONE",
-        exposed_ports=tuple(sorted((config.get("ExposedPorts") or {}).keys())),
-    )
-
-
-def _container_info(attrs: Mapping[str, Any]) -> ContainerInfo:
-    state = attrs.get("State") or {}
-    health_state = (state.get("Health") or {}).get("Status")
-    health = Health(health_state) if health_state in {h.value for h in Health} else Health.NONE
-    ports: dict[int, int] = {}
-    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
-        if not bindings:
-            continue
-        port = int(str(key).split("/", 1)[0])
-        for binding in bindings:
-            host_port = binding.get("HostPort")
-            if host_port:
-                ports[port] = int(host_port)
-                break
-    exit_code = state.get("ExitCode")
-    status = str(state.get("Status", "unknown"))
-    networks = {
-        str(name): str(network.get("IPAddress") or "")
-        for name, network in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()
-    }
-    return ContainerInfo(
-        id=str(attrs["Id"]),
-        name=str(attrs.get("Name", "")).lstrip("/"),
-        image=str((attrs.get("Config") or {}).get("Image", "")),
-        status=status,
-        health=health,
-        exit_code=int(exit_code) if exit_code is not None and status == "exited" else None,
-        ports=ports,
-        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
-        networks=networks,
-        image_id=str(attrs.get("Image", "")),
-        created=engine_time(str(attrs.get("Created", ""))),
-        restart_count=int(attrs.get("RestartCount") or 0),
-        started=_started(state),
-    )
-
-
-def _started(state: Mapping[str, Any]) -> datetime | None:
-    started = engine_time(str(state.get("StartedAt", "")))
-    # A container that never ran reports the zero time, 0001-01-01.
-    return started if started is not None and started.year > 1970 else None
-
-
-def engine_time(text: str) -> datetime | None:
-    """An engine timestamp (RFC 3339 with up to nanoseconds) as an aware datetime."""
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
-    if match is None:
-        return None
-    whole, fraction, zone = match.groups()
-    micros = (fraction or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if zone == "Z" else zone
-    try:
-        return datetime.fromisoformat(f"{whole}.{micros}{offset}").astimezone(UTC)
-    except ValueError:
-        return None

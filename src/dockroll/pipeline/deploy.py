@@ -9,11 +9,11 @@ image by digest (falling back to mirrors), then plan and execute the rollout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockroll import labels
 from dockroll.config import Config, Strategy
 from dockroll.container_settings import ContainerSpec, resolve_container
-from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Engine
 from dockroll.errors import (
     CertificateError,
@@ -34,7 +34,7 @@ from dockroll.ledger import (
     StepStatus,
 )
 from dockroll.lock import EnvironmentLock
-from dockroll.pipeline.engines import environment_engine
+from dockroll.pipeline.engines import environment_engine, quick_engine
 from dockroll.pipeline.processes import (
     ProcessSwitch,
     processes_converged,
@@ -64,6 +64,10 @@ from dockroll.rollout.plan import (
 from dockroll.router.haproxy import HaproxyRouter, RouterReload
 from dockroll.router.port import ServerHealth, ServerSpec
 
+if TYPE_CHECKING:
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.engine.unix_api import UnixSocketEngine
+
 __all__ = [
     "Environment",
     "Standby",
@@ -87,7 +91,7 @@ class Environment:
 
     config: Config
     name: str
-    engine: DockerEngine
+    engine: DockerEngine | UnixSocketEngine
     router: HaproxyRouter
     lock: EnvironmentLock
 
@@ -133,7 +137,12 @@ def _router_specs(config: Config, name: str, engine: Engine, ledger: Ledger) -> 
 
 
 def open_environment(
-    config: Config, name: str, ledger: Ledger, progress: ProgressCallback = discard
+    config: Config,
+    name: str,
+    ledger: Ledger,
+    progress: ProgressCallback = discard,
+    *,
+    engine: DockerEngine | UnixSocketEngine | None = None,
 ) -> Environment:
     """Connect to the environment's engine and make sure its router runs.
 
@@ -143,7 +152,8 @@ def open_environment(
     the router as they find it.
     """
     env_config = config.environment(name)
-    engine = environment_engine(config, name)
+    if engine is None:
+        engine = environment_engine(config, name)
     engine.ping()
     engine.ensure_network(
         network_name(config.service, name), labels.selector(config.service, name, "network")
@@ -720,7 +730,27 @@ def rollback_release(
             )
     else:
         target = _rollback_target(config, ledger, environment)
-    env = open_environment(config, environment, ledger, progress)
+    # The instant switch asks the engine little: a local one is spoken to over its socket.
+    engine = quick_engine(config, environment)
+    try:
+        env = open_environment(config, environment, ledger, progress, engine=engine)
+        return _roll_back(env, ledger, target, progress, reason=reason, lock_wait=lock_wait)
+    finally:
+        engine.close()
+
+
+def _roll_back(
+    env: Environment,
+    ledger: Ledger,
+    target: Release,
+    progress: ProgressCallback,
+    *,
+    reason: str | None,
+    lock_wait: float,
+) -> RolloutOutcome | None:
+    """The rollback in the opened environment: the instant switch when the standby can take
+    the traffic, else a full rollout back."""
+    config, environment = env.config, env.name
     actor = ledger.who()
     with env.lock.held(actor, reason=reason or "", operation="rollback", wait=lock_wait):
         settled = _settle_unfinished(env, ledger, progress)

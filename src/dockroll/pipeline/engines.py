@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from dockroll.config import Config
-from dockroll.engine.docker import DockerEngine
+import os
+from typing import TYPE_CHECKING
 
-__all__ = ["environment_engine", "host_engine"]
+from dockroll.config import Config
+
+if TYPE_CHECKING:
+    from dockroll.engine.docker import DockerEngine
+    from dockroll.engine.unix_api import UnixSocketEngine
+
+__all__ = ["environment_engine", "host_engine", "quick_engine"]
 
 
 def host_engine(config: Config, environment: str) -> DockerEngine:
     """A client of the Docker engine ``environment`` names (a Swarm's manager), for plain
     containers there, whatever places the environment's replicas."""
+    from dockroll.engine.docker import DockerEngine  # noqa: PLC0415 - the SDK on first use
+
     env = config.environment(environment)
     certs = (config.root / env.engine_certs.expanduser()) if env.engine_certs else None
     return DockerEngine(env.engine, certs=certs)
@@ -36,3 +44,19 @@ def environment_engine(config: Config, environment: str) -> DockerEngine:
     return SwarmEngine(
         env.engine, placement=placement, start_timeout=config.health.start_timeout, certs=certs
     )
+
+
+def quick_engine(config: Config, environment: str) -> DockerEngine | UnixSocketEngine:
+    """The engine of ``environment`` for the commands that must answer at once (``dockroll
+    status``, the rollback): a local engine's unix socket is spoken to without the Docker SDK
+    for what they ask (:mod:`dockroll.engine.unix_api`, which hands anything else to the SDK
+    adapter); a Swarm, a ``tcp://`` or ``ssh://`` engine, or one behind TLS, is what
+    :func:`environment_engine` gives."""
+    env = config.environment(environment)
+    endpoint = env.engine or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    tls_from_env = env.engine is None and bool(os.environ.get("DOCKER_TLS_VERIFY"))
+    if env.swarm is not None or env.engine_certs or tls_from_env:
+        return environment_engine(config, environment)
+    from dockroll.engine.unix_api import light_engine  # noqa: PLC0415 - status only
+
+    return light_engine(endpoint)

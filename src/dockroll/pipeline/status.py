@@ -14,12 +14,11 @@ from typing import Any
 from dockroll import labels
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.container_settings import resolve_container
-from dockroll.engine.docker import DockerEngine
-from dockroll.engine.port import ContainerInfo
+from dockroll.engine.port import ContainerInfo, Engine
 from dockroll.errors import DockrollError
 from dockroll.ledger import Deployment, DeploymentStatus, LedgerReads
 from dockroll.lock import EnvironmentLock, LockInfo
-from dockroll.pipeline.engines import environment_engine
+from dockroll.pipeline.engines import quick_engine
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
@@ -212,7 +211,7 @@ def environment_status(config: Config, name: str, ledger: LedgerReads) -> Enviro
     if unfinished is not None:
         base["unfinished"] = _unfinished_json(unfinished)
     base["last_undone"] = last_undone(ledger, config.service, name)
-    engine = environment_engine(config, name)
+    engine = quick_engine(config, name)
     try:
         return _observed_status(config, name, env, engine, base, ledger=ledger)
     finally:
@@ -223,7 +222,7 @@ def _observed_status(
     config: Config,
     name: str,
     env: EnvironmentConfig,
-    engine: DockerEngine,
+    engine: Engine,
     base: dict[str, Any],
     *,
     ledger: LedgerReads,
@@ -292,7 +291,7 @@ def _observed_status(
 
 
 def _process_statuses(
-    config: Config, name: str, engine: DockerEngine
+    config: Config, name: str, engine: Engine
 ) -> tuple[ProcessReplicaStatus, ...]:
     from dockroll.pipeline.processes import process_containers, process_spec  # noqa: PLC0415
 
@@ -321,7 +320,7 @@ def _process_statuses(
     return tuple(found)
 
 
-def _node_hostnames(engine: DockerEngine, containers: list[ContainerInfo]) -> Mapping[str, str]:
+def _node_hostnames(engine: Engine, containers: list[ContainerInfo]) -> Mapping[str, str]:
     """Node id → hostname for the replicas on a Swarm: one listing of the nodes per status."""
     if not any(info.node for info in containers):
         return {}

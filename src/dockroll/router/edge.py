@@ -61,7 +61,7 @@ from pathlib import Path
 
 from dockroll.engine.port import ContainerInfo, Engine, Mount, RunRequest
 from dockroll.errors import DockrollError, EngineError, RouterError
-from dockroll.listeners import ROUTE_DEPTH, ListenAddress, route_hostname
+from dockroll.listeners import EDGE_PORT, ROUTE_DEPTH, ListenAddress, route_hostname
 from dockroll.router import acme, edge_tls, tls
 from dockroll.router.hold import parse_map
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi, refusal
@@ -81,8 +81,6 @@ __all__ = [
 
 EDGE_CONTAINER = "dockroll-edge"
 EDGE_NETWORK = "dockroll-edge"
-EDGE_PORT = 8090
-"""The routers' listener for the edge (PROXY protocol), on the edge network only."""
 _PUBLIC_PORT = 8080
 _CONFIG_DIR = "/usr/local/etc/haproxy"
 _RUN_DIR = "/var/run/dockroll"

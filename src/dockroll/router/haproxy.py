@@ -60,10 +60,9 @@ from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.port import ContainerInfo, Engine, Mount, RunRequest
 from dockroll.errors import DockrollError, EngineError, PortInUse, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
-from dockroll.listeners import ListenAddress
+from dockroll.listeners import EDGE_PORT, ListenAddress
 from dockroll.router import acme, forwarding, tls
 from dockroll.router import hold as holding
-from dockroll.router.edge import EDGE_PORT
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
