@@ -64,9 +64,8 @@ _SECRET_OWNER = "dev.dockroll.secret-of"
 # Replicas that serve together once a rollout is done share these labels.
 _GENERATION = (RELEASE, SLOT, CONFIG_HASH)
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(==|!=)\s*(.*?)\s*$")
-# How long a new replica's task may take to be given a node while it is kept off
-# its siblings' nodes; then the extra constraints go in any case.
-_PLACE_TIMEOUT = 30.0
+# Task states once the task's node has its image.
+_PULLED = frozenset({"ready", "starting", "running"})
 _UPDATE_ATTEMPTS = 5
 
 
@@ -362,19 +361,25 @@ class SwarmEngine(DockerEngine):
         return [f"node.id!={node}" for node in excluded]
 
     def _release_placement(self, name: str, away: Sequence[str]) -> None:
-        """Drop the spreading constraints once the replica's task has its node.
+        """Drop the spreading constraints once the replica's task has its image on its node.
 
-        Swarm does not restart a task whose node still satisfies its service's new
-        constraints, so the task keeps running where it is; later, a drain or a lost
-        node may move it anywhere the environment's own constraints allow.
+        Swarm keeps a task when only its service's constraints change and its node
+        still satisfies them, but compares the rest of the spec exactly: the update
+        sends the spec as read, without the empty sections a read adds, and waits
+        until the task has its image (``ready``), before which Swarm also compares the
+        pull options. The task then keeps running where it is; later, a drain or a
+        lost node may move it anywhere the environment's own constraints allow.
         """
-        deadline = time.monotonic() + min(self.start_timeout, _PLACE_TIMEOUT)
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             service = self._service(name)
             if service is None:
                 return
-            tasks = self._tasks(str(service["ID"]), running_only=True)
-            if any(task.get("NodeID") for task in tasks):
+            states = {
+                str((task.get("Status") or {}).get("State", ""))
+                for task in self._tasks(str(service["ID"]))
+            }
+            if states & (_PULLED | _ENDED):
                 break
             time.sleep(_POLL)
         for attempt in range(_UPDATE_ATTEMPTS):
@@ -389,13 +394,25 @@ class SwarmEngine(DockerEngine):
                 return
             placement["Constraints"] = kept
             template["Placement"] = placement
+            # An empty section read back (`Resources: {}`) would be stored as set, which
+            # makes the task's spec differ from the service's and Swarm replace the task.
+            template = _without_empty(template)
             try:
                 with self._calls(f"updating the placement of service {name[:40]}"):
+                    # The whole spec as read, not merged into the current one by the
+                    # SDK, which would bring the empty sections back.
+                    spec = service.get("Spec") or {}
                     self.client.api.update_service(
                         str(service["ID"]),
                         version=int((service.get("Version") or {}).get("Index", 0)),
                         task_template=template,
-                        fetch_current_spec=True,
+                        name=spec.get("Name"),
+                        labels=spec.get("Labels"),
+                        mode=spec.get("Mode"),
+                        update_config=spec.get("UpdateConfig"),
+                        rollback_config=spec.get("RollbackConfig"),
+                        endpoint_spec=spec.get("EndpointSpec"),
+                        fetch_current_spec=False,
                     )
                 return
             except EngineError as exc:
@@ -525,6 +542,17 @@ def spread_exclusions(
 
     least = min(load(node_id) for node_id in eligible)
     return sorted(node_id for node_id in eligible if load(node_id) > least)
+
+
+def _without_empty(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` without its empty mappings, at any depth."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        inner = _without_empty(item) if isinstance(item, dict) else item
+        if isinstance(inner, dict) and not inner:
+            continue
+        kept[key] = inner
+    return kept
 
 
 def _node_matches(node: Mapping[str, Any], constraint: str) -> bool | None:

@@ -444,7 +444,12 @@ class _SwarmApi:
     def create_service(self, **spec: Any) -> dict[str, str]:
         template = spec["task_template"]
         self.add(spec["name"], spec["labels"], node="w3")
-        self.stored[f"s{len(self.stored)}"]["Spec"]["TaskTemplate"] = dict(template)
+        # read back as Swarm shows it: with empty sections
+        self.stored[f"s{len(self.stored)}"]["Spec"]["TaskTemplate"] = {
+            **template,
+            "ContainerSpec": {**template["ContainerSpec"], "DNSConfig": {}},
+            "Resources": {"Limits": {}},
+        }
         return {"ID": f"s{len(self.stored)}"}
 
     def inspect_service(self, name_or_id: str) -> dict[str, Any]:
@@ -455,7 +460,10 @@ class _SwarmApi:
 
     def update_service(self, service_id: str, **update: Any) -> None:
         assert update["version"] == 3
-        assert update["fetch_current_spec"]
+        # the whole spec as read: nothing merged in by the SDK
+        assert update["fetch_current_spec"] is False
+        assert update["name"] == self.stored[service_id]["Spec"]["Name"]
+        assert update["labels"] == self.stored[service_id]["Spec"]["Labels"]
         self.updates.append(update)
         self.stored[service_id]["Spec"]["TaskTemplate"] = update["task_template"]
 
@@ -494,6 +502,9 @@ def test_the_spreading_constraints_go_once_the_replica_has_its_node(
     assert update["task_template"]["Placement"]["Constraints"] == ["node.role==worker"]
     assert created["Spec"]["TaskTemplate"]["Placement"]["Constraints"] == ["node.role==worker"]
     assert created["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "web:2"
+    # An empty section sent back would be stored as set and make Swarm replace the task.
+    assert "DNSConfig" not in created["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert "Resources" not in created["Spec"]["TaskTemplate"]
 
 
 def test_a_replica_with_nowhere_else_to_go_gets_no_extra_constraint(
