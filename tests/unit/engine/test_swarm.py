@@ -535,3 +535,57 @@ def test_a_replica_with_nowhere_else_to_go_gets_no_extra_constraint(
 
     assert seen == [["node.role==worker"]]
     assert api.updates == []
+
+
+def test_the_constraints_stay_until_the_task_has_its_image_and_a_stale_update_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dockroll.engine.swarm._POLL", 0)
+    engine = _engine(constraints=("node.role==worker",))
+    api = _SwarmApi(CLUSTER)
+    selector = {
+        "dev.dockroll.service": "web",
+        "dev.dockroll.environment": "prod",
+        "dev.dockroll.role": "app",
+    }
+    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
+    client = FakeClient()
+    client.api = api  # type: ignore[assignment]
+    monkeypatch.setattr(engine, "_client", client)
+    create = api.create_service
+    states = iter(["assigned", "preparing", "preparing", "ready"])
+    seen: list[str] = []
+
+    def pulling(**spec: Any) -> dict[str, str]:
+        created = create(**spec)
+        api.task_list[-1]["Status"]["State"] = "assigned"
+        return created
+
+    tasks = api.tasks
+
+    def advancing(filters: dict[str, Any]) -> list[dict[str, Any]]:
+        found = tasks(filters)
+        if filters["service"] == "s2" and not api.updates:  # the new replica's service
+            api.task_list[-1]["Status"]["State"] = next(states, "ready")
+            seen.append(api.task_list[-1]["Status"]["State"])
+        return found
+
+    update = api.update_service
+    refused = [docker.errors.APIError("rpc error: update out of sequence")]
+
+    def stale_once(service_id: str, **spec: Any) -> None:
+        # the update comes only once the task has its image
+        assert api.task_list[-1]["Status"]["State"] == "ready"
+        if refused:
+            raise refused.pop()
+        update(service_id, **spec)
+
+    monkeypatch.setattr(api, "create_service", pulling)
+    monkeypatch.setattr(api, "tasks", advancing)
+    monkeypatch.setattr(api, "update_service", stale_once)
+
+    engine.run(RunRequest(image="web:2", name="web-prod-r-2", labels={**selector, **NEW_REPLICA}))
+
+    assert seen[:4] == ["assigned", "preparing", "preparing", "ready"]
+    (sent,) = api.updates
+    assert sent["task_template"]["Placement"]["Constraints"] == ["node.role==worker"]
