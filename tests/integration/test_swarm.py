@@ -71,6 +71,7 @@ def swarm(
                 "canary": {"steps": [50, 100], "pause": "3s"},
             },
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
+            "spread": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -185,6 +186,66 @@ def test_canary_on_the_swarm_steps_through_to_the_new_release(
     assert load.failures == [], load.failures[:5]
     assert load.versions()[NEW] > 0
     assert versions(url, 20) == {NEW: 20}
+
+
+def _placed(engine: SwarmEngine, service: str, environment: str) -> list[dict[str, object]]:
+    """Per replica service: its node, its tasks, its constraints now and before its last update."""
+    api = engine.client.api
+    found = []
+    for svc in api.services(
+        filters={"label": [f"{labels.SERVICE}={service}", f"{labels.ENVIRONMENT}={environment}"]}
+    ):
+        tasks = api.tasks(filters={"service": svc["ID"]})
+        previous = (svc.get("PreviousSpec") or {}).get("TaskTemplate") or {}
+        found.append(
+            {
+                "name": svc["Spec"]["Name"],
+                "tasks": [(t["ID"], t["NodeID"], t["Status"]["State"]) for t in tasks],
+                "constraints": svc["Spec"]["TaskTemplate"]["Placement"].get("Constraints"),
+                "before": (previous.get("Placement") or {}).get("Constraints") or [],
+            }
+        )
+    return found
+
+
+def test_replicas_of_an_environment_land_on_different_workers_and_stay_free_to_move(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, _ = swarm
+    url = seeded.url("spread")
+    engine = environment_engine(seeded.config(), "spread")
+    assert isinstance(engine, SwarmEngine)
+    try:
+        for step in ("deploy v1", "deploy v2", "rollback"):
+            if step == "rollback":
+                with seeded.ledger() as ledger:
+                    outcome = rollback_release(seeded.config(), "spread", ledger)
+                assert outcome is not None
+                assert outcome.status == "succeeded"
+                expected = OLD
+            else:
+                expected = OLD if step == "deploy v1" else NEW
+                assert _deploy(seeded, "spread", expected) == "succeeded"
+            wait_serving(url, expected, timeout=30)
+            placed = _placed(engine, seeded.service, "spread")
+            print(f"after {step}: {placed}")
+            assert len(placed) == 2, placed
+            # one task each, still the first (never restarted), on two different nodes
+            assert all(len(p["tasks"]) == 1 for p in placed), placed
+            assert all(p["tasks"][0][2] == "running" for p in placed), placed  # type: ignore[index]
+            assert len({p["tasks"][0][1] for p in placed}) == 2, placed  # type: ignore[index]
+            # the spreading constraints are gone again; the one placed second had them
+            assert all(p["constraints"] == ["node.role==worker"] for p in placed), placed
+            assert any(
+                any(str(c).startswith("node.id!=") for c in p["before"])  # type: ignore[attr-defined]
+                for p in placed
+            ), placed
+        first_tasks = {p["name"]: p["tasks"] for p in placed}
+        time.sleep(5)
+        again = {p["name"]: p["tasks"] for p in _placed(engine, seeded.service, "spread")}
+        assert again == first_tasks
+    finally:
+        engine.close()
 
 
 def test_bringing_the_swarm_up_again_reuses_it(swarm: tuple[Seeded, SwarmCluster]) -> None:

@@ -6,7 +6,10 @@ becomes a Swarm service of one task, so the strategies, the executor and the
 router keep working per replica while Swarm places the tasks over the nodes
 (placement constraints, resource limits, restart on failure; which of the
 matching nodes runs a replica is the Swarm scheduler's choice) and
-reschedules them when a node goes. The services join the environment's
+reschedules them when a node goes. Swarm spreads the tasks of one service, not
+separate services, so a replica is kept off the nodes its environment's other
+replicas run on while it is placed (see :func:`spread_exclusions`), and free
+to go anywhere once placed. The services join the environment's
 attachable overlay network with ``endpoint_mode: dnsrr`` (no virtual IP, so
 no IPVS), and the router, a container on the manager attached to the same
 overlay network, reaches each task at its own address there.
@@ -20,6 +23,7 @@ name reservation on one engine. Reads merge both: a service is reported as a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +50,9 @@ from docker.types import (
 from dockroll.engine.docker import DockerEngine, engine_time
 from dockroll.engine.port import ContainerInfo, Health, RunRequest
 from dockroll.errors import EngineError
-from dockroll.labels import ENVIRONMENT, ROLE, SERVICE
+from dockroll.labels import CONFIG_HASH, ENVIRONMENT, RELEASE, ROLE, SERVICE, SLOT
 
-__all__ = ["SwarmEngine", "SwarmPlacement"]
+__all__ = ["SwarmEngine", "SwarmPlacement", "spread_exclusions"]
 
 _APP_ROLE = "app"
 _POLL = 0.25
@@ -57,6 +61,12 @@ _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "r
 _LOG_DRIVER = DriverConfig("json-file", {"max-size": "20m", "max-file": "3"})
 # Swarm secrets of a replica carry the replica's name in this label.
 _SECRET_OWNER = "dev.dockroll.secret-of"
+# Replicas that serve together once a rollout is done share these labels.
+_GENERATION = (RELEASE, SLOT, CONFIG_HASH)
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(==|!=)\s*(.*?)\s*$")
+# Task states once the task's node has its image.
+_PULLED = frozenset({"ready", "starting", "running"})
+_UPDATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -121,8 +131,9 @@ class SwarmEngine(DockerEngine):
     def run(self, request: RunRequest) -> ContainerInfo:
         if request.labels.get(ROLE) != _APP_ROLE or not request.name:
             return super().run(request)
+        away = self._spread_away(request)
         secrets = self._create_secrets(request.name, request.files, request.labels)
-        spec = self._service_spec(request, secrets)
+        spec = self._service_spec(request, secrets, away=away)
         with self._calls(f"creating service {request.name}"):
             try:
                 self.client.api.create_service(**spec)
@@ -132,6 +143,8 @@ class SwarmEngine(DockerEngine):
                     f"the Swarm refused service {request.name}: {exc.explanation or exc}",
                     hint="is the engine a Swarm manager? `docker node ls` there tells",
                 ) from None
+        if away:
+            self._release_placement(request.name, away)
         return self._wait_scheduled(request.name)
 
     def container(self, container_id: str) -> ContainerInfo | None:
@@ -259,7 +272,11 @@ class SwarmEngine(DockerEngine):
                     continue
 
     def _service_spec(
-        self, request: RunRequest, secrets: Sequence[SecretReference] = ()
+        self,
+        request: RunRequest,
+        secrets: Sequence[SecretReference] = (),
+        *,
+        away: Sequence[str] = (),
     ) -> dict[str, Any]:
         if request.files and len(secrets) != len(request.files):
             raise EngineError(
@@ -299,7 +316,7 @@ class SwarmEngine(DockerEngine):
             restart_policy=RestartPolicy(
                 condition="any", delay=1_000_000_000, max_attempts=placement.restart_attempts
             ),
-            placement=Placement(constraints=list(placement.constraints)),
+            placement=Placement(constraints=[*placement.constraints, *away]),
             log_driver=_LOG_DRIVER,
             networks=[NetworkAttachmentConfig(request.network)] if request.network else None,
         )
@@ -311,6 +328,101 @@ class SwarmEngine(DockerEngine):
             # dnsrr: no virtual IP (and no IPVS); the router addresses the task itself.
             "endpoint_spec": EndpointSpec(mode="dnsrr"),
         }
+
+    # -- spreading an environment's replicas ---------------------------------------
+
+    def _spread_away(self, request: RunRequest) -> list[str]:
+        """The ``node.id!=…`` constraints that keep a new replica off its siblings' nodes."""
+        selector = {
+            key: request.labels[key] for key in (SERVICE, ENVIRONMENT) if key in request.labels
+        }
+        if len(selector) < 2:
+            return []
+        selector[ROLE] = _APP_ROLE
+        filters = {"label": [f"{key}={value}" for key, value in selector.items()]}
+        with self._calls("listing the environment's services and the Swarm's nodes"):
+            services: list[dict[str, Any]] = self.client.api.services(filters=filters)
+            services = [s for s in services if (s.get("Spec") or {}).get("Name") != request.name]
+            if not services:
+                return []
+            tasks: list[dict[str, Any]] = self.client.api.tasks(
+                filters={"service": [str(s["ID"]) for s in services], "desired-state": "running"}
+            )
+            nodes: list[dict[str, Any]] = self.client.api.nodes()
+        labels_of = {
+            str(s["ID"]): dict((s.get("Spec") or {}).get("Labels") or {}) for s in services
+        }
+        siblings = [
+            (str(task["NodeID"]), labels_of.get(str(task.get("ServiceID", "")), {}))
+            for task in tasks
+            if task.get("NodeID")
+        ]
+        excluded = spread_exclusions(request.labels, siblings, nodes, self.placement.constraints)
+        return [f"node.id!={node}" for node in excluded]
+
+    def _release_placement(self, name: str, away: Sequence[str]) -> None:
+        """Drop the spreading constraints once the replica's task has its image on its node.
+
+        Swarm keeps a task when only its service's constraints change and its node
+        still satisfies them, but compares the rest of the spec exactly: the update
+        sends the spec as read, without the empty sections a read adds, and waits
+        until the task has its image (``ready``), before which Swarm also compares the
+        pull options. The task then keeps running where it is; later, a drain or a
+        lost node may move it anywhere the environment's own constraints allow.
+        """
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            service = self._service(name)
+            if service is None:
+                return
+            states = {
+                str((task.get("Status") or {}).get("State", ""))
+                for task in self._tasks(str(service["ID"]))
+            }
+            if states & (_PULLED | _ENDED):
+                break
+            time.sleep(_POLL)
+        for attempt in range(_UPDATE_ATTEMPTS):
+            service = self._service(name)
+            if service is None:
+                return
+            template = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
+            placement = dict(template.get("Placement") or {})
+            constraints = list(placement.get("Constraints") or [])
+            kept = [c for c in constraints if c not in away]
+            if kept == constraints:
+                return
+            placement["Constraints"] = kept
+            template["Placement"] = placement
+            # An empty section read back (`Resources: {}`) would be stored as set, which
+            # makes the task's spec differ from the service's and Swarm replace the task.
+            template = _without_empty(template)
+            try:
+                with self._calls(f"updating the placement of service {name[:40]}"):
+                    # The whole spec as read, not merged into the current one by the
+                    # SDK, which would bring the empty sections back.
+                    spec = service.get("Spec") or {}
+                    self.client.api.update_service(
+                        str(service["ID"]),
+                        version=int((service.get("Version") or {}).get("Index", 0)),
+                        task_template=template,
+                        name=spec.get("Name"),
+                        labels=spec.get("Labels"),
+                        mode=spec.get("Mode"),
+                        update_config=spec.get("UpdateConfig"),
+                        rollback_config=spec.get("RollbackConfig"),
+                        endpoint_spec=spec.get("EndpointSpec"),
+                        fetch_current_spec=False,
+                    )
+                return
+            except EngineError as exc:
+                # another change of the service came first: read it again and retry
+                if "out of sequence" not in str(exc) or attempt == _UPDATE_ATTEMPTS - 1:
+                    raise EngineError(
+                        f"could not drop the spreading constraints of service {name}: {exc}",
+                        hint="the replica runs, but stays off the nodes named by "
+                        f"`docker service inspect {name}` until it is replaced",
+                    ) from None
 
     def _service(self, name_or_id: str) -> dict[str, Any] | None:
         with self._calls(f"inspecting service {name_or_id[:40]}"):
@@ -389,3 +501,91 @@ class SwarmEngine(DockerEngine):
                     "an image the nodes cannot pull, …)",
                 )
             time.sleep(_POLL)
+
+
+def spread_exclusions(
+    labels: Mapping[str, str],
+    siblings: Sequence[tuple[str, Mapping[str, str]]],
+    nodes: Sequence[Mapping[str, Any]],
+    constraints: Sequence[str],
+) -> list[str]:
+    """The nodes a new replica with ``labels`` is kept off, so replicas spread.
+
+    ``siblings`` are the node and labels of each running task of the same
+    environment's other replicas. Of the nodes the replica may run on (ready,
+    active, matching ``constraints``), those that run more of its siblings than
+    the least loaded one are left out: first counting the siblings of its own
+    generation (release, slot and settings: the replicas that serve together once
+    the rollout is done), then all of them. At least one node is always left; when
+    a constraint cannot be read here, or no node is eligible, nothing is left out.
+    """
+    eligible: list[str] = []
+    for node in nodes:
+        spec = node.get("Spec") or {}
+        ready = str((node.get("Status") or {}).get("State", "")).lower() == "ready"
+        active = str(spec.get("Availability", "")).lower() == "active"
+        if not (node.get("ID") and ready and active):
+            continue
+        fits = [_node_matches(node, constraint) for constraint in constraints]
+        if any(fit is None for fit in fits):
+            return []
+        if all(fits):
+            eligible.append(str(node["ID"]))
+    if len(eligible) < 2:
+        return []
+    generation = tuple(labels.get(key, "") for key in _GENERATION)
+
+    def load(node_id: str) -> tuple[int, int]:
+        here = [sibling for node, sibling in siblings if node == node_id]
+        same = sum(tuple(s.get(key, "") for key in _GENERATION) == generation for s in here)
+        return same, len(here)
+
+    least = min(load(node_id) for node_id in eligible)
+    return sorted(node_id for node_id in eligible if load(node_id) > least)
+
+
+def _without_empty(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` without its empty mappings, at any depth."""
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        inner = _without_empty(item) if isinstance(item, dict) else item
+        if isinstance(inner, dict) and not inner:
+            continue
+        kept[key] = inner
+    return kept
+
+
+def _node_matches(node: Mapping[str, Any], constraint: str) -> bool | None:
+    """Whether ``node`` satisfies a Swarm placement constraint; None when it cannot tell.
+
+    As Swarm reads them: values compare without regard to case, and a node label the
+    node lacks satisfies ``!=`` only.
+    """
+    parsed = _CONSTRAINT.match(constraint)
+    if parsed is None:
+        return None
+    key, operator, expected = parsed.group(1), parsed.group(2), parsed.group(3)
+    spec = node.get("Spec") or {}
+    description = node.get("Description") or {}
+    platform = description.get("Platform") or {}
+    lowered = key.lower()
+    value: Any
+    if lowered == "node.id":
+        value = node.get("ID")
+    elif lowered == "node.hostname":
+        value = description.get("Hostname")
+    elif lowered == "node.role":
+        value = spec.get("Role")
+    elif lowered == "node.platform.os":
+        value = platform.get("OS")
+    elif lowered == "node.platform.arch":
+        value = platform.get("Architecture")
+    elif lowered.startswith("node.labels."):
+        value = (spec.get("Labels") or {}).get(key[len("node.labels.") :])
+    elif lowered.startswith("engine.labels."):
+        engine = description.get("Engine") or {}
+        value = (engine.get("Labels") or {}).get(key[len("engine.labels.") :])
+    else:
+        return None
+    equal = value is not None and str(value).casefold() == expected.casefold()
+    return equal if operator == "==" else not equal

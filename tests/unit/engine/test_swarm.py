@@ -14,7 +14,7 @@ import pytest
 from dockroll.config import Config
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import Health, Mount, RunRequest
-from dockroll.engine.swarm import SwarmEngine, SwarmPlacement
+from dockroll.engine.swarm import SwarmEngine, SwarmPlacement, spread_exclusions
 from dockroll.errors import EngineError
 from dockroll.pipeline.engines import environment_engine
 
@@ -305,3 +305,287 @@ class _Response:
     def __init__(self, status_code: int) -> None:
         self.status_code = status_code
         self.reason = "Service Unavailable"
+
+
+def _node(
+    node_id: str,
+    *,
+    role: str = "worker",
+    state: str = "ready",
+    availability: str = "active",
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "ID": node_id,
+        "Spec": {"Role": role, "Availability": availability, "Labels": labels or {}},
+        "Description": {"Hostname": f"host-{node_id}", "Platform": {"OS": "linux"}},
+        "Status": {"State": state},
+    }
+
+
+OLD_REPLICA = {"dev.dockroll.release": "1", "dev.dockroll.slot": "r"}
+NEW_REPLICA = {"dev.dockroll.release": "2", "dev.dockroll.slot": "r"}
+CLUSTER = [_node("m", role="manager"), _node("w1"), _node("w2"), _node("w3")]
+
+
+@pytest.mark.parametrize(
+    ("siblings", "nodes", "constraints", "excluded"),
+    [
+        # the first replica: nothing to keep away from
+        ([], CLUSTER, ["node.role==worker"], []),
+        # siblings on w1 and w2: the new replica goes to w3
+        ([("w1", OLD_REPLICA), ("w2", OLD_REPLICA)], CLUSTER, ["node.role==worker"], ["w1", "w2"]),
+        # every worker runs one: its own release's siblings count first (rolling keeps them)
+        (
+            [("w1", NEW_REPLICA), ("w2", OLD_REPLICA), ("w3", OLD_REPLICA)],
+            CLUSTER,
+            ["node.role==worker"],
+            ["w1"],
+        ),
+        # then all siblings: w3 runs none
+        (
+            [("w1", OLD_REPLICA), ("w2", OLD_REPLICA), ("w2", OLD_REPLICA)],
+            CLUSTER,
+            ["node.role==worker"],
+            ["w1", "w2"],
+        ),
+        # no eligible node would be left: no extra constraint
+        ([("w1", OLD_REPLICA), ("w2", OLD_REPLICA)], CLUSTER[:3], ["node.role==worker"], []),
+        # the only node left runs a sibling too: nothing gained by keeping off the others
+        ([("w1", OLD_REPLICA)], CLUSTER[:2], ["node.role==worker"], []),
+        # without constraints the manager is a place to go too
+        ([("w1", OLD_REPLICA)], CLUSTER[:2], [], ["w1"]),
+        # a drained, a down node, and one outside the environment's constraints are not
+        # places to go: only w1 is eligible, so nothing is left out
+        (
+            [("w1", OLD_REPLICA)],
+            [
+                _node("m", role="manager"),
+                _node("w1"),
+                _node("w2", availability="drain"),
+                _node("w3", state="down"),
+            ],
+            ["node.role==worker"],
+            [],
+        ),
+        # the environment's own constraints decide which nodes count
+        (
+            [("w1", OLD_REPLICA)],
+            [
+                _node("w1", labels={"zone": "a"}),
+                _node("w2", labels={"zone": "b"}),
+                _node("w3", labels={"zone": "A"}),
+            ],
+            ["node.labels.zone==a"],
+            ["w1"],
+        ),
+        (
+            [("w1", OLD_REPLICA)],
+            [_node("w1", labels={"zone": "a"}), _node("w2", labels={"zone": "b"}), _node("w3")],
+            ["node.labels.zone!=b", "node.hostname!=host-w3"],
+            [],
+        ),
+        # a constraint this cannot read: leave the placement to Swarm
+        ([("w1", OLD_REPLICA)], CLUSTER, ["node.role==worker", "node.weird==1"], []),
+    ],
+)
+def test_a_new_replica_is_kept_off_the_nodes_its_siblings_run_on(
+    siblings: list[tuple[str, dict[str, str]]],
+    nodes: list[dict[str, Any]],
+    constraints: list[str],
+    excluded: list[str],
+) -> None:
+    assert spread_exclusions(NEW_REPLICA, siblings, nodes, constraints) == excluded
+
+
+class _SwarmApi:
+    """The service, task and node calls of a manager's API, in memory."""
+
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.node_list = nodes
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.task_list: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+
+    def add(self, name: str, labels: dict[str, str], node: str) -> None:
+        service_id = f"s{len(self.stored) + 1}"
+        spec = {"Name": name, "Labels": labels, "TaskTemplate": {"Placement": {}}}
+        self.stored[service_id] = {"ID": service_id, "Version": {"Index": 3}, "Spec": spec}
+        self.task_list.append(
+            {
+                "ID": f"t-{service_id}",
+                "ServiceID": service_id,
+                "NodeID": node,
+                "DesiredState": "running",
+                "CreatedAt": "1",
+                "Status": {"State": "running"},
+                "NetworksAttachments": [
+                    {"Network": {"Spec": {"Name": "net"}}, "Addresses": ["10.0.1.9/24"]}
+                ],
+            }
+        )
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self.node_list
+
+    def services(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        wanted = dict(item.split("=", 1) for item in filters["label"])
+        return [
+            s
+            for s in self.stored.values()
+            if all(s["Spec"]["Labels"].get(k) == v for k, v in wanted.items())
+        ]
+
+    def tasks(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        ids = filters["service"]
+        ids = ids if isinstance(ids, list) else [ids]
+        return [t for t in self.task_list if t["ServiceID"] in ids]
+
+    def create_service(self, **spec: Any) -> dict[str, str]:
+        template = spec["task_template"]
+        self.add(spec["name"], spec["labels"], node="w3")
+        # read back as Swarm shows it: with empty sections
+        self.stored[f"s{len(self.stored)}"]["Spec"]["TaskTemplate"] = {
+            **template,
+            "ContainerSpec": {**template["ContainerSpec"], "DNSConfig": {}},
+            "Resources": {"Limits": {}},
+        }
+        return {"ID": f"s{len(self.stored)}"}
+
+    def inspect_service(self, name_or_id: str) -> dict[str, Any]:
+        for service in self.stored.values():
+            if name_or_id in (service["ID"], service["Spec"]["Name"]):
+                return service
+        raise docker.errors.NotFound("no such service")
+
+    def update_service(self, service_id: str, **update: Any) -> None:
+        assert update["version"] == 3
+        # the whole spec as read: nothing merged in by the SDK
+        assert update["fetch_current_spec"] is False
+        assert update["name"] == self.stored[service_id]["Spec"]["Name"]
+        assert update["labels"] == self.stored[service_id]["Spec"]["Labels"]
+        self.updates.append(update)
+        self.stored[service_id]["Spec"]["TaskTemplate"] = update["task_template"]
+
+
+def test_the_spreading_constraints_go_once_the_replica_has_its_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = _engine(constraints=("node.role==worker",))
+    api = _SwarmApi(CLUSTER)
+    selector = {
+        "dev.dockroll.service": "web",
+        "dev.dockroll.environment": "prod",
+        "dev.dockroll.role": "app",
+    }
+    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
+    api.add("web-prod-r-2", {**selector, **OLD_REPLICA}, node="w2")
+    # another environment's replica on w3 is no sibling
+    api.add("web-dev-r-1", {**selector, "dev.dockroll.environment": "dev"}, node="w3")
+    client = FakeClient()
+    client.api = api  # type: ignore[assignment]
+    monkeypatch.setattr(engine, "_client", client)
+
+    info = engine.run(
+        RunRequest(
+            image="web:2",
+            name="web-prod-r-3",
+            labels={**selector, **NEW_REPLICA},
+            network="net",
+        )
+    )
+
+    created = api.inspect_service("web-prod-r-3")
+    assert info.node == "w3"
+    # placed away from w1 and w2, then left free to move anywhere a worker is
+    (update,) = api.updates
+    assert update["task_template"]["Placement"]["Constraints"] == ["node.role==worker"]
+    assert created["Spec"]["TaskTemplate"]["Placement"]["Constraints"] == ["node.role==worker"]
+    assert created["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "web:2"
+    # An empty section sent back would be stored as set and make Swarm replace the task.
+    assert "DNSConfig" not in created["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert "Resources" not in created["Spec"]["TaskTemplate"]
+
+
+def test_a_replica_with_nowhere_else_to_go_gets_no_extra_constraint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = _engine(constraints=("node.role==worker",))
+    api = _SwarmApi(CLUSTER[:3])
+    selector = {
+        "dev.dockroll.service": "web",
+        "dev.dockroll.environment": "prod",
+        "dev.dockroll.role": "app",
+    }
+    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
+    api.add("web-prod-r-2", {**selector, **OLD_REPLICA}, node="w2")
+    client = FakeClient()
+    client.api = api  # type: ignore[assignment]
+    monkeypatch.setattr(engine, "_client", client)
+    seen: list[list[str]] = []
+    create = api.create_service
+
+    def recording(**spec: Any) -> dict[str, str]:
+        seen.append(list(spec["task_template"]["Placement"]["Constraints"]))
+        return create(**spec)
+
+    monkeypatch.setattr(api, "create_service", recording)
+
+    engine.run(RunRequest(image="web:2", name="web-prod-r-3", labels={**selector, **NEW_REPLICA}))
+
+    assert seen == [["node.role==worker"]]
+    assert api.updates == []
+
+
+def test_the_constraints_stay_until_the_task_has_its_image_and_a_stale_update_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("dockroll.engine.swarm._POLL", 0)
+    engine = _engine(constraints=("node.role==worker",))
+    api = _SwarmApi(CLUSTER)
+    selector = {
+        "dev.dockroll.service": "web",
+        "dev.dockroll.environment": "prod",
+        "dev.dockroll.role": "app",
+    }
+    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
+    client = FakeClient()
+    client.api = api  # type: ignore[assignment]
+    monkeypatch.setattr(engine, "_client", client)
+    create = api.create_service
+    states = iter(["assigned", "preparing", "preparing", "ready"])
+    seen: list[str] = []
+
+    def pulling(**spec: Any) -> dict[str, str]:
+        created = create(**spec)
+        api.task_list[-1]["Status"]["State"] = "assigned"
+        return created
+
+    tasks = api.tasks
+
+    def advancing(filters: dict[str, Any]) -> list[dict[str, Any]]:
+        found = tasks(filters)
+        if filters["service"] == "s2" and not api.updates:  # the new replica's service
+            api.task_list[-1]["Status"]["State"] = next(states, "ready")
+            seen.append(api.task_list[-1]["Status"]["State"])
+        return found
+
+    update = api.update_service
+    refused = [docker.errors.APIError("rpc error: update out of sequence")]
+
+    def stale_once(service_id: str, **spec: Any) -> None:
+        # the update comes only once the task has its image
+        assert api.task_list[-1]["Status"]["State"] == "ready"
+        if refused:
+            raise refused.pop()
+        update(service_id, **spec)
+
+    monkeypatch.setattr(api, "create_service", pulling)
+    monkeypatch.setattr(api, "tasks", advancing)
+    monkeypatch.setattr(api, "update_service", stale_once)
+
+    engine.run(RunRequest(image="web:2", name="web-prod-r-2", labels={**selector, **NEW_REPLICA}))
+
+    assert seen[:4] == ["assigned", "preparing", "preparing", "ready"]
+    (sent,) = api.updates
+    assert sent["task_template"]["Placement"]["Constraints"] == ["node.role==worker"]
