@@ -16,9 +16,13 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from dockroll.engine.base_images import substitutes_file
+from dockroll.engine.base_images import load_substitutes, substitutes_file
 from dockroll.events import Progress
+
+if TYPE_CHECKING:
+    import docker
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -113,3 +117,23 @@ def load_bench(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def haproxy_image(client: docker.DockerClient) -> str:
+    """The router's HAProxy image as this engine has it (the official one or its local
+    stand-in), for tests that run a container of their own; fails in CI when missing."""
+    import docker.errors  # noqa: PLC0415 - the benchmarks import this module too
+    import pytest  # noqa: PLC0415
+
+    from dockroll.router.haproxy import OFFICIAL_IMAGE  # noqa: PLC0415
+
+    for reference in (OFFICIAL_IMAGE, load_substitutes().get(OFFICIAL_IMAGE, "")):
+        if reference:
+            try:
+                client.images.get(reference)
+            except docker.errors.ImageNotFound:
+                continue
+            return reference
+    if IN_CI:
+        pytest.fail("no HAProxy image (CI=true: integration tests must run)")
+    pytest.skip("no HAProxy image; run `dockroll dev up --with router`")

@@ -13,27 +13,12 @@ import docker
 import pytest
 
 from dockroll.engine import DockerEngine
-from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.port import RunRequest
 from dockroll.errors import ContainerNotFound, PortInUse
-from dockroll.router.haproxy import OFFICIAL_IMAGE
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port
+from tests.support import haproxy_image
 
 pytestmark = pytest.mark.integration
-
-
-def _image(client: docker.DockerClient) -> str:
-    """An image every set-up has (the router's), run with a command of our own."""
-    for reference in (OFFICIAL_IMAGE, load_substitutes().get(OFFICIAL_IMAGE, "")):
-        if reference:
-            try:
-                client.images.get(reference)
-            except docker.errors.ImageNotFound:
-                continue
-            return reference
-    if IN_CI:
-        pytest.fail("no HAProxy image (CI=true: integration tests must run)")
-    pytest.skip("no HAProxy image; run `dockroll dev up --with router`")
 
 
 @pytest.fixture
@@ -67,7 +52,7 @@ def test_a_container_runs_execs_takes_files_and_signals(
     engine: DockerEngine, docker_client: docker.DockerClient, name: str
 ) -> None:
     port = free_port()
-    info = engine.run(_request(_image(docker_client), name, port))
+    info = engine.run(_request(haproxy_image(docker_client), name, port))
 
     assert info.running
     assert info.started is not None
@@ -124,7 +109,7 @@ def test_a_taken_port_is_port_in_use_and_leaves_no_container(
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(PortInUse, match=f"refused to start {name}") as refused:
-            engine.run(_request(_image(docker_client), name, port))
+            engine.run(_request(haproxy_image(docker_client), name, port))
 
     assert "listens on a port" in (refused.value.hint or "")
     assert docker_client.containers.list(all=True, filters={"name": name}) == []

@@ -16,7 +16,7 @@ from dockroll.engine.api import engine_unavailable
 from dockroll.engine.port import RunRequest
 from dockroll.engine.unix_api import UnixSocketEngine, light_engine
 from dockroll.errors import EngineError, EngineUnavailable
-from tests.integration.test_engine_container_ops import _image
+from tests.support import haproxy_image
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def service(docker_client: docker.DockerClient) -> Iterator[str]:
 def test_same_containers_as_the_sdk_adapter(
     docker_client: docker.DockerClient, service: str
 ) -> None:
-    image = _image(docker_client)
+    image = haproxy_image(docker_client)
     sdk = DockerEngine(SOCKET)
     light = UnixSocketEngine(SOCKET)
     labels = {"dockroll.test": service}
@@ -129,7 +129,7 @@ def test_the_lock_and_network_calls_made_over_the_socket(
     """What the rollback's lock and network need, made without the SDK: a reservation is a
     created container (the name taken once), a removal stops and deletes, a network is made
     once; the SDK adapter sees the same results."""
-    image = _image(docker_client)
+    image = haproxy_image(docker_client)
     sdk = DockerEngine(SOCKET)
     light = UnixSocketEngine(SOCKET)
     network = f"{service}-net"

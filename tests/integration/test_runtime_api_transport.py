@@ -21,13 +21,12 @@ import docker
 import pytest
 
 from dockroll.engine import DockerEngine
-from dockroll.engine.base_images import load_substitutes
 from dockroll.errors import RouterError
-from dockroll.router.haproxy import OFFICIAL_IMAGE
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi
 from dockroll.router.tls import certificate_fingerprint
 from dockroll.router.transport import LOOPBACK_ADMIN_PORT, ExecTransport
-from tests.conftest import IN_CI, free_port
+from tests.conftest import free_port
+from tests.support import haproxy_image
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +44,6 @@ frontend public
 """
 
 
-def _image(client: docker.DockerClient) -> str:
-    for reference in (OFFICIAL_IMAGE, load_substitutes().get(OFFICIAL_IMAGE, "")):
-        if reference:
-            try:
-                client.images.get(reference)
-            except docker.errors.ImageNotFound:
-                continue
-            return reference
-    if IN_CI:
-        pytest.fail("no HAProxy image (CI=true: integration tests must run)")
-    pytest.skip("no HAProxy image; run `dockroll dev up --with router`")
-
-
 def _pair(directory: Path, name: str) -> str:
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -70,7 +56,7 @@ def _pair(directory: Path, name: str) -> str:
 
 @pytest.fixture
 def haproxy(docker_client: docker.DockerClient) -> Iterator[tuple[str, int, Path]]:
-    image = _image(docker_client)
+    image = haproxy_image(docker_client)
     work = Path(tempfile.mkdtemp(prefix="dr-api-"))
     conf = work / "conf"
     conf.mkdir()

@@ -50,6 +50,10 @@ LIBRARY = (
 )
 # dockroll.pipeline itself is an empty package; its stage names are all `--help` needs.
 PIPELINE_ALLOWED = {"dockroll.pipeline", "dockroll.pipeline.stages"}
+_ONE_ENVIRONMENT = (
+    "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n"
+)
+"""A dockroll.yml with one environment, for the commands that read one."""
 
 _PROBE = """
 import contextlib, io, json, sys
@@ -139,10 +143,7 @@ def test_a_usage_error_is_reported_without_loading_the_library(tmp_path: Path) -
 def test_commands_that_need_no_engine_load_neither_ledger_nor_docker(
     tmp_path: Path, argv: list[str]
 ) -> None:
-    (tmp_path / "dockroll.yml").write_text(
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "dockroll.yml").write_text(_ONE_ENVIRONMENT, encoding="utf-8")
     (tmp_path / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
     codes, modules = _run([argv], tmp_path, DOCKROLL_STATE_DIR=str(tmp_path / "state"))
     assert codes == [0]
@@ -159,10 +160,7 @@ def test_status_loads_neither_the_deploy_pipeline_nor_the_registry_client(
 ) -> None:
     # The engine is unreachable on purpose: status reports that (exit 0), or fails
     # with the engine's exit code; either way it got as far as asking the engine.
-    (tmp_path / "dockroll.yml").write_text(
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "dockroll.yml").write_text(_ONE_ENVIRONMENT, encoding="utf-8")
     codes, modules = _run(
         [["status", "--env", "dev"]],
         tmp_path,
@@ -188,10 +186,7 @@ _THE_DOCKER_SDK = ("docker", "requests", "urllib3", "dockroll.engine.docker")
 
 
 def test_the_status_of_a_tcp_engine_goes_through_the_sdk_adapter(tmp_path: Path) -> None:
-    (tmp_path / "dockroll.yml").write_text(
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "dockroll.yml").write_text(_ONE_ENVIRONMENT, encoding="utf-8")
     codes, modules = _run(
         [["status", "--env", "dev"]],
         tmp_path,
@@ -231,10 +226,7 @@ _NOT_FOR_STATUS = (
 
 
 def test_status_reads_a_current_sqlite_ledger_without_sqlalchemy(tmp_path: Path) -> None:
-    (tmp_path / "dockroll.yml").write_text(
-        "service: web\nimage: 127.0.0.1:5000/team/web\nenvironments:\n  dev:\n    port: 18081\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "dockroll.yml").write_text(_ONE_ENVIRONMENT, encoding="utf-8")
     state = tmp_path / "state"
     from dockroll.ledger import open_ledger  # noqa: PLC0415 - this interpreter has it already
 
