@@ -323,6 +323,12 @@ def _node(
     }
 
 
+PROD_WEB = {
+    "dev.dockroll.service": "web",
+    "dev.dockroll.environment": "prod",
+    "dev.dockroll.role": "app",
+}
+"""The labels every replica of web's prod environment carries."""
 OLD_REPLICA = {"dev.dockroll.release": "1", "dev.dockroll.slot": "r"}
 NEW_REPLICA = {"dev.dockroll.release": "2", "dev.dockroll.slot": "r"}
 CLUSTER = [_node("m", role="manager"), _node("w1"), _node("w2"), _node("w3")]
@@ -473,15 +479,10 @@ def test_the_spreading_constraints_go_once_the_replica_has_its_node(
 ) -> None:
     engine = _engine(constraints=("node.role==worker",))
     api = _SwarmApi(CLUSTER)
-    selector = {
-        "dev.dockroll.service": "web",
-        "dev.dockroll.environment": "prod",
-        "dev.dockroll.role": "app",
-    }
-    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
-    api.add("web-prod-r-2", {**selector, **OLD_REPLICA}, node="w2")
+    api.add("web-prod-r-1", {**PROD_WEB, **OLD_REPLICA}, node="w1")
+    api.add("web-prod-r-2", {**PROD_WEB, **OLD_REPLICA}, node="w2")
     # another environment's replica on w3 is no sibling
-    api.add("web-dev-r-1", {**selector, "dev.dockroll.environment": "dev"}, node="w3")
+    api.add("web-dev-r-1", {**PROD_WEB, "dev.dockroll.environment": "dev"}, node="w3")
     client = FakeClient()
     client.api = api  # type: ignore[assignment]
     monkeypatch.setattr(engine, "_client", client)
@@ -490,7 +491,7 @@ def test_the_spreading_constraints_go_once_the_replica_has_its_node(
         RunRequest(
             image="web:2",
             name="web-prod-r-3",
-            labels={**selector, **NEW_REPLICA},
+            labels={**PROD_WEB, **NEW_REPLICA},
             network="net",
         )
     )
@@ -512,13 +513,8 @@ def test_a_replica_with_nowhere_else_to_go_gets_no_extra_constraint(
 ) -> None:
     engine = _engine(constraints=("node.role==worker",))
     api = _SwarmApi(CLUSTER[:3])
-    selector = {
-        "dev.dockroll.service": "web",
-        "dev.dockroll.environment": "prod",
-        "dev.dockroll.role": "app",
-    }
-    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
-    api.add("web-prod-r-2", {**selector, **OLD_REPLICA}, node="w2")
+    api.add("web-prod-r-1", {**PROD_WEB, **OLD_REPLICA}, node="w1")
+    api.add("web-prod-r-2", {**PROD_WEB, **OLD_REPLICA}, node="w2")
     client = FakeClient()
     client.api = api  # type: ignore[assignment]
     monkeypatch.setattr(engine, "_client", client)
@@ -531,7 +527,7 @@ def test_a_replica_with_nowhere_else_to_go_gets_no_extra_constraint(
 
     monkeypatch.setattr(api, "create_service", recording)
 
-    engine.run(RunRequest(image="web:2", name="web-prod-r-3", labels={**selector, **NEW_REPLICA}))
+    engine.run(RunRequest(image="web:2", name="web-prod-r-3", labels={**PROD_WEB, **NEW_REPLICA}))
 
     assert seen == [["node.role==worker"]]
     assert api.updates == []
@@ -543,12 +539,7 @@ def test_the_constraints_stay_until_the_task_has_its_image_and_a_stale_update_is
     monkeypatch.setattr("dockroll.engine.swarm._POLL", 0)
     engine = _engine(constraints=("node.role==worker",))
     api = _SwarmApi(CLUSTER)
-    selector = {
-        "dev.dockroll.service": "web",
-        "dev.dockroll.environment": "prod",
-        "dev.dockroll.role": "app",
-    }
-    api.add("web-prod-r-1", {**selector, **OLD_REPLICA}, node="w1")
+    api.add("web-prod-r-1", {**PROD_WEB, **OLD_REPLICA}, node="w1")
     client = FakeClient()
     client.api = api  # type: ignore[assignment]
     monkeypatch.setattr(engine, "_client", client)
@@ -584,7 +575,7 @@ def test_the_constraints_stay_until_the_task_has_its_image_and_a_stale_update_is
     monkeypatch.setattr(api, "tasks", advancing)
     monkeypatch.setattr(api, "update_service", stale_once)
 
-    engine.run(RunRequest(image="web:2", name="web-prod-r-2", labels={**selector, **NEW_REPLICA}))
+    engine.run(RunRequest(image="web:2", name="web-prod-r-2", labels={**PROD_WEB, **NEW_REPLICA}))
 
     assert seen[:4] == ["assigned", "preparing", "preparing", "ready"]
     (sent,) = api.updates
