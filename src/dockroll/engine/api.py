@@ -12,7 +12,7 @@ from typing import Any
 from dockroll.engine.port import ContainerInfo, Health, ImageInfo
 from dockroll.errors import EngineUnavailable
 
-__all__ = ["container_info", "engine_time", "engine_unavailable", "image_info"]
+__all__ = ["container_info", "engine_time", "engine_unavailable", "first_line", "image_info"]
 
 
 def engine_unavailable(endpoint: str, detail: str) -> EngineUnavailable:
@@ -99,3 +99,12 @@ def engine_time(text: str) -> datetime | None:
         return datetime.fromisoformat(f"{whole}.{micros}{offset}").astimezone(UTC)
     except ValueError:
         return None
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of what an engine call failed with: the engine's own explanation when
+    the SDK carries one, else the exception's text, else its type."""
+    text = getattr(exc, "explanation", None) or str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__

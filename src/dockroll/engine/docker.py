@@ -22,7 +22,13 @@ import docker.tls
 import docker.types
 import requests.exceptions
 
-from dockroll.engine.api import container_info, engine_time, engine_unavailable, image_info
+from dockroll.engine.api import (
+    container_info,
+    engine_time,
+    engine_unavailable,
+    first_line,
+    image_info,
+)
 from dockroll.engine.buildkit import BuilderCli, find_builder, run_build
 
 if TYPE_CHECKING:
@@ -161,11 +167,11 @@ class DockerEngine:
             )
         if self._certs is not None and ("SSL" in text or "tls" in text.lower()):
             return EngineUnavailable(
-                f"the engine at {self._endpoint} refused the TLS handshake: {_first_line(exc)}",
+                f"the engine at {self._endpoint} refused the TLS handshake: {first_line(exc)}",
                 hint=f"is {self._certs}/cert.pem signed by the CA the engine trusts "
                 "(its tlscacert)?",
             )
-        return engine_unavailable(self._endpoint, _first_line(exc))
+        return engine_unavailable(self._endpoint, first_line(exc))
 
     @contextlib.contextmanager
     def _calls(self, what: str) -> Iterator[None]:
@@ -175,7 +181,7 @@ class DockerEngine:
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             if isinstance(exc, requests.exceptions.ConnectionError) or "Connection" in str(exc):
                 raise self._unavailable(exc) from None
-            raise EngineError(f"{what} failed: {_first_line(exc)}") from None
+            raise EngineError(f"{what} failed: {first_line(exc)}") from None
 
     def ping(self) -> str:
         with self._calls("ping"):
@@ -303,7 +309,7 @@ class DockerEngine:
                 ) from None
             except docker.errors.APIError as exc:
                 what = f"{request.name} ({request.image})" if request.name else request.image
-                detail = _first_line(exc)
+                detail = first_line(exc)
                 if any(word in detail.lower() for word in _PORT_TAKEN_WORDS):
                     raise PortInUse(
                         f"the engine refused to start {what}: {detail}",
@@ -564,7 +570,7 @@ class DockerEngine:
                 self.client.api.rename(container, name)
             except docker.errors.APIError as exc:
                 raise EngineError(
-                    f"the engine refused to rename {container[:12]} to {name}: {_first_line(exc)}"
+                    f"the engine refused to rename {container[:12]} to {name}: {first_line(exc)}"
                 ) from None
 
     def connect_network(self, container: str, network: str) -> None:
@@ -576,7 +582,7 @@ class DockerEngine:
                 if attached is None or network not in attached.networks:
                     raise EngineError(
                         f"the engine could not attach {container[:12]} to {network}: "
-                        f"{_first_line(exc)}"
+                        f"{first_line(exc)}"
                     ) from None
 
 
@@ -703,13 +709,6 @@ class DockerExecSession:
             self._connection.close()
         with contextlib.suppress(OSError, requests.RequestException):
             self._response.close()
-
-
-def _first_line(exc: Exception) -> str:
-    text = getattr(exc, "explanation", None) or str(exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
 def _registry_error(registry: str, what: str, detail: str) -> RegistryError:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from dockroll.engine.api import container_info, engine_time, engine_unavailable
+from dockroll.engine.api import container_info, engine_time, engine_unavailable, first_line
 from dockroll.engine.port import (
     BuildRequest,
     BuiltImage,
@@ -167,7 +167,7 @@ class UnixSocketEngine:
             except OSError as exc:
                 self._connection.close()
                 self._connection = None
-                raise engine_unavailable(self._endpoint, _first_line(exc)) from None
+                raise engine_unavailable(self._endpoint, first_line(exc)) from None
             except http.client.HTTPException as exc:  # something else listens there
                 self._connection.close()
                 self._connection = None
@@ -335,11 +335,6 @@ def _message(body: bytes) -> str:
     except (ValueError, AttributeError):
         message = body.decode("utf-8", errors="replace").strip()
     return message.splitlines()[0] if message else ""
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if TYPE_CHECKING:
