@@ -17,9 +17,10 @@ import pytest
 from dockroll import labels
 from dockroll.cli.app import main
 from dockroll.config import Config, MigrationConfig
-from dockroll.errors import PolicyRefusal, RolloutError
+from dockroll.errors import LockHeld, PolicyRefusal, RolloutError
 from dockroll.events import Progress
 from dockroll.ledger import DeploymentStatus, StepStatus
+from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import (
     continue_rollout,
     deploy_release,
@@ -58,6 +59,7 @@ ENVIRONMENTS = {
     "tagged": {"strategy": "rolling", "replicas": 1, "tags": ["tagged", "tagged-{{version}}"]},
     "checked": {"strategy": "rolling", "replicas": 1},
     "stopped": {"strategy": "rolling", "replicas": 1},
+    "restarted": {"strategy": "rolling", "replicas": 2},
 }
 
 
@@ -283,6 +285,38 @@ def test_a_removed_router_comes_back_with_the_running_replicas(
     # And the next deploy goes through the recreated router.
     assert _deploy(env, "router", NEW) == "succeeded"
     assert versions(url, 20) == {NEW: 20}
+
+
+def test_a_restarted_router_gets_its_replicas_back_only_under_the_lock(
+    env: Seeded, docker_client: docker.DockerClient
+) -> None:
+    """Docker restarts a router empty; a rollout holding the lock may be adding servers."""
+    url = env.url("restarted")
+    assert _deploy(env, "restarted", OLD) == "succeeded"
+    docker_client.containers.get(f"dockroll-router-{env.service}-restarted").restart(timeout=1)
+    said: list[str] = []
+
+    with env.ledger() as ledger:
+        environment = open_environment(env.config(), "restarted", ledger, said.append)
+        assert environment.router.servers() == ()
+        lock = environment.lock
+        other = EnvironmentLock(lock.engine, lock.service, lock.environment, image=lock.image)
+        with other.held("someone else", operation="deploy"):
+            with pytest.raises(LockHeld):
+                deploy_release(
+                    env.config(), "restarted", env.releases[OLD], ledger, env=environment
+                )
+            assert environment.router.servers() == ()
+        # Under the lock, the next command puts them back before it looks at what runs.
+        again = deploy_release(
+            env.config(), "restarted", env.releases[OLD], ledger, progress=said.append
+        )
+
+    assert again is None
+    restored = [p.message for p in said if isinstance(p, Progress) and "restored" in p.message]
+    assert len(restored) == 1, said
+    wait_serving(url, OLD, timeout=10)
+    assert versions(url, 20) == {OLD: 20}
 
 
 def _tag_digest(env: Seeded, tag: str) -> str | None:

@@ -8,6 +8,8 @@ image by digest (falling back to mirrors), then plan and execute the rollout.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +35,7 @@ from dockroll.ledger import (
     Release,
     StepStatus,
 )
-from dockroll.lock import EnvironmentLock
+from dockroll.lock import EnvironmentLock, LockInfo
 from dockroll.pipeline.engines import environment_engine, quick_engine
 from dockroll.pipeline.processes import (
     ProcessSwitch,
@@ -106,6 +108,29 @@ class Environment:
             heartbeat=self.lock.heartbeat,
         )
 
+    @contextmanager
+    def held(
+        self,
+        ledger: Ledger,
+        progress: ProgressCallback,
+        *,
+        reason: str,
+        operation: str,
+        wait: float,
+    ) -> Iterator[LockInfo]:
+        """Hold the environment's lock; under it, first give the router the replicas it lacks.
+
+        A router Docker restarted runs again, but empty. Its running replicas
+        go back only once the lock is held: before, a rollout holding it may be
+        adding a new replica of its own, and would find the name taken.
+        """
+        with self.lock.held(ledger.who(), reason=reason, operation=operation, wait=wait) as info:
+            specs = _router_specs(self.config, self.name, self.engine, ledger)
+            restored = self.router.restore(specs)
+            if restored:
+                progress(Progress("router", f"restored {', '.join(restored)} into the router"))
+            yield info
+
 
 def _router_specs(config: Config, name: str, engine: Engine, ledger: Ledger) -> list[ServerSpec]:
     """Running replicas for a router that may have to be recreated.
@@ -160,7 +185,8 @@ def open_environment(
     )
     router = HaproxyRouter.for_environment(engine, config, name, progress=progress)
     specs = _router_specs(config, name, engine, ledger)
-    info = router.ensure(specs, reload=False)
+    # A running router gets its missing replicas back under the lock: see Environment.held.
+    info = router.ensure(specs, reload=False, restore_running=False)
     if info.restored:
         progress(Progress("router", f"restored {', '.join(info.restored)} into the router"))
     lock = EnvironmentLock(engine, config.service, name, image=info.image)
@@ -485,8 +511,7 @@ def deploy_release(
             )
     if env is None:
         env = open_environment(config, environment, ledger, progress)
-    actor = ledger.who()
-    with env.lock.held(actor, reason=reason or "", operation=kind.value, wait=lock_wait):
+    with env.held(ledger, progress, reason=reason or "", operation=kind.value, wait=lock_wait):
         _settle_unfinished(env, ledger, progress)
         _remove_stopped(env, progress)
         if config.processes:
@@ -751,8 +776,7 @@ def _roll_back(
     """The rollback in the opened environment: the instant switch when the standby can take
     the traffic, else a full rollout back."""
     config, environment = env.config, env.name
-    actor = ledger.who()
-    with env.lock.held(actor, reason=reason or "", operation="rollback", wait=lock_wait):
+    with env.held(ledger, progress, reason=reason or "", operation="rollback", wait=lock_wait):
         settled = _settle_unfinished(env, ledger, progress)
         _remove_stopped(env, progress)
         observed = observe(env.engine, env.router, config.service, environment)
@@ -846,7 +870,7 @@ def continue_rollout(
         )
     env = open_environment(config, environment, ledger, progress)
     action = "abort" if abort else "resume"
-    with env.lock.held(ledger.who(), reason=reason or "", operation=action, wait=lock_wait):
+    with env.held(ledger, progress, reason=reason or "", operation=action, wait=lock_wait):
         runner = env.runner(ledger, progress)
         if abort:
             outcome = runner.abort(unfinished, reason or "aborted by hand")

@@ -49,7 +49,7 @@ def promote_and_deploy(
     refuse_denied(plan, ledger, config.service)
     env = open_environment(config, plan.target, ledger, progress)
     reason = plan.reason or ""
-    with env.lock.held(ledger.who(), reason=reason, operation="promote", wait=lock_wait):
+    with env.held(ledger, progress, reason=reason, operation="promote", wait=lock_wait):
         started = time.monotonic()
         # Recorded first, so the deployment that follows is newer than the promotion.
         promotion = None if plan.nothing_to_do else record_promotion(plan, ledger)

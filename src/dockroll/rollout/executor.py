@@ -23,7 +23,7 @@ from dockroll import labels
 from dockroll.config import Config, EnvironmentConfig
 from dockroll.container_settings import ContainerSpec, resolve_container, run_request
 from dockroll.engine.port import ContainerInfo, Engine, Health, RunRequest
-from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError
+from dockroll.errors import DockrollError, EngineError, LockLost, RolloutError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.hooks import HookPoint, run_hook
 from dockroll.ledger import (
@@ -573,9 +573,16 @@ class RolloutRunner:
             self.router.remove_server(name)
             known = None
         if known is None:
-            self.router.add_server(
-                name, self._address(name), self.config.container.port, weight=0, check=True
-            )
+            try:
+                self.router.add_server(
+                    name, self._address(name), self.config.container.port, weight=0, check=True
+                )
+            except RouterError:
+                # A router recreated meanwhile may have been given the replica back
+                # with the others; it is the one this run started, so carry on with it.
+                if not any(s.name == name and _fully_added(s) for s in self.router.servers()):
+                    raise
+                self._say(f"{name} was put back into the recreated router meanwhile")
         self.router.wait_healthy(name, timeout=self.config.health.start_timeout)
 
     def _drain(self, name: str) -> None:

@@ -480,7 +480,13 @@ class HaproxyRouter:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def ensure(self, servers: Sequence[ServerSpec] = (), *, reload: bool = True) -> RouterInfo:
+    def ensure(
+        self,
+        servers: Sequence[ServerSpec] = (),
+        *,
+        reload: bool = True,
+        restore_running: bool = True,
+    ) -> RouterInfo:
         """Start the router when missing or stopped, reload it when its config is outdated.
 
         A running router is never restarted here: a config change is applied by
@@ -488,6 +494,11 @@ class HaproxyRouter:
         which then sees ``reload_pending``); a change only a new container can
         make (image, listeners, log settings) is reported in ``outdated`` and
         left to :meth:`upgrade`.
+
+        ``servers`` missing from a router started here are always added back.
+        With ``restore_running=False`` a router that was already running is
+        left for :meth:`restore` under the environment's lock: a rollout
+        holding it may be about to add those very servers itself.
         """
         self._engine.ping()
         config_fp = self.config_fingerprint()
@@ -517,7 +528,7 @@ class HaproxyRouter:
                     pending = True
             else:
                 self.sync_certificate()
-        restored = self._restore(servers)
+        restored = self.restore(servers) if created or restore_running else ()
         if created and restored:
             self._wait_restored([s for s in servers if s.name in restored])
         return RouterInfo(
@@ -621,7 +632,7 @@ class HaproxyRouter:
         # A restart (engine restart, crash) starts from the file: with no server, as
         # every start does; the caller passes the servers that should serve to ensure.
         self._put_file("haproxy.cfg", self._render(config_fp))
-        restored = self._restore(servers)
+        restored = self.restore(servers)
         return RouterReload(
             previous_worker=previous,
             worker=worker,
@@ -664,7 +675,7 @@ class HaproxyRouter:
         self._remove_container(grace=1)
         container = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
         self._wait_for_api(container)
-        restored = self._restore(wanted)
+        restored = self.restore(wanted)
         for name in drained:
             self.drain(name)
         self._wait_restored([s for s in wanted if s.name in restored and s.name not in drained])
@@ -949,7 +960,8 @@ class HaproxyRouter:
                 return server
         raise RouterError(f"router of {self.owner} has no server {name}")
 
-    def _restore(self, servers: Sequence[ServerSpec]) -> tuple[str, ...]:
+    def restore(self, servers: Sequence[ServerSpec]) -> tuple[str, ...]:
+        """Add the ``servers`` the router lacks, as given; the names added, in order."""
         if not servers:
             return ()
         present = {s.name for s in self.servers()}

@@ -495,6 +495,35 @@ def test_a_rollout_killed_at_any_change_can_be_resumed_or_aborted(
             assert h.router.violations == [], where
 
 
+def test_a_new_replica_another_process_put_into_the_router_first_is_carried_on_with(
+    ledger: Ledger,
+) -> None:
+    """A router recreated mid-rollout gets every running replica back, the new one too."""
+    h = harness(ledger, make_config(Strategy.ROLLING))
+    put_back: list[str] = []
+
+    def recreated_router_restores(call: str) -> None:
+        if call != "router.add_server" or put_back:
+            return
+        missing = [
+            info
+            for info in h.engine.containers(labels.selector(SERVICE, ENV))
+            if info.running and info.name not in h.router.weights()
+        ]
+        assert len(missing) == 1
+        put_back.append(missing[0].name)
+        address = next(iter(missing[0].networks.values()))
+        h.router.add_server(missing[0].name, address, 5000, weight=0, check=True)
+
+    h.faults.on_call = recreated_router_restores
+    outcome = h.deploy(h.v2)
+
+    assert put_back
+    assert outcome.status == "succeeded"
+    assert_serves_only(h, h.v2)
+    assert_never_dark(h)
+
+
 def test_a_failing_pre_rollout_hook_stops_before_anything_changes(ledger: Ledger) -> None:
     h = harness(ledger, make_config(Strategy.ROLLING))
     containers, weights = dict(h.app_containers()), dict(h.router.weights())
