@@ -23,6 +23,7 @@ from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.engine.swarm import SwarmEngine
 from dockroll.errors import EngineError
+from dockroll.ledger import DeploymentStatus, StepStatus
 from dockroll.pipeline.deploy import rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter
@@ -32,8 +33,10 @@ from tests.conftest import free_port
 from tests.integration.remote_support import NEW, OLD, remote_cluster, remote_environment
 from tests.integration.remote_support import deploy_version as _deploy
 from tests.integration.rollout_support import (
+    DOCKROLL,
     Load,
     Seeded,
+    cli_env,
     run_dockroll,
     seed_service,
     state_of,
@@ -72,6 +75,7 @@ def swarm(
             },
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "spread": {**common, "strategy": "rolling", "drain_timeout": "2s"},
+            "midway": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -563,3 +567,74 @@ def test_a_restarted_manager_serves_again_by_itself_and_rollouts_go_on(
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["version"] for r in environment["replicas"]} == {NEW}
     assert len(environment["replicas"]) == 2
+
+
+def _started_replicas(seeded: Seeded, environment: str) -> int:
+    """Start steps of the environment's running deployment that have finished."""
+    with seeded.ledger() as ledger:
+        running = [
+            d
+            for d in ledger.deployments(seeded.service, environment, limit=1)
+            if d.status is DeploymentStatus.RUNNING
+        ]
+        if not running:
+            return 0
+        steps = ledger.deployment(running[0].id).steps
+    return sum(1 for s in steps if s.kind == "start" and s.status is StepStatus.SUCCEEDED)
+
+
+def test_a_manager_restarted_in_the_middle_of_a_rollout_leaves_it_to_the_next_command(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    url = seeded.url("midway")
+    assert _deploy(seeded, "midway", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+
+    deploying = subprocess.Popen(
+        [DOCKROLL, "deploy", NEW, "--env", "midway"],
+        env=cli_env(seeded),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _started_replicas(seeded, "midway") < 1:
+            assert deploying.poll() is None, deploying.communicate()[0]
+            assert time.monotonic() < deadline, "the rollout never started a replica"
+            time.sleep(0.2)
+        # The manager carries the engine the deploy speaks to and the router.
+        subprocess.run(["docker", "restart", cluster.manager.name], check=True, timeout=180)
+        output, _ = deploying.communicate(timeout=300)
+    finally:
+        if deploying.poll() is None:
+            deploying.kill()
+            deploying.wait()
+    print(f"deploy while the manager restarted: exit {deploying.returncode}\n{output}")
+    assert deploying.returncode != 0
+
+    # The router comes back with the servers it had; the old release serves on.
+    started = time.monotonic()
+    wait_serving(url, OLD, timeout=180)
+    print(f"serving {OLD} again {time.monotonic() - started:.1f} s after the deploy exited")
+    again = run_dockroll(seeded, "deploy", NEW, "--env", "midway")
+    print(again.stdout, again.stderr)
+    assert again.returncode == 0, again.stderr
+    assert versions(url, 20) == {NEW: 20}
+
+    with seeded.ledger() as ledger:
+        history = ledger.deployments(seeded.service, "midway")
+    assert history[0].status is DeploymentStatus.SUCCEEDED
+    assert all(d.status is not DeploymentStatus.RUNNING for d in history)
+    shown = run_dockroll(seeded, "--json", "status", "--env", "midway")
+    assert shown.returncode == 0, shown.stderr
+    (environment,) = json.loads(shown.stdout)["environments"]
+    assert [r["version"] for r in environment["replicas"]] == [NEW, NEW]
+    engine = environment_engine(seeded.config(), "midway")
+    try:
+        services = engine.client.api.services(filters={"label": f"{labels.ENVIRONMENT}=midway"})
+    finally:
+        engine.close()
+    # Nothing the interrupted rollout started is left behind.
+    assert len(services) == 2
