@@ -201,14 +201,27 @@ def test_a_local_router_mounts_its_directories_and_shows_the_log_when_silent(
         router.ensure()
 
     assert "its log ends with:\n[ALERT] config: cannot bind socket" in silent.value.message
-    (request,) = engine.runs
+    holder, request = engine.runs
     directory = tmp_path / "routers" / "web-prod"
+    # The holder publishes the listeners and joins the network; HAProxy runs in its namespace.
+    assert holder.name == f"{_NAME}-net"
+    assert holder.network == "dockroll-web-prod"
+    assert sorted(holder.publish_on.values()) == [("127.0.0.1", 8080), ("127.0.0.1", 9080)]
+    assert (holder.entrypoint, holder.command) == (["sleep"], ["infinity"])
+    assert request.name == _NAME
+    assert request.network_container == f"{_NAME}-net"
+    assert (request.network, request.publish_on) == (None, {})
     assert request.mounts == (
         Mount(str(directory / "conf"), _CONF, read_only=True, kind="bind"),
         Mount(str(directory / "run"), "/var/run/dockroll", kind="bind"),
     )
     assert request.files == {}
-    assert (directory / "conf" / "haproxy.cfg").is_file()
+    # Its own runtime socket, which the state dir's admin.sock points at.
+    socket = request.env["DOCKROLL_ADMIN_SOCKET"]
+    assert socket == f"/var/run/dockroll/admin-{request.labels['dockroll.router.generation']}.sock"
+    assert (directory / "run" / "admin.sock").readlink().name == socket.rsplit("/", 1)[1]
+    config = (directory / "conf" / "haproxy.cfg").read_text()
+    assert 'stats socket "${DOCKROLL_ADMIN_SOCKET}" mode 666' in config
 
 
 def test_removing_the_router_removes_its_container(tmp_path: Path) -> None:
