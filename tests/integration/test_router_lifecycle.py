@@ -500,6 +500,22 @@ def test_a_new_router_that_does_not_come_up_leaves_the_old_one_serving(
     assert "\n    server " not in (router.directory / "conf" / "haproxy.cfg").read_text()
 
 
+def test_a_router_whose_holder_went_away_comes_back_with_its_servers(project: Project) -> None:
+    router, a, b = _two_backends(project)
+    project.client.containers.get(f"{router.container_name}-net").remove(force=True)
+
+    info = router.ensure([a, dataclasses.replace(b, weight=30)])
+
+    assert info.created
+    assert project.client.containers.get(f"{router.container_name}-net").status == "running"
+    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+    upgraded = project.dockroll("router", "upgrade", "--env", "prod")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "replaced the prod router hitless" in upgraded.stdout
+    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+
+
 class _OlderRouter(HaproxyRouter):
     """A router as a dockroll before network holders started it: it publishes its ports."""
 

@@ -31,7 +31,10 @@ with ``show info``) is applied by :meth:`HaproxyRouter.reload`, a hitless
 master-worker reload that carries the running servers across; what only a new
 container can change (image, published listeners, log settings: a second
 fingerprint, kept in a container label) is reported and left to
-:meth:`HaproxyRouter.upgrade`, which replaces the container and is not hitless.
+:meth:`HaproxyRouter.upgrade`, which starts a new container before the old one
+stops: on a local engine HAProxy runs in the network namespace of a holder
+container (``<container>-net``) that publishes the listeners and joins the
+networks, so a new HAProxy can take the running one's listening sockets over.
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
@@ -529,6 +532,7 @@ class HaproxyRouter:
         which then sees ``reload_pending``); a change only a new container can
         make (image, listeners, log settings) is reported in ``outdated`` and
         left to :meth:`upgrade`.
+        A router whose holder went away is started again, holder first.
 
         ``servers`` missing from a router started here are always added back.
         With ``restore_running=False`` a router that was already running is
@@ -1263,10 +1267,13 @@ class HaproxyRouter:
             self._prepare_directory(config)
             for stale in (self.directory / "run").glob("admin-*.sock"):
                 stale.unlink(missing_ok=True)  # nothing runs that could listen there
-            self._ensure_holder()
+            image = self._image()
+            self._ensure_holder(image)
             generation = secrets.token_hex(4)
             self._point(generation)
-            return self._run_haproxy(self.container_name, generation, container_fp, config_fp)
+            return self._run_haproxy(
+                self.container_name, generation, container_fp, config_fp, image=image
+            )
         image = self._image()
         conf, run = self._prepare_directory(config)
         published = {
@@ -1411,7 +1418,7 @@ class HaproxyRouter:
             return f"starting {self.container_name}"
         return f"replacing {self.container_name} (not hitless); {refused}"
 
-    def _ensure_holder(self) -> None:
+    def _ensure_holder(self, image: str) -> None:
         """Start the holder of the router's namespace unless it runs with the wanted
         listeners: it publishes them and joins the environment's network."""
         wanted = self._holder_fingerprint()
@@ -1428,7 +1435,7 @@ class HaproxyRouter:
         }
         published[METRICS_PORT] = (self.metrics_address.host, self.metrics_address.port)
         request = RunRequest(
-            self._image(),
+            image,
             name=self.holder_name,
             labels={
                 "dockroll.service": self.service,
@@ -1456,12 +1463,12 @@ class HaproxyRouter:
         container_fp: str,
         config_fp: str,
         *,
+        image: str,
         take_over: str | None = None,
     ) -> ContainerInfo:
         """Start HAProxy as ``name`` in the holder's namespace, with the runtime socket of
         ``generation``; with ``take_over`` (a running one's generation) it takes that
         one's listening sockets over first."""
-        image = self._image()
         conf, run = self.directory / "conf", self.directory / "run"
         command = ["haproxy", "-f", f"{_CONFIG_DIR}/haproxy.cfg"]
         if take_over is not None:
@@ -1516,6 +1523,7 @@ class HaproxyRouter:
         container_fp = self._container_fingerprint()
         self._write_carried(state, rows, flags, config_fp)
         name = self.container_name + _NEXT_SUFFIX
+        image = self._image()
         with self._engine_call(f"removing {name}"):
             self._engine.remove(name, grace=0)  # one an interrupted hand-over left
         self._progress(
@@ -1529,7 +1537,9 @@ class HaproxyRouter:
         generation = secrets.token_hex(4)
         new: ContainerInfo | None = None
         try:
-            new = self._run_haproxy(name, generation, container_fp, config_fp, take_over=previous)
+            new = self._run_haproxy(
+                name, generation, container_fp, config_fp, image=image, take_over=previous
+            )
             self._wait_serving(new, generation, config_fp, serving)
         except RouterError as exc:
             logs = self._logs(new.id) if new is not None else ""
