@@ -514,6 +514,10 @@ def test_a_router_whose_holder_went_away_comes_back_with_its_servers(project: Pr
     assert upgraded.returncode == 0, upgraded.stderr
     assert "replaced the prod router hitless" in upgraded.stdout
     assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    # A holder that restarted has a new namespace, without the router in it.
+    project.client.containers.get(f"{router.container_name}-net").restart(timeout=0)
+    assert router.ensure([a, b]).created
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
 
 
 class _OlderRouter(HaproxyRouter):

@@ -1368,12 +1368,15 @@ class HaproxyRouter:
         return found
 
     def _namespace_up(self, found: ContainerInfo) -> bool:
-        """Whether the holder whose namespace the HAProxy container runs in is up."""
+        """Whether the holder whose namespace the HAProxy container runs in is up, and
+        was so when HAProxy started (a holder that restarted since has a new namespace)."""
         if _GENERATION_LABEL not in found.labels:
             return True
         with self._engine_call(f"inspecting {self.holder_name}"):
             holder = self._engine.container(self.holder_name)
-        return holder is not None and _up(holder)
+        if holder is None or not _up(holder):
+            return False
+        return holder.started is None or found.started is None or holder.started <= found.started
 
     def _holder_fingerprint(self) -> str:
         held = {
