@@ -95,6 +95,11 @@ def upgrade_environment_router(
     ):
         specs = _router_specs(config, name, engine, ledger)
         info = router.upgrade(specs)
+        if config.environment(name).hosts:
+            # A new holder (new listeners, a one-time move) is not on the edge's network yet.
+            from dockroll.pipeline.edge import join_edge  # noqa: PLC0415
+
+            join_edge(config, name, router, progress)
     ledger.audit(
         "router-upgrade",
         service=config.service,
