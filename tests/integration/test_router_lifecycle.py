@@ -520,6 +520,24 @@ def test_a_router_whose_holder_went_away_comes_back_with_its_servers(project: Pr
     assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
 
 
+def test_new_listeners_another_process_holds_stop_nothing(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    before = project.container().id
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        project.write(router={"listen": [f"127.0.0.1:{port}"]}, port=port)
+
+        refused = project.dockroll("router", "upgrade", "--env", "prod")
+
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "nothing changed" in refused.stderr
+    assert project.container().id == before
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+
 class _OlderRouter(HaproxyRouter):
     """A router as a dockroll before network holders started it: it publishes its ports."""
 

@@ -52,6 +52,7 @@ import ipaddress
 import json
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -719,6 +720,8 @@ class HaproxyRouter:
         wanted = [*carried, *(spec for spec in servers if spec.name not in names)]
         config_fp = self.config_fingerprint()
         self._ensure_network()
+        if kind in ("migrate", "listeners"):
+            self._check_free(found)
         self._progress(Progress("router", self._replacing_note(kind)))
         self._remove_container(grace=1)
         container = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
@@ -1403,6 +1406,30 @@ class HaproxyRouter:
         ):
             return "listeners"
         return "hitless"
+
+    def _check_free(self, found: ContainerInfo | None) -> None:
+        """RouterError, before anything stops, when an address the router does not hold yet
+        is taken on this host (a replacement would otherwise leave nothing listening)."""
+        held = set(found.ports.values()) if found is not None else set()
+        with self._engine_call(f"inspecting {self.holder_name}"):
+            holder = self._engine.container(self.holder_name)
+        if holder is not None:
+            held |= set(holder.ports.values())
+        for address in (*self.listeners, self.metrics_address):
+            if address.port in held:
+                continue
+            family = socket.AF_INET6 if address.ip.version == 6 else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((address.host, address.port))
+                except OSError as exc:
+                    raise RouterError(
+                        f"router of {self.owner} cannot listen on {address}: "
+                        f"{exc.strerror or exc}; nothing changed, it keeps serving as it is",
+                        hint="free that address or give the environment other listeners "
+                        "(router.listen, router.metrics)",
+                    ) from None
 
     def _replacing_note(self, kind: str) -> str:
         refused = "connections are refused until the new one listens"
