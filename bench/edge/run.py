@@ -22,6 +22,9 @@ pebble, as the integration tests start it; every name resolves to 127.0.0.1):
                      dockroll edge reload applies this one (hitless reload)
   upgrade            dockroll edge upgrade: a new edge container takes the
                      listening sockets over, then the old one stops (new before old)
+  router upgrade     dockroll router upgrade: the environment's router, behind the
+                     edge, moves to a new HAProxy container the same way (in the
+                     network namespace its holder keeps)
   hold               dockroll hold, 5 s, dockroll release: requests wait
 
 peers, doing the deploy's switch (v1 -> v2, a container of each behind the proxy)
@@ -288,6 +291,9 @@ class EdgeBench(zd.Bench):  # type: ignore[misc]
                          note="older config -> this one: new worker on the passed sockets"),
             self.measure(UPGRADE, port, lambda: self.command("edge", "upgrade"), V1,
                          note="new container on the old one's sockets, then the old stops"),
+            self.measure("dockroll router upgrade", port,
+                         lambda: self.command("router", "upgrade", "--env", ENV), V1,
+                         note="the env's router: new HAProxy beside the old, in its holder"),
             self.measure(f"dockroll hold {self.hold:g}s / release", port,
                          self.hold_and_release, V1,
                          note=f"requests wait {self.hold:g}s at the router, then flow"),

@@ -249,6 +249,31 @@ def _fingerprint(path: Path) -> str:
     return certificate_fingerprint(path.read_text(encoding="ascii"))
 
 
+def test_a_router_behind_the_edge_upgrades_hitless_and_new_listeners_keep_its_hostname(
+    project: Project, edge: str
+) -> None:
+    port = free_port()
+    _serve(project, ["a.test"], {"listen": [f"127.0.0.1:{port}"]})
+    before = project.container().id
+
+    with _Load(lambda: str(_get(port, "a.test").status_code)) as load:
+        upgraded = project.dockroll("router", "upgrade", "--env", "prod")
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "router hitless" in upgraded.stdout, upgraded.stdout
+    assert project.container().id != before
+    assert len(load.answers) >= 50
+    assert set(load.answers) == {"200"}, [a for a in load.answers if a != "200"][:3]
+    # New published listeners need a new holder: it joins the edge's network again.
+    project.write(port=free_port())
+    moved = project.dockroll("router", "upgrade", "--env", "prod")
+    assert moved.returncode == 0, moved.stderr
+    assert "router hitless" not in moved.stdout
+    assert "needs a new holder" in moved.stderr
+    answer = _get(port, "a.test")
+    assert (answer.status_code, answer.text) == (200, project.service)
+
+
 def test_edge_tls_by_sni_from_files_redirect_hsts_and_a_second_project_joining(
     project: Project, edge: str
 ) -> None:

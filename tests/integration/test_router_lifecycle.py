@@ -273,7 +273,10 @@ def test_the_router_listens_where_the_environment_says(project: Project) -> None
     # Nothing where the hidden default (port + 1000) used to be.
     with pytest.raises(httpx.TransportError):
         _get(f"http://127.0.0.1:{public + 1000}/metrics")
-    published = project.container().attrs["HostConfig"]["PortBindings"]
+    # The holder of the router's network namespace publishes them; HAProxy runs in it.
+    holder = project.client.containers.get(f"{router.container_name}-net")
+    assert project.container().attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+    published = holder.attrs["HostConfig"]["PortBindings"]
     hosts = sorted(b["HostIp"] + ":" + b["HostPort"] for v in published.values() for b in v)
     assert hosts == sorted([f"127.0.0.1:{public}", f"::1:{public6}", f"127.0.0.1:{metrics}"])
 
@@ -413,6 +416,164 @@ def test_new_listeners_need_an_explicit_upgrade_which_carries_the_servers(
     assert _get(f"http://127.0.0.1:{moved}/").status_code == 200
     after = project.dockroll("router", "status", "--env", "prod")
     assert "up to date" in after.stdout
+
+
+@contextlib.contextmanager
+def _retagged(project: Project, image: str) -> Iterator[str]:
+    """A second tag of the router's image: to the router, another image to upgrade to."""
+    tag = f"dockroll.local/haproxy-upgrade:{project.service}"
+    project.client.images.get(image).tag(tag)
+    try:
+        yield tag
+    finally:
+        project.client.images.remove(tag, noprune=True)
+
+
+@pytest.mark.slow
+def test_an_image_upgrade_starts_the_new_router_before_the_old_one_stops(
+    project: Project,
+) -> None:
+    router, _, _ = _two_backends(project)
+    router.drain("web-b")
+    router.set_ready("web-b")  # a state change made at runtime, carried like the weights
+    router.set_maintenance(False)
+    before = project.container()
+    holder = project.client.containers.get(f"{router.container_name}-net")
+    with _retagged(project, router.image()) as tag:
+        upgraded = _changed(router, image=tag)
+        assert "starts a new one beside it (hitless)" in upgraded.ensure().outdated
+        messages: list[str] = []
+        upgraded._progress = lambda event: messages.append(event.message)
+        with Load(f"http://127.0.0.1:{router.port}", threads=4) as load:
+            load.wait_for(200)
+            info = upgraded.upgrade()
+            load.wait_for(len(load.answers) + 200)
+        answers = len(load.answers)
+
+        print(f"\nimage upgrade under load: {answers} requests, failures {len(load.failures)}")
+        assert load.failures == []
+        assert info.replaced == "hitless"
+        assert any("(hitless)" in m for m in messages), messages
+        after = project.container()
+        assert after.id != before.id
+        assert after.attrs["Config"]["Image"] == tag
+        # The listeners stayed with the holder: same container, same published ports.
+        assert (
+            project.client.containers.get(holder.id).attrs["State"]["StartedAt"]
+            == (holder.attrs["State"]["StartedAt"])
+        )
+        assert (
+            project.client.containers.list(
+                all=True, filters={"name": f"{router.container_name}-next"}
+            )
+            == []
+        )
+        # The runtime API path in the state dir reaches the new HAProxy.
+        assert {s.name: s.weight for s in upgraded.servers()} == {"web-a": 70, "web-b": 30}
+        assert {s.state for s in upgraded.servers()} == {ServerState.READY}
+        assert upgraded.describe().verdict == "up to date"
+        assert set(load.versions()) == {"web-a", "web-b"}
+        # A second upgrade, back to the first image, is as hitless.
+        assert router.upgrade().replaced == "hitless"
+        assert project.container().attrs["Config"]["Image"] == router.image()
+        assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+        project.container().remove(force=True)  # before its image's tag goes
+
+
+def test_a_new_router_that_does_not_come_up_leaves_the_old_one_serving(
+    project: Project,
+) -> None:
+    router, _, _ = _two_backends(project)
+    before = project.container().id
+    no_haproxy = _changed(router, image=PYTHON_IMAGE)
+
+    with pytest.raises(RouterError, match="keeps serving as it was"):
+        no_haproxy.upgrade()
+
+    assert project.container().id == before
+    assert (
+        project.client.containers.list(all=True, filters={"name": f"{router.container_name}-next"})
+        == []
+    )
+    assert {s.name: s.weight for s in router.servers()} == {"web-a": 70, "web-b": 30}
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+    assert "\n    server " not in (router.directory / "conf" / "haproxy.cfg").read_text()
+
+
+def test_a_router_whose_holder_went_away_comes_back_with_its_servers(project: Project) -> None:
+    router, a, b = _two_backends(project)
+    project.client.containers.get(f"{router.container_name}-net").remove(force=True)
+
+    info = router.ensure([a, dataclasses.replace(b, weight=30)])
+
+    assert info.created
+    assert project.client.containers.get(f"{router.container_name}-net").status == "running"
+    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+    upgraded = project.dockroll("router", "upgrade", "--env", "prod")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "replaced the prod router hitless" in upgraded.stdout
+    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    # A holder that restarted has a new namespace, without the router in it.
+    project.client.containers.get(f"{router.container_name}-net").restart(timeout=0)
+    assert router.ensure([a, b]).created
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+
+def test_new_listeners_another_process_holds_stop_nothing(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    before = project.container().id
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        project.write(router={"listen": [f"127.0.0.1:{port}"]}, port=port)
+
+        refused = project.dockroll("router", "upgrade", "--env", "prod")
+
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "nothing changed" in refused.stderr
+    assert project.container().id == before
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+
+class _OlderRouter(HaproxyRouter):
+    """A router as a dockroll before network holders started it: it publishes its ports."""
+
+    network_holder = False
+
+
+@pytest.mark.slow
+def test_a_router_an_older_dockroll_started_moves_into_a_holder_once(project: Project) -> None:
+    router, _, _ = _two_backends(project)
+    router.remove()
+    older = _OlderRouter(
+        router.engine,
+        service=router.service,
+        environment=router.environment,
+        port=router.port,
+        settings=router.settings,
+    )
+    a, b = project.backend("web-c"), project.backend("web-d")
+    older.ensure([a, dataclasses.replace(b, weight=30)])
+    for name in ("web-c", "web-d"):
+        older.wait_healthy(name, timeout=10)
+    assert "moves it, this once" in router.ensure().outdated
+    messages: list[str] = []
+    router._progress = lambda event: messages.append(event.message)
+
+    with Load(f"http://127.0.0.1:{router.port}", threads=4) as load:
+        load.wait_for(200)
+        info = router.upgrade()
+        load.wait_for(len(load.answers) + 100)
+
+    print(f"\none-time migration under load: failures {len(load.failures)}")
+    assert info.replaced == "migrate"
+    assert any(m.startswith("one-time restart") for m in messages), messages
+    assert {s.name: s.weight for s in router.servers()} == {"web-c": 100, "web-d": 30}
+    assert router.describe().verdict == "up to date"
+    assert router.upgrade().replaced == "hitless"
 
 
 def _timed_get(url: str) -> tuple[int, float, httpx.Headers]:

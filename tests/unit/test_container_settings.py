@@ -343,3 +343,11 @@ def test_host_network_user_stop_signal_and_log_options_reach_the_create_call() -
     assert not {"network_mode", "user", "stop_signal", "log_config"} & set(
         _run_options(RunRequest("img"))
     )
+
+
+def test_a_container_in_another_ones_network_namespace() -> None:
+    from dockroll.engine.port import RunRequest  # noqa: PLC0415 - only here
+
+    options = _run_options(RunRequest("img", network_container="holder"))
+
+    assert options["network_mode"] == "container:holder"

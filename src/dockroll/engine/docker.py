@@ -619,6 +619,8 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
         options["extra_hosts"] = dict(request.extra_hosts)
     if request.host_network:
         options["network_mode"] = "host"
+    if request.network_container is not None:
+        options["network_mode"] = f"container:{request.network_container}"
     if request.user is not None:
         options["user"] = request.user
     if request.stop_signal is not None:

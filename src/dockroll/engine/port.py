@@ -124,6 +124,9 @@ class RunRequest:
     """The user the command runs as, instead of the image's."""
     stop_signal: str | None = None
     """The signal a stop (:meth:`Engine.remove`) sends first, instead of SIGTERM."""
+    network_container: str | None = None
+    """Run in the network namespace of this container (``container:<name>``): its
+    networks, addresses and published ports (no ``network``, no ``publish``)."""
 
 
 @dataclass(frozen=True)

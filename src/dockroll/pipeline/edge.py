@@ -97,10 +97,12 @@ def join_edge(
     edge = _edge(config, name, router.engine)
     edge.ensure(progress=lambda message: progress(Progress("edge", message)))
     engine = router.engine
-    info = engine.container(router.container_name)
+    # The container holding the router's network namespace, when it has one.
+    owner = router.network_owner()
+    info = engine.container(owner)
     if info is not None and edge.network not in info.networks:
-        engine.connect_network(router.container_name, edge.network)  # joined concurrently: fine
-        info = engine.container(router.container_name)
+        engine.connect_network(owner, edge.network)  # joined concurrently: fine
+        info = engine.container(owner)
     address = info.networks.get(edge.network, "") if info is not None else ""
     if not address:
         raise RouterError(f"router of {config.service}/{name} did not join {edge.network}")

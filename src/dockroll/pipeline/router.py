@@ -1,4 +1,4 @@
-"""An environment's router by hand: what runs, a hitless reload, a (not hitless) upgrade.
+"""An environment's router by hand: what runs, a hitless reload, an upgrade (new before old).
 
 ``status`` reads and changes nothing. ``reload`` and ``upgrade`` hold the
 environment's lock, so no rollout changes the router's servers while they are
@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from dockroll.config import Config
 from dockroll.errors import UsageError
-from dockroll.events import Progress, ProgressCallback, discard
+from dockroll.events import ProgressCallback, discard
 from dockroll.ledger import Ledger
 from dockroll.lock import EnvironmentLock
 from dockroll.pipeline.deploy import _router_specs, reload_router
@@ -81,7 +81,12 @@ def upgrade_environment_router(
     progress: ProgressCallback = discard,
     lock_wait: float = 0.0,
 ) -> RouterInfo:
-    """Replace the router's container (image, listeners): connections are refused meanwhile."""
+    """Move the router to a new container (image, listeners), new before old where it can.
+
+    Hitless on a local engine once the router runs in a holder of its own; a router an
+    older dockroll started, new published listeners and remote engines replace the
+    container instead, which refuses connections for about a second (progress says so).
+    """
     router = _open(config, name, progress)
     engine = router.engine
     lock = EnvironmentLock(engine, config.service, name, image=router.image())
@@ -89,13 +94,17 @@ def upgrade_environment_router(
         ledger.who(), reason="router upgrade", operation="router-upgrade", wait=lock_wait
     ):
         specs = _router_specs(config, name, engine, ledger)
-        progress(Progress("router", "connections are refused until the new router listens"))
         info = router.upgrade(specs)
+        if config.environment(name).hosts:
+            # A new holder (new listeners, a one-time move) is not on the edge's network yet.
+            from dockroll.pipeline.edge import join_edge  # noqa: PLC0415
+
+            join_edge(config, name, router, progress)
     ledger.audit(
         "router-upgrade",
         service=config.service,
         env=name,
-        detail={"container": info.container_id, "image": info.image},
+        detail={"container": info.container_id, "image": info.image, "how": info.replaced},
     )
     return info
 

@@ -31,7 +31,10 @@ with ``show info``) is applied by :meth:`HaproxyRouter.reload`, a hitless
 master-worker reload that carries the running servers across; what only a new
 container can change (image, published listeners, log settings: a second
 fingerprint, kept in a container label) is reported and left to
-:meth:`HaproxyRouter.upgrade`, which replaces the container and is not hitless.
+:meth:`HaproxyRouter.upgrade`, which starts a new container before the old one
+stops: on a local engine HAProxy runs in the network namespace of a holder
+container (``<container>-net``) that publishes the listeners and joins the
+networks, so a new HAProxy can take the running one's listening sockets over.
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
@@ -47,7 +50,9 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import secrets
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +120,18 @@ _CONFIG_LABEL = "dockroll.router.config"
 # What only a new container can change (image, published addresses, mounts, log settings).
 _CONTAINER_LABEL = "dockroll.router.container"
 _STATE_FILE = "servers.state"
+# A local router's HAProxy runs in the network namespace of a long-lived holder
+# container that publishes its listeners and joins its networks, so a new HAProxy
+# can start beside the old one and take its listening sockets over (-x).
+_HOLDER_LABEL = "dockroll.router.network"
+_GENERATION_LABEL = "dockroll.router.generation"
+_HOLDER_SUFFIX = "-net"
+_NEXT_SUFFIX = "-next"
+# Each HAProxy container of a holder has its own runtime socket: `-x` matches unix
+# sockets by path, and a new one must not reuse its predecessor's.
+_SOCKET_ENV = "DOCKROLL_ADMIN_SOCKET"
+# How long an old HAProxy may finish its requests after a hand-over (hard-stop-after 30s).
+_HANDOVER_GRACE = 35.0
 # On a remote engine the admin socket is TCP: listeners pass to a reloaded worker here.
 _RELOAD_SOCKET = "/var/lib/haproxy/reload.sock"
 _DESCRIPTION = "dockroll-config"
@@ -183,6 +200,7 @@ def render_config(
     loopback_admin: bool = False,
     fingerprint: str | None = None,
     servers: Sequence[str] = (),
+    admin_path: str = f"{_RUN_DIR}/{_SOCKET}",
 ) -> str:
     """The haproxy.cfg of an environment's router: frontends and a backend.
 
@@ -191,15 +209,14 @@ def render_config(
     The backend is empty but for ``servers`` (``server`` lines), which a reload
     carries over from the running worker. ``fingerprint`` (of the config
     rendered without it and without servers) is the global ``description``, so
-    ``show info`` tells which config a router runs.
+    ``show info`` tells which config a router runs. ``admin_path``: where the unix
+    socket is (a quoted ``"${VAR}"`` names it per container).
     """
     sockets = []
     # "expose-fd listeners": a reloaded worker takes over the listening sockets
     # from the running one (the master passes -x), so no connection is refused.
     if admin_socket:
-        sockets.append(
-            f"    stats socket {_RUN_DIR}/{_SOCKET} mode 666 level admin expose-fd listeners"
-        )
+        sockets.append(f"    stats socket {admin_path} mode 666 level admin expose-fd listeners")
     else:
         sockets.append(
             f"    stats socket {_RELOAD_SOCKET} mode 600 level admin expose-fd listeners"
@@ -331,6 +348,11 @@ class RouterDescription:
 class HaproxyRouter:
     """The router of one environment, run as an HAProxy container on ``engine``."""
 
+    network_holder = True
+    """Whether, on a local engine, HAProxy runs in the network namespace of a holder
+    container (``<container_name>-net``) that publishes the listeners and joins the
+    networks, so :meth:`upgrade` can start a new HAProxy beside the old one."""
+
     def __init__(
         self,
         engine: Engine,
@@ -450,6 +472,23 @@ class HaproxyRouter:
         return f"dockroll-router-{self.service}-{self.environment}"
 
     @property
+    def holder_name(self) -> str:
+        """The container holding the router's network namespace: listeners and networks."""
+        return f"{self.container_name}{_HOLDER_SUFFIX}"
+
+    @property
+    def _holds(self) -> bool:
+        return self._local and self.network_holder
+
+    def network_owner(self) -> str:
+        """The container whose networks and addresses the router has (the edge joins it)."""
+        if self._holds:
+            found = self._inspect()
+            if found is not None and _GENERATION_LABEL in found.labels:
+                return self.holder_name
+        return self.container_name
+
+    @property
     def network(self) -> str:
         """The environment's Docker network; app containers join it."""
         return f"dockroll-{self.service}-{self.environment}"
@@ -494,6 +533,7 @@ class HaproxyRouter:
         which then sees ``reload_pending``); a change only a new container can
         make (image, listeners, log settings) is reported in ``outdated`` and
         left to :meth:`upgrade`.
+        A router whose holder went away is started again, holder first.
 
         ``servers`` missing from a router started here are always added back.
         With ``restore_running=False`` a router that was already running is
@@ -504,10 +544,10 @@ class HaproxyRouter:
         config_fp = self.config_fingerprint()
         container_fp = self._container_fingerprint()
         self._ensure_network()
-        found = self._inspect()
+        found = self._current()
         created = reloaded = pending = False
         outdated = ""
-        if found is None or not _up(found):
+        if found is None or not _up(found) or not self._namespace_up(found):
             if found is not None:
                 self._progress(Progress("router", f"starting {self.container_name} again"))
                 self._remove_container(grace=1)
@@ -518,7 +558,7 @@ class HaproxyRouter:
         self._wait_for_api(container)
         if not created:
             if container.labels.get(_CONTAINER_LABEL) != container_fp:
-                outdated = self._outdated_note()
+                outdated = self._outdated_note(container)
                 self._progress(Progress("router", outdated))
             elif self.running_config() != config_fp:
                 if reload:
@@ -642,17 +682,26 @@ class HaproxyRouter:
         )
 
     def upgrade(self, servers: Sequence[ServerSpec] = ()) -> RouterInfo:
-        """Replace the router's container (new image, listeners, log settings): NOT hitless.
+        """Move the router to a new container (new image, container settings), new before old.
 
-        Connections are refused from the old container's stop until the new one
-        listens, about a second. The servers the old router had go across with
-        their weights (drained ones drained), and ``servers`` it lacked are added;
-        it returns once those with weight passed their first check.
+        On a local engine the new HAProxy starts in the holder's network namespace
+        beside the running one and takes its listening sockets over (:meth:`_hand_over`):
+        nothing is refused. What the holder itself must change (published listeners),
+        a router an older dockroll started (its own container publishes its listeners),
+        and a router on a remote engine are replaced instead, which is NOT hitless:
+        connections are refused from the old container's stop until the new one
+        listens, about a second. Either way the servers the old router had go across
+        with their weights (drained ones drained), and ``servers`` it lacked are added;
+        it returns once those with weight passed their first check. ``replaced`` in the
+        result says which it was.
         """
         self._engine.ping()
+        found = self._current()
+        kind = self._upgrade_kind(found) if found is not None and _up(found) else "start"
+        if kind == "hitless" and found is not None:
+            return self._hand_over(found, servers)
         carried: list[ServerSpec] = []
         drained: list[str] = []
-        found = self._inspect()
         if found is not None and _up(found):
             with contextlib.suppress(RouterError):  # a router that does not answer has none
                 for server in self.servers():
@@ -671,7 +720,9 @@ class HaproxyRouter:
         wanted = [*carried, *(spec for spec in servers if spec.name not in names)]
         config_fp = self.config_fingerprint()
         self._ensure_network()
-        self._progress(Progress("router", f"replacing {self.container_name} (not hitless)"))
+        if kind in ("migrate", "listeners"):
+            self._check_free(found)
+        self._progress(Progress("router", self._replacing_note(kind)))
         self._remove_container(grace=1)
         container = self._start(self._render(config_fp), self._container_fingerprint(), config_fp)
         self._wait_for_api(container)
@@ -680,7 +731,9 @@ class HaproxyRouter:
             self.drain(name)
         self._wait_restored([s for s in wanted if s.name in restored and s.name not in drained])
         info = self.ensure(reload=False)
-        return RouterInfo(**{**info.__dict__, "created": True, "restored": restored})
+        return RouterInfo(
+            **{**info.__dict__, "created": True, "restored": restored, "replaced": kind}
+        )
 
     def describe(self) -> RouterDescription:
         """What runs, from the engine and the runtime API; changes nothing."""
@@ -698,7 +751,7 @@ class HaproxyRouter:
         elif not running:
             verdict = "stopped: the next deploy starts it"
         elif found.labels.get(_CONTAINER_LABEL) != self._container_fingerprint():
-            verdict = self._outdated_note()
+            verdict = self._outdated_note(found)
             needs_upgrade = True
         elif worker is None:
             verdict = "not answering on its runtime API"
@@ -725,12 +778,23 @@ class HaproxyRouter:
             needs_upgrade=needs_upgrade,
         )
 
-    def _outdated_note(self) -> str:
+    def _outdated_note(self, found: ContainerInfo) -> str:
+        how = {
+            "hitless": "starts a new one beside it (hitless)",
+            "migrate": "moves it, this once, into a container of its own that holds its "
+            "listeners (not hitless this once: connections are refused for about a second; "
+            "later upgrades are hitless)",
+            "listeners": "replaces it and the container holding its listeners (not hitless: "
+            "published listeners change only with a new holder; connections are refused "
+            "for about a second)",
+        }.get(
+            self._upgrade_kind(found),
+            "replaces it (not hitless: connections are refused for about a second)",
+        )
         return (
             f"router {self.container_name} runs an older image, listeners or container "
             "settings, which only a new container can change; it keeps serving as it is. "
-            f"`dockroll router upgrade --env {self.environment}` replaces it (not hitless: "
-            "connections are refused for about a second)"
+            f"`dockroll router upgrade --env {self.environment}` {how}"
         )
 
     def _render(self, fingerprint: str | None, servers: Sequence[str] = ()) -> str:
@@ -742,6 +806,7 @@ class HaproxyRouter:
             loopback_admin=not self._local,
             fingerprint=fingerprint,
             servers=servers,
+            admin_path=f'"${{{_SOCKET_ENV}}}"' if self._holds else f"{_RUN_DIR}/{_SOCKET}",
         )
 
     def _server_line(self, row: Mapping[str, str]) -> str:
@@ -808,6 +873,10 @@ class HaproxyRouter:
     def remove(self) -> None:
         """Stop and remove the router container and its files; the network stays for the apps."""
         self._remove_container(grace=5)
+        if self._holds:
+            for name in (self.container_name + _NEXT_SUFFIX, self.holder_name):
+                with self._engine_call(f"removing {name}"):
+                    self._engine.remove(name, grace=0)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- servers -----------------------------------------------------------------
@@ -1013,6 +1082,8 @@ class HaproxyRouter:
             "local": self._local,
             "reload": "master-worker, expose-fd listeners, server-state-file",
         }
+        if self._holds:
+            published["network"] = "holder; a new HAProxy takes the listeners over (-x)"
         text = json.dumps(published, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -1195,6 +1266,17 @@ class HaproxyRouter:
         return self.acme_store.key if self.settings.acme else self.settings.tls_key
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> ContainerInfo:
+        if self._holds:
+            self._prepare_directory(config)
+            for stale in (self.directory / "run").glob("admin-*.sock"):
+                stale.unlink(missing_ok=True)  # nothing runs that could listen there
+            image = self._image()
+            self._ensure_holder(image)
+            generation = secrets.token_hex(4)
+            self._point(generation)
+            return self._run_haproxy(
+                self.container_name, generation, container_fp, config_fp, image=image
+            )
         image = self._image()
         conf, run = self._prepare_directory(config)
         published = {
@@ -1230,6 +1312,9 @@ class HaproxyRouter:
             files=files,
         )
         self._progress(Progress("router", f"starting {self.container_name} from {image}"))
+        return self._run(request)
+
+    def _run(self, request: RunRequest) -> ContainerInfo:
         try:
             return self._engine.run(request)
         except PortInUse as exc:
@@ -1269,6 +1354,321 @@ class HaproxyRouter:
     def _remove_container(self, *, grace: float) -> None:
         with self._engine_call(f"removing {self.container_name}"):
             self._engine.remove(self.container_name, grace=grace)
+
+    # -- new before old: a holder of the network namespace, HAProxy containers in it ----
+
+    def _current(self) -> ContainerInfo | None:
+        """The HAProxy container; one a hand-over left under its temporary name while none
+        has the router's name takes that name."""
+        found = self._inspect()
+        if found is None and self._holds:
+            left = self._engine.container(self.container_name + _NEXT_SUFFIX)
+            if left is not None and _up(left) and _GENERATION_LABEL in left.labels:
+                with self._engine_call(f"renaming {left.name} to {self.container_name}"):
+                    self._engine.rename(left.id, self.container_name)
+                self._point(left.labels[_GENERATION_LABEL])
+                found = self._inspect()
+        return found
+
+    def _namespace_up(self, found: ContainerInfo) -> bool:
+        """Whether the holder whose namespace the HAProxy container runs in is up, and
+        was so when HAProxy started (a holder that restarted since has a new namespace)."""
+        if _GENERATION_LABEL not in found.labels:
+            return True
+        with self._engine_call(f"inspecting {self.holder_name}"):
+            holder = self._engine.container(self.holder_name)
+        if holder is None or not _up(holder):
+            return False
+        return holder.started is None or found.started is None or holder.started <= found.started
+
+    def _holder_fingerprint(self) -> str:
+        held = {
+            "listeners": [str(a) for a in self.listeners],
+            "metrics_address": str(self.metrics_address),
+            "network": self.network,
+        }
+        return hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _upgrade_kind(self, found: ContainerInfo) -> str:
+        """How :meth:`upgrade` moves the running ``found`` to a new container: ``hitless``,
+        ``migrate`` (an older dockroll's, which published its own listeners), ``listeners``
+        (the holder must change) or ``replace`` (a remote engine)."""
+        if not self._holds:
+            return "replace"
+        if _GENERATION_LABEL not in found.labels:
+            return "migrate"
+        with self._engine_call(f"inspecting {self.holder_name}"):
+            holder = self._engine.container(self.holder_name)
+        if (
+            holder is None
+            or not _up(holder)
+            or holder.labels.get(_HOLDER_LABEL) != self._holder_fingerprint()
+        ):
+            return "listeners"
+        return "hitless"
+
+    def _check_free(self, found: ContainerInfo | None) -> None:
+        """RouterError, before anything stops, when an address the router does not hold yet
+        is taken on this host (a replacement would otherwise leave nothing listening)."""
+        held = set(found.ports.values()) if found is not None else set()
+        with self._engine_call(f"inspecting {self.holder_name}"):
+            holder = self._engine.container(self.holder_name)
+        if holder is not None:
+            held |= set(holder.ports.values())
+        for address in (*self.listeners, self.metrics_address):
+            if address.port in held:
+                continue
+            family = socket.AF_INET6 if address.ip.version == 6 else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((address.host, address.port))
+                except OSError as exc:
+                    raise RouterError(
+                        f"router of {self.owner} cannot listen on {address}: "
+                        f"{exc.strerror or exc}; nothing changed, it keeps serving as it is",
+                        hint="free that address or give the environment other listeners "
+                        "(router.listen, router.metrics)",
+                    ) from None
+
+    def _replacing_note(self, kind: str) -> str:
+        refused = "connections are refused until the new one listens"
+        if kind == "migrate":
+            return (
+                f"one-time restart: {self.container_name} predates hitless upgrades (its "
+                "listeners are published by its own container and cannot be handed over); "
+                f"{refused}; later upgrades are hitless"
+            )
+        if kind == "listeners":
+            return (
+                f"replacing {self.container_name} and {self.holder_name} (not hitless: "
+                f"its published listeners change, which needs a new holder); {refused}"
+            )
+        if kind == "start":
+            return f"starting {self.container_name}"
+        return f"replacing {self.container_name} (not hitless); {refused}"
+
+    def _ensure_holder(self, image: str) -> None:
+        """Start the holder of the router's namespace unless it runs with the wanted
+        listeners: it publishes them and joins the environment's network."""
+        wanted = self._holder_fingerprint()
+        with self._engine_call(f"inspecting {self.holder_name}"):
+            found = self._engine.container(self.holder_name)
+        if found is not None and _up(found) and found.labels.get(_HOLDER_LABEL) == wanted:
+            return
+        if found is not None:
+            with self._engine_call(f"removing {self.holder_name}"):
+                self._engine.remove(found.id, grace=0)
+        published = {
+            PUBLIC_PORT + i: (address.host, address.port)
+            for i, address in enumerate(self.listeners)
+        }
+        published[METRICS_PORT] = (self.metrics_address.host, self.metrics_address.port)
+        request = RunRequest(
+            image,
+            name=self.holder_name,
+            labels={
+                "dockroll.service": self.service,
+                "dockroll.environment": self.environment,
+                **dockroll_labels.selector(self.service, self.environment, "router-network"),
+                _HOLDER_LABEL: wanted,
+            },
+            # Only holds the namespace: the same image (present anyway), doing nothing.
+            entrypoint=["sleep"],
+            command=["infinity"],
+            publish_on=published,
+            network=self.network,
+            restart_policy="unless-stopped",
+            stop_signal="SIGKILL",
+        )
+        self._progress(
+            Progress("router", f"starting {self.holder_name}, which holds the router's listeners")
+        )
+        self._run(request)
+
+    def _run_haproxy(
+        self,
+        name: str,
+        generation: str,
+        container_fp: str,
+        config_fp: str,
+        *,
+        image: str,
+        take_over: str | None = None,
+    ) -> ContainerInfo:
+        """Start HAProxy as ``name`` in the holder's namespace, with the runtime socket of
+        ``generation``; with ``take_over`` (a running one's generation) it takes that
+        one's listening sockets over first."""
+        conf, run = self.directory / "conf", self.directory / "run"
+        command = ["haproxy", "-f", f"{_CONFIG_DIR}/haproxy.cfg"]
+        if take_over is not None:
+            command += ["-x", f"{_RUN_DIR}/{_socket_name(take_over)}"]
+        request = RunRequest(
+            image,
+            name=name,
+            labels={**self._labels(container_fp, config_fp), _GENERATION_LABEL: generation},
+            command=command,
+            env={_SOCKET_ENV: f"{_RUN_DIR}/{_socket_name(generation)}"},
+            mounts=(
+                Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
+                Mount(str(run), _RUN_DIR, kind="bind"),
+            ),
+            network_container=self.holder_name,
+            restart_policy="unless-stopped",
+            log_options=_LOG_OPTIONS,
+            # A stop is a soft stop: the old HAProxy of a hand-over finishes its requests.
+            stop_signal="SIGUSR1",
+        )
+        self._progress(Progress("router", f"starting {name} from {image}"))
+        return self._run(request)
+
+    def _point(self, generation: str) -> None:
+        """Make ``run/admin.sock`` (the runtime API path) the socket of ``generation``."""
+        run = self.directory / "run"
+        link = run / f"{_SOCKET}.link"
+        link.unlink(missing_ok=True)
+        link.symlink_to(_socket_name(generation))
+        link.replace(run / _SOCKET)
+
+    def _hand_over(self, found: ContainerInfo, servers: Sequence[ServerSpec]) -> RouterInfo:
+        """Start a new HAProxy container beside ``found`` in the holder's namespace.
+
+        It takes the listening sockets over (``-x`` on the running one's runtime
+        socket) and starts with the running servers in its config and their weights,
+        drain/maintenance and check results in the server-state file, as a reload
+        does. Once it serves the wanted config with those servers up, the runtime API
+        path points at it, the old one soft-stops (finishing its requests) and the new
+        one takes the router's name. Nothing is refused meanwhile. A new container that
+        does not come up is removed and the old one keeps serving as it was. Callers
+        hold the environment's lock: runtime changes made meanwhile would be lost.
+        """
+        started = time.monotonic()
+        previous = found.labels[_GENERATION_LABEL]
+        api = self.api
+        state = api.execute(f"show servers state {BACKEND}")
+        rows = [r for r in parse_servers_state(state) if r.get("be_name") == BACKEND]
+        serving = {s.name for s in self.servers() if s.health is ServerHealth.UP}
+        flags = self.flags()
+        config_fp = self.config_fingerprint()
+        container_fp = self._container_fingerprint()
+        self._write_carried(state, rows, flags, config_fp)
+        name = self.container_name + _NEXT_SUFFIX
+        image = self._image()
+        with self._engine_call(f"removing {name}"):
+            self._engine.remove(name, grace=0)  # one an interrupted hand-over left
+        self._progress(
+            Progress(
+                "router",
+                f"starting a new {self.container_name} beside the running one: it takes the "
+                "listening sockets over, then the old one finishes its requests and stops "
+                "(hitless)",
+            )
+        )
+        generation = secrets.token_hex(4)
+        new: ContainerInfo | None = None
+        try:
+            new = self._run_haproxy(
+                name, generation, container_fp, config_fp, image=image, take_over=previous
+            )
+            self._wait_serving(new, generation, config_fp, serving)
+        except RouterError as exc:
+            logs = self._logs(new.id) if new is not None else ""
+            with contextlib.suppress(DockrollError):
+                self._engine.remove(name, grace=0)
+            (self.directory / "run" / _socket_name(generation)).unlink(missing_ok=True)
+            self._put_file("haproxy.cfg", self._render(config_fp))
+            raise RouterError(
+                f"router of {self.owner}: the new HAProxy container did not come up "
+                f"({exc.message}); it was removed and {self.container_name} keeps serving "
+                "as it was" + (f"; its log ends with:\n{logs}" if logs else ""),
+                hint="does the image run HAProxy 2.6 or later?",
+            ) from None
+        self._point(generation)
+        restored = self.restore(servers)
+        self._progress(Progress("router", f"stopping the old {self.container_name} softly"))
+        self._remove_container(grace=_HANDOVER_GRACE)
+        (self.directory / "run" / _socket_name(previous)).unlink(missing_ok=True)
+        with self._engine_call(f"renaming {name} to {self.container_name}"):
+            try:
+                self._engine.rename(new.id, self.container_name)
+            except EngineError:
+                named = self._engine.container(self.container_name)
+                if named is None or named.id != new.id:  # else another command renamed it
+                    raise
+        # A restart starts from the file: with no server, as every start does.
+        self._put_file("haproxy.cfg", self._render(config_fp))
+        self._wait_restored([s for s in servers if s.name in restored])
+        self._progress(
+            Progress(
+                "router",
+                f"handed {self.container_name} over hitless in "
+                f"{time.monotonic() - started:.1f}s (carried {len(rows)} servers)",
+            )
+        )
+        info = self.ensure(reload=False)
+        return RouterInfo(
+            **{**info.__dict__, "created": True, "restored": restored, "replaced": "hitless"}
+        )
+
+    def _write_carried(
+        self,
+        state: str,
+        rows: Sequence[Mapping[str, str]],
+        flags: Mapping[str, str],
+        config_fp: str,
+    ) -> None:
+        """The files a new HAProxy starts with the running servers from; checked first."""
+        config = self._render(config_fp, [self._server_line(row) for row in rows])
+        self._put_file("haproxy.cfg.next", config)
+        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
+        if self.settings.tls_listeners:
+            self._put_file(tls.CERT_FILE, self._certificate())
+        if self.settings.acme:
+            self._put_file(acme.CHALLENGE_MAP, "")
+        self._check_config("haproxy.cfg.next")
+        self._put_file(_STATE_FILE, state)
+        self._put_file(holding.STATE_MAP, holding.render_state(flags))
+        self._put_file("haproxy.cfg", config)
+
+    def _wait_serving(
+        self, container: ContainerInfo, generation: str, config_fp: str, serving: set[str]
+    ) -> None:
+        """Until the HAProxy of ``generation`` answers on ``config_fp`` and has each server
+        in ``serving`` up (their state came across; a first check confirms it)."""
+        api = RuntimeApi(
+            AdminAddress(path=self.directory / "run" / _socket_name(generation)),
+            owner=self.owner,
+            timeout=self.settings.api_timeout,
+        )
+        deadline = time.monotonic() + self.settings.start_timeout
+        loaded = False
+        while True:
+            with contextlib.suppress(RouterError):
+                if not loaded:
+                    for line in api.execute("show info").splitlines():
+                        key, _, value = line.partition(":")
+                        if key.strip() == "description" and value.split()[1:] == [config_fp]:
+                            loaded = True
+                if loaded:
+                    servers = backend_servers(
+                        api.show_stat(), api.show_servers_state(BACKEND), BACKEND
+                    )
+                    up = {s.name for s in servers if s.health is ServerHealth.UP}
+                    if serving <= up:
+                        return
+            with self._engine_call(f"inspecting {container.name}"):
+                current = self._engine.container(container.id)
+            if current is None or not current.running:
+                raise RouterError("it stopped")
+            if time.monotonic() >= deadline:
+                if loaded:
+                    return  # a server went down meanwhile: the old router lost it too
+                raise RouterError(f"no answer within {self.settings.start_timeout:g}s")
+            time.sleep(_POLL)
+
+
+def _socket_name(generation: str) -> str:
+    return f"admin-{generation}.sock"
 
 
 def _up(container: ContainerInfo) -> bool:

@@ -188,6 +188,10 @@ class RouterInfo:
     outdated: str = ""
     """Why the running router needs a new container (image, listeners), and the command
     that replaces it; empty when it does not."""
+    replaced: str = ""
+    """How an upgrade moved it to a new container: ``hitless`` (new before old),
+    ``migrate`` (once, from a router an older dockroll started), ``listeners`` (new
+    published listeners), ``replace`` (a remote engine) or ``start``; empty otherwise."""
 
 
 class Router(Protocol):

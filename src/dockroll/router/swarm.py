@@ -84,6 +84,9 @@ def resolvers_section(*, hold: float = 1.0) -> list[str]:
 class SwarmRouter(HaproxyRouter):
     """An environment's router whose servers resolve their replicas' Swarm services."""
 
+    # Its own container joins the overlay network, as it always did: upgrades replace it.
+    network_holder = False
+
     def __init__(
         self,
         engine: Engine,

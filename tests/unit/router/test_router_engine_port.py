@@ -201,14 +201,27 @@ def test_a_local_router_mounts_its_directories_and_shows_the_log_when_silent(
         router.ensure()
 
     assert "its log ends with:\n[ALERT] config: cannot bind socket" in silent.value.message
-    (request,) = engine.runs
+    holder, request = engine.runs
     directory = tmp_path / "routers" / "web-prod"
+    # The holder publishes the listeners and joins the network; HAProxy runs in its namespace.
+    assert holder.name == f"{_NAME}-net"
+    assert holder.network == "dockroll-web-prod"
+    assert sorted(holder.publish_on.values()) == [("127.0.0.1", 8080), ("127.0.0.1", 9080)]
+    assert (holder.entrypoint, holder.command) == (["sleep"], ["infinity"])
+    assert request.name == _NAME
+    assert request.network_container == f"{_NAME}-net"
+    assert (request.network, request.publish_on) == (None, {})
     assert request.mounts == (
         Mount(str(directory / "conf"), _CONF, read_only=True, kind="bind"),
         Mount(str(directory / "run"), "/var/run/dockroll", kind="bind"),
     )
     assert request.files == {}
-    assert (directory / "conf" / "haproxy.cfg").is_file()
+    # Its own runtime socket, which the state dir's admin.sock points at.
+    socket = request.env["DOCKROLL_ADMIN_SOCKET"]
+    assert socket == f"/var/run/dockroll/admin-{request.labels['dockroll.router.generation']}.sock"
+    assert (directory / "run" / "admin.sock").readlink().name == socket.rsplit("/", 1)[1]
+    config = (directory / "conf" / "haproxy.cfg").read_text()
+    assert 'stats socket "${DOCKROLL_ADMIN_SOCKET}" mode 666' in config
 
 
 def test_removing_the_router_removes_its_container(tmp_path: Path) -> None:
@@ -248,3 +261,74 @@ def test_a_router_that_is_not_running_is_told_apart_by_the_engines_state(
 
     assert described.verdict == verdict
     assert described.running is (status in ("restarting", "paused"))
+
+
+def _local_router(engine: FakeEngine, tmp_path: Path, **settings: object) -> HaproxyRouter:
+    return HaproxyRouter(
+        engine,  # type: ignore[arg-type]
+        service="web",
+        environment="prod",
+        port=8080,
+        settings=HaproxySettings(api_timeout=2, start_timeout=0.5, **settings),  # type: ignore[arg-type]
+        state_root=tmp_path,
+    )
+
+
+def _running(engine: FakeEngine, name: str, labels: dict[str, str]) -> None:
+    engine.run(RunRequest(OFFICIAL_IMAGE, name=name, labels=labels))
+
+
+@pytest.mark.parametrize(
+    ("holder", "generation", "kind", "says"),
+    [
+        ("wanted", True, "hitless", "starts a new one beside it (hitless)"),
+        ("other", True, "listeners", "published listeners change only with a new holder"),
+        (None, True, "listeners", "published listeners change only with a new holder"),
+        (None, False, "migrate", "moves it, this once, into a container of its own"),
+    ],
+)
+def test_an_upgrade_says_beforehand_whether_it_is_hitless(
+    tmp_path: Path, holder: str | None, generation: bool, kind: str, says: str
+) -> None:
+    engine = FakeEngine(endpoint="unix:///var/run/docker.sock")
+    engine.add_image("sha256:haproxy", OFFICIAL_IMAGE)
+    router = _local_router(engine, tmp_path)
+    if holder is not None:
+        fingerprint = router._holder_fingerprint() if holder == "wanted" else "0" * 16
+        _running(engine, f"{_NAME}-net", {"dockroll.router.network": fingerprint})
+    labels = {"dockroll.router.generation": "a1b2c3d4"} if generation else {}
+    _running(engine, _NAME, labels)
+    found = engine.container(_NAME)
+    assert found is not None
+
+    assert router._upgrade_kind(found) == kind
+    assert says in router._outdated_note(found)
+    assert "`dockroll router upgrade --env prod`" in router._outdated_note(found)
+    assert router.network_owner() == (f"{_NAME}-net" if generation else _NAME)
+
+
+def test_new_listeners_need_a_new_holder_other_settings_do_not(tmp_path: Path) -> None:
+    engine = FakeEngine(endpoint="unix:///var/run/docker.sock")
+    router = _local_router(engine, tmp_path)
+
+    moved = _local_router(engine, tmp_path, metrics_port=9999)
+    tuned = _local_router(engine, tmp_path, retries=1, image="haproxy:2.8")
+
+    assert moved._holder_fingerprint() != router._holder_fingerprint()
+    assert tuned._holder_fingerprint() == router._holder_fingerprint()
+    assert tuned._container_fingerprint() != router._container_fingerprint()
+
+
+def test_a_remote_router_keeps_one_container_and_says_its_upgrade_is_not_hitless(
+    tmp_path: Path,
+) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.ensure()
+    found = engine.container(_NAME)
+    assert found is not None
+
+    assert router._upgrade_kind(found) == "replace"
+    assert "not hitless" in router._outdated_note(found)
+    assert router.network_owner() == _NAME
+    assert [r.name for r in engine.runs] == [_NAME]

@@ -64,11 +64,14 @@ def reload_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) -
 
 @router_app.command("upgrade")
 def upgrade_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) -> None:
-    """Replace the router's container (new image, listeners): NOT hitless.
+    """Move the router to a new container (new image, listeners), new before old.
 
-    Connections to the environment are refused for about a second while the
-    new container starts; servers and weights go across. Needed only when
-    `dockroll router status` says so.
+    The new HAProxy starts beside the running one and takes its listening
+    sockets over; the old one finishes its requests: nothing is refused.
+    Servers, weights and drains go across. Not hitless (connections refused
+    for about a second) once for a router an older dockroll started, when the
+    published listeners change, and on remote engines; it says so. Needed only
+    when `dockroll router status` says so.
     """
     from dockroll.ledger import open_ledger
     from dockroll.pipeline.router import upgrade_environment_router
@@ -80,7 +83,9 @@ def upgrade_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) 
         )
     cli.output.result(
         {"environment": env, **info.__dict__},
-        f"replaced the {escape(env)} router: {escape(info.container)} ({escape(info.image)}), "
+        f"replaced the {escape(env)} router"
+        + (" hitless" if info.replaced == "hitless" else "")
+        + f": {escape(info.container)} ({escape(info.image)}), "
         f"{len(info.restored)} servers restored",
     )
 
