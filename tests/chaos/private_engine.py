@@ -207,6 +207,11 @@ class PrivateEngine:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def namespace(self) -> str:
+        """This engine's own part of the containerd namespaces: letters and digits only."""
+        return self.root.name[-8:].replace("_", "0")
+
     def _argv(self) -> list[str]:
         root = self.root
         return [
@@ -231,10 +236,11 @@ class PrivateEngine:
             "--iptables=false",
             "--ip-masq=false",
             # Used only if a system containerd runs; otherwise dockerd supervises its own.
+            # containerd takes letters and digits there, and a temporary name may hold "_".
             "--containerd-namespace",
-            f"chaos-{root.name[-8:]}",
+            f"chaos-{self.namespace}",
             "--containerd-plugins-namespace",
-            f"chaos-{root.name[-8:]}-plugins",
+            f"chaos-{self.namespace}-plugins",
         ]
 
     def start(self, wait: float = 90.0) -> float:

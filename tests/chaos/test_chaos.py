@@ -355,7 +355,8 @@ def _assert_nothing_left(seeded: Seeded, client: docker.DockerClient, env: str) 
     roles = {c.name: c.labels.get(labels.ROLE) for c in containers}
     apps = {name for name, role in roles.items() if role == "app"}
     assert apps == in_router, (env, roles)
-    assert set(roles.values()) <= {"app", "router", "network"}, (env, roles)
+    assert set(roles.values()) <= {"app", "router", "router-network", "network"}, (env, roles)
+    assert not [name for name in roles if name.endswith("-next")], (env, roles)
 
 
 def test_no_container_is_left_behind(seeded: Seeded, docker_client: docker.DockerClient) -> None:
