@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from dockroll.errors import LedgerError
 from dockroll.ledger._actor import who as current_actor
@@ -103,9 +103,20 @@ class SQLiteLedger(SQLiteReads, _LedgerShape):
         self._actor: str | None = None
         self._clock: Clock | None = None
         self._full: Ledger | None = None
-        # What the ORM ledger's connections are set up with (ledger/_database.py).
-        connection.execute("PRAGMA foreign_keys = ON")
-        connection.execute("PRAGMA synchronous = NORMAL")
+
+    @classmethod
+    def open(cls, path: Path, url: str) -> Self | None:
+        """As :meth:`SQLiteReads.open`, the connection set up as the ORM ledger's are
+        (ledger/_database.py): foreign keys enforced, WAL synced at checkpoints."""
+        opened = super().open(path, url)
+        if opened is not None:
+            try:
+                opened._connection.execute("PRAGMA foreign_keys = ON")
+                opened._connection.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error:
+                opened.close()
+                return None
+        return opened
 
     def configure(self, *, actor: str | None, clock: Clock | None) -> None:
         """``actor`` and ``clock`` as :func:`~dockroll.ledger.open_ledger` takes them."""

@@ -249,6 +249,14 @@ def test_other_ledgers_are_opened_by_sqlalchemy(
         assert isinstance(ledger, Ledger)
 
 
+def test_a_file_that_is_no_ledger_is_left_to_sqlalchemy(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    path.write_text("not a database", encoding="utf-8")
+    assert SQLiteLedger.open(path, f"sqlite:///{path}") is None
+    with pytest.raises(LedgerError, match="not a database"):
+        open_quick_ledger(f"sqlite:///{path}")
+
+
 def test_every_method_it_defines_keeps_the_orm_ledgers_signature() -> None:
     own = {
         name
