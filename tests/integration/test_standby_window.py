@@ -8,6 +8,7 @@ sees up is switched back to even before the image's HEALTHCHECK first ran.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,13 @@ import docker
 import pytest
 
 from dockroll.config import Config
-from dockroll.ledger import DeploymentStatus
+from dockroll.ledger import DeploymentKind, DeploymentStatus, StepStatus
+from dockroll.lock import lock_name
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.status import environment_status
 from tests.integration.rollout_support import (
     Seeded,
+    run_dockroll,
     seed_service,
     state_of,
     versions,
@@ -133,3 +136,44 @@ def test_a_standby_whose_healthcheck_has_not_run_yet_is_switched_back_to(
         assert outcome.message == "switched back to the standby slot"
         assert set(outcome.plan.new) == standby
         assert versions(seeded.url("fresh"), 20) == {OLD: 20}
+
+
+def test_the_cli_records_a_switch_back_and_a_full_rollout_back_in_a_sqlite_ledger(
+    seeded: Seeded, docker_client: docker.DockerClient
+) -> None:
+    # `dockroll rollback` writes a current SQLite ledger with sqlite3 (ledger/_sqlite_writes.py);
+    # past the window its full rollout back goes through SQLAlchemy on the same file.
+    with state_of(seeded):
+        standby = _to_new_with_standby(seeded)
+        instant = run_dockroll(seeded, "--json", "rollback", "--env", "bg")
+        assert instant.returncode == 0, instant.stderr
+        switched = json.loads(instant.stdout)
+        assert switched["message"] == "switched back to the standby slot"
+        assert set(switched["new"]) == standby
+        assert versions(seeded.url("bg"), 20) == {OLD: 20}
+
+        time.sleep(KEEP + 0.5)  # NEW waits as the standby now, until its window ends
+        full = run_dockroll(seeded, "--json", "rollback", "--env", "bg")
+        assert full.returncode == 0, full.stderr
+        redeployed = json.loads(full.stdout)
+        assert redeployed["status"] == "succeeded"
+        assert redeployed["message"] != "switched back to the standby slot"
+        assert versions(seeded.url("bg"), 20) == {NEW: 20}
+
+        with seeded.ledger() as ledger:
+            back, switch = ledger.deployments(seeded.service, "bg", limit=2)
+            assert [switch.id, back.id] == [switched["deployment"], redeployed["deployment"]]
+            assert {switch.kind, back.kind} == {DeploymentKind.ROLLBACK}
+            assert {switch.status, back.status} == {DeploymentStatus.SUCCEEDED}
+            assert [(s.kind, s.status) for s in switch.steps] == [
+                ("plan", StepStatus.SUCCEEDED),
+                ("set-weights", StepStatus.SUCCEEDED),
+            ]
+            assert switch.steps[0].detail["plan"]["new"] == sorted(standby)
+            assert back.steps[1].kind == "start"
+            assert ledger.current_release(seeded.service, "bg") == seeded.releases[NEW]
+            events = ledger.audit_events(service=seeded.service, env="bg", action="rollback")
+            assert [e.target for e in events[:2]] == [NEW, OLD]
+    # The lock each rollback took is gone again.
+    lock = lock_name(seeded.service, "bg")
+    assert docker_client.containers.list(all=True, filters={"name": lock}) == []

@@ -18,7 +18,7 @@ import dockroll
 from dockroll import devenv
 from dockroll.cli.app import COMMAND_MODULES
 from dockroll.cli.commands.dev import DEFAULT_REGISTRY_PORT
-from dockroll.errors import EngineError
+from dockroll.errors import EngineError, UsageError
 
 SRC = Path(dockroll.__file__).resolve().parents[1]
 
@@ -243,6 +243,27 @@ def test_status_reads_a_current_sqlite_ledger_without_sqlalchemy(tmp_path: Path)
     assert _loaded(modules, _NOT_FOR_STATUS) == []
 
 
+def test_a_rollback_on_a_current_sqlite_ledger_loads_no_sqlalchemy(tmp_path: Path) -> None:
+    # The instant switch writes its records with sqlite3 (ledger/_sqlite_writes.py); this
+    # ledger has no earlier release, so the command stops once it read the ledger, having
+    # loaded the deploy pipeline and the rollout executor.
+    (tmp_path / "dockroll.yml").write_text(_ONE_ENVIRONMENT, encoding="utf-8")
+    state = tmp_path / "state"
+    from dockroll.ledger import open_ledger  # noqa: PLC0415 - this interpreter has it already
+
+    with open_ledger(f"sqlite:///{state / 'ledger.db'}"):
+        pass
+    codes, modules = _run(
+        [["rollback", "--env", "dev"]],
+        tmp_path,
+        DOCKROLL_STATE_DIR=str(state),
+        DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
+    )
+    assert codes == [UsageError.exit_code]
+    assert {"dockroll.ledger._sqlite_writes", "dockroll.rollout.executor"} <= modules
+    assert _loaded(modules, _NOT_FOR_STATUS) == []
+
+
 def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used() -> None:
     # An instant rollback needs neither: no tags to move, no analysis to run.
     modules = _imported_by(
@@ -256,6 +277,8 @@ def test_the_rollout_path_loads_the_registry_client_and_analysis_only_when_used(
         "dockroll.analysis.providers",
         "dockroll.analysis.run",
         *_NEVER_ON_A_SQLITE_LEDGER_WITHOUT_TLS,
+        # the instant switch's records go to a SQLite ledger without SQLAlchemy
+        *_NOT_FOR_STATUS,
         # the rollback speaks to a local engine over its socket (engine/unix_api.py)
         *_THE_DOCKER_SDK,
     )

@@ -38,6 +38,7 @@ from dockroll.ledger._records import (
 )
 from dockroll.ledger._schema import LEDGER_URL_ENV, ledger_url
 from dockroll.ledger._sqlite_reads import LedgerReads, open_ledger_reads
+from dockroll.ledger._sqlite_writes import open_quick_ledger
 
 if TYPE_CHECKING:
     from dockroll.ledger._database import (
@@ -96,6 +97,7 @@ __all__ = [
     "migrate",
     "open_ledger",
     "open_ledger_reads",
+    "open_quick_ledger",
     "schema_revision",
     "who",
 ]

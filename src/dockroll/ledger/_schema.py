@@ -49,16 +49,18 @@ TIMESTAMP_COLUMNS: dict[str, frozenset[str]] = {
     PROMOTIONS: frozenset({"promoted_at"}),
     DEPLOYMENTS: frozenset({"started_at", "finished_at"}),
     DEPLOYMENT_STEPS: frozenset({"started_at", "finished_at"}),
+    AUDIT_EVENTS: frozenset({"occurred_at"}),
 }
-"""Per table the plain SQLite reader reads: the columns holding UTC timestamps (stored
-naive on SQLite)."""
+"""Per table the plain SQLite reader and writer use: the columns holding UTC timestamps
+(stored naive on SQLite)."""
 JSON_COLUMNS: dict[str, frozenset[str]] = {
     RELEASES: frozenset({"tags", "labels"}),
     PROMOTIONS: frozenset({"tags"}),
     DEPLOYMENTS: frozenset(),
     DEPLOYMENT_STEPS: frozenset({"detail"}),
+    AUDIT_EVENTS: frozenset({"detail"}),
 }
-"""Per table the plain SQLite reader reads: the columns holding JSON documents."""
+"""Per table the plain SQLite reader and writer use: the columns holding JSON documents."""
 
 
 def ledger_url(url: str | None = None) -> str:

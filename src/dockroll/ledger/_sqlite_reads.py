@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from dockroll.errors import LedgerError
 from dockroll.ledger._records import (
@@ -50,9 +50,13 @@ from dockroll.refs import Digest
 __all__ = [
     "LedgerReads",
     "SQLiteReads",
+    "decoded",
     "deployment_from_row",
+    "frozen",
     "open_ledger_reads",
     "release_from_row",
+    "step_from_row",
+    "stored",
 ]
 
 
@@ -117,7 +121,7 @@ class SQLiteReads:
         """One transaction at a time on the one connection (status may read from threads)."""
 
     @classmethod
-    def open(cls, path: Path, url: str) -> SQLiteReads | None:
+    def open(cls, path: Path, url: str) -> Self | None:
         """The ledger in ``path``; None when there is none yet or its schema is not the one
         this dockroll expects (the caller migrates it first)."""
         if not path.is_file():
@@ -158,7 +162,7 @@ class SQLiteReads:
     # -- queries (each the SQL of the Ledger method of the same name) ------------
 
     def current_release(self, service: str, env: str) -> Release | None:
-        with self._read() as run:
+        with self._snapshot() as run:
             promotion = run(
                 f"SELECT release_id, promoted_at FROM {PROMOTIONS} "
                 "WHERE service = ? AND to_env = ? AND status = ? "
@@ -186,7 +190,7 @@ class SQLiteReads:
         self, service: str, env: str | None = None, *, limit: int | None = None
     ) -> list[Deployment]:
         rows = self._deployment_rows(service=service, env=env, limit=limit)
-        with self._read() as run:
+        with self._snapshot() as run:
             steps = self._steps(run, [row["id"] for row in rows])
         return [deployment_from_row(row, steps.get(row["id"], ())) for row in rows]
 
@@ -214,7 +218,7 @@ class SQLiteReads:
     # -- helpers -------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[_Run]:
+    def _snapshot(self) -> Iterator[_Run]:
         """One read transaction: every query inside sees the same snapshot."""
         connection = self._connection
         try:
@@ -231,7 +235,7 @@ class SQLiteReads:
             ) from exc
 
     def _revision(self) -> str | None:
-        with self._read() as run:
+        with self._snapshot() as run:
             table = run(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'", ()
             )
@@ -240,7 +244,7 @@ class SQLiteReads:
 
     def _release(self, run: _Run, release_id: int) -> Release:
         (row,) = run(f"SELECT * FROM {RELEASES} WHERE id = ?", (release_id,))
-        return release_from_row(_decoded(RELEASES, row))
+        return release_from_row(decoded(RELEASES, row))
 
     def _deployment_rows(
         self,
@@ -265,7 +269,7 @@ class SQLiteReads:
                         f"the ledger needs timezone-aware datetimes, got naive {moment!r}"
                     )
                 where.append(f"d.started_at {operator} ?")
-                values.append(_stored(moment))
+                values.append(stored(moment))
         query = (
             f"SELECT d.*, r.version AS release_version FROM {DEPLOYMENTS} AS d "
             f"JOIN {RELEASES} AS r ON r.id = d.release_id"
@@ -275,8 +279,8 @@ class SQLiteReads:
         if limit is not None:
             query += " LIMIT ?"
             values.append(limit)
-        with self._read() as run:
-            return [_decoded(DEPLOYMENTS, row) for row in run(query, tuple(values))]
+        with self._snapshot() as run:
+            return [decoded(DEPLOYMENTS, row) for row in run(query, tuple(values))]
 
     def _steps(
         self, run: _Run, deployment_ids: Sequence[int]
@@ -291,13 +295,13 @@ class SQLiteReads:
         )
         steps: dict[int, list[DeploymentStep]] = {}
         for row in rows:
-            values = _decoded(DEPLOYMENT_STEPS, row)
+            values = decoded(DEPLOYMENT_STEPS, row)
             steps.setdefault(values["deployment_id"], []).append(step_from_row(values))
         return {deployment: tuple(found) for deployment, found in steps.items()}
 
 
 class _Run:
-    """Runs one query inside :meth:`SQLiteReads._read` and returns its rows."""
+    """Runs one query inside :meth:`SQLiteReads._snapshot` and returns its rows."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
@@ -311,12 +315,12 @@ class _Run:
             cursor.close()
 
 
-def _stored(moment: datetime) -> str:
+def stored(moment: datetime) -> str:
     """``moment`` as SQLite ledgers store it: naive UTC, microseconds always written."""
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _decoded(table: str, row: sqlite3.Row) -> dict[str, Any]:
+def decoded(table: str, row: sqlite3.Row) -> dict[str, Any]:
     """A row's columns as Python values: timestamps aware (UTC), JSON documents parsed."""
     timestamps = TIMESTAMP_COLUMNS[table]
     documents = JSON_COLUMNS[table]
@@ -331,7 +335,7 @@ def _decoded(table: str, row: sqlite3.Row) -> dict[str, Any]:
     return values
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping))
 
 
@@ -350,7 +354,7 @@ def release_from_row(row: Mapping[str, Any]) -> Release:
         created_at=row["created_at"],
         git_sha=row["git_sha"],
         build_date=row["build_date"],
-        labels=_frozen(row["labels"]),
+        labels=frozen(row["labels"]),
         sbom_digest=Digest(row["sbom_digest"]) if row["sbom_digest"] else None,
         committed_at=row["committed_at"],
     )
@@ -365,7 +369,7 @@ def step_from_row(row: Mapping[str, Any]) -> DeploymentStep:
         status=StepStatus(row["status"]),
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        detail=_frozen(row["detail"]),
+        detail=frozen(row["detail"]),
     )
 
 

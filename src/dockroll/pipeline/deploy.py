@@ -30,7 +30,6 @@ from dockroll.ledger import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    Ledger,
     PromotionStatus,
     Release,
     StepStatus,
@@ -69,6 +68,7 @@ from dockroll.router.port import ServerHealth, ServerSpec
 if TYPE_CHECKING:
     from dockroll.engine.docker import DockerEngine
     from dockroll.engine.unix_api import UnixSocketEngine
+    from dockroll.ledger import Ledger
 
 __all__ = [
     "Environment",

@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from dockroll.ledger import DeploymentId, DeploymentStep, Ledger, StepStatus
+from dockroll.ledger import DeploymentId, DeploymentStep, StepStatus
 from dockroll.router.port import Router, RouterStats
+
+if TYPE_CHECKING:
+    from dockroll.ledger import Ledger
 
 __all__ = ["ReleaseCost", "measure_cost", "served_by", "traffic_seconds"]
 

@@ -31,7 +31,6 @@ from dockroll.ledger import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
-    Ledger,
     Release,
     StepStatus,
 )
@@ -67,6 +66,7 @@ from dockroll.router.port import (
 
 if TYPE_CHECKING:
     from dockroll.analysis import Analysis, Decision, Providers, StepEnd
+    from dockroll.ledger import Ledger
 
 __all__ = [
     "RolloutOutcome",

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dockroll.errors import RouterError
-from dockroll.ledger import DeploymentId, Ledger
+from dockroll.ledger import DeploymentId
 
 if TYPE_CHECKING:
     from dockroll.analysis import Analysis, Decision, GroupSample
+    from dockroll.ledger import Ledger
     from dockroll.router.port import Router
 
 __all__ = ["MAX_LATENCIES", "SampleRecorder", "verdicts_json"]

@@ -119,13 +119,14 @@ def rollback_command(
     wait: WaitOption = 0.0,
 ) -> None:
     """Go back to the previous release; instant while a blue-green standby still runs."""
-    from dockroll.ledger import open_ledger
+    from dockroll.ledger import open_quick_ledger
     from dockroll.pipeline.deploy import rollback_release
 
     cli = state(ctx)
     config = cli.config
     config.environment(env)
-    with open_ledger() as ledger, cli.output.progress(f"rolling back {env}") as progress:
+    # A SQLite ledger records the instant switch without SQLAlchemy.
+    with open_quick_ledger() as ledger, cli.output.progress(f"rolling back {env}") as progress:
         outcome = rollback_release(
             config, env, ledger, to=to, progress=progress, reason=reason, lock_wait=wait
         )
