@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 
 __all__ = [
@@ -59,6 +60,13 @@ class ListenAddress:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if self.ip.version == 6 else f"{self.host}:{self.port}"
+
+    def try_bind(self) -> None:
+        """Bind a socket to it on this host and let go; OSError when it is taken."""
+        family = socket.AF_INET6 if self.ip.version == 6 else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((self.host, self.port))
 
 
 def parse_listen_address(text: str) -> ListenAddress:

@@ -53,7 +53,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -815,17 +814,14 @@ class Edge:
         for address in self.listeners:
             if str(address) in held:
                 continue
-            family = socket.AF_INET6 if address.ip.version == 6 else socket.AF_INET
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((address.host, address.port))
-                except OSError as exc:
-                    raise RouterError(
-                        f"the edge cannot listen on {address}: {exc.strerror or exc}; "
-                        "nothing changed, the edge keeps serving as it is",
-                        hint="free that address or choose another one in edge.listen",
-                    ) from None
+            try:
+                address.try_bind()
+            except OSError as exc:
+                raise RouterError(
+                    f"the edge cannot listen on {address}: {exc.strerror or exc}; "
+                    "nothing changed, the edge keeps serving as it is",
+                    hint="free that address or choose another one in edge.listen",
+                ) from None
 
     def claim(self, hosts: Sequence[str], owner: str, router_ip: str) -> None:
         """Route ``hosts`` to the router at ``router_ip``; RouterError if another owns one."""

@@ -52,7 +52,6 @@ import ipaddress
 import json
 import secrets
 import shutil
-import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -653,18 +652,7 @@ class HaproxyRouter:
         previous = self._worker_pid()
         flags = self.flags()
         config_fp = self.config_fingerprint()
-        config = self._render(config_fp, [self._server_line(row) for row in rows])
-        self._put_file("haproxy.cfg.next", config)
-        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
-        if self.settings.tls_listeners:
-            self._put_file(tls.CERT_FILE, self._certificate())
-        if self.settings.acme:
-            self._put_file(acme.CHALLENGE_MAP, "")
-        self._check_config("haproxy.cfg.next")
-        self._put_file(_STATE_FILE, state)
-        self._put_file(holding.STATE_MAP, holding.render_state(flags))
-        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
-        self._put_file("haproxy.cfg", config)
+        self._write_carried(state, rows, flags, config_fp)
         self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
         with self._engine_call(f"signalling {self.container_name} to reload"):
             self._engine.signal(self.container_name, "SIGUSR2")
@@ -1418,18 +1406,15 @@ class HaproxyRouter:
         for address in (*self.listeners, self.metrics_address):
             if address.port in held:
                 continue
-            family = socket.AF_INET6 if address.ip.version == 6 else socket.AF_INET
-            with socket.socket(family, socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((address.host, address.port))
-                except OSError as exc:
-                    raise RouterError(
-                        f"router of {self.owner} cannot listen on {address}: "
-                        f"{exc.strerror or exc}; nothing changed, it keeps serving as it is",
-                        hint="free that address or give the environment other listeners "
-                        "(router.listen, router.metrics)",
-                    ) from None
+            try:
+                address.try_bind()
+            except OSError as exc:
+                raise RouterError(
+                    f"router of {self.owner} cannot listen on {address}: "
+                    f"{exc.strerror or exc}; nothing changed, it keeps serving as it is",
+                    hint="free that address or give the environment other listeners "
+                    "(router.listen, router.metrics)",
+                ) from None
 
     def _replacing_note(self, kind: str) -> str:
         refused = "connections are refused until the new one listens"
