@@ -43,13 +43,13 @@ __all__ = [
     "Verdict",
     "binomial_tail",
     "fisher_greater",
+    "interval_t_test",
     "judge_baseline_errors",
     "judge_baseline_latency",
     "judge_latency",
     "judge_success_rate",
     "mann_whitney_greater",
     "measure_condition",
-    "interval_t_test",
     "spent_alpha",
     "stratified_rank_greater",
     "student_t_greater",
@@ -557,16 +557,6 @@ def interval_t_test(strata: Sequence[RankStratum]) -> tuple[float, float, float]
     return t, spread, student_t_greater(t, len(values) - 1)
 
 
-def _largest_t_p(strata: Sequence[RankStratum]) -> float:
-    """The p-value :func:`interval_t_test` would give if the canary lost every comparison."""
-    top = [
-        RankStratum(2 * s.mean, s.mean, 2 * s.mean * (s.size + 1) / 12, s.size)
-        for s in strata
-        if s.variance > 0
-    ]
-    return interval_t_test(top)[2]
-
-
 class LatencyRankTest:
     """Is the canary slower than the baseline by more than the tolerated difference?
 
@@ -591,9 +581,10 @@ class LatencyRankTest:
       together fail a canary within the limit with probability at most
       ``1 - confidence``.
 
-    PASS once ``min_samples`` intervals compared, enough that a canary above the
-    limit in every comparison would have failed, and it does not fail. A failure
-    is final.
+    PASS once ``min_samples`` intervals compared and the same t-test shows the
+    canary below the limit at the same level (as the SPRT accepts at its lower
+    bound): a canary near the limit, or intervals too uneven to tell, stay
+    inconclusive. A failure is final.
     """
 
     check = "sequential-latency"
@@ -687,21 +678,24 @@ class LatencyRankTest:
                 numbers,
             )
             return self.failed
-        if _largest_t_p(strata) >= alpha:
-            # Too few requests for any ordering to be significant: accepting now would
-            # accept even a canary above the limit in every single comparison.
+        if 1 - p_value >= alpha:
+            # Not yet shown to be within the limit either: a canary right at it, or
+            # intervals too few or too uneven to tell. Accepting now could accept one
+            # above the limit.
             return Verdict(
                 Outcome.INCONCLUSIVE,
                 self.check,
                 f"{canary_requests} canary and {baseline_requests} baseline latencies "
-                f"in {len(self.intervals)} intervals cannot show a shift yet",
+                f"in {len(self.intervals)} intervals cannot show where the canary is "
+                f"against the limit yet (t={t:.1f})",
                 numbers,
             )
         return Verdict(
             Outcome.PASS,
             self.check,
             f"canary latency median {canary_median:.0f} ms vs baseline {baseline_median:.0f} ms "
-            f"over {len(self.intervals)} intervals (limit {limit:.0f} ms)",
+            f"over {len(self.intervals)} intervals: within the limit (here {limit:.0f} ms), "
+            f"t={t:.1f}",
             numbers,
         )
 

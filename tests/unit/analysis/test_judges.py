@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from dockroll.analysis import Action, Analysis, AnalysisSettings
 from dockroll.analysis.conditions import parse_condition
 from dockroll.analysis.judges import (
     ErrorSPRT,
@@ -25,8 +26,11 @@ from dockroll.analysis.judges import (
     judge_success_rate,
     mann_whitney_greater,
     measure_condition,
+    spent_alpha,
     stratified_rank_greater,
+    student_t_greater,
 )
+from dockroll.analysis.run import Providers
 from dockroll.analysis.settings import NoDataPolicy
 
 
@@ -334,3 +338,44 @@ def test_tally_no_data_policy(policy: NoDataPolicy, outcome: Outcome, pause: boo
     verdict = Tally(no_data=policy).record(_measured(Outcome.NO_DATA))
     assert verdict.outcome is outcome
     assert verdict.pause is pause
+
+
+def test_spent_alpha_adds_up_to_alpha_over_any_number_of_looks() -> None:
+    assert spent_alpha(0.01, 1) == pytest.approx(0.005)
+    assert sum(spent_alpha(0.01, look) for look in range(1, 10_001)) < 0.01
+    assert sum(spent_alpha(0.01, look) for look in range(1, 10_001)) > 0.0099
+    with pytest.raises(ValueError, match="from 1"):
+        spent_alpha(0.01, 0)
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "expected"),
+    [(2.0, 4, 0.0581), (3.0, 10, 0.00667), (-1.0, 3, 0.8045), (0.0, 7, 0.5), (12.706, 1, 0.025)],
+)
+def test_student_t_tail_matches_tables(t: float, df: int, expected: float) -> None:
+    assert student_t_greater(t, df) == pytest.approx(expected, rel=2e-3)
+
+
+def test_a_per_interval_fluke_late_in_a_long_step_does_not_fail() -> None:
+    """Fifty intervals are fifty tests: the fiftieth may spend only its share of alpha.
+
+    7 errors in 100 requests when the minimum is 99 % has p = 7e-5: below the
+    square of 1 - confidence every interval used to be tested at, far above what
+    the fiftieth look may spend (0.01 / 2550). In the first interval it still fails.
+    """
+    settings = AnalysisSettings(latency=None, baseline=None, sequential={"enabled": False})
+
+    class Steady:
+        def __init__(self, bad_at: int) -> None:
+            self.calls, self.bad_at = 0, bad_at
+
+        def sample(self, groups: object) -> dict[str, GroupSample]:
+            self.calls += 1
+            return {"canary": GroupSample(100, 7 if self.calls == self.bad_at else 0)}
+
+    late = Analysis(settings, Providers(traffic=Steady(50)), {"canary": ["c"]})
+    actions = [late.tick(float(t)).action for t in range(1, 51)]
+    assert Action.FAIL not in actions
+    assert actions[-1] is Action.CONTINUE  # below the minimum, not significantly
+    first = Analysis(settings, Providers(traffic=Steady(1)), {"canary": ["c"]})
+    assert first.tick(1.0).action is Action.FAIL
