@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import random
@@ -355,6 +356,9 @@ class Bench:
     registry: str
     seed: int
     warm_up: float = 5.0
+    record: Path | None = None
+    """A directory that gets every cold healthy run's analysis ticks as JSON."""
+    last_error: str = ""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dockroll-cb-")))
     port: int = 0
@@ -470,7 +474,8 @@ class Bench:
             release = find_release(config, ledger, version)
             try:
                 outcome = deploy_release(config, ENV, release, ledger, progress=progress or discard)
-            except RolloutError:
+            except RolloutError as exc:
+                self.last_error = exc.message
                 return "rolled_back"
         return outcome.status if outcome else "unchanged"
 
@@ -541,10 +546,16 @@ class Bench:
                 for judge in PEERS if window else ():
                     if simulate_peer(judge, window, self.rate, rng).decision == "rollback":
                         result.peer_false[judge.name] += 1
+                ticks = self._ticks_of_last_deployment()
+                if self.record is not None:
+                    path = self.record / f"healthy-{index:02d}.json"
+                    path.write_text(
+                        json.dumps({"decision": decision, "ticks": ticks}, default=dict)
+                    )
                 if decision == "rolled_back":
                     result.false_rollbacks += 1
-                    reason = timeline.message("analysis failed") or timeline.message("failed")
-                    print(f"  run {index}: rolled back: {reason}", file=sys.stderr)
+                    print(f"  run {index}: rolled back: {self.last_error}", file=sys.stderr)
+                    print(f"    {_what_decided(ticks)}", file=sys.stderr)
                 elif decision == "succeeded" and traffic is not None:
                     result.promoted.append(end - traffic)
                     print(f"  run {index}: promoted after {end - traffic:.1f}s", file=sys.stderr)
@@ -552,6 +563,27 @@ class Bench:
                     raise SystemExit(f"run {index}: the healthy canary ended {decision}")
                 result.canary_requests += len(window)
         return result
+
+    def _ticks_of_last_deployment(self) -> list[dict[str, Any]]:
+        """Every analysis tick the ledger holds of the latest deployment, as JSON-ready data."""
+        from dockroll.ledger import open_ledger  # noqa: PLC0415
+
+        with open_ledger() as ledger:
+            latest = ledger.deployments(self.service, ENV, limit=1)
+            samples = ledger.samples(latest[0]) if latest else []
+        return [
+            {
+                "step": s.step_index,
+                "tick": s.tick,
+                "elapsed": s.elapsed,
+                "percent": s.percent,
+                "action": s.action,
+                "canary": [s.canary_requests, s.canary_errors, s.canary_latency_ms],
+                "baseline": [s.baseline_requests, s.baseline_errors, s.baseline_latency_ms],
+                "detail": s.detail,
+            }
+            for s in samples
+        ]
 
     def _only_baseline_answers(self, load: Load) -> bool:
         now = time.monotonic()
@@ -589,6 +621,26 @@ class Bench:
         except Exception as exc:  # cleanup reports and goes on
             print(f"could not delete the registry manifests: {exc}", file=sys.stderr)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _what_decided(ticks: Sequence[dict[str, Any]]) -> str:
+    """Which judge failed a rolled-back run, at which step and tick, on what numbers."""
+    failed = next((t for t in ticks if t["action"] == "fail"), None)
+    if failed is None:
+        return "no analysis tick failed (a health check or a step failed)"
+    step = [t for t in ticks if t["step"] == failed["step"] and t["tick"] <= failed["tick"]]
+    canary = sum(t["canary"][0] or 0 for t in step), sum(t["canary"][1] or 0 for t in step)
+    baseline = sum(t["baseline"][0] or 0 for t in step), sum(t["baseline"][1] or 0 for t in step)
+    judges = "; ".join(
+        f"{v['check']}: {v['reason']} {v['numbers']}"
+        for v in failed["detail"].get("verdicts", ())
+        if v["outcome"] == "fail"
+    )
+    return (
+        f"at {failed['percent']}% (step {failed['step']}), tick {failed['tick']} after "
+        f"{failed['elapsed']:.1f}s; the step's canary {canary[0]:g} requests / {canary[1]:g} "
+        f"errors, baseline {baseline[0]:g} / {baseline[1]:g}; {judges}"
+    )
 
 
 def _strategy(name: str) -> Any:
@@ -686,6 +738,11 @@ def main() -> int:
     )
     parser.add_argument("--registry", default=os.environ.get("DOCKROLL_REGISTRY", "127.0.0.1:5000"))
     parser.add_argument("--seed", type=int, default=7, help="for the peer judges' resampling")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="a directory for each cold healthy run's analysis ticks (JSON, for a replay)",
+    )
     args = parser.parse_args()
     if args.registry.rpartition(":")[0] not in ("127.0.0.1", "localhost"):
         parser.error("--registry must be on 127.0.0.1: the benchmark talks to it only")
@@ -696,7 +753,9 @@ def main() -> int:
     except DevEnvError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    bench = Bench(args.rate, args.healthy_runs, args.registry, args.seed, warm_up=args.warm_up)
+    if args.record is not None:
+        args.record.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.rate, args.healthy_runs, args.registry, args.seed, args.warm_up, args.record)
     rng = random.Random(args.seed)
     print(f"{_load()} at the start", file=sys.stderr)
     try:

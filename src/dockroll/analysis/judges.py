@@ -10,8 +10,12 @@
 - :class:`ErrorSPRT`: Wald's sequential probability ratio test on error counts,
   accumulated over intervals. Stops a broken canary after a handful of requests
   and accepts a healthy one as soon as the evidence allows.
-- :class:`LatencyRankTest`: one-sided rank test on per-request latency, canary against
-  baseline within each interval (van Elteren's stratified Mann-Whitney).
+- :class:`LatencyRankTest`: is the canary slower than the baseline by more than the
+  tolerated ratio and delta? One Mann-Whitney statistic per interval against the
+  baseline's requests moved to that limit, and a t-test over intervals (the
+  requests of one interval are not independent; intervals nearly are).
+- :func:`spent_alpha`: the share of the error rate a judge that looks again every
+  interval may spend on one look, so that all its looks together stay within it.
 - :class:`Tally`: turns measurements into a check's state under failure,
   inconclusive and consecutive-error limits and a no-data policy (Argo Rollouts'
   rules); :func:`measure_condition` evaluates a custom check's conditions.
@@ -39,13 +43,16 @@ __all__ = [
     "Verdict",
     "binomial_tail",
     "fisher_greater",
+    "interval_t_test",
     "judge_baseline_errors",
     "judge_baseline_latency",
     "judge_latency",
     "judge_success_rate",
     "mann_whitney_greater",
     "measure_condition",
+    "spent_alpha",
     "stratified_rank_greater",
+    "student_t_greater",
 ]
 
 _NORMAL = statistics.NormalDist()
@@ -104,6 +111,62 @@ def binomial_tail(successes: int, trials: int, p: float) -> float:
         if k > trials * p and term < total * 1e-12:
             break  # past the mode the terms only shrink
     return min(1.0, total)
+
+
+def spent_alpha(alpha: float, look: int) -> float:
+    """The error rate the ``look``-th test (from 1) of a repeated judge may use.
+
+    ``alpha / (look * (look + 1))``: the shares add up to ``alpha`` over any number
+    of looks, so a judge that tests again every interval wrongly fails a release
+    within its hypothesis with probability at most ``alpha`` in all (union bound),
+    however long the analysis runs. Early looks get the most: a blatant failure is
+    still decided in the first interval.
+    """
+    if look < 1:
+        raise ValueError(f"looks count from 1, not {look}")
+    return alpha / (look * (look + 1))
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) (continued fraction, Lentz)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _incomplete_beta(b, a, 1.0 - x)
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-14:
+            break
+    return min(1.0, math.exp(log_front) * fraction / a)
+
+
+def student_t_greater(t: float, df: float) -> float:
+    """P(T >= t) for Student's t distribution with ``df`` degrees of freedom."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, not {df}")
+    if math.isnan(t):
+        return 1.0
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    tail = 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+    return tail if t > 0 else 1.0 - tail
 
 
 def judge_success_rate(
@@ -469,27 +532,59 @@ def stratified_rank_greater(strata: Sequence[RankStratum]) -> tuple[float, float
     return z, 1 - _NORMAL.cdf(z)
 
 
-def _largest_z(strata: Sequence[RankStratum]) -> float:
-    """The z :func:`stratified_rank_greater` would give if the canary lost every comparison."""
-    return stratified_rank_greater(
-        [RankStratum(2 * s.mean, s.mean, 2 * s.mean * (s.size + 1) / 12, s.size) for s in strata]
-    )[0]
+def _stratum_z(stratum: RankStratum) -> float:
+    return (stratum.u - stratum.mean) / math.sqrt(stratum.variance)
+
+
+def interval_t_test(strata: Sequence[RankStratum]) -> tuple[float, float, float]:
+    """One-sided t-test over intervals that the canary's standardized U is above zero.
+
+    Each interval (a stratum with both groups and untied values) gives one
+    observation, its U standardized as if its requests were independent. They are
+    not: a stalled process or a slow moment slows many requests of one interval
+    together, and then those z-values spread far wider than 1. So the test takes
+    the intervals, not the requests, as the units: ``t = mean(z) * sqrt(k) / s``
+    over ``k`` intervals, ``s`` their standard deviation but at least 1 (what
+    independent requests would give), against Student's t with ``k - 1`` degrees
+    of freedom. Returns ``(t, s, one-sided p-value)``; a p-value of 1 with fewer
+    than two such intervals.
+    """
+    values = [_stratum_z(stratum) for stratum in strata if stratum.variance > 0]
+    if len(values) < 2:
+        return 0.0, 1.0, 1.0
+    spread = max(1.0, statistics.stdev(values))
+    t = statistics.fmean(values) * math.sqrt(len(values)) / spread
+    return t, spread, student_t_greater(t, len(values) - 1)
 
 
 class LatencyRankTest:
-    """Is the canary's latency shifted up against the baseline's? (stratified rank test)
+    """Is the canary slower than the baseline by more than the tolerated difference?
 
     Fed one interval at a time with each group's per-request latencies of that
     interval (or one aggregate value per group when the provider has no more),
-    it keeps the latest ``window`` intervals in which both groups had requests
-    and compares canary with baseline within each interval (van Elteren's test,
-    :func:`stratified_rank_greater`): requests are close to independent, unlike
-    moving averages, and a slowdown of the whole host cancels out. FAIL needs
-    significance at ``(1 - confidence)²`` (it looks again every interval) *and*
-    a practical difference: the canary's
-    median over the window above ``max_ratio`` times and ``min_delta_ms`` more
-    than the baseline's. PASS once ``min_samples`` intervals compared and no
-    such shift shows. A failure is final.
+    it keeps the latest ``window`` intervals in which both groups had requests.
+    In each it moves every baseline request to the most the canary may take,
+    ``max(max_ratio * b, b + min_delta_ms)``, and computes the canary's
+    Mann-Whitney U against those limits; the intervals' standardized U-values
+    then go through a t-test over intervals (:func:`interval_t_test`).
+
+    - The hypothesis tested is the practical one: "the canary is no slower than
+      the tolerated limit". A canary a few milliseconds slower than its baseline
+      (a freshly started process, a replica with a different share of the load)
+      is within it however many requests show the difference, instead of being
+      "significant" and then held back only by a point estimate.
+    - Comparing within intervals cancels a slowdown both groups share; taking
+      intervals as the units keeps a slow moment of one group (its requests are
+      not independent) from counting as dozens of independent observations.
+    - It looks again every interval with new data: the ``j``-th look is tested at
+      :func:`spent_alpha` ``(1 - confidence, j)``, so all looks of one analysis
+      together fail a canary within the limit with probability at most
+      ``1 - confidence``.
+
+    PASS once ``min_samples`` intervals compared and the same t-test shows the
+    canary below the limit at the same level (as the SPRT accepts at its lower
+    bound): a canary near the limit, or intervals too uneven to tell, stay
+    inconclusive. A failure is final.
     """
 
     check = "sequential-latency"
@@ -503,9 +598,9 @@ class LatencyRankTest:
         max_ratio: float,
         min_delta_ms: float,
     ) -> None:
-        # It looks again every interval at an overlapping window: each look is tested at
-        # the square of the error rate, as the per-interval judges are.
-        self.alpha = (1 - confidence) ** 2
+        self.alpha = 1 - confidence
+        self.looks = 0
+        """Tests made so far, each spending its share of ``alpha``."""
         self.min_samples = min_samples
         self.max_ratio = max_ratio
         self.min_delta_ms = min_delta_ms
@@ -522,6 +617,10 @@ class LatencyRankTest:
             values = (values,)
         return tuple(float(v) for v in values if math.isfinite(v))
 
+    def limit(self, baseline_ms: float) -> float:
+        """The most a canary request may take where the baseline's took ``baseline_ms``."""
+        return max(baseline_ms * self.max_ratio, baseline_ms + self.min_delta_ms)
+
     def update(
         self, canary_ms: Sequence[float] | float | None, baseline_ms: Sequence[float] | float | None
     ) -> Verdict:
@@ -529,8 +628,10 @@ class LatencyRankTest:
         if self.failed is not None:
             return self.failed
         canary, baseline = self._finite(canary_ms), self._finite(baseline_ms)
-        if canary and baseline:
-            self.intervals.append((RankStratum.of(canary, baseline), canary, baseline))
+        added = bool(canary and baseline)
+        if added:
+            limits = tuple(self.limit(value) for value in baseline)
+            self.intervals.append((RankStratum.of(canary, limits), canary, baseline))
         canary_requests = sum(len(c) for _, c, _ in self.intervals)
         baseline_requests = sum(len(b) for _, _, b in self.intervals)
         counts = {
@@ -548,43 +649,53 @@ class LatencyRankTest:
                 f"need {self.min_samples}",
                 counts,
             )
+        if added:
+            self.looks += 1
+        alpha = spent_alpha(self.alpha, max(1, self.looks))
         strata = [stratum for stratum, _, _ in self.intervals]
-        z, p_value = stratified_rank_greater(strata)
-        if _NORMAL.cdf(_largest_z(strata)) < 1 - self.alpha:
-            # Too few requests for any ordering to be significant: accepting now would
-            # accept even a canary slower in every single comparison.
-            return Verdict(
-                Outcome.INCONCLUSIVE,
-                self.check,
-                f"{canary_requests} canary and {baseline_requests} baseline latencies "
-                f"in {len(self.intervals)} intervals cannot show a shift yet",
-                counts,
-            )
+        t, spread, p_value = interval_t_test(strata)
         canary_median = statistics.median(v for _, c, _ in self.intervals for v in c)
         baseline_median = statistics.median(v for _, _, b in self.intervals for v in b)
         numbers = {
             **counts,
-            "z": z,
+            "t": t,
+            "spread": spread,
             "p_value": p_value,
+            "alpha": alpha,
+            "looks": float(self.looks),
             "median_ms": canary_median,
             "baseline_median_ms": baseline_median,
         }
-        limit = max(baseline_median * self.max_ratio, baseline_median + self.min_delta_ms)
-        if p_value < self.alpha and canary_median > limit:
+        limit = self.limit(baseline_median)
+        if added and p_value < alpha:
             self.failed = Verdict(
                 Outcome.FAIL,
                 self.check,
                 f"canary latency median {canary_median:.0f} ms vs baseline "
-                f"{baseline_median:.0f} ms over {len(self.intervals)} intervals "
-                f"(limit {limit:.0f} ms, stratified rank test p={p_value:.2g})",
+                f"{baseline_median:.0f} ms over {len(self.intervals)} intervals: slower than "
+                f"the limit (here {limit:.0f} ms) in the rank test, t={t:.1f}, "
+                f"p={p_value:.2g} < {alpha:.2g}",
                 numbers,
             )
             return self.failed
+        if 1 - p_value >= alpha:
+            # Not yet shown to be within the limit either: a canary right at it, or
+            # intervals too few or too uneven to tell. Accepting now could accept one
+            # above the limit.
+            return Verdict(
+                Outcome.INCONCLUSIVE,
+                self.check,
+                f"{canary_requests} canary and {baseline_requests} baseline latencies "
+                f"in {len(self.intervals)} intervals cannot show where the canary is "
+                f"against the limit yet (t={t:.1f})",
+                numbers,
+            )
         return Verdict(
             Outcome.PASS,
             self.check,
             f"canary latency median {canary_median:.0f} ms vs baseline {baseline_median:.0f} ms "
-            f"over {len(self.intervals)} intervals",
+            f"over {len(self.intervals)} intervals: within the limit (here {limit:.0f} ms), "
+            f"t={t:.1f}",
             numbers,
         )
 

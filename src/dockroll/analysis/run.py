@@ -22,6 +22,7 @@ from dockroll.analysis.judges import (
     judge_latency,
     judge_success_rate,
     measure_condition,
+    spent_alpha,
 )
 from dockroll.analysis.providers import (
     BASELINE,
@@ -264,6 +265,8 @@ class Analysis:
         )
         self._latest: dict[str, Verdict] = {}
         self._latency_streak = 0
+        self._looks: dict[str, int] = {}
+        """Intervals with data each per-interval judge has tested so far."""
         self._dry_run = {check.settings.name for check in self.checks if check.settings.dry_run}
         self._final: Decision | None = None
         self._started: float | None = None
@@ -427,9 +430,15 @@ class Analysis:
 
     def _judge(self, name: str, canary: GroupSample, baseline: GroupSample | None) -> Verdict:
         settings = self.settings
-        # The per-interval judges are asked again every interval: each asks for the
-        # square of the error rate the sequential judges accept over the whole run.
-        interval_confidence = 1 - (1 - settings.confidence) ** 2
+        # The per-interval judges test again every interval with data: the j-th test
+        # spends alpha / (j (j + 1)), so all of them together stay within 1 - confidence.
+        look = self._looks.get(name, 0) + 1
+        interval_confidence = 1 - spent_alpha(1 - settings.confidence, look)
+        if canary.requests >= settings.min_requests and name in (
+            "success-rate",
+            "baseline-errors",
+        ):
+            self._looks[name] = look
         if name == "success-rate":
             assert settings.success_rate is not None
             return judge_success_rate(

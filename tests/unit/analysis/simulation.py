@@ -59,6 +59,11 @@ class Behaviour:
     cold_requests: int = 0
     """A cold start: this many first requests of the group take ``cold_latency_ms`` more."""
     cold_latency_ms: float = 0.0
+    stall_probability: float = 0.0
+    """A busy host: in each interval, with this probability, every request of the group
+    waits the same extra time, uniform in 0..``stall_ms`` (one stalled process slows
+    all its requests of the moment together, so they are not independent)."""
+    stall_ms: float = 0.0
 
 
 _WINDOW = 1024  # HAProxy averages response times over a server's last 1024 requests
@@ -82,6 +87,11 @@ class SimulatedTraffic:
         requests = poisson(self.rng, mean)
         errors = binomial(self.rng, requests, behaviour.error_rate)
         latencies = []
+        stall = (
+            self.rng.uniform(0, behaviour.stall_ms)
+            if behaviour.stall_probability and self.rng.random() < behaviour.stall_probability
+            else 0.0
+        )
         for _ in range(requests):
             extra = (
                 behaviour.cold_latency_ms
@@ -90,7 +100,9 @@ class SimulatedTraffic:
             )
             self.served[group] = self.served.get(group, 0) + 1
             latencies.append(
-                max(1.0, self.rng.gauss(behaviour.latency_ms, behaviour.latency_noise_ms)) + extra
+                max(1.0, self.rng.gauss(behaviour.latency_ms, behaviour.latency_noise_ms))
+                + extra
+                + stall
             )
         if not latencies:
             return GroupSample(requests, errors)

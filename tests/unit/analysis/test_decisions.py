@@ -115,3 +115,53 @@ def test_a_thin_canary_is_still_stopped() -> None:
     action, tick, _ = run_until_decided(SETTINGS, traffic, max_intervals=20)
     assert action is Action.FAIL
     assert tick <= 10
+
+
+# A loaded host (what the canary benchmark met at a load average of 9 to 18 on 2 cores):
+# requests take 200 +- 80 ms, and in a third of the intervals one group's process stalls,
+# every request of that group and interval waiting the same extra 0-600 ms. Half the
+# traffic on the canary, as in a 50 % step.
+STALLING = Behaviour(latency_ms=200, latency_noise_ms=80, stall_probability=0.3, stall_ms=600)
+
+
+def test_a_healthy_canary_on_a_stalling_host_is_not_rolled_back() -> None:
+    """Stalls make an interval's requests move together; they must not count as independent.
+
+    Taken request by request, a stall of the canary's process in two or three
+    intervals is "significant" at any level, and its median over a few intervals
+    crosses the +50 % limit: the rank test used to fail about one run in six here.
+    The per-interval mean comparison (``baseline-latency``) has no such bound and
+    is held off for the minute (docs/analysis.md, "Limits").
+    """
+    settings = AnalysisSettings(latency=None, baseline={"latency_intervals": 60})
+    runs, failed, first_passes = 200, 0, []
+    for seed in range(runs):
+        traffic = SimulatedTraffic(
+            random.Random(20_000 + seed), canary_share=0.5, canary=STALLING, baseline=STALLING
+        )
+        rolled_back, first_pass = run_for(settings, traffic, intervals=60)
+        failed += rolled_back
+        first_passes.append(first_pass if first_pass is not None else 10**6)
+    first_passes.sort()
+    print(
+        f"healthy on a stalling host: {failed}/{runs} false rollbacks over 60 s; "
+        f"accepted after {first_passes[runs // 2]} s median"
+    )
+    assert failed == 0
+    # Stalls this uneven are slow to tell from a canary at the limit: it is accepted
+    # late or the step ends undecided (then `no_data` decides), never rolled back.
+    assert first_passes[runs // 2] <= 60
+
+
+def test_three_hundred_ms_slower_on_a_stalling_host_is_still_decided() -> None:
+    slow = Behaviour(latency_ms=500, latency_noise_ms=80, stall_probability=0.3, stall_ms=600)
+    ticks = []
+    for seed in SEEDS:
+        traffic = SimulatedTraffic(
+            random.Random(seed), canary_share=0.5, canary=slow, baseline=STALLING
+        )
+        action, tick, analysis = run_until_decided(SETTINGS, traffic, max_intervals=60)
+        assert action is Action.FAIL, (seed, analysis.summary().reason)
+        ticks.append(tick)
+    print(f"+300 ms on a stalling host: failed after {max(ticks)} s at most")
+    assert max(ticks) <= 30

@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from dockroll.analysis import Action, Analysis, AnalysisSettings
 from dockroll.analysis.conditions import parse_condition
 from dockroll.analysis.judges import (
     ErrorSPRT,
@@ -25,8 +26,11 @@ from dockroll.analysis.judges import (
     judge_success_rate,
     mann_whitney_greater,
     measure_condition,
+    spent_alpha,
     stratified_rank_greater,
+    student_t_greater,
 )
+from dockroll.analysis.run import Providers
 from dockroll.analysis.settings import NoDataPolicy
 
 
@@ -188,10 +192,10 @@ def test_rank_test_passes_equal_latency_and_ignores_small_shifts() -> None:
         verdict = test.update(_requests(rng, 25, 40), _requests(rng, 225, 40))
     assert verdict.outcome is Outcome.PASS
     small = _rank_test()
-    for _ in range(10):  # significant, but only +10 ms
+    for _ in range(10):  # a clear shift, but only +10 ms: well within the tolerated +50 ms
         verdict = small.update(_requests(rng, 25, 50, 5), _requests(rng, 225, 40, 5))
     assert verdict.outcome is Outcome.PASS
-    assert verdict.numbers["p_value"] < 1e-6
+    assert verdict.numbers["p_value"] > 0.99
     assert _rank_test().update(None, None).outcome is Outcome.NO_DATA
     assert _rank_test().update([], []).outcome is Outcome.NO_DATA
 
@@ -209,19 +213,20 @@ def test_rank_test_compares_within_intervals() -> None:
     assert verdict.numbers["median_ms"] > 300  # pooled, the canary looks 8x slower
 
 
-def test_rank_test_on_moving_averages_fails_a_healthy_canary() -> None:
-    """Why the router provider reads each request: moving averages look significant.
+def test_rank_test_passes_a_cold_start_per_request_and_on_moving_averages() -> None:
+    """A cold start: the canary's first 20 requests take a second, then it is like the baseline.
 
-    Both groups serve the same latency; the canary's moving average still holds
-    a slow cold start, one value an interval. Per-request samples of the same
-    intervals do not fail.
+    Per-request samples show the slow second only in its interval. HAProxy's moving
+    average holds it for a minute, one value an interval, which once looked
+    significant; a canary within the tolerated limit most of the time does not fail
+    either way now.
     """
     rng = random.Random(4)
     on_averages, on_requests = _rank_test(), _rank_test()
     canary_history: list[float] = []
     baseline_history: list[float] = []
     verdicts, on_average = [], []
-    for index in range(20):
+    for index in range(30):
         canary = ([1040.0] * 20 if index == 0 else []) + _requests(rng, 20, 40)
         baseline = _requests(rng, 200, 40)
         canary_history += canary
@@ -231,15 +236,19 @@ def test_rank_test_on_moving_averages_fails_a_healthy_canary() -> None:
         )
         on_average.append(average.outcome)
         verdicts.append(on_requests.update(canary, baseline))
-    assert on_average[-1] is Outcome.FAIL
+    assert Outcome.FAIL not in on_average
     assert Outcome.FAIL not in {v.outcome for v in verdicts}
     assert verdicts[-1].outcome is Outcome.PASS
 
 
 def test_rank_test_needs_enough_requests_to_pass() -> None:
-    """One value per group and interval: five intervals cannot be significant yet."""
+    """One value per group and interval: five intervals cannot be significant yet.
+
+    Each interval is one sign (+1 or -1 standardized), so the t-test over intervals
+    needs about 25 of them at the default confidence, with every look spending its share.
+    """
     test = _rank_test()
-    outcomes = [test.update(340.0 + i, 40.0 + i).outcome for i in range(16)]
+    outcomes = [test.update(340.0 + i, 40.0 + i).outcome for i in range(25)]
     assert outcomes[4] is Outcome.INCONCLUSIVE
     assert Outcome.PASS not in outcomes
     assert outcomes[-1] is Outcome.FAIL
@@ -329,3 +338,44 @@ def test_tally_no_data_policy(policy: NoDataPolicy, outcome: Outcome, pause: boo
     verdict = Tally(no_data=policy).record(_measured(Outcome.NO_DATA))
     assert verdict.outcome is outcome
     assert verdict.pause is pause
+
+
+def test_spent_alpha_adds_up_to_alpha_over_any_number_of_looks() -> None:
+    assert spent_alpha(0.01, 1) == pytest.approx(0.005)
+    assert sum(spent_alpha(0.01, look) for look in range(1, 10_001)) < 0.01
+    assert sum(spent_alpha(0.01, look) for look in range(1, 10_001)) > 0.0099
+    with pytest.raises(ValueError, match="from 1"):
+        spent_alpha(0.01, 0)
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "expected"),
+    [(2.0, 4, 0.0581), (3.0, 10, 0.00667), (-1.0, 3, 0.8045), (0.0, 7, 0.5), (12.706, 1, 0.025)],
+)
+def test_student_t_tail_matches_tables(t: float, df: int, expected: float) -> None:
+    assert student_t_greater(t, df) == pytest.approx(expected, rel=2e-3)
+
+
+def test_a_per_interval_fluke_late_in_a_long_step_does_not_fail() -> None:
+    """Fifty intervals are fifty tests: the fiftieth may spend only its share of alpha.
+
+    7 errors in 100 requests when the minimum is 99 % has p = 7e-5: below the
+    square of 1 - confidence every interval used to be tested at, far above what
+    the fiftieth look may spend (0.01 / 2550). In the first interval it still fails.
+    """
+    settings = AnalysisSettings(latency=None, baseline=None, sequential={"enabled": False})
+
+    class Steady:
+        def __init__(self, bad_at: int) -> None:
+            self.calls, self.bad_at = 0, bad_at
+
+        def sample(self, groups: object) -> dict[str, GroupSample]:
+            self.calls += 1
+            return {"canary": GroupSample(100, 7 if self.calls == self.bad_at else 0)}
+
+    late = Analysis(settings, Providers(traffic=Steady(50)), {"canary": ["c"]})
+    actions = [late.tick(float(t)).action for t in range(1, 51)]
+    assert Action.FAIL not in actions
+    assert actions[-1] is Action.CONTINUE  # below the minimum, not significantly
+    first = Analysis(settings, Providers(traffic=Steady(1)), {"canary": ["c"]})
+    assert first.tick(1.0).action is Action.FAIL
