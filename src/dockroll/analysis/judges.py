@@ -51,7 +51,6 @@ __all__ = [
     "mann_whitney_greater",
     "measure_condition",
     "spent_alpha",
-    "stratified_rank_greater",
     "student_t_greater",
 ]
 
@@ -507,29 +506,6 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
         return stratum.u, 1.0
     z = (stratum.u - stratum.mean - 0.5) / math.sqrt(stratum.variance)
     return stratum.u, 1 - _NORMAL.cdf(z)
-
-
-def stratified_rank_greater(strata: Sequence[RankStratum]) -> tuple[float, float]:
-    """Van Elteren's stratified rank test that the canary is slower, over ``strata``.
-
-    Each stratum (an interval) compares the canary's requests with the baseline's
-    of the same interval only, so a slowdown both share (a busy host, a restarted
-    router) does not count against the canary. Each U is weighted by
-    ``1 / (size + 1)``; returns ``(z, one-sided p-value)``, a p-value of 1 when
-    no stratum has both groups or every value is tied.
-    """
-    total = expected = variance = 0.0
-    for stratum in strata:
-        if stratum.variance <= 0:
-            continue
-        weight = 1 / (stratum.size + 1)
-        total += weight * stratum.u
-        expected += weight * stratum.mean
-        variance += weight * weight * stratum.variance
-    if variance <= 0:
-        return 0.0, 1.0
-    z = (total - expected) / math.sqrt(variance)
-    return z, 1 - _NORMAL.cdf(z)
 
 
 def _stratum_z(stratum: RankStratum) -> float:
