@@ -254,7 +254,7 @@ def test_a_hostname_clash_and_a_taken_port_are_refused_and_env_down_leaves_the_e
         taken = site.ports["taken"]
         subprocess.run(
             ["docker", "exec", "-d", site.host.name, "perl", "-MIO::Socket::INET", "-e",
-             f"IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => {taken}, "
+             f"my $held = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => {taken}, "
              "Listen => 5) or die $!; sleep 600"],
             check=True,
         )  # fmt: skip

@@ -27,7 +27,9 @@ listeners from ``acme.map`` before anything else.
 **Host network.** The edge runs in the engine host's network namespace and
 binds the listen addresses itself (no published ports, no docker-proxy); it
 reaches each router by its address on the ``dockroll-edge`` bridge network,
-which the host routes to. Its runtime API is a unix socket only.
+which the host routes to. Its runtime API is a unix socket only. On a remote
+engine its directories are named volumes and that socket is reached through
+the engine connection (:mod:`dockroll.router.edge_remote`).
 
 **Reload, upgrade.** The config's fingerprint is the global ``description``
 (read with ``show info``). A config this dockroll renders differently is
@@ -943,7 +945,7 @@ class Edge:
     def _check_free(self, label: str) -> None:
         """RouterError, before anything stops, when a new listener is taken on this host."""
         if not self._engine.endpoint.startswith("unix://"):
-            return  # another host: the engine says so when the container starts
+            return  # another host: the new container fails to bind it (bind_failures)
         try:
             held = {entry.split()[0] for entry in json.loads(label or "[]")}
         except ValueError:
