@@ -89,10 +89,12 @@ class Site:
             certificate_fingerprint(ssl.DER_cert_to_PEM_cert(der)),
         )
 
-    def plain(self, hostname: str) -> str:
-        """The status line and Location of a plain-HTTP GET through the edge."""
+    def plain(self, hostname: str, port: int | None = None) -> str:
+        """The status and Location of a plain-HTTP GET through the edge (its first listener
+        unless ``port``)."""
         request = f"GET /version HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", self.ports["plain"]), timeout=10) as conn:
+        port = port or self.ports["plain"]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
             conn.sendall(request.encode())
             reply = b""
             while chunk := conn.recv(65536):
@@ -255,7 +257,8 @@ def test_a_hostname_clash_and_a_taken_port_are_refused_and_env_down_leaves_the_e
         subprocess.run(
             ["docker", "exec", "-d", site.host.name, "perl", "-MIO::Socket::INET", "-e",
              f"my $held = IO::Socket::INET->new(LocalAddr => '0.0.0.0', LocalPort => {taken}, "
-             "Listen => 5) or die $!; sleep 600"],
+             "Listen => 5) or die $!; open my $pid, '>', '/tmp/held.pid'; print $pid $$; "
+             "close $pid; sleep 600"],
             check=True,
         )  # fmt: skip
         time.sleep(1.0)
@@ -286,6 +289,29 @@ def test_a_hostname_clash_and_a_taken_port_are_refused_and_env_down_leaves_the_e
         assert after.id == before.id
         assert after.running
         assert remote.container(f"{edge.name}-next") is None
+
+        # Once the port is free, the upgrade takes it, hitless: the new container takes
+        # the listening sockets over from the old one's socket in the shared volume.
+        subprocess.run(
+            ["docker", "exec", site.host.name, "sh", "-c", 'kill "$(cat /tmp/held.pid)"'],
+            check=True,
+        )
+        time.sleep(0.5)
+        seeded.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        try:
+            with _Load(lambda: site.https("one.test")[0]) as load, seeded.ledger() as ledger:
+                done_upgrade, described = upgrade_edge(seeded.config(), "one", ledger)
+        finally:
+            seeded.config_path.write_text(pristine, encoding="utf-8")
+        print(f"hitless upgrade on the remote host ({done_upgrade.seconds:.1f} s): "
+              f"{len(load.answers)} requests, {len(load.failed(good))} failed")  # fmt: skip
+        assert done_upgrade.how == "hitless"
+        assert load.failed(good) == [], load.failed(good)[:3]
+        assert described.container_id != before.id
+        assert described.verdict == "up to date"
+        assert remote.container(f"{edge.name}-next") is None
+        assert site.plain("one.test", taken) == "301 https://one.test/version"
+        assert edge.owners()["one.test"] == f"{seeded.service}/one"
 
         # env down leaves the remote edge's hostnames: two.test answers 404, one.test serves.
         with seeded.ledger() as ledger:
