@@ -24,7 +24,7 @@ import yaml
 
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import RouterError
-from dockroll.pipeline.edge import edge_status, upgrade_edge
+from dockroll.pipeline.edge import edge_status, renew_edge_certificates, upgrade_edge
 from dockroll.pipeline.lifecycle import environment_down
 from dockroll.router.edge import Edge
 from dockroll.router.tls import certificate_fingerprint
@@ -38,6 +38,7 @@ from tests.integration.remote_support import (
     ssh_host,
 )
 from tests.integration.rollout_support import Seeded, seed_service, state_of
+from tests.integration.test_router_acme import start_pebble
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,12 +71,15 @@ class Site:
         self.ports = ports
         self.trusted = ssl.create_default_context(cafile=str(certs / "ca.pem"))
 
-    def https(self, hostname: str, path: str = "/version") -> tuple[str, str]:
+    def https(
+        self, hostname: str, path: str = "/version", trusted: ssl.SSLContext | None = None
+    ) -> tuple[str, str]:
         """GET over TLS with SNI ``hostname`` through the edge: (status and body, cert SHA-1)."""
         request = f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n"
+        context = trusted or self.trusted
         with (
             socket.create_connection(("127.0.0.1", self.ports["tls"]), timeout=10) as raw,
-            self.trusted.wrap_socket(raw, server_hostname=hostname) as conn,
+            context.wrap_socket(raw, server_hostname=hostname) as conn,
         ):
             conn.sendall(request.encode())
             reply = b""
@@ -323,3 +327,28 @@ def test_a_hostname_clash_and_a_taken_port_are_refused_and_env_down_leaves_the_e
     finally:
         edge.close()
         remote.close()
+
+
+def test_an_acme_certificate_is_issued_through_the_remote_edge(site: Site, tmp_path: Path) -> None:
+    """pebble here validates HTTP-01 on the remote edge's plain listener (the node publishes
+    it on this machine's 127.0.0.1, where pebble's DNS stand-in resolves every name)."""
+    seeded = site.seeded
+    if not site.https("one.test")[0].startswith("200"):
+        assert deploy_version(seeded, "one", OLD) == "succeeded"
+    data = yaml.safe_load(seeded.config_path.read_text(encoding="utf-8"))
+    pristine = yaml.safe_dump(data, sort_keys=False)
+    with start_pebble(tmp_path / "pebble", site.ports["plain"]) as server:
+        data["environments"]["one"]["edge"]["tls"] = {
+            "acme": {"directory": server.directory, "ca_bundle": str(server.ca)}
+        }
+        seeded.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        try:
+            with seeded.ledger() as ledger:
+                renewals = renew_edge_certificates(seeded.config(), "one", ledger, force=True)
+        finally:
+            seeded.config_path.write_text(pristine, encoding="utf-8")
+        trusted = ssl.create_default_context(cadata=server.root())
+    assert [(r.hostname, r.renewal.renewed) for r in renewals] == [("one.test", True)]
+    answer, served = site.https("one.test", trusted=trusted)  # pebble's, verified by its root
+    assert answer.startswith("200"), answer
+    assert served != site.fingerprint("one")
