@@ -24,7 +24,12 @@ import yaml
 
 from dockroll.engine.docker import DockerEngine
 from dockroll.errors import RouterError
-from dockroll.pipeline.edge import edge_status, renew_edge_certificates, upgrade_edge
+from dockroll.pipeline.edge import (
+    edge_status,
+    reload_edge,
+    renew_edge_certificates,
+    upgrade_edge,
+)
 from dockroll.pipeline.lifecycle import environment_down
 from dockroll.router.edge import Edge
 from dockroll.router.tls import certificate_fingerprint
@@ -305,11 +310,18 @@ def test_a_hostname_clash_and_a_taken_port_are_refused_and_env_down_leaves_the_e
         try:
             with _Load(lambda: site.https("one.test")[0]) as load, seeded.ledger() as ledger:
                 done_upgrade, described = upgrade_edge(seeded.config(), "one", ledger)
+            # A reload there is hitless too: a new worker takes the sockets over.
+            with _Load(lambda: site.https("one.test")[0]) as again, seeded.ledger() as ledger:
+                reloaded = reload_edge(seeded.config(), "one", ledger)
         finally:
             seeded.config_path.write_text(pristine, encoding="utf-8")
         print(f"hitless upgrade on the remote host ({done_upgrade.seconds:.1f} s): "
               f"{len(load.answers)} requests, {len(load.failed(good))} failed")  # fmt: skip
+        print(f"hitless reload on the remote host ({reloaded.seconds:.1f} s): "
+              f"{len(again.answers)} requests, {len(again.failed(good))} failed")  # fmt: skip
         assert done_upgrade.how == "hitless"
+        assert reloaded.worker != reloaded.previous_worker
+        assert again.failed(good) == [], again.failed(good)[:3]
         assert load.failed(good) == [], load.failed(good)[:3]
         assert described.container_id != before.id
         assert described.verdict == "up to date"
