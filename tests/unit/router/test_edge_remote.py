@@ -1,10 +1,10 @@
-"""The remote edge's pieces that need no engine: the relay script, the volume seeding,
-the runtime socket's pointer, and reading a bind failure from HAProxy's output."""
+"""The remote edge's pieces that need no engine: the relay script (run here by perl, as the
+engine runs it in the edge container), the volume seeding, the runtime socket's pointer,
+and reading a bind failure from HAProxy's output."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -16,8 +16,6 @@ import pytest
 from dockroll.router.edge import bind_failures
 from dockroll.router.edge_remote import UnixSocketRelay, point_command, seed_command
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi
-
-pytestmark = pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")
 
 
 class _LocalSession:
