@@ -67,6 +67,14 @@ class UnixSocketRelay(ExecTransport):
     def __str__(self) -> str:
         return f"exec:{self.container}:unix:{self.path}"
 
+    def __call__(self, line: str) -> str:
+        try:
+            return super().__call__(line)
+        except OSError as exc:
+            if "nothing listens" in str(exc):  # said of the TCP port the base class relays to
+                raise OSError(0, f"nothing listens on {self.path} in {self.container}") from None
+            raise
+
     def _open(self) -> ExecSession:
         if not self._sessions:
             import secrets  # noqa: PLC0415 - with the first exchange
