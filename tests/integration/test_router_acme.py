@@ -8,6 +8,7 @@ stopped) must leave the old certificate serving.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -57,13 +58,21 @@ class Pebble:
 @pytest.fixture
 def pebble(project: Project) -> Iterator[tuple[Pebble, int]]:
     """pebble and its DNS stand-in; yields it and the plain-HTTP port it validates on."""
+    http_port = free_port()
+    with start_pebble(project.state / "pebble", http_port) as server:
+        yield server, http_port
+
+
+@contextlib.contextmanager
+def start_pebble(home: Path, http_port: int) -> Iterator[Pebble]:
+    """pebble in ``home``, validating HTTP-01 on 127.0.0.1:``http_port`` (every name
+    resolves there through its DNS stand-in); stopped afterwards."""
     try:
         ensure_commands({"pebble": "pebble", "pebble-challtestsrv": "pebble"})
     except DevEnvError as exc:
         if IN_CI:
             pytest.fail(f"{exc.message} (CI=true: integration tests must run)")
         pytest.skip(exc.message)
-    home = project.state / "pebble"
     home.mkdir()
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -71,7 +80,7 @@ def pebble(project: Project) -> Iterator[tuple[Pebble, int]]:
          "-subj", "/CN=pebble", "-addext", "subjectAltName=IP:127.0.0.1"],
         cwd=home, check=True, capture_output=True,
     )  # fmt: skip
-    http_port, listen, management, dns = (free_port() for _ in range(4))
+    listen, management, dns = (free_port() for _ in range(3))
     config = {
         "pebble": {
             "listenAddress": f"127.0.0.1:{listen}",
@@ -121,7 +130,7 @@ def pebble(project: Project) -> Iterator[tuple[Pebble, int]]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield server, http_port
+        yield server
     finally:
         for process in processes:
             if process.poll() is None:

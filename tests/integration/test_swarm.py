@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import docker
+import httpx
 import pytest
 
 from dockroll import labels
@@ -59,7 +60,7 @@ def swarm(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
 ) -> Iterator[tuple[Seeded, SwarmCluster]]:
     with remote_cluster("sw") as remote:
-        engine_port = free_port()
+        engine_port, edge_port = free_port(), free_port()
         common = remote_environment(
             f"tcp://127.0.0.1:{engine_port}",
             remote.registry,
@@ -76,6 +77,13 @@ def swarm(
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "spread": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "midway": {**common, "strategy": "rolling", "drain_timeout": "2s"},
+            "edge": {
+                **common,
+                "strategy": "rolling",
+                "replicas": 1,
+                "hosts": ["swarm.test"],
+                "edge": {"listen": [f"0.0.0.0:{edge_port}"]},
+            },
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -93,7 +101,7 @@ def swarm(
                 cluster=remote.name,
                 workers=2,
                 engine_port=engine_port,
-                publish={port: port for port in seeded.ports.values()},
+                publish={port: port for port in [*seeded.ports.values(), edge_port]},
             )
             with state_of(seeded):
                 yield seeded, nodes
@@ -190,6 +198,38 @@ def test_canary_on_the_swarm_steps_through_to_the_new_release(
     assert load.failures == [], load.failures[:5]
     assert load.versions()[NEW] > 0
     assert versions(url, 20) == {NEW: 20}
+
+
+def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    edge = seeded.config().environment("edge").edge
+    assert edge is not None
+    port = edge.addresses()[0].port
+    assert _deploy(seeded, "edge", OLD) == "succeeded"
+
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        served = client.get(f"http://127.0.0.1:{port}/version", headers={"Host": "swarm.test"})
+        unknown = client.get(f"http://127.0.0.1:{port}/version", headers={"Host": "no.test"})
+    assert served.status_code == 200, served.text
+    assert served.json()["version"] == OLD
+    assert unknown.status_code == 404
+
+    # A plain container on the manager, in its host network, on a bridge network there
+    # with the environment's router (an overlay network the host could not route to).
+    manager = DockerEngine(cluster.engine)
+    try:
+        found = manager.container("dockroll-edge")
+        network = manager.client.api.inspect_network("dockroll-edge")
+        router = manager.container(f"dockroll-router-{seeded.service}-edge")
+    finally:
+        manager.close()
+    assert found is not None
+    assert found.running
+    assert network["Driver"] == "bridge"
+    assert router is not None
+    assert "dockroll-edge" in router.networks
 
 
 def _placed(engine: SwarmEngine, service: str, environment: str) -> list[dict[str, object]]:

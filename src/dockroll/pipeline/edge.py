@@ -23,7 +23,7 @@ from dockroll.errors import CertificateError, RouterError, UsageError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.ledger import Ledger
 from dockroll.listeners import route_hostname
-from dockroll.pipeline.engines import environment_engine
+from dockroll.pipeline.engines import environment_engine, host_engine
 from dockroll.router import acme, tls
 from dockroll.router.edge import Edge, EdgeDescription, EdgeReload, EdgeUpgrade
 from dockroll.router.haproxy import HaproxyRouter
@@ -55,8 +55,11 @@ def _edge(config: Config, name: str, engine: Engine) -> Edge:
     def image() -> str:
         return HaproxyRouter.for_environment(engine, config, name).image()
 
+    # On a Swarm the edge is a plain container on the manager, on a bridge network there
+    # (the host routes to it; an overlay network it would not).
+    host = host_engine(config, name) if env.swarm is not None else engine
     return Edge(
-        engine,
+        host,
         env.edge.addresses(),
         tls_listeners=[listener.listen_address for listener in env.edge.listen if listener.tls],
         image=image,
@@ -118,9 +121,12 @@ def leave_edge(config: Config, name: str, engine: Engine) -> list[str]:
     if not env.hosts or env.edge is None:
         return []
     edge = _edge(config, name, engine)
-    if engine.container(edge.name) is None:
-        return []
-    return edge.release(f"{config.service}/{name}")
+    try:
+        if edge.engine.container(edge.name) is None:
+            return []
+        return edge.release(f"{config.service}/{name}")
+    finally:
+        edge.close()
 
 
 def serve_certificates(

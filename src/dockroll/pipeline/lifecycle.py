@@ -67,7 +67,6 @@ def environment_down(
     unfinished (`dockroll abort` first). The ledger keeps its history; named
     volumes (data) stay unless ``volumes``.
     """
-    from dockroll.engine.docker import DockerEngine  # noqa: PLC0415 - only here
     from dockroll.pipeline.edge import leave_edge  # noqa: PLC0415
     from dockroll.router.haproxy import HaproxyRouter  # noqa: PLC0415
 
@@ -92,10 +91,10 @@ def environment_down(
             progress(Progress("env", f"removing {info.name}"))
             engine.remove(info.id, grace=config.container.stop_grace)
             done.containers.append(info.name)
-        if isinstance(engine, DockerEngine):  # the shared edge runs on local engines only
-            done.hosts = leave_edge(config, environment, engine)
-            if done.hosts:
-                progress(Progress("env", f"released {', '.join(done.hosts)} on the edge"))
+        # The engine host's shared edge, local or remote, stops routing its hostnames.
+        done.hosts = leave_edge(config, environment, engine)
+        if done.hosts:
+            progress(Progress("env", f"released {', '.join(done.hosts)} on the edge"))
         router = HaproxyRouter.for_environment(engine, config, environment)
         if engine.container(router.container_name) is not None:
             progress(Progress("env", f"removing {router.container_name}"))

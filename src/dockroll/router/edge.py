@@ -27,7 +27,9 @@ listeners from ``acme.map`` before anything else.
 **Host network.** The edge runs in the engine host's network namespace and
 binds the listen addresses itself (no published ports, no docker-proxy); it
 reaches each router by its address on the ``dockroll-edge`` bridge network,
-which the host routes to. Its runtime API is a unix socket only.
+which the host routes to. Its runtime API is a unix socket only. On a remote
+engine its directories are named volumes and that socket is reached through
+the engine connection (:mod:`dockroll.router.edge_remote`).
 
 **Reload, upgrade.** The config's fingerprint is the global ``description``
 (read with ``show info``). A config this dockroll renders differently is
@@ -62,6 +64,13 @@ from dockroll.engine.port import ContainerInfo, Engine, Mount, RunRequest
 from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.listeners import EDGE_PORT, ROUTE_DEPTH, ListenAddress, route_hostname
 from dockroll.router import acme, edge_tls, tls
+from dockroll.router.edge_remote import (
+    UnixSocketRelay,
+    conf_volume,
+    point_command,
+    run_volume,
+    seed_command,
+)
 from dockroll.router.hold import parse_map
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi, refusal
 from dockroll.statedir import state_dir
@@ -291,10 +300,19 @@ class Edge:
         self._image = image
         self._state_root = state_root
         self._timeout = timeout
+        self._remote = not engine.endpoint.startswith(("unix://", "npipe://"))
+        """Its files are in named volumes, its runtime API is reached through the engine
+        (:mod:`dockroll.router.edge_remote`)."""
+        self._relay: UnixSocketRelay | None = None
 
     @property
     def name(self) -> str:
         return edge_names()[0]
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of the host the edge runs on."""
+        return self._engine
 
     @property
     def network(self) -> str:
@@ -312,9 +330,25 @@ class Edge:
 
     @property
     def api(self) -> RuntimeApi:
+        if self._remote:
+            if self._relay is None:
+                self._relay = UnixSocketRelay(
+                    self._engine, self.name, f"{_RUN_DIR}/admin.sock", timeout=self._timeout
+                )
+            return self._remote_api(self.name, "admin.sock", self._relay)
         return RuntimeApi(
             AdminAddress(path=self.directory / "run" / "admin.sock"), owner="the edge"
         )
+
+    def _remote_api(self, container: str, socket: str, relay: UnixSocketRelay) -> RuntimeApi:
+        address = AdminAddress(path=Path(_RUN_DIR) / socket, container=container)
+        return RuntimeApi(address, owner="the edge", timeout=self._timeout, transport=relay)
+
+    def close(self) -> None:
+        """End the relay to a remote edge's runtime API, if one was opened."""
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
 
     def _spec(self) -> _Spec:
         return _Spec(self.listeners, self.tls_listeners)
@@ -356,7 +390,7 @@ class Edge:
             left = self._engine.container(self.name + _NEXT)
             if left is not None and left.running:
                 self._engine.rename(left.id, self.name)
-                self._point(left.labels.get(_GENERATION_LABEL))
+                self._point(left.labels.get(_GENERATION_LABEL), left.id)
                 info = self._engine.container(self.name)
         return info
 
@@ -391,6 +425,8 @@ class Edge:
 
     def _prepare(self) -> tuple[Path, Path]:
         conf, run = self.directory / "conf", self.directory / "run"
+        if self._remote:  # the volumes are seeded by the container itself (_start)
+            return conf, run
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)  # certificate keys are below, readable by the edge's user
         for path, mode in ((conf, 0o755), (run, 0o777), (conf / "certs", 0o755)):
@@ -414,10 +450,27 @@ class Edge:
         image = self._present_image()
         conf, run = self._prepare()
         generation = secrets.token_hex(4)
-        self._write(_config_name(generation), self._render(generation))
         command = ["haproxy", "-f", f"{_CONFIG_DIR}/{_config_name(generation)}"]
         if take_over is not None:
             command += ["-x", f"{_RUN_DIR}/{take_over}"]
+        mounts = [
+            Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
+            Mount(str(run), _RUN_DIR, kind="bind"),
+        ]
+        files: dict[str, bytes] = {}
+        if self._remote:
+            # Written into the volume before the container starts; the maps and
+            # certificates a running edge persisted there stay as they are.
+            mounts = [
+                Mount(conf_volume(self.name), _CONFIG_DIR),
+                Mount(run_volume(self.name), _RUN_DIR),
+            ]
+            files = self._seed_files(_config_name(generation), self._render(generation))
+            # Started by the seeding shell, not the image's entrypoint: master-worker
+            # in the foreground (-W -db) is asked for here.
+            command = self._seeded(["haproxy", "-W", "-db", *command[1:]])
+        else:
+            self._write(_config_name(generation), self._render(generation))
         request = RunRequest(
             image,
             name=name,
@@ -428,10 +481,8 @@ class Edge:
             },
             command=command,
             restart_policy="unless-stopped",
-            mounts=[
-                Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
-                Mount(str(run), _RUN_DIR, kind="bind"),
-            ],
+            mounts=mounts,
+            files=files,
             host_network=True,
             # Root binds ports below 1024 in the host's namespace; the workers drop to
             # haproxy (the config's `user`). A stop is a soft stop: requests finish.
@@ -457,6 +508,16 @@ class Edge:
             with contextlib.suppress(DockrollError):
                 self._engine.remove(info.id, grace=0)
             self._forget(generation)
+            taken = bind_failures(logs)
+            if taken:
+                raise RouterError(
+                    f"the edge cannot listen on {', '.join(taken)} on the engine host "
+                    f"({self._engine.endpoint}): another process has that address; the new "
+                    "container was removed and nothing changed, an edge that ran keeps serving "
+                    "as it was",
+                    hint="free that address on the engine's host or choose another one in "
+                    "edge.listen",
+                ) from None
             raise RouterError(
                 "the new edge container did not come up (it stopped, or did not answer "
                 f"within {self._timeout:g}s); it was removed, and an edge that ran keeps "
@@ -465,32 +526,67 @@ class Edge:
                 "process? does the image run HAProxy 2.6 or later?",
             ) from None
         if take_over is None:
-            self._point(generation)
+            self._point(generation, info.id)
         return info
+
+    def _seed_files(self, config_name: str, config: str) -> dict[str, bytes]:
+        """What a new container on a remote engine gets written into its config volume."""
+        return {
+            f"{_CONFIG_DIR}/{config_name}": config.encode(),
+            f"{_CONFIG_DIR}/{edge_tls.DEFAULT_CERT}.seed": edge_tls.default_certificate().encode(),
+        }
+
+    def _seeded(self, command: Sequence[str]) -> list[str]:
+        """``command`` after the files its config names are made in a fresh volume."""
+        empty = (_ROUTES, _OWNERS, _TLS_MAP, _CERT_LIST, acme.CHALLENGE_MAP)
+        return seed_command(_CONFIG_DIR, empty, edge_tls.DEFAULT_CERT, command)
 
     def _wait_for(self, container: str, generation: str) -> None:
         """Until the container of ``generation`` answers with the wanted config; RouterError
         when it stops or the time is up."""
-        api = RuntimeApi(
-            AdminAddress(path=self.directory / "run" / _socket_name(generation)), owner="the edge"
-        )
+        relay: UnixSocketRelay | None = None
+        if self._remote:
+            path = f"{_RUN_DIR}/{_socket_name(generation)}"
+            relay = UnixSocketRelay(self._engine, container, path, timeout=self._timeout)
+            api = self._remote_api(container, _socket_name(generation), relay)
+        else:
+            api = RuntimeApi(
+                AdminAddress(path=self.directory / "run" / _socket_name(generation)),
+                owner="the edge",
+            )
         wanted = self.config_fingerprint()
         deadline = time.monotonic() + self._timeout
-        while True:
-            with contextlib.suppress(DockrollError):
-                for line in api.execute("show info").splitlines():
-                    key, _, value = line.partition(":")
-                    if key.strip() == "description" and value.split()[1:] == [wanted]:
-                        return
-            info = self._engine.container(container)
-            if info is None or not info.running or time.monotonic() >= deadline:
-                raise RouterError("the new edge container is not serving")
-            time.sleep(_POLL)
+        try:
+            while True:
+                with contextlib.suppress(DockrollError):
+                    for line in api.execute("show info").splitlines():
+                        key, _, value = line.partition(":")
+                        if key.strip() == "description" and value.split()[1:] == [wanted]:
+                            return
+                info = self._engine.container(container)
+                if info is None or not info.running or time.monotonic() >= deadline:
+                    raise RouterError("the new edge container is not serving")
+                time.sleep(_POLL)
+        finally:
+            if relay is not None:
+                relay.close()
 
-    def _point(self, generation: str | None) -> None:
+    def _point(self, generation: str | None, container: str) -> None:
         """Make ``run/admin.sock`` (the runtime API dockroll talks to) the socket of the
-        container of ``generation``."""
+        container of ``generation`` (the running ``container``)."""
         if generation is None:
+            return
+        if self._remote:
+            try:
+                done = self._engine.execute(
+                    container, point_command(_RUN_DIR, _socket_name(generation))
+                )
+            except EngineError as exc:
+                raise RouterError(
+                    f"pointing the edge's runtime API failed: {exc.message}"
+                ) from None
+            if done.exit_code != 0:
+                raise RouterError(f"pointing the edge's runtime API failed: {done.output.strip()}")
             return
         run = self.directory / "run"
         link = run / "admin.sock.link"
@@ -501,6 +597,22 @@ class Edge:
     def _forget(self, generation: str | None) -> None:
         """Remove the config file and runtime socket of a container that is gone."""
         if generation is None:
+            return
+        if self._remote:  # through a container of the edge that still runs, if any
+            for name in (self.name, self.name + _NEXT):
+                info = self._engine.container(name)
+                if info is not None and info.running:
+                    with contextlib.suppress(DockrollError):
+                        self._engine.execute(
+                            info.id,
+                            [
+                                "rm",
+                                "-f",
+                                f"{_CONFIG_DIR}/{_config_name(generation)}",
+                                f"{_RUN_DIR}/{_socket_name(generation)}",
+                            ],
+                        )
+                    return
             return
         (self.directory / "conf" / _config_name(generation)).unlink(missing_ok=True)
         (self.directory / "run" / _socket_name(generation)).unlink(missing_ok=True)
@@ -535,6 +647,17 @@ class Edge:
                 time.sleep(_POLL)
 
     def _write(self, name: str, text: str) -> None:
+        if self._remote:
+            folder, _, file = name.rpartition("/")
+            directory = f"{_CONFIG_DIR}/{folder}" if folder else _CONFIG_DIR
+            container = self.name
+            if self._engine.container(container) is None:
+                container += _NEXT  # an upgrade before the new one took the name
+            try:
+                self._engine.copy_files(container, directory, {file: text.encode()})
+            except EngineError as exc:
+                raise RouterError(f"writing {name} into the edge failed: {exc.message}") from None
+            return
         conf = self.directory / "conf"
         tmp = conf / f"{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
@@ -699,6 +822,8 @@ class Edge:
             time.sleep(_POLL)
 
     def _prepare_files_only(self) -> None:
+        if self._remote:  # made when the container started (_seeded)
+            return
         conf = self.directory / "conf"
         (conf / "certs").mkdir(exist_ok=True)
         for name in (_TLS_MAP, _CERT_LIST, acme.CHALLENGE_MAP):
@@ -722,14 +847,28 @@ class Edge:
 
     def _check_with(self, image: str) -> None:
         """RouterError when HAProxy of ``image`` refuses the config (before anything starts)."""
-        self._write("haproxy.cfg.next", self._render(secrets.token_hex(4)))
-        request = RunRequest(
-            image,
-            command=["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/haproxy.cfg.next"],
-            labels={"dockroll.role": "edge-check"},
-            mounts=[Mount(str(self.directory / "conf"), _CONFIG_DIR, read_only=True, kind="bind")],
-            user="root",
-        )
+        text = self._render(secrets.token_hex(4))
+        command = ["haproxy", "-c", "-q", "-f", f"{_CONFIG_DIR}/haproxy.cfg.next"]
+        if self._remote:
+            request = RunRequest(
+                image,
+                command=self._seeded(command),
+                labels={"dockroll.role": "edge-check"},
+                mounts=[Mount(conf_volume(self.name), _CONFIG_DIR)],
+                files=self._seed_files("haproxy.cfg.next", text),
+                user="root",
+            )
+        else:
+            self._write("haproxy.cfg.next", text)
+            request = RunRequest(
+                image,
+                command=command,
+                labels={"dockroll.role": "edge-check"},
+                mounts=[
+                    Mount(str(self.directory / "conf"), _CONFIG_DIR, read_only=True, kind="bind")
+                ],
+                user="root",
+            )
         try:
             result = self._engine.run_job(request, timeout=self._timeout)
         except EngineError as exc:
@@ -791,7 +930,7 @@ class Edge:
             )
             new = self._start(self.name + _NEXT, take_over=_socket_name(generation))
             fresh = new.labels.get(_GENERATION_LABEL)
-            self._point(fresh)
+            self._point(fresh, new.id)
             self._engine.remove(info.id, grace=_STOP_GRACE)
             self._forget(generation)
             try:
@@ -806,7 +945,7 @@ class Edge:
     def _check_free(self, label: str) -> None:
         """RouterError, before anything stops, when a new listener is taken on this host."""
         if not self._engine.endpoint.startswith("unix://"):
-            return  # another host: the engine says so when the container starts
+            return  # another host: the new container fails to bind it (bind_failures)
         try:
             held = {entry.split()[0] for entry in json.loads(label or "[]")}
         except ValueError:
@@ -981,6 +1120,18 @@ class Edge:
             hsts_seconds=hsts_seconds,
         )
         return renewal
+
+
+def bind_failures(logs: str) -> list[str]:
+    """The addresses HAProxy says it could not bind because another process has them."""
+    taken = []
+    for line in logs.splitlines():
+        if "cannot bind socket" in line and "in use" in line.lower():
+            start, end = line.rfind("["), line.rfind("]")
+            address = line[start + 1 : end] if 0 <= start < end else line.strip()
+            if address not in taken:
+                taken.append(address)
+    return taken
 
 
 def _config_name(generation: str | None) -> str:
