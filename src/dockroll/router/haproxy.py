@@ -440,6 +440,22 @@ class HaproxyRouter:
             # Replicas' tasks move between nodes: servers follow them by DNS.
             from dockroll.router.swarm import SwarmRouter, swarm_replica_names  # noqa: PLC0415
 
+            if env.swarm.router == "service":
+                # One task per ingress node: see dockroll.router.swarm_service.
+                from dockroll.router.swarm_service import SwarmServiceRouter  # noqa: PLC0415
+
+                return SwarmServiceRouter(
+                    engine,
+                    service=config.service,
+                    environment=environment,
+                    port=env.port,
+                    replica_names=swarm_replica_names(config.service, environment, env.replicas),
+                    replica_port=config.container.port,
+                    ingress=env.swarm.ingress,
+                    settings=settings,
+                    state_root=state_root,
+                    progress=progress,
+                )
             return SwarmRouter(
                 engine,
                 service=config.service,
