@@ -1,0 +1,281 @@
+"""The router as a global Swarm service: its config, the fan-out to every task, the admin PKI.
+
+The integration test on a DinD Swarm proves that every ingress node serves with
+the same weights; these pin down the config, the merging of reads and that a
+change reaches every task (or fails naming the one it did not reach).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockroll.config import Config
+from dockroll.engine import DockerEngine
+from dockroll.errors import RouterError
+from dockroll.listeners import ListenAddress
+from dockroll.router import HaproxyRouter, HaproxySettings
+from dockroll.router.runtime_api import AdminAddress, RuntimeApi
+from dockroll.router.swarm_service import (
+    ADMIN_PORT,
+    AdminPki,
+    FanOut,
+    SwarmServiceRouter,
+    TlsTransport,
+    admin_lines,
+    merge_stat,
+)
+
+REMOTE = DockerEngine("tcp://127.0.0.1:1")  # never contacted by these tests
+
+
+def _router(tmp_path: Path, **settings: object) -> SwarmServiceRouter:
+    return SwarmServiceRouter(
+        REMOTE,
+        service="web",
+        environment="prod",
+        port=18080,
+        replica_names=["web-prod-r-1", "web-prod-r-2"],
+        replica_port=5000,
+        settings=HaproxySettings(**settings),  # type: ignore[arg-type]
+        state_root=tmp_path,
+    )
+
+
+def test_the_config_puts_the_cli_behind_tls_with_client_certificates_only(
+    tmp_path: Path,
+) -> None:
+    text = _router(tmp_path)._render("abc")
+    lines = text.splitlines()
+    # The runtime API is a unix socket in the task; nothing plain listens on the network.
+    sockets = [line for line in lines if line.strip().startswith("stats socket")]
+    assert sockets == [
+        "    stats socket /var/run/haproxy-admin.sock mode 666 level admin expose-fd listeners"
+    ]
+    assert not any("ipv4@" in line for line in lines)
+    bind = next(line for line in lines if f"bind :{ADMIN_PORT}" in line)
+    assert "ssl crt /run/secrets/dockroll-admin.pem" in bind
+    assert "ca-file /run/secrets/dockroll-admin-ca.pem verify required" in bind
+    assert "    server cli unix@/var/run/haproxy-admin.sock" in lines
+    # Servers resolve their replicas by Docker's DNS and start disabled, as on the manager.
+    assert any(
+        line.startswith("    server web-prod-r-2 web-prod-r-2:5000 resolvers docker")
+        and line.endswith("disabled")
+        for line in lines
+    )
+    assert "    description dockroll-config abc" in lines
+    assert admin_lines()[0] == "frontend dockroll_admin"
+
+
+def test_the_service_publishes_every_listener_and_the_metrics_port_on_its_nodes(
+    tmp_path: Path,
+) -> None:
+    router = _router(tmp_path, image="haproxy:2.6")
+    router.pki.ensure()
+    spec = router.service_spec()
+    assert spec.ports == {18080: 8080, 19080: 8404}
+    assert spec.constraints == ("node.labels.dockroll.ingress==true",)
+    assert spec.network == "dockroll-web-prod"
+    assert set(spec.secrets) == {
+        "/run/secrets/dockroll-admin.pem",
+        "/run/secrets/dockroll-admin-ca.pem",
+    }
+    assert b"frontend dockroll_admin" in spec.configs["/usr/local/etc/haproxy/haproxy.cfg"]
+    # The client key never leaves this machine.
+    assert router.pki.client_key.read_bytes() not in b"".join(spec.secrets.values())
+    # A changed config is a new config object, hence a service update.
+    first = spec.fingerprint()
+    changed = _router(tmp_path, image="haproxy:2.6", retries=5)
+    assert changed.service_spec().fingerprint() != first
+    assert _router(tmp_path, image="haproxy:2.6").service_spec().fingerprint() == first
+
+
+def test_tls_listeners_are_refused_in_service_mode(tmp_path: Path) -> None:
+    address = ListenAddress("0.0.0.0", 18443)
+    with pytest.raises(RouterError, match="plain HTTP listeners only") as caught:
+        _router(tmp_path, listeners=(address,), tls_listeners=(address,))
+    assert "swarm.router: container" in (caught.value.hint or "")
+
+
+def test_the_setting_picks_the_service_router_and_defaults_to_the_container(
+    tmp_path: Path,
+) -> None:
+    def config(swarm: dict[str, object]) -> Config:
+        return Config.model_validate(
+            {
+                "service": "web",
+                "image": "127.0.0.1:5000/web",
+                "environments": {
+                    "prod": {"port": 18080, "engine": "tcp://127.0.0.1:1", "swarm": swarm}
+                },
+            }
+        )
+
+    plain = HaproxyRouter.for_environment(REMOTE, config({}), "prod", state_root=tmp_path)
+    assert type(plain).__name__ == "SwarmRouter"
+    service = HaproxyRouter.for_environment(
+        REMOTE,
+        config({"router": "service", "ingress": ["node.labels.edge==yes"]}),
+        "prod",
+        state_root=tmp_path,
+    )
+    assert isinstance(service, SwarmServiceRouter)
+    assert service.ingress == ("node.labels.edge==yes",)
+    with pytest.raises(ValueError, match=r"container\|service"):
+        config({"router": "mesh"})
+
+
+_STAT_A = """\
+# pxname,svname,qcur,scur,stot,status,weight,rtime,hrsp_2xx,hrsp_5xx,req_tot
+app,FRONTEND,,2,100,OPEN,,,,,
+app,web-prod-r-1,0,1,60,UP,10,4,60,0,60
+app,BACKEND,0,1,60,UP,10,4,60,0,60
+"""
+_STAT_B = """\
+# pxname,svname,qcur,scur,stot,status,weight,rtime,hrsp_2xx,hrsp_5xx,req_tot
+app,FRONTEND,,1,40,OPEN,,,,,
+app,web-prod-r-1,1,3,40,UP,10,8,38,2,40
+app,BACKEND,1,3,40,UP,10,8,38,2,40
+"""
+
+
+def test_show_stat_of_every_task_is_summed_and_averaged() -> None:
+    merged = merge_stat([_STAT_A, _STAT_B]).splitlines()
+    assert merged[0] == _STAT_A.splitlines()[0]
+    assert merged[1] == "app,FRONTEND,,3,140,OPEN,,,,,"
+    # counters add up, the weight is the task's own (the same on each), response times average
+    assert merged[2] == "app,web-prod-r-1,1,4,100,UP,10,6,98,2,100"
+    assert merge_stat([_STAT_A]) == _STAT_A
+
+
+class _Task:
+    def __init__(self, name: str, answer: str = "\n") -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self.answer = answer
+        self.down = False
+
+    def __call__(self, line: str) -> str:
+        if self.down:
+            raise OSError(111, "Connection refused")
+        self.lines.append(line)
+        if line.startswith("show stat"):
+            return _STAT_A
+        return self.answer
+
+
+def _api(tasks: list[_Task]) -> RuntimeApi:
+    return RuntimeApi(
+        AdminAddress(host="tasks", port=ADMIN_PORT),
+        owner="web/prod",
+        transport=FanOut(lambda: [(t.name, t) for t in tasks]),
+    )
+
+
+def test_every_change_reaches_every_task() -> None:
+    a, b = _Task("manager"), _Task("worker-1")
+    api = _api([a, b])
+    api.run("set weight app/web-prod-r-1 30", "set server app/web-prod-r-1 state ready")
+    assert (
+        a.lines
+        == b.lines
+        == ["set weight app/web-prod-r-1 30;set server app/web-prod-r-1 state ready"]
+    )
+    # reads other than counters ask one task; counters ask all and add up
+    api.execute("show servers state app")
+    assert len(a.lines) == 2
+    assert len(b.lines) == 1
+    rows = api.show_stat()
+    assert len(a.lines) == 3
+    assert len(b.lines) == 2
+    server = next(r for r in rows if r.get("svname") == "web-prod-r-1")
+    assert server["stot"] == "120"
+
+
+def test_a_refusal_by_any_task_is_the_change_s_refusal() -> None:
+    a, b = _Task("manager"), _Task("worker-1", answer="No such server.\n")
+    with pytest.raises(RouterError, match="No such server"):
+        _api([a, b]).run("set weight app/web-prod-r-9 30")
+
+
+def test_a_task_that_cannot_be_reached_fails_the_change_naming_it() -> None:
+    a, b = _Task("manager"), _Task("worker-1 (10.0.1.9)")
+    b.down = True
+    with pytest.raises(RouterError, match=r"worker-1 \(10\.0\.1\.9\)"):
+        _api([a, b]).run("set weight app/web-prod-r-1 30")
+    with pytest.raises(RouterError, match="no router task runs"):
+        _api([]).run("set weight app/web-prod-r-1 30")
+
+
+# -- the admin PKI and mutual TLS --------------------------------------------------
+
+
+def test_the_pki_is_generated_once_and_readable_by_its_owner_only(tmp_path: Path) -> None:
+    pki = AdminPki(tmp_path / "pki", "web/prod")
+    pki.ensure()
+    first = pki.ca.read_bytes()
+    for path in (pki.ca, pki.server, pki.client_cert, pki.client_key):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(pki.directory.stat().st_mode) == 0o700
+    pki.ensure()
+    assert pki.ca.read_bytes() == first
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[AdminPki, int]]:
+    """A TLS server that wants a client certificate from the PKI's CA and echoes a line."""
+    pki = AdminPki(tmp_path / "pki", "web/prod")
+    pki.ensure()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server))
+    context.load_verify_locations(str(pki.ca))
+    context.verify_mode = ssl.CERT_REQUIRED
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(raw, server_side=True) as conn:
+                    line = conn.recv(4096)
+                    conn.sendall(b"answer to " + line)
+            except (OSError, ssl.SSLError):
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield pki, port
+    listener.close()
+
+
+def test_the_transport_speaks_tls_with_its_client_certificate(
+    tls_server: tuple[AdminPki, int],
+) -> None:
+    pki, port = tls_server
+    transport = TlsTransport(
+        lambda: socket.create_connection(("127.0.0.1", port)), pki.context(), 5
+    )
+    assert transport("show info") == "answer to show info\n"
+
+
+def test_a_server_of_another_ca_is_refused(
+    tls_server: tuple[AdminPki, int], tmp_path: Path
+) -> None:
+    _, port = tls_server
+    other = AdminPki(tmp_path / "other", "web/staging")
+    other.ensure()
+    transport = TlsTransport(
+        lambda: socket.create_connection(("127.0.0.1", port)), other.context(), 5
+    )
+    with pytest.raises(OSError, match="TLS with the router task failed"):
+        transport("show info")
