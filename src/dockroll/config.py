@@ -504,6 +504,9 @@ class SwarmConfig(_Model):
     (experimental): a global Swarm service on the ingress nodes, host-mode ports."""
     ingress: list[str] = Field(default_factory=lambda: ["node.labels.dockroll.ingress==true"])
     """Placement constraints of the router's tasks with ``router: service``."""
+    router_image: str | None = None
+    """The HAProxy image of the router's tasks with ``router: service``, pulled by every
+    ingress node (``haproxy:2.6`` when unset)."""
 
 
 class EnvironmentConfig(_Model):

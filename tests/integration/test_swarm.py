@@ -8,8 +8,10 @@ port published by the manager node on 127.0.0.1. One cluster serves the module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,16 +22,19 @@ import pytest
 
 from dockroll import labels
 from dockroll.devenv.cluster import SwarmCluster, ensure_swarm
+from dockroll.engine.base_images import load_substitutes
 from dockroll.engine.docker import DockerEngine
 from dockroll.engine.port import ContainerInfo
 from dockroll.engine.swarm import SwarmEngine
-from dockroll.errors import EngineError
+from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.ledger import DeploymentStatus, StepStatus
-from dockroll.pipeline.deploy import rollback_release
+from dockroll.pipeline.deploy import open_environment, rollback_release
 from dockroll.pipeline.engines import environment_engine
-from dockroll.router.haproxy import HaproxyRouter
+from dockroll.pipeline.lifecycle import environment_down
+from dockroll.router.haproxy import OFFICIAL_IMAGE, HaproxyRouter
 from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
+from dockroll.router.swarm_service import SwarmServiceRouter
 from tests.conftest import free_port
 from tests.integration.remote_support import NEW, OLD, remote_cluster, remote_environment
 from tests.integration.remote_support import deploy_version as _deploy
@@ -55,6 +60,18 @@ HEALTH_TEST = [
 ]
 
 
+def _router_image(registry: str, nodes_registry: str) -> str:
+    """The local HAProxy stand-in in the registry, as the nodes pull it (router tasks run
+    on every ingress node, which can only pull)."""
+    local = load_substitutes().get(OFFICIAL_IMAGE, OFFICIAL_IMAGE)
+    path = "dockroll-swarm-router/haproxy:2.6"
+    subprocess.run(["docker", "tag", local, f"{registry}/{path}"], check=True, timeout=60)
+    subprocess.run(
+        ["docker", "push", f"{registry}/{path}"], check=True, capture_output=True, timeout=300
+    )
+    return f"{nodes_registry}/{path}"
+
+
 @pytest.fixture(scope="module")
 def swarm(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
@@ -75,6 +92,16 @@ def swarm(
                 "canary": {"steps": [50, 100], "pause": "3s"},
             },
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
+            "ingress": {
+                **common,
+                "swarm": {
+                    "constraints": ["node.role==worker"],
+                    "router": "service",
+                    "router_image": _router_image(registry, remote.registry),
+                },
+                "strategy": "canary",
+                "canary": {"steps": [50, 100], "pause": "3s"},
+            },
             "spread": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "midway": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "edge": {
@@ -198,6 +225,195 @@ def test_canary_on_the_swarm_steps_through_to_the_new_release(
     assert load.failures == [], load.failures[:5]
     assert load.versions()[NEW] > 0
     assert versions(url, 20) == {NEW: 20}
+
+
+def _task_weights(router: SwarmServiceRouter) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per router task (node): each server it uses, with its weight and admin state."""
+    found = {}
+    for node, address in router._running_tasks():
+        rows = router._task_servers((node, address))
+        found[node] = {
+            name: (row["srv_uweight"], row["srv_admin_state"]) for name, row in rows.items()
+        }
+    return found
+
+
+def _label_ingress(cluster: SwarmCluster, node: str, on: bool) -> None:
+    flag = ["--label-add", "dockroll.ingress=true"] if on else ["--label-rm", "dockroll.ingress"]
+    subprocess.run(
+        ["docker", "exec", cluster.manager.name, "docker", "node", "update", *flag, node],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_the_router_as_a_swarm_service_serves_every_ingress_node_with_the_same_weights(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    config = seeded.config()
+    engine = environment_engine(config, "ingress")
+    assert isinstance(engine, SwarmEngine)
+    # Bad input first: constraints no node matches change nothing and say how to label one.
+    nowhere = SwarmServiceRouter(
+        engine,
+        service=seeded.service,
+        environment="ingress",
+        port=seeded.ports["ingress"],
+        replica_names=["x-1"],
+        replica_port=5000,
+        ingress=["node.labels.dockroll.nowhere==true"],
+    )
+    with pytest.raises(RouterError) as refused:
+        nowhere.ensure()
+    assert "docker node update --label-add dockroll.nowhere=true" in (refused.value.hint or "")
+    assert engine.container(nowhere.container_name) is None
+
+    worker = cluster.workers[0]
+    _label_ingress(cluster, worker.name, True)
+    router = HaproxyRouter.for_environment(engine, config, "ingress")
+    assert isinstance(router, SwarmServiceRouter)
+    port = seeded.ports["ingress"]
+    urls = {
+        cluster.manager.name: seeded.url("ingress"),
+        worker.name: f"http://{worker.address}:{port}",
+    }
+    try:
+        assert _deploy(seeded, "ingress", OLD) == "succeeded"
+        for url in urls.values():
+            wait_serving(url, OLD, timeout=60)
+        assert {t.node for t in router.tasks() if t.state == "running"} == set(urls)
+
+        loads = {node: Load(url, threads=2) for node, url in urls.items()}
+        samples: list[dict[str, dict[str, tuple[str, str]]]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                with contextlib.suppress(DockrollError):
+                    samples.append(_task_weights(router))
+                time.sleep(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        with loads[cluster.manager.name], loads[worker.name]:
+            for load in loads.values():
+                load.wait_for(50, timeout=60)
+            sampler.start()
+            assert _deploy(seeded, "ingress", NEW) == "succeeded"
+            done.set()
+            sampler.join(timeout=30)
+            for load in loads.values():
+                load.wait_for(len(load.answers) + 50, timeout=60)
+        for node, load in loads.items():
+            print(
+                f"canary through the router service on {node}: {len(load.answers)} requests, "
+                f"{len(load.failures)} failed, {load.versions()}"
+            )
+            assert load.failures == [], (node, load.failures[:5])
+            assert load.versions()[NEW] > 0
+        # Every task carried the same servers and weights whenever it was looked at, apart
+        # from a change caught between its arrival at one task and the next.
+        agreeing = [s for s in samples if len({repr(v) for v in s.values()}) == 1]
+        print(f"weights sampled {len(samples)} times, {len(agreeing)} agreeing across tasks")
+        assert len(samples) >= 4
+        assert len(agreeing) >= len(samples) - 2
+        weights = _task_weights(router)
+        assert set(weights) == set(urls)
+        assert weights[cluster.manager.name] == weights[worker.name]
+        assert any(weight != "0" for weight, _ in weights[worker.name].values())
+        for url in urls.values():
+            assert versions(url, 10) == {NEW: 10}
+    finally:
+        router.close()
+
+
+def test_a_restarted_router_task_is_restored_with_its_peer_s_weights_and_env_down_removes_it(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    config = seeded.config()
+    worker = cluster.workers[0]
+    engine = environment_engine(config, "ingress")
+    router = HaproxyRouter.for_environment(engine, config, "ingress")
+    assert isinstance(router, SwarmServiceRouter)
+    port = seeded.ports["ingress"]
+    manager_url, worker_url = seeded.url("ingress"), f"http://{worker.address}:{port}"
+    try:
+        assert _deploy(seeded, "ingress", NEW) in ("succeeded", "unchanged")
+        before = _task_weights(router)
+        assert before[cluster.manager.name] == before[worker.name]
+        task = subprocess.run(
+            [
+                "docker",
+                "exec",
+                worker.name,
+                "docker",
+                "ps",
+                "-q",
+                "--filter",
+                f"label=com.docker.swarm.service.name={router.container_name}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.split()[0]
+        with Load(manager_url, threads=2) as load:
+            load.wait_for(50, timeout=60)
+            subprocess.run(
+                ["docker", "exec", worker.name, "docker", "kill", task],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            # Swarm starts the task again; it comes back with every server in maintenance.
+            deadline = time.monotonic() + 90
+            while True:
+                with contextlib.suppress(DockrollError):
+                    now = _task_weights(router)
+                    if worker.name in now and not now[worker.name]:
+                        break
+                assert time.monotonic() < deadline, "the killed router task did not come back"
+                time.sleep(0.5)
+            # The next command restores it under the environment's lock.
+            events: list[str] = []
+            with seeded.ledger() as ledger:
+                environment = open_environment(
+                    config, "ingress", ledger, lambda e: events.append(e.message)
+                )
+                with environment.held(
+                    ledger,
+                    lambda e: events.append(e.message),
+                    reason="test",
+                    operation="restore",
+                    wait=10,
+                ):
+                    pass
+            print("\n".join(events))
+            assert any("came back without servers" in e for e in events), events
+            after = _task_weights(router)
+            assert after[worker.name] == after[cluster.manager.name] == before[worker.name]
+            wait_serving(worker_url, NEW, timeout=30)
+            load.wait_for(len(load.answers) + 50, timeout=60)
+        print(
+            f"manager node while the worker's router task restarted: {len(load.answers)} "
+            f"requests, {len(load.failures)} failed"
+        )
+        assert load.failures == [], load.failures[:5]
+        assert versions(worker_url, 10) == {NEW: 10}
+
+        # env down takes the service, its configs and secrets and the relay away.
+        with seeded.ledger() as ledger:
+            environment_down(config, "ingress", ledger)
+        assert engine.container(router.container_name) is None
+        assert engine.container(router.relay_name) is None
+        owned = f"dev.dockroll.object-of={router.container_name}"
+        assert engine.client.api.configs(filters={"label": owned}) == []
+        assert engine.client.api.secrets(filters={"label": owned}) == []
+    finally:
+        router.close()
+        _label_ingress(cluster, worker.name, False)
 
 
 def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(

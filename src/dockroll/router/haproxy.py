@@ -442,6 +442,8 @@ class HaproxyRouter:
 
             if env.swarm.router == "service":
                 # One task per ingress node: see dockroll.router.swarm_service.
+                from dataclasses import replace  # noqa: PLC0415
+
                 from dockroll.router.swarm_service import SwarmServiceRouter  # noqa: PLC0415
 
                 return SwarmServiceRouter(
@@ -452,7 +454,9 @@ class HaproxyRouter:
                     replica_names=swarm_replica_names(config.service, environment, env.replicas),
                     replica_port=config.container.port,
                     ingress=env.swarm.ingress,
-                    settings=settings,
+                    settings=replace(settings, image=env.swarm.router_image)
+                    if env.swarm.router_image
+                    else settings,
                     state_root=state_root,
                     progress=progress,
                 )

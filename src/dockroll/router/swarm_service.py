@@ -62,6 +62,7 @@ from dockroll.router.haproxy import (
     _STATE_FILE,
     BACKEND,
     METRICS_PORT,
+    OFFICIAL_IMAGE,
     PUBLIC_PORT,
     HaproxySettings,
     RouterDescription,
@@ -758,6 +759,10 @@ class SwarmServiceRouter(SwarmRouter):
                     )
                     restored.append(name)
         return tuple(dict.fromkeys(restored))
+
+    def _find_image(self) -> str:
+        # Every ingress node pulls it: a stand-in built on one engine would reach none.
+        return self.settings.image or OFFICIAL_IMAGE
 
     def _put_file(self, name: str, text: str) -> None:
         """The tasks' files are Swarm configs: a task that restarts is restored from a peer."""
