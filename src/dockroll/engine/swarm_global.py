@@ -197,7 +197,7 @@ def deploy_global(engine: SwarmEngine, spec: GlobalService) -> str:
     )
     labels = {**spec.labels, _SPEC_LABEL: wanted}
     # One node at a time: the other ingress nodes serve while one task is replaced.
-    update = UpdateConfig(parallelism=1, delay=2.0, failure_action="pause", order="stop-first")
+    update = UpdateConfig(parallelism=1, delay=int(2e9), failure_action="pause", order="stop-first")
     with engine._calls(f"{'updating' if current else 'creating'} service {spec.name}"):
         if current is None:
             engine.client.api.create_service(

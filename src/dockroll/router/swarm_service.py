@@ -558,11 +558,12 @@ class SwarmServiceRouter(SwarmRouter):
     def describe(self) -> RouterDescription:
         tasks = self.tasks()
         running = [t for t in tasks if t.state == "running"]
-        verdict = (
-            "up to date"
-            if tasks and len(running) == len(tasks)
-            else ("missing: the next deploy starts it" if not tasks else "tasks not running")
-        )
+        if not tasks:
+            verdict = "missing: the next deploy starts it"
+        elif len(running) == len(tasks):
+            verdict = f"{len(tasks)} tasks running"
+        else:
+            verdict = "not every task runs"
         return RouterDescription(
             container=self.container_name,
             container_id="",
@@ -576,7 +577,7 @@ class SwarmServiceRouter(SwarmRouter):
             config="",
             wanted_config=self.config_fingerprint(),
             verdict=verdict
-            + "; tasks: "
+            + ": "
             + (
                 ", ".join(
                     f"{t.node} {t.state}" + (f" ({t.error})" if t.error else "") for t in tasks
@@ -627,8 +628,12 @@ class SwarmServiceRouter(SwarmRouter):
         if found is not None:
             with self._engine_call(f"removing {self.relay_name}"):
                 self._engine.remove(found.id, grace=0)
+        image = self._image()
+        with self._engine_call(f"pulling {image} for {self.relay_name}"):
+            if self._engine.image(image) is None:
+                self._engine.pull(image, self._progress)
         request = RunRequest(
-            self._image(),
+            image,
             name=self.relay_name,
             labels={"dockroll.router.relay-of": self.container_name},
             entrypoint=["sleep"],
