@@ -161,7 +161,7 @@ def _ensure_objects(engine: SwarmEngine, spec: GlobalService, *, secret: bool) -
                 object_id = str(found["ID"])
         reference = SecretReference if secret else ConfigReference
         references.append(
-            reference(object_id, name, filename=path, mode=0o400 if secret else 0o444)
+            reference(object_id, name, filename=path, mode=0o444)
         )
     return references
 

@@ -92,7 +92,7 @@ __all__ = [
 ADMIN_PORT = 9443
 """The TLS admin frontend's port on each task's overlay address (never published)."""
 DEFAULT_INGRESS = ("node.labels.dockroll.ingress==true",)
-_SOCKET = "/var/run/haproxy-admin.sock"
+_SOCKET = "/var/lib/haproxy/admin.sock"
 _SERVER_PEM = "/run/secrets/dockroll-admin.pem"
 _CA_PEM = "/run/secrets/dockroll-admin-ca.pem"
 _SERVER_NAME = "dockroll-router"
@@ -389,6 +389,7 @@ class SwarmServiceRouter(SwarmRouter):
         self.pki = AdminPki(self.directory / "pki", self.owner)
         self._forwards: dict[str, ExecForward] = {}
         self._only: str | None = None
+        self._unanswered = ""
         self._tasks_lock = threading.Lock()
 
     # -- what the tasks run ----------------------------------------------------
@@ -711,7 +712,13 @@ class SwarmServiceRouter(SwarmRouter):
                     return pairs
             if time.monotonic() >= deadline:
                 detail = "; ".join(
-                    f"{getattr(t, 'node', '?')}: {getattr(t, 'error', '')}" for t in failed
+                    [f"{getattr(t, 'node', '?')}: {getattr(t, 'error', '')}" for t in failed]
+                    + [
+                        f"{getattr(t, 'node', '?')}: {getattr(t, 'state', '')}"
+                        for t in newest.values()
+                        if getattr(t, "node_id", "") not in running and not getattr(t, "error", "")
+                    ]
+                    + ([f"runtime API of {self._unanswered}"] if self._unanswered else [])
                 )
                 raise RouterError(
                     f"router of {self.owner}: its task did not start on every ingress node"
@@ -727,7 +734,8 @@ class SwarmServiceRouter(SwarmRouter):
             try:
                 with self._task(pair[1]):
                     self.api.execute("show info")
-            except DockrollError:
+            except DockrollError as exc:
+                self._unanswered = f"{pair[0]}: {exc.message}"
                 return False
         return True
 

@@ -56,13 +56,13 @@ def test_the_config_puts_the_cli_behind_tls_with_client_certificates_only(
     # The runtime API is a unix socket in the task; nothing plain listens on the network.
     sockets = [line for line in lines if line.strip().startswith("stats socket")]
     assert sockets == [
-        "    stats socket /var/run/haproxy-admin.sock mode 666 level admin expose-fd listeners"
+        "    stats socket /var/lib/haproxy/admin.sock mode 666 level admin expose-fd listeners"
     ]
     assert not any("ipv4@" in line for line in lines)
     bind = next(line for line in lines if f"bind :{ADMIN_PORT}" in line)
     assert "ssl crt /run/secrets/dockroll-admin.pem" in bind
     assert "ca-file /run/secrets/dockroll-admin-ca.pem verify required" in bind
-    assert "    server cli unix@/var/run/haproxy-admin.sock" in lines
+    assert "    server cli unix@/var/lib/haproxy/admin.sock" in lines
     # Servers resolve their replicas by Docker's DNS and start disabled, as on the manager.
     assert any(
         line.startswith("    server web-prod-r-2 web-prod-r-2:5000 resolvers docker")
