@@ -31,7 +31,7 @@ from dockroll.ledger import DeploymentStatus, StepStatus
 from dockroll.pipeline.deploy import open_environment, rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.lifecycle import environment_down
-from dockroll.router.haproxy import OFFICIAL_IMAGE, HaproxyRouter
+from dockroll.router.haproxy import OFFICIAL_IMAGE, HaproxyRouter, HaproxySettings
 from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
 from dockroll.router.swarm_service import SwarmServiceRouter
@@ -270,6 +270,33 @@ def test_the_router_as_a_swarm_service_serves_every_ingress_node_with_the_same_w
     assert "docker node update --label-add dockroll.nowhere=true" in (refused.value.hint or "")
     assert engine.container(nowhere.container_name) is None
 
+    # A port its ingress node already uses (the manager's engine listens on 2375 there):
+    # the task fails, and the error names the node and the port's refusal at once.
+    swarm_config = config.environments["ingress"].swarm
+    assert swarm_config is not None
+    taken = SwarmServiceRouter(
+        engine,
+        service=seeded.service,
+        environment="taken",
+        port=2375,
+        replica_names=["x-1"],
+        replica_port=5000,
+        ingress=["node.role==manager"],
+        settings=HaproxySettings(image=swarm_config.router_image),
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(RouterError, match="a port it publishes is taken") as refused:
+            taken.ensure()
+        print(f"taken port reported after {time.monotonic() - started:.1f}s: {refused.value}")
+        assert cluster.manager.name in refused.value.message
+        assert "0.0.0.0:2375" in refused.value.message
+    finally:
+        taken.remove()
+        taken.close()
+        engine.remove_network(taken.network)
+    assert engine.container(taken.container_name) is None
+
     worker = cluster.workers[0]
     _label_ingress(cluster, worker.name, True)
     router = HaproxyRouter.for_environment(engine, config, "ingress")
@@ -285,6 +312,7 @@ def test_the_router_as_a_swarm_service_serves_every_ingress_node_with_the_same_w
             wait_serving(url, OLD, timeout=60)
         assert {t.node for t in router.tasks() if t.state == "running"} == set(urls)
 
+        cursor = router.request_log(None).cursor
         loads = {node: Load(url, threads=2) for node, url in urls.items()}
         samples: list[dict[str, dict[str, tuple[str, str]]]] = []
         done = threading.Event()
@@ -312,6 +340,10 @@ def test_the_router_as_a_swarm_service_serves_every_ingress_node_with_the_same_w
             )
             assert load.failures == [], (node, load.failures[:5])
             assert load.versions()[NEW] > 0
+        # The request log is the service's: every node's requests, merged by the manager.
+        logged = router.request_log(cursor).requests
+        print(f"request log: {len(logged)} requests")
+        assert len(logged) > max(len(load.answers) for load in loads.values())
         # Every task carried the same servers and weights whenever it was looked at, apart
         # from a change caught between its arrival at one task and the next.
         agreeing = [s for s in samples if len({repr(v) for v in s.values()}) == 1]

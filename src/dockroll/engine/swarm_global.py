@@ -160,9 +160,7 @@ def _ensure_objects(engine: SwarmEngine, spec: GlobalService, *, secret: bool) -
             else:
                 object_id = str(found["ID"])
         reference = SecretReference if secret else ConfigReference
-        references.append(
-            reference(object_id, name, filename=path, mode=0o444)
-        )
+        references.append(reference(object_id, name, filename=path, mode=0o444))
     return references
 
 

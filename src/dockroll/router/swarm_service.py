@@ -76,7 +76,7 @@ from dockroll.router.transport import ExecForward
 
 if TYPE_CHECKING:
     from dockroll.engine.swarm import SwarmEngine
-    from dockroll.engine.swarm_global import GlobalService
+    from dockroll.engine.swarm_global import GlobalService, GlobalTask
 
 __all__ = [
     "ADMIN_PORT",
@@ -568,7 +568,7 @@ class SwarmServiceRouter(SwarmRouter):
         return RouterDescription(
             container=self.container_name,
             container_id="",
-            image=self.settings.image or "",
+            image=self._image(),
             started_at="",
             running=bool(running),
             worker=None,
@@ -688,44 +688,50 @@ class SwarmServiceRouter(SwarmRouter):
             return {row["srv_name"]: row for row in self._state_rows() if row.get("srv_name")}
 
     def _wait_tasks(self, nodes: set[str], *, updated: bool) -> list[tuple[str, str]]:
-        """Every ingress node's task running and answering; RouterError naming a failed one."""
+        """Every ingress node's task running and answering; RouterError naming a failed one.
+
+        A task refused a port its node already uses fails at once: Swarm would
+        only try again and again."""
         from dockroll.engine.swarm_global import global_tasks  # noqa: PLC0415
 
         deadline = time.monotonic() + max(self.settings.start_timeout, 60.0) * (2 if updated else 1)
         while True:
             with self._engine_call(f"listing the tasks of {self.container_name}"):
                 found = global_tasks(self._swarm(), self.container_name, self.network)
-            newest: dict[str, object] = {}
+            newest: dict[str, GlobalTask] = {}
             for task in found:
                 newest.setdefault(task.node_id, task)
             running = {
                 t.node_id: t for t in found if t.running and t.address and t.node_id in nodes
             }
-            failed = [
-                t
-                for t in newest.values()
-                if getattr(t, "error", "") and getattr(t, "node_id", "") not in running
-            ]
+            # The newest task of a node may be the next attempt, its error on the one before.
+            erred: dict[str, GlobalTask] = {}
+            for task in found:
+                if task.error and task.node_id not in running:
+                    erred.setdefault(task.node_id, task)
+            failed = list(erred.values())
+            taken = [t for t in failed if _port_taken(t.error)]
             if set(running) >= nodes:
                 pairs = sorted((t.node, t.address) for t in running.values())
                 if self._answering(pairs):
                     return pairs
-            if time.monotonic() >= deadline:
+            if taken or time.monotonic() >= deadline:
                 detail = "; ".join(
-                    [f"{getattr(t, 'node', '?')}: {getattr(t, 'error', '')}" for t in failed]
+                    [f"{t.node}: {t.error}" for t in taken or failed]
                     + [
-                        f"{getattr(t, 'node', '?')}: {getattr(t, 'state', '')}"
+                        f"{t.node}: {t.state}"
                         for t in newest.values()
-                        if getattr(t, "node_id", "") not in running and not getattr(t, "error", "")
+                        if t.node_id not in running and t.node_id not in erred
                     ]
                     + ([f"runtime API of {self._unanswered}"] if self._unanswered else [])
                 )
+                first = "a port it publishes is taken" if taken else "its task did not start"
                 raise RouterError(
-                    f"router of {self.owner}: its task did not start on every ingress node"
+                    f"router of {self.owner}: {first} on an ingress node"
                     + (f" ({detail})" if detail else ""),
-                    hint="a port already taken on a node fails its task: free it or change the "
-                    f"environment's listeners; `docker service ps --no-trunc {self.container_name}`"
-                    " on the manager tells more",
+                    hint="free the port on that node or give the environment other listeners "
+                    "(port, router.listen, router.metrics); `docker service ps --no-trunc "
+                    f"{self.container_name}` on the manager tells more",
                 )
             time.sleep(_POLL * 4)
 
@@ -782,3 +788,9 @@ class SwarmServiceRouter(SwarmRouter):
 
     def running_config(self) -> str | None:
         return self.config_fingerprint()
+
+
+def _port_taken(error: str) -> bool:
+    """Whether a task's error says a port it publishes is taken on its node."""
+    lowered = error.lower()
+    return "already in use" in lowered or "port is already allocated" in lowered
