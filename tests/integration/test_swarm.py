@@ -3,7 +3,8 @@
 One manager and two workers on one bridge network (:func:`dockroll.devenv.cluster.ensure_swarm`);
 the environments' replicas become one-task Swarm services on an attachable
 overlay network, the router a container on the manager attached to it, its
-port published by the manager node on 127.0.0.1. One cluster serves the module.
+port published by the manager node on 127.0.0.1 (for the ``ingress`` environment a
+global service on the ingress nodes instead). One cluster serves the module.
 """
 
 from __future__ import annotations
