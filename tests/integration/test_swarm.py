@@ -392,8 +392,11 @@ def test_a_restarted_router_task_is_restored_with_its_peer_s_weights_and_env_dow
             text=True,
             timeout=60,
         ).stdout.split()[0]
-        with Load(manager_url, threads=2) as load:
+        ready = f"http://{worker.address}:{router.metrics_port}/ready"
+        assert httpx.get(ready, timeout=10).status_code == 200
+        with Load(manager_url, threads=2) as load, Load(worker_url, threads=1) as on_worker:
             load.wait_for(50, timeout=60)
+            on_worker.wait_for(20, timeout=60)
             subprocess.run(
                 ["docker", "exec", worker.name, "docker", "kill", task],
                 check=True,
@@ -409,6 +412,8 @@ def test_a_restarted_router_task_is_restored_with_its_peer_s_weights_and_env_dow
                         break
                 assert time.monotonic() < deadline, "the killed router task did not come back"
                 time.sleep(0.5)
+            # Until restored it has no server: its node says so to a load balancer.
+            assert httpx.get(ready, timeout=10).status_code == 503
             # The next command restores it under the environment's lock.
             events: list[str] = []
             with seeded.ledger() as ledger:
@@ -428,7 +433,13 @@ def test_a_restarted_router_task_is_restored_with_its_peer_s_weights_and_env_dow
             after = _task_weights(router)
             assert after[worker.name] == after[cluster.manager.name] == before[worker.name]
             wait_serving(worker_url, NEW, timeout=30)
+            assert httpx.get(ready, timeout=10).status_code == 200
             load.wait_for(len(load.answers) + 50, timeout=60)
+        print(
+            f"worker node while its router task restarted: {len(on_worker.answers)} requests, "
+            f"{len(on_worker.failures)} failed "
+            f"({sorted({a.error.split(':')[0] for a in on_worker.failures})})"
+        )
         print(
             f"manager node while the worker's router task restarted: {len(load.answers)} "
             f"requests, {len(load.failures)} failed"

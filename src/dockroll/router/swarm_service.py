@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ADMIN_PORT",
     "DEFAULT_INGRESS",
+    "READY_PATH",
     "AdminPki",
     "FanOut",
     "SwarmServiceRouter",
@@ -123,6 +124,20 @@ def admin_lines(*, port: int = ADMIN_PORT, socket_path: str = _SOCKET) -> list[s
         "    mode tcp",
         f"    server cli unix@{socket_path}",
         "",
+    ]
+
+
+READY_PATH = "/ready"
+"""On each task's metrics port: 200 while a server of the backend can take requests, else 503."""
+
+
+def ready_lines() -> list[str]:
+    """Rules of the metrics frontend answering :data:`READY_PATH` for a load balancer."""
+    return [
+        f"    http-request return status 200 content-type text/plain string ready "
+        f"if {{ path {READY_PATH} }} {{ nbsrv({BACKEND}) gt 0 }}",
+        f"    http-request return status 503 content-type text/plain string no-server "
+        f"if {{ path {READY_PATH} }}",
     ]
 
 
@@ -411,7 +426,12 @@ class SwarmServiceRouter(SwarmRouter):
             servers=lines,
             admin_path=_SOCKET,
         )
-        return "\n".join([base, *resolvers_section(), *admin_lines()])
+        # Each node tells a load balancer in front whether it can serve: a task that
+        # restarted has no server in rotation until it is restored.
+        lines = base.split("\n")
+        at = lines.index("frontend metrics") + 1
+        lines[at:at] = ready_lines()
+        return "\n".join([*lines, *resolvers_section(), *admin_lines()])
 
     def _swarm(self) -> SwarmEngine:
         from dockroll.engine.swarm import SwarmEngine  # noqa: PLC0415 - Swarm environments
@@ -540,6 +560,8 @@ class SwarmServiceRouter(SwarmRouter):
 
     def remove(self) -> None:
         """Remove the service, its configs and secrets, the relay and dockroll's certificates."""
+        import shutil  # noqa: PLC0415
+
         from dockroll.engine.swarm_global import remove_global  # noqa: PLC0415
 
         self.close()
@@ -547,8 +569,6 @@ class SwarmServiceRouter(SwarmRouter):
             self._engine.remove(self.relay_name, grace=0)
         with self._engine_call(f"removing service {self.container_name}"):
             remove_global(self._swarm(), self.container_name)
-        import shutil  # noqa: PLC0415
-
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def close(self) -> None:

@@ -70,6 +70,15 @@ def test_the_config_puts_the_cli_behind_tls_with_client_certificates_only(
         for line in lines
     )
     assert "    description dockroll-config abc" in lines
+    # The metrics port tells a load balancer whether this node's task has a server to use.
+    metrics = lines.index("frontend metrics")
+    ready = [line for line in lines[metrics:] if "path /ready" in line]
+    assert "status 200" in ready[0]
+    assert "{ nbsrv(app) gt 0 }" in ready[0]
+    assert "status 503" in ready[1]
+    assert lines.index(ready[1]) < lines.index(
+        "    http-request use-service prometheus-exporter if { path /metrics }"
+    )
     assert admin_lines()[0] == "frontend dockroll_admin"
 
 
