@@ -32,6 +32,7 @@ from dockroll.ledger import DeploymentStatus, StepStatus
 from dockroll.pipeline.deploy import open_environment, rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.pipeline.lifecycle import environment_down
+from dockroll.pipeline.status import environment_status
 from dockroll.router.haproxy import OFFICIAL_IMAGE, HaproxyRouter, HaproxySettings
 from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
@@ -357,6 +358,13 @@ def test_the_router_as_a_swarm_service_serves_every_ingress_node_with_the_same_w
         assert any(weight != "0" for weight, _ in weights[worker.name].values())
         for url in urls.values():
             assert versions(url, 10) == {NEW: 10}
+        # status: the router's task on each ingress node, the replicas' weights from the tasks
+        with seeded.ledger() as ledger:
+            shown = environment_status(config, "ingress", ledger)
+        print(f"status router: {shown.router}")
+        assert "2 tasks running" in shown.router
+        assert all(node in shown.router for node in urls)
+        assert sorted(r.weight for r in shown.replicas) == [100, 100]
     finally:
         router.close()
 

@@ -110,9 +110,11 @@ class GlobalTask:
 
 def object_name(service: str, path: str, data: bytes) -> str:
     """A config's or secret's name: the service, the file and a hash of the content."""
-    base = path.rstrip("/").rsplit("/", 1)[-1].replace(".", "-")
-    digest = hashlib.sha256(data).hexdigest()[:12]
-    return f"{service}-{base}-{digest}"[-64:].lstrip("-.")
+    base = path.rstrip("/").rsplit("/", 1)[-1].replace(".", "-")[:16]
+    # The service's name is in the hash too: a name cut to Swarm's 64 characters stays
+    # the service's own, never shared with another environment's identical file.
+    digest = hashlib.sha256(service.encode() + b"\0" + path.encode() + b"\0" + data).hexdigest()
+    return f"{service[: 64 - len(base) - 14]}-{base}-{digest[:12]}"
 
 
 def matching_nodes(engine: SwarmEngine, constraints: Sequence[str]) -> list[IngressNode]:

@@ -18,6 +18,7 @@ import pytest
 
 from dockroll.config import Config
 from dockroll.engine import DockerEngine
+from dockroll.engine.swarm_global import object_name
 from dockroll.errors import RouterError
 from dockroll.listeners import ListenAddress
 from dockroll.router import HaproxyRouter, HaproxySettings
@@ -288,3 +289,16 @@ def test_a_server_of_another_ca_is_refused(
     )
     with pytest.raises(OSError, match="TLS with the router task failed"):
         transport("show info")
+
+
+def test_swarm_objects_are_named_by_content_and_service_within_64_characters() -> None:
+    path = "/usr/local/etc/haproxy/haproxy.cfg"
+    long = "dockroll-router-" + "x" * 60
+    names = {
+        object_name(long + "-prod", path, b"global\n"),
+        object_name(long + "-test", path, b"global\n"),
+        object_name(long + "-prod", path, b"global \n"),
+    }
+    assert len(names) == 3
+    assert all(len(name) <= 64 for name in names)
+    assert object_name("web", path, b"a") == object_name("web", path, b"a")
