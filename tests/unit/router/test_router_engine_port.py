@@ -38,11 +38,19 @@ class RemoteEngine(FakeEngine):
         self.worker = 0
         self.loaded = ""
         self.commands: list[str] = []
+        self.relays: list[tuple[str, int]] = []
+        """(container, loopback port) of each relay the router opened."""
+        self.volumes_removed: list[str] = []
 
     def run(self, request):  # type: ignore[no-untyped-def]
         info = super().run(request)
-        self._load()
+        if request.name == _NAME:  # not its holder
+            self._load()
         return info
+
+    def remove_volume(self, name: str) -> bool:
+        self.volumes_removed.append(name)
+        return True
 
     def signal(self, container: str, signal: str) -> None:
         super().signal(container, signal)
@@ -51,7 +59,7 @@ class RemoteEngine(FakeEngine):
 
     def _load(self) -> None:
         self.worker += 1
-        config = self.files[_NAME][f"{_CONF}/haproxy.cfg"].decode()
+        config = self.files[_NAME].get(f"{_CONF}/haproxy.cfg", b"").decode()
         found = re.search(r"description dockroll-config (\w+)", config)
         self.loaded = found.group(1) if found else ""
 
@@ -65,6 +73,7 @@ class RemoteEngine(FakeEngine):
 
     def open_exec(self, container: str, command: Sequence[str], *, timeout: float) -> Relay:
         self._running(container)
+        self.relays.append((container, int(command[-2])))
         return Relay(self, marker=command[-1])
 
 
@@ -106,21 +115,41 @@ def test_a_remote_router_starts_with_its_files_and_listeners(tmp_path: Path) -> 
 
     assert info.created
     assert engine.networks["dockroll-web-prod"]["dockroll.environment"] == "prod"
-    (request,) = engine.runs
-    assert (request.image, request.name, request.network) == (
+    holder, request = engine.runs
+    # The holder publishes the listeners and joins the network, as on a local engine.
+    assert (holder.name, holder.network) == (f"{_NAME}-net", "dockroll-web-prod")
+    assert holder.publish_on == {8080: ("127.0.0.1", 8080), 8404: ("127.0.0.1", 9080)}
+    assert (request.image, request.name, request.network_container) == (
         OFFICIAL_IMAGE,
         _NAME,
-        "dockroll-web-prod",
+        f"{_NAME}-net",
     )
-    assert request.publish_on == {8080: ("127.0.0.1", 8080), 8404: ("127.0.0.1", 9080)}
+    assert (request.network, request.publish_on) == (None, {})
     assert request.restart_policy == "unless-stopped"
     assert request.log_options == {"max-size": "20m", "max-file": "3"}
-    assert request.mounts == ()
+    # The runtime sockets a new HAProxy takes the listeners from are in a named volume.
+    (volume,) = request.mounts
+    assert (volume.source, volume.target, volume.kind) == (
+        "dockroll-router-web-prod-run",
+        "/var/lib/haproxy",
+        "volume",
+    )
+    assert volume.labels["dockroll.environment"] == "prod"
+    generation = request.labels["dockroll.router.generation"]
+    assert request.env["DOCKROLL_ADMIN_SOCKET"] == f"/var/lib/haproxy/admin-{generation}.sock"
+    # Its loopback API has a port of its own, kept in a label the relay reads.
+    port = int(request.env["DOCKROLL_ADMIN_PORT"])
+    assert request.labels["dockroll.router.admin-port"] == str(port)
+    assert 20000 <= port < 30000
+    assert engine.relays == [(_NAME, port)]
     # Nothing can be shared with a remote engine: the files go in before the start.
     config = request.files[f"{_CONF}/haproxy.cfg"].decode()
-    assert "stats socket ipv4@127.0.0.1:9999 level admin" in config
+    assert 'stats socket "ipv4@127.0.0.1:${DOCKROLL_ADMIN_PORT}" level admin' in config
+    assert 'stats socket "${DOCKROLL_ADMIN_SOCKET}" mode 666 level admin expose-fd' in config
     assert {f"{_CONF}/servers.state", f"{_CONF}/state.map"} <= set(request.files)
     assert engine.commands[0] == "show info"
+    described = _router(engine, tmp_path).describe()
+    assert described.admin == f"tcp:127.0.0.1:{port} in container {_NAME}"
 
 
 def test_a_reload_checks_the_config_in_the_container_before_signalling(tmp_path: Path) -> None:
@@ -231,8 +260,9 @@ def test_removing_the_router_removes_its_container(tmp_path: Path) -> None:
 
     router.remove()
 
-    assert engine.removed == [(_NAME, 5)]
+    assert engine.removed == [(_NAME, 5), (f"{_NAME}-next", 0), (f"{_NAME}-net", 0)]
     assert engine.container(_NAME) is None
+    assert engine.volumes_removed == ["dockroll-router-web-prod-run"]
 
 
 @pytest.mark.parametrize(
@@ -319,11 +349,38 @@ def test_new_listeners_need_a_new_holder_other_settings_do_not(tmp_path: Path) -
     assert tuned._container_fingerprint() != router._container_fingerprint()
 
 
-def test_a_remote_router_keeps_one_container_and_says_its_upgrade_is_not_hitless(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("holder", "generation", "kind", "says"),
+    [
+        ("wanted", True, "hitless", "starts a new one beside it (hitless)"),
+        ("other", True, "listeners", "published listeners change only with a new holder"),
+        (None, False, "migrate", "moves it, this once, into a container of its own"),
+    ],
+)
+def test_a_remote_upgrade_says_beforehand_whether_it_is_hitless(
+    tmp_path: Path, holder: str | None, generation: bool, kind: str, says: str
 ) -> None:
     engine = RemoteEngine()
     router = _router(engine, tmp_path)
+    if holder is not None:
+        fingerprint = router._holder_fingerprint() if holder == "wanted" else "0" * 16
+        _running(engine, f"{_NAME}-net", {"dockroll.router.network": fingerprint})
+    # Without a generation: a router an older dockroll started, publishing its own listeners.
+    labels = {"dockroll.router.generation": "a1b2c3d4"} if generation else {}
+    _running(engine, _NAME, labels)
+    found = engine.container(_NAME)
+    assert found is not None
+
+    assert router._upgrade_kind(found) == kind
+    note = router._outdated_note(found)
+    assert says in note
+    assert ("not hitless" in note) is (kind != "hitless")
+
+
+def test_a_router_without_a_holder_says_its_upgrade_is_not_hitless(tmp_path: Path) -> None:
+    engine = RemoteEngine()
+    router = _router(engine, tmp_path)
+    router.network_holder = False  # type: ignore[misc]
     router.ensure()
     found = engine.container(_NAME)
     assert found is not None
@@ -332,3 +389,5 @@ def test_a_remote_router_keeps_one_container_and_says_its_upgrade_is_not_hitless
     assert "not hitless" in router._outdated_note(found)
     assert router.network_owner() == _NAME
     assert [r.name for r in engine.runs] == [_NAME]
+    # Its API is on the fixed loopback port, as before holders.
+    assert engine.relays == [(_NAME, 9999)]
