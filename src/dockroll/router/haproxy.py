@@ -1402,6 +1402,8 @@ class HaproxyRouter:
     def _remove_container(self, *, grace: float) -> None:
         with self._engine_call(f"removing {self.container_name}"):
             self._engine.remove(self.container_name, grace=grace)
+        if self._relay is not None:  # a new container may have another API port
+            self._relay.close()
 
     # -- new before old: a holder of the network namespace, HAProxy containers in it ----
 

@@ -8,6 +8,7 @@ reports the engine's refusals; the integration tests prove it with Docker.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,9 +45,16 @@ class RemoteEngine(FakeEngine):
 
     def run(self, request):  # type: ignore[no-untyped-def]
         info = super().run(request)
-        if request.name == _NAME:  # not its holder
-            self._load()
+        if request.name in (_NAME, f"{_NAME}-next"):  # not its holder
+            self._load(request.name)
         return info
+
+    def rename(self, container: str, name: str) -> None:
+        key = self._id(container)
+        assert key is not None
+        entry = self.containers[key]
+        self.files[name] = self.files.pop(entry.info.name)
+        entry.info = dataclasses.replace(entry.info, name=name)
 
     def remove_volume(self, name: str) -> bool:
         self.volumes_removed.append(name)
@@ -57,9 +65,9 @@ class RemoteEngine(FakeEngine):
         if signal == "SIGUSR2":
             self._load()
 
-    def _load(self) -> None:
+    def _load(self, name: str = _NAME) -> None:
         self.worker += 1
-        config = self.files[_NAME].get(f"{_CONF}/haproxy.cfg", b"").decode()
+        config = self.files[name].get(f"{_CONF}/haproxy.cfg", b"").decode()
         found = re.search(r"description dockroll-config (\w+)", config)
         self.loaded = found.group(1) if found else ""
 
@@ -69,6 +77,8 @@ class RemoteEngine(FakeEngine):
             return f"Pid: {self.worker}\ndescription: dockroll-config {self.loaded}\n"
         if command.startswith("show servers state"):
             return "1\n"
+        if command.startswith("show stat"):
+            return "# pxname,svname,status\n"
         return "\n"
 
     def open_exec(self, container: str, command: Sequence[str], *, timeout: float) -> Relay:
@@ -391,3 +401,69 @@ def test_a_router_without_a_holder_says_its_upgrade_is_not_hitless(tmp_path: Pat
     assert [r.name for r in engine.runs] == [_NAME]
     # Its API is on the fixed loopback port, as before holders.
     assert engine.relays == [(_NAME, 9999)]
+
+
+def test_a_remote_hand_over_reaches_the_new_haproxy_on_its_own_port_then_by_name(
+    tmp_path: Path,
+) -> None:
+    engine = RemoteEngine()
+    engine.add_image("sha256:newer", "haproxy:2.6-newer")
+    _router(engine, tmp_path).ensure()
+    first = engine.container(_NAME)
+    assert first is not None
+    old_port = first.labels["dockroll.router.admin-port"]
+    upgraded = HaproxyRouter(
+        engine,  # type: ignore[arg-type]
+        service="web",
+        environment="prod",
+        port=8080,
+        settings=HaproxySettings(api_timeout=2, start_timeout=0.5, image="haproxy:2.6-newer"),
+        state_root=tmp_path,
+    )
+    engine.relays.clear()
+
+    info = upgraded.upgrade()
+
+    assert info.replaced == "hitless"
+    assert [r.name for r in engine.runs] == [f"{_NAME}-net", _NAME, f"{_NAME}-next"]
+    new = engine.runs[-1]
+    generation = first.labels["dockroll.router.generation"]
+    assert new.command is not None
+    assert list(new.command[-2:]) == ["-x", f"/var/lib/haproxy/admin-{generation}.sock"]
+    assert new.network_container == f"{_NAME}-net"
+    new_port = int(new.env["DOCKROLL_ADMIN_PORT"])
+    assert str(new_port) != old_port
+    # The running servers' config and state went in before it started.
+    assert {f"{_CONF}/haproxy.cfg", f"{_CONF}/servers.state"} <= set(new.files)
+    # The old one soft-stopped; the new one took the router's name and is reached there.
+    assert (_NAME, 35.0) in engine.removed
+    renamed = engine.container(_NAME)
+    assert renamed is not None
+    assert renamed.labels["dockroll.router.admin-port"] == str(new_port)
+    assert engine.container(f"{_NAME}-next") is None
+    during = engine.relays.index((f"{_NAME}-next", new_port))
+    assert (_NAME, int(old_port)) not in engine.relays[during:]
+    assert engine.relays[-1] == (_NAME, new_port)
+
+
+def test_a_remote_router_an_older_dockroll_started_moves_into_a_holder_once(
+    tmp_path: Path,
+) -> None:
+    engine = RemoteEngine()
+    older = _router(engine, tmp_path)
+    older.network_holder = False  # type: ignore[misc]
+    older.ensure()
+    engine.relays.clear()
+    router = _router(engine, tmp_path)
+    assert "this once" in router.describe().verdict
+
+    info = router.upgrade()
+
+    assert info.replaced == "migrate"
+    assert [r.name for r in engine.runs] == [_NAME, f"{_NAME}-net", _NAME]
+    port = int(engine.runs[-1].env["DOCKROLL_ADMIN_PORT"])
+    # The old one's API on the fixed port, then the new one's on its own.
+    assert engine.relays[0] == (_NAME, 9999)
+    assert engine.relays[-1] == (_NAME, port)
+    assert router.describe().verdict == "up to date"
+    assert router.upgrade().replaced == "hitless"
