@@ -45,9 +45,9 @@ in a host directory; config files are copied into each new container before it
 starts. Old and new share the holder's 127.0.0.1, so each HAProxy container
 serves its loopback runtime API on a port of its own (``DOCKROLL_ADMIN_PORT``,
 kept in the ``dockroll.router.admin-port`` label), which the exec relay reads:
-``-x`` hands every listening socket of the old process over, and on the same
-port the new one would share the old one's API socket, answering the relay at
-random. Nothing publishes these ports; they are reached only from inside.
+``-x`` hands every listening socket of the old process over, its API listener
+included, and on one port for both the relay's connections would reach the old
+or the new HAProxy at random. Nothing publishes these ports; they are reached only from inside.
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
