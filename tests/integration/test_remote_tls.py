@@ -29,6 +29,7 @@ from dockroll.events import Progress
 from dockroll.pipeline.deploy import deploy_release, rollback_release
 from dockroll.pipeline.engines import environment_engine
 from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.port import ServerSpec
 from dockroll.router.transport import ADMIN_PORT_LABEL
 from tests.conftest import free_port
 from tests.integration.remote_support import NEW, OLD, VERIFY, remote_cluster, remote_environment
@@ -293,5 +294,47 @@ def test_a_router_image_upgrade_over_tls_drops_nothing_and_a_broken_one_changes_
         # Back to the first image: as hitless.
         assert router.upgrade().replaced == "hitless"
         assert versions(url, 20) == {OLD: 20}
+    finally:
+        engine.close()
+
+
+def test_a_remote_router_an_older_dockroll_started_moves_into_a_holder_once(
+    tls_host: tuple[Seeded, Path, str],
+) -> None:
+    seeded, _, _ = tls_host
+    url = seeded.url("bluegreen")
+    config = seeded.config()
+    engine = environment_engine(config, "bluegreen")
+    try:
+        router = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        if engine.container(router.container_name) is None:  # alone: the blue-green test's
+            with seeded.ledger() as ledger:
+                deploy_release(config, "bluegreen", seeded.releases[OLD], ledger)
+        wait_serving(url, OLD, timeout=30)
+        servers = [ServerSpec(s.name, s.address, s.port, weight=s.weight) for s in router.servers()]
+        volume = engine.client.api.inspect_volume(router.run_volume)
+        assert volume["Labels"]["dockroll.environment"] == "bluegreen"
+        router.remove()  # its holder and the volume of its sockets go with it
+        assert engine.container(router.holder_name) is None
+        names = [v.name for v in engine.client.volumes.list(filters={"name": router.run_volume})]
+        assert router.run_volume not in names
+        # What a dockroll before holders on remote engines started: one container.
+        older = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        older.network_holder = False
+        older.ensure(servers)
+        wait_serving(url, OLD, timeout=30)
+        assert engine.container(router.holder_name) is None
+
+        router = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        assert "this once" in router.describe().verdict
+        assert router.upgrade(servers).replaced == "migrate"
+        wait_serving(url, OLD, timeout=30)
+        assert engine.container(router.holder_name) is not None
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            assert router.upgrade().replaced == "hitless"
+            load.wait_for(len(load.answers) + 100, timeout=60)
+        print(f"second upgrade after the move: {len(load.answers)} requests, {load.versions()}")
+        assert load.failures == [], load.failures[:5]
     finally:
         engine.close()
