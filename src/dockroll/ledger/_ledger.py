@@ -53,7 +53,7 @@ from dockroll.ledger._records import (
     ReleaseId,
     StepStatus,
 )
-from dockroll.ledger._sqlite_reads import deployment_from_row
+from dockroll.ledger._sqlite_reads import deployment_from_row, previous_release
 from dockroll.refs import Digest, is_digest
 
 __all__ = ["Ledger", "open_ledger"]
@@ -432,7 +432,7 @@ class Ledger:
                 f"a deployment starts pending or running, not {status}",
                 hint="record the outcome with finish_deployment()",
             )
-        previous = self._previous_release(release, env)
+        previous = previous_release(self, release, env)
         with self._write() as session:
             self._release_row(session, release)
             row = DeploymentRow(
@@ -451,21 +451,6 @@ class Ledger:
             session.add(row)
             session.flush()
             return _deployment(row)
-
-    def _previous_release(self, release: Release, env: str) -> Release | None:
-        """What ``env`` runs before ``release`` is rolled out: the natural rollback target.
-
-        That is :meth:`current_release`, except when the current release is this
-        very one only because it was promoted a moment ago: then it is what the
-        last succeeded deployment put there.
-        """
-        current = self.current_release(release.service, env)
-        if current is None or current.digest != release.digest:
-            return current
-        for deployment in self.deployments(release.service, env):
-            if deployment.status is DeploymentStatus.SUCCEEDED:
-                return self.find_release(release.service, deployment.digest)
-        return None
 
     def record_step(
         self,

@@ -94,6 +94,33 @@ class LedgerReads(Protocol):
     def __exit__(self, *_exc: object) -> None: ...
 
 
+class _ReleaseReads(Protocol):
+    def current_release(self, service: str, env: str) -> Release | None: ...
+
+    def deployments(
+        self, service: str, env: str | None = None, *, limit: int | None = None
+    ) -> list[Deployment]: ...
+
+    def find_release(self, service: str, version_or_digest: str) -> Release | None: ...
+
+
+def previous_release(ledger: _ReleaseReads, release: Release, env: str) -> Release | None:
+    """What ``env`` runs before ``release`` is rolled out: the natural rollback target.
+
+    That is the current release, except when the current release is this very
+    one only because it was promoted a moment ago: then it is what the last
+    succeeded deployment put there. Both ledgers record a deployment's
+    ``previous_release_id`` with it.
+    """
+    current = ledger.current_release(release.service, env)
+    if current is None or current.digest != release.digest:
+        return current
+    for deployment in ledger.deployments(release.service, env):
+        if deployment.status is DeploymentStatus.SUCCEEDED:
+            return ledger.find_release(release.service, deployment.digest)
+    return None
+
+
 def open_ledger_reads(url: str | None = None) -> LedgerReads:
     """The ledger at ``url`` (as :func:`~dockroll.ledger.open_ledger` finds it), for reading.
 

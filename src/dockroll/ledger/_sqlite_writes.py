@@ -49,6 +49,7 @@ from dockroll.ledger._sqlite_reads import (
     decoded,
     deployment_from_row,
     frozen,
+    previous_release,
     release_from_row,
     step_from_row,
     stored,
@@ -189,7 +190,7 @@ class SQLiteLedger(SQLiteReads, _LedgerShape):
                 f"a deployment starts pending or running, not {status}",
                 hint="record the outcome with finish_deployment()",
             )
-        previous = self._previous_release(release, env)
+        previous = previous_release(self, release, env)
         with self._transaction() as connection:
             recorded = connection.execute(
                 f"SELECT digest, service FROM {RELEASES} WHERE id = ?", (release.id,)
@@ -221,15 +222,6 @@ class SQLiteLedger(SQLiteReads, _LedgerShape):
             )
             deployment_id = cursor.lastrowid
             return self._deployment_in(connection, deployment_id, with_steps=False)
-
-    def _previous_release(self, release: Release, env: str) -> Release | None:
-        current = self.current_release(release.service, env)
-        if current is None or current.digest != release.digest:
-            return current
-        for deployment in self.deployments(release.service, env):
-            if deployment.status is DeploymentStatus.SUCCEEDED:
-                return self.find_release(release.service, deployment.digest)
-        return None
 
     def record_step(
         self,

@@ -90,7 +90,9 @@ def upgrade_environment_router(
     """
     router = _open(config, name, progress)
     engine = router.engine
-    lock = EnvironmentLock(engine, config.service, name, image=router.image())
+    running = engine.container(router.container_name)
+    image = running.image if running is not None else router.image()
+    lock = EnvironmentLock(engine, config.service, name, image=image)
     with lock.held(
         ledger.who(), reason="router upgrade", operation="router-upgrade", wait=lock_wait
     ):

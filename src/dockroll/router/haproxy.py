@@ -408,6 +408,9 @@ class HaproxyRouter:
         self.listeners = self.settings.listeners or (ListenAddress(bind, port),)
         self._log_tail = _LOG_TAIL
         self._relay: ExecTransport | None = None
+        # Once resolved, for the rest of this command: asking the registry for haproxy:2.6
+        # again where it cannot be pulled costs seconds each time.
+        self._resolved_image: str | None = None
 
     @classmethod
     def for_environment(
@@ -1153,6 +1156,11 @@ class HaproxyRouter:
         return self._image()
 
     def _image(self) -> str:
+        if self._resolved_image is None:
+            self._resolved_image = self._find_image()
+        return self._resolved_image
+
+    def _find_image(self) -> str:
         if self.settings.image:
             return self.settings.image
         if self._engine.image(OFFICIAL_IMAGE) is not None:

@@ -467,3 +467,28 @@ def test_a_remote_router_an_older_dockroll_started_moves_into_a_holder_once(
     assert engine.relays[-1] == (_NAME, port)
     assert router.describe().verdict == "up to date"
     assert router.upgrade().replaced == "hitless"
+
+
+def test_the_image_is_looked_up_once_per_command_where_the_official_one_cannot_be_pulled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Offline(FakeEngine):
+        pulls = 0
+
+        def pull(self, reference, progress):  # type: ignore[no-untyped-def]
+            self.pulls += 1
+            return super().pull(reference, progress)
+
+    engine = Offline(endpoint="unix:///var/run/docker.sock")
+    engine.add_image("sha256:standin", "dockroll.local/haproxy:2.6")
+    monkeypatch.setattr(
+        "dockroll.router.haproxy.load_substitutes",
+        lambda: {OFFICIAL_IMAGE: "dockroll.local/haproxy:2.6"},
+    )
+    router = HaproxyRouter(
+        engine, service="web", environment="prod", port=8080, state_root=tmp_path
+    )
+
+    assert router.image() == "dockroll.local/haproxy:2.6"
+    assert router.image() == "dockroll.local/haproxy:2.6"
+    assert engine.pulls == 1
