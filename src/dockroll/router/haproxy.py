@@ -36,9 +36,10 @@ stops: on a local engine HAProxy runs in the network namespace of a holder
 container (``<container>-net``) that publishes the listeners and joins the
 networks, so a new HAProxy can take the running one's listening sockets over.
 
-**Hand-overs on a remote engine.** A remote engine (and a Swarm manager) runs
-the router in a holder the same way; what differs is what a new HAProxy needs
-from the old one. Its unix runtime socket (the one ``-x`` takes the listening
+**Hand-overs on a remote engine.** A remote engine runs the router in a holder
+the same way (a Swarm environment's router keeps one container: see
+:mod:`dockroll.router.swarm`); what differs is what a new HAProxy needs from
+the old one. Its unix runtime socket (the one ``-x`` takes the listening
 sockets from) is in a named volume, ``dockroll-router-<service>-<env>-run``
 mounted at ``/var/lib/haproxy`` in each HAProxy container of the router, never
 in a host directory; config files are copied into each new container before it
@@ -47,7 +48,8 @@ serves its loopback runtime API on a port of its own (``DOCKROLL_ADMIN_PORT``,
 kept in the ``dockroll.router.admin-port`` label), which the exec relay reads:
 ``-x`` hands every listening socket of the old process over, its API listener
 included, and on one port for both the relay's connections would reach the old
-or the new HAProxy at random. Nothing publishes these ports; they are reached only from inside.
+or the new HAProxy at random. Nothing publishes these ports; they are reached
+only from inside.
 
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
