@@ -608,6 +608,7 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
                 source=mount.source,
                 type=mount.kind,
                 read_only=mount.read_only,
+                labels=dict(mount.labels) if mount.labels and mount.kind == "volume" else None,
             )
             for mount in request.mounts
         ]

@@ -137,6 +137,8 @@ class Mount:
     target: str
     read_only: bool = False
     kind: str = "volume"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of a volume the engine creates for this mount (``env down`` finds it)."""
 
 
 @dataclass(frozen=True)
