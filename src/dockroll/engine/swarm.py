@@ -33,6 +33,7 @@ from typing import Any
 
 import docker.errors
 from docker.types import (
+    ConfigReference,
     ContainerSpec,
     DriverConfig,
     EndpointSpec,
@@ -59,8 +60,9 @@ _POLL = 0.25
 # Task states that end a task for good (Swarm may start another in its place).
 _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 _LOG_DRIVER = DriverConfig("json-file", {"max-size": "20m", "max-file": "3"})
-# Swarm secrets of a replica carry the replica's name in this label.
+# Swarm secrets and configs of a replica carry the replica's name in these labels.
 _SECRET_OWNER = "dev.dockroll.secret-of"
+_CONFIG_OWNER = "dev.dockroll.config-of"
 # Replicas that serve together once a rollout is done share these labels.
 _GENERATION = (RELEASE, SLOT, CONFIG_HASH)
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(==|!=)\s*(.*?)\s*$")
@@ -133,12 +135,18 @@ class SwarmEngine(DockerEngine):
             return super().run(request)
         away = self._spread_away(request)
         secrets = self._create_secrets(request.name, request.files, request.labels)
-        spec = self._service_spec(request, secrets, away=away)
+        try:
+            configs = self._create_configs(request.name, request.config_files, request.labels)
+        except EngineError:
+            self._remove_secrets(request.name)
+            raise
+        spec = self._service_spec(request, secrets, away=away, configs=configs)
         with self._calls(f"creating service {request.name}"):
             try:
                 self.client.api.create_service(**spec)
             except docker.errors.APIError as exc:
                 self._remove_secrets(request.name)
+                self._remove_configs(request.name)
                 raise EngineError(
                     f"the Swarm refused service {request.name}: {exc.explanation or exc}",
                     hint="is the engine a Swarm manager? `docker node ls` there tells",
@@ -179,6 +187,7 @@ class SwarmEngine(DockerEngine):
                 break
             time.sleep(_POLL)
         self._remove_secrets(name)
+        self._remove_configs(name)
 
     def logs(
         self,
@@ -271,16 +280,66 @@ class SwarmEngine(DockerEngine):
                 except docker.errors.NotFound:
                     continue
 
+    def _create_configs(
+        self, owner: str, files: Mapping[str, tuple[bytes, int]], labels: Mapping[str, str]
+    ) -> list[ConfigReference]:
+        """A Swarm config per config file of replica ``owner``, at its path with its mode.
+
+        Named and labelled as the secrets are (``<replica>-<n>``, a label naming the
+        replica); a leftover of a replica of the same name is replaced.
+        """
+        if not files:
+            return []
+        self._remove_configs(owner)
+        keep = {key: labels[key] for key in (SERVICE, ENVIRONMENT) if key in labels}
+        references = []
+        for index, (path, (content, mode)) in enumerate(sorted(files.items()), start=1):
+            name = f"{owner}-{index}"
+            with self._calls(f"creating Swarm config {name}"):
+                try:
+                    created = self.client.api.create_config(
+                        name, content, labels={**keep, _CONFIG_OWNER: owner}
+                    )
+                except docker.errors.APIError as exc:
+                    self._remove_configs(owner)
+                    raise EngineError(
+                        f"the Swarm refused config {name} for {path}: "
+                        f"{exc.explanation or exc.status_code}",
+                        hint="is the engine a Swarm manager? `docker config ls` there tells",
+                    ) from None
+            references.append(
+                ConfigReference(
+                    str(created["ID"]), name, filename=path, uid="0", gid="0", mode=mode
+                )
+            )
+        return references
+
+    def _remove_configs(self, owner: str) -> None:
+        if not owner:
+            return
+        with self._calls(f"removing the Swarm configs of {owner[:40]}"):
+            for config in self.client.api.configs(filters={"label": f"{_CONFIG_OWNER}={owner}"}):
+                try:
+                    self.client.api.remove_config(str(config["ID"]))
+                except docker.errors.NotFound:
+                    continue
+
     def _service_spec(
         self,
         request: RunRequest,
         secrets: Sequence[SecretReference] = (),
         *,
         away: Sequence[str] = (),
+        configs: Sequence[ConfigReference] = (),
     ) -> dict[str, Any]:
         if request.files and len(secrets) != len(request.files):
             raise EngineError(
                 f"replica {request.name} needs {len(request.files)} secret files as Swarm secrets"
+            )
+        if request.config_files and len(configs) != len(request.config_files):
+            raise EngineError(
+                f"replica {request.name} needs {len(request.config_files)} config files as "
+                "Swarm configs"
             )
         healthcheck = None
         if request.healthcheck is not None:
@@ -303,6 +362,7 @@ class SwarmEngine(DockerEngine):
             or None,
             hosts=dict(request.extra_hosts) or None,
             secrets=list(secrets) or None,
+            configs=list(configs) or None,
             healthcheck=healthcheck,
         )
         # dockroll.yml's swarm: limits win over the container's own.
