@@ -84,6 +84,7 @@ def swarm(
                         {"name": "api_token", "env": "SWARM_TEST_TOKEN", "as": "file"},
                         {"name": "DB_PASSWORD", "env": "SWARM_TEST_PASSWORD"},
                     ],
+                    "files": [{"source": "app.ini", "target": "/etc/app/app.ini", "mode": "0440"}],
                     "healthcheck": {"test": HEALTH_TEST, "interval": "1s", "retries": 3},
                 },
             },
@@ -289,7 +290,9 @@ def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(
     assert caught.value.hint is not None
 
 
-def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> str:
+def _in_task(
+    cluster: SwarmCluster, node: str, service: str, *command: str, user: str | None = None
+) -> str:
     """``command``'s output in the task of ``service`` on the node named ``node``."""
     selector = f"label=com.docker.swarm.service.name={service}"
     found = subprocess.run(
@@ -300,8 +303,9 @@ def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> s
         timeout=60,
     )
     (container,) = found.stdout.split()
+    as_user = ["--user", user] if user else []
     done = subprocess.run(
-        ["docker", "exec", node, "docker", "exec", container, *command],
+        ["docker", "exec", node, "docker", "exec", *as_user, container, *command],
         check=True,
         capture_output=True,
         text=True,
@@ -310,13 +314,14 @@ def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> s
     return done.stdout
 
 
-def test_secrets_become_swarm_secrets_and_go_with_their_replica(
+def test_secrets_and_config_files_become_swarm_objects_that_go_with_their_replica(
     swarm: tuple[Seeded, SwarmCluster], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded, cluster = swarm
     token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
     monkeypatch.setenv("SWARM_TEST_TOKEN", token)
     monkeypatch.setenv("SWARM_TEST_PASSWORD", password)
+    (seeded.repo / "app.ini").write_text("[app]\nlevel = info\n", encoding="utf-8")
     assert _deploy(seeded, "secrets", OLD) == "succeeded"
     wait_serving(seeded.url("secrets"), OLD, timeout=30)
     engine = environment_engine(seeded.config(), "secrets")
@@ -327,8 +332,15 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
         service = engine.client.api.inspect_service(replica.name)
         secrets = engine.client.api.secrets()
+        configs = engine.client.api.configs()
         in_file = _in_task(
             cluster, hostnames[replica.node], replica.name, "cat", "/run/secrets/api_token"
+        )
+        config_file = _in_task(
+            cluster, hostnames[replica.node], replica.name, "cat", "/etc/app/app.ini", user="0"
+        )
+        config_mode = _in_task(
+            cluster, hostnames[replica.node], replica.name, "stat", "-c", "%a", "/etc/app/app.ini"
         )
     finally:
         engine.close()
@@ -336,12 +348,21 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
     (reference,) = container["Secrets"]
     assert reference["File"]["Name"] == "/run/secrets/api_token"
     assert in_file.strip() == token
+    # A config file is a Swarm config of the replica, at its path with its mode.
+    (config_reference,) = container["Configs"]
+    assert (config_reference["File"]["Name"], config_reference["File"]["Mode"]) == (
+        "/etc/app/app.ini",
+        0o440,
+    )
+    assert [c["Spec"]["Name"] for c in configs] == [f"{replica.name}-1"]
+    assert configs[0]["Spec"]["Labels"]["dev.dockroll.config-of"] == replica.name
+    assert (config_file, config_mode.strip()) == ("[app]\nlevel = info\n", "440")
     # A file secret is a Swarm secret of the replica, in no spec, label or name.
     assert [s["Spec"]["Name"] for s in secrets] == [f"{replica.name}-1"]
     assert token not in json.dumps(service)
     assert container["Healthcheck"]["Test"] == HEALTH_TEST
 
-    # A rotated secret is a new rollout; the old replica's secret goes with it.
+    # A rotated secret is a new rollout; the old replica's secret and config go with it.
     monkeypatch.setenv("SWARM_TEST_TOKEN", f"{token}-2")
     assert _deploy(seeded, "secrets", OLD) == "succeeded"
     engine = environment_engine(seeded.config(), "secrets")
@@ -350,12 +371,14 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
             {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
         )
         left = [s["Spec"]["Name"] for s in engine.client.api.secrets()]
+        configs_left = [c["Spec"]["Name"] for c in engine.client.api.configs()]
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
         rotated = _in_task(cluster, hostnames[new.node], new.name, "cat", "/run/secrets/api_token")
     finally:
         engine.close()
     assert new.name != replica.name
     assert left == [f"{new.name}-1"]
+    assert configs_left == [f"{new.name}-1"]
     assert rotated.strip() == f"{token}-2"
     shown = run_dockroll(seeded, "--json", "status", "--env", "secrets")
     assert shown.returncode == 0, shown.stderr
