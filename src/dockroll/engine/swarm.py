@@ -53,7 +53,7 @@ from dockroll.engine.port import ContainerInfo, Health, RunRequest
 from dockroll.errors import EngineError
 from dockroll.labels import CONFIG_HASH, ENVIRONMENT, RELEASE, ROLE, SERVICE, SLOT
 
-__all__ = ["SwarmEngine", "SwarmPlacement", "spread_exclusions"]
+__all__ = ["SwarmEngine", "SwarmPlacement", "eligible_nodes", "spread_exclusions"]
 
 _APP_ROLE = "app"
 _POLL = 0.25
@@ -224,6 +224,13 @@ class SwarmEngine(DockerEngine):
             for node in nodes
             if node.get("ID")
         }
+
+    def placement_nodes(self) -> list[str] | None:
+        """The ids of the nodes the environment's replicas may run on (ready, ``active``,
+        matching its constraints); None when a constraint cannot be read here."""
+        with self._calls("listing the Swarm's nodes"):
+            nodes: list[dict[str, Any]] = self.client.api.nodes()
+        return eligible_nodes(nodes, self.placement.constraints)
 
     # -- services ----------------------------------------------------------------
 
@@ -579,19 +586,8 @@ def spread_exclusions(
     the rollout is done), then all of them. At least one node is always left; when
     a constraint cannot be read here, or no node is eligible, nothing is left out.
     """
-    eligible: list[str] = []
-    for node in nodes:
-        spec = node.get("Spec") or {}
-        ready = str((node.get("Status") or {}).get("State", "")).lower() == "ready"
-        active = str(spec.get("Availability", "")).lower() == "active"
-        if not (node.get("ID") and ready and active):
-            continue
-        fits = [_node_matches(node, constraint) for constraint in constraints]
-        if any(fit is None for fit in fits):
-            return []
-        if all(fits):
-            eligible.append(str(node["ID"]))
-    if len(eligible) < 2:
+    eligible = eligible_nodes(nodes, constraints)
+    if eligible is None or len(eligible) < 2:
         return []
     generation = tuple(labels.get(key, "") for key in _GENERATION)
 
@@ -602,6 +598,26 @@ def spread_exclusions(
 
     least = min(load(node_id) for node_id in eligible)
     return sorted(node_id for node_id in eligible if load(node_id) > least)
+
+
+def eligible_nodes(
+    nodes: Sequence[Mapping[str, Any]], constraints: Sequence[str]
+) -> list[str] | None:
+    """The ids of the ``nodes`` a replica may run on: ready, ``active`` and matching
+    ``constraints``; None when a constraint cannot be read here."""
+    eligible: list[str] = []
+    for node in nodes:
+        spec = node.get("Spec") or {}
+        ready = str((node.get("Status") or {}).get("State", "")).lower() == "ready"
+        active = str(spec.get("Availability", "")).lower() == "active"
+        if not (node.get("ID") and ready and active):
+            continue
+        fits = [_node_matches(node, constraint) for constraint in constraints]
+        if any(fit is None for fit in fits):
+            return None
+        if all(fits):
+            eligible.append(str(node["ID"]))
+    return eligible
 
 
 def _without_empty(value: dict[str, Any]) -> dict[str, Any]:
