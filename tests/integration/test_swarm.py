@@ -76,6 +76,7 @@ def swarm(
             "faults": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "spread": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "midway": {**common, "strategy": "rolling", "drain_timeout": "2s"},
+            "rebalance": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -491,6 +492,99 @@ def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
     assert shown.returncode == 0, shown.stderr
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["version"] for r in environment["replicas"]} == {NEW}
+
+
+def test_rebalance_moves_a_doubled_up_replica_to_the_empty_worker_under_load(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    url = seeded.url("rebalance")
+    assert _deploy(seeded, "rebalance", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+    selector = {
+        labels.SERVICE: seeded.service,
+        labels.ENVIRONMENT: "rebalance",
+        labels.ROLE: "app",
+    }
+    engine = environment_engine(seeded.config(), "rebalance")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "rebalance")
+    try:
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        before = _spread(cluster, engine, selector, hostnames)
+        # Both replicas onto one worker: drain the other until Swarm moved its replica.
+        drained = before[sorted(before)[-1]].node
+        _node_availability(cluster, hostnames[drained], "drain")
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                if all(
+                    r.running
+                    and r.node != drained
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                ):
+                    break
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.5)
+        finally:
+            _node_availability(cluster, hostnames[drained], "active")
+        (shared,) = {r.node for r in now.values()}
+
+        # A dry run says what would move and changes nothing.
+        shown = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance", "--dry-run")
+        assert shown.returncode == 0, shown.stderr
+        planned = json.loads(shown.stdout)
+        assert planned["status"] == "dry-run"
+        assert planned["nodes"] == {hostnames[shared]: 2}
+        assert [m["node"] for m in planned["moves"]] == [hostnames[shared]]
+        assert {r.name for r in engine.containers(selector)} == set(now)
+
+        started = time.monotonic()
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            done = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance")
+            load.wait_for(len(load.answers) + 200, timeout=60)
+        seconds = time.monotonic() - started
+        after = {r.name: r for r in engine.containers(selector)}
+    finally:
+        engine.close()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    print(
+        f"rebalance of {sorted(now)} sharing {hostnames[shared]}: {len(load.answers)} requests, "
+        f"{len(load.failures)} failed, {result['seconds']:.1f} s ({seconds:.1f} s with the load)"
+    )
+    assert load.failures == [], load.failures[:5]
+    assert result["status"] == "succeeded"
+    (move,) = result["moves"]
+    assert move["replica"] in now
+    assert move["replacement"] in after
+    assert move["replica"] not in after
+    # One replica per worker again, both of the release that served.
+    assert len(after) == 2
+    assert all(r.running for r in after.values()), after
+    assert len({r.node for r in after.values()}) == 2, after
+    assert {r.labels[labels.VERSION] for r in after.values()} == {OLD}
+    assert result["nodes"] == {hostnames[n]: 1 for n in {r.node for r in after.values()}}
+    assert versions(url, 20) == {OLD: 20}
+    with seeded.ledger() as ledger:
+        (deployment, *_) = ledger.deployments(seeded.service, "rebalance")
+        (event, *_) = ledger.audit_events(
+            service=seeded.service, env="rebalance", action="rebalance"
+        )
+    assert deployment.id == result["deployment"]
+    assert deployment.status is DeploymentStatus.SUCCEEDED
+    assert (deployment.reason or "").startswith("rebalance")
+    assert (event.action, event.target) == ("rebalance", OLD)
+
+    # Balanced now: nothing to move, nothing changed.
+    again = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "balanced"
 
 
 def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_follows(
