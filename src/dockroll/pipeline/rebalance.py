@@ -166,7 +166,8 @@ def rebalance_environment(
             for info in env.engine.containers(labels.selector(config.service, environment))
         }
         plan = plan_rebalance(moves, target, taken)
-        why = reason or f"rebalance: moving {', '.join(plan.old)} off nodes they shared"
+        names = ", ".join(plan.old)
+        why = f"rebalance: {reason or f'moving {names} off nodes they shared'}"
         outcome = env.runner(ledger, progress).start(
             plan, release, kind=DeploymentKind.DEPLOY, reason=why
         )
