@@ -389,11 +389,24 @@ class ContainerSettings(_Model):
         clash = sorted(set(targets) & _secret_paths(self.secrets))
         if clash:
             raise ValueError(f"file {', '.join(clash)} is also where a secret goes")
+        for target in targets:
+            hidden = _under_volume(target, self.volumes)
+            if hidden:
+                raise ValueError(f"file {target} is in the volume at {hidden}, which would hide it")
         return self
 
 
 def _secret_paths(secrets: list[ContainerSecret]) -> set[str]:
     return {f"{SECRETS_DIR}/{s.name}" for s in secrets if s.as_ == "file"}
+
+
+def _under_volume(target: str, volumes: list[str]) -> str | None:
+    """The container path of the volume ``target`` is in (or is), if any."""
+    for text in volumes:
+        mounted = parse_volume(text).target.rstrip("/") or "/"
+        if target == mounted or target.startswith(f"{mounted.rstrip('/')}/"):
+            return mounted
+    return None
 
 
 @dataclass(frozen=True)
@@ -515,15 +528,26 @@ def _read_secret(secret: ContainerSecret, root: Path, where: str) -> str:
 def _check_file_paths(
     base: ContainerSettings, override: ContainerSettings, where: Mapping[str, str]
 ) -> None:
-    """A file of one layer where a secret of another goes is an error once merged."""
+    """A file of one layer where a secret of another goes, or inside a volume of another,
+    is an error once merged."""
     secrets = {s.name: s for s in base.secrets} | {s.name: s for s in override.secrets}
     paths = _secret_paths(list(secrets.values()))
-    for target in sorted({f.target for f in [*base.files, *override.files]} & paths):
-        raise ConfigError(
-            f"{where.get(f'file:{target}', 'container.files')}: file {target} is also where "
-            "a secret goes",
-            hint="give the file another `target:` or rename the secret",
-        )
+    volumes = {parse_volume(v).target: v for v in base.volumes} | {
+        parse_volume(v).target: v for v in override.volumes
+    }
+    for target in sorted({f.target for f in [*base.files, *override.files]}):
+        field_name = where.get(f"file:{target}", "container.files")
+        if target in paths:
+            raise ConfigError(
+                f"{field_name}: file {target} is also where a secret goes",
+                hint="give the file another `target:` or rename the secret",
+            )
+        hidden = _under_volume(target, list(volumes.values()))
+        if hidden:
+            raise ConfigError(
+                f"{field_name}: file {target} is in the volume at {hidden}, which would hide it",
+                hint="give the file a `target:` outside the volumes, or put it into the volume",
+            )
 
 
 def _read_file(item: ContainerFile, root: Path, where: str) -> bytes:

@@ -86,6 +86,11 @@ def test_memory_sizes(text: object, size: int) -> None:
             "also where a secret goes",
         ),
         ({"files": [{"target": "/a"}]}, "container.files.0.source", "required"),
+        (
+            {"files": [{"source": "a", "target": "/etc/app/a.ini"}], "volumes": ["./c:/etc/app"]},
+            "container",
+            "file /etc/app/a.ini is in the volume at /etc/app",
+        ),
     ],
 )
 def test_bad_values_name_their_field(
@@ -462,6 +467,17 @@ def test_a_missing_or_clashing_config_file_names_its_field(
     )
     with pytest.raises(ConfigError, match=r"^container\.files\.0: file /run/secrets/key is also"):
         resolve_container(config, "prod")
+
+    config = _config(
+        tmp_path,
+        {
+            "container": {"files": [{"source": "key", "target": "/data/app.ini"}]},
+            "environments": {"prod": {"port": 8002, "container": {"volumes": ["data:/data"]}}},
+        },
+    )
+    with pytest.raises(ConfigError, match=r"^container\.files\.0: file /data/app.ini is in the"):
+        resolve_container(config, "prod")
+    assert resolve_container(config, "dev").config_files["/data/app.ini"] == (b"k", 0o444)
 
     (tmp_path / "big").write_bytes(b"x" * (MAX_FILE_SIZE + 1))
     config = _config(tmp_path, {"container": {"files": [{"source": "big", "target": "/etc/big"}]}})
