@@ -532,6 +532,10 @@ def test_rebalance_moves_a_doubled_up_replica_to_the_empty_worker_under_load(
         finally:
             _node_availability(cluster, hostnames[drained], "active")
         (shared,) = {r.node for r in now.values()}
+        shown = run_dockroll(seeded, "--json", "status", "--env", "rebalance")
+        assert shown.returncode == 0, shown.stderr
+        (status,) = json.loads(shown.stdout)["environments"]
+        assert any("dockroll rebalance --env rebalance" in note for note in status["drift"])
 
         # A dry run says what would move and changes nothing.
         shown = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance", "--dry-run")
@@ -581,10 +585,13 @@ def test_rebalance_moves_a_doubled_up_replica_to_the_empty_worker_under_load(
     assert (deployment.reason or "").startswith("rebalance")
     assert (event.action, event.target) == ("rebalance", OLD)
 
-    # Balanced now: nothing to move, nothing changed.
+    # Balanced now: nothing to move, nothing changed, nothing for status to say.
     again = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["status"] == "balanced"
+    shown = run_dockroll(seeded, "--json", "status", "--env", "rebalance")
+    (status,) = json.loads(shown.stdout)["environments"]
+    assert status["drift"] == [], status["drift"]
 
 
 def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_follows(

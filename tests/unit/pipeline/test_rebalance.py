@@ -22,6 +22,7 @@ from dockroll.errors import UsageError
 from dockroll.ledger import DeploymentStatus, Ledger, Release, open_ledger
 from dockroll.pipeline import rebalance
 from dockroll.pipeline.rebalance import rebalance_environment
+from dockroll.pipeline.status import ReplicaStatus, _balance_note
 from dockroll.refs import Digest
 
 
@@ -201,3 +202,36 @@ def test_an_unfinished_rollout_is_refused_under_the_lock(
     with pytest.raises(UsageError, match=f"deployment {unfinished.id} of v1.0.0 to dev is"):
         rebalance_environment(config, "dev", ledger)
     assert held == ["rebalance"]
+
+
+def _shown(name: str, node: str, share: float = 0.5) -> ReplicaStatus:
+    return ReplicaStatus(
+        name=name,
+        version="v1.0.0",
+        digest="sha256:1",
+        git_sha="",
+        slot="r",
+        since="",
+        state="running",
+        health="none",
+        weight=100 if share else 0,
+        share=share,
+        router_health="up",
+        config_drift=False,
+        node=node,
+    )
+
+
+def test_status_says_when_a_rebalance_would_spread_the_replicas() -> None:
+    engine = _Swarm([], ["n1", "n2"])
+    doubled = [_shown("web-dev-r-1", "n1"), _shown("web-dev-r-2", "n1")]
+
+    note = _balance_note(engine, "dev", doubled)
+
+    assert note is not None
+    assert note.startswith("web-dev-r-1 shares a node with another replica")
+    assert "`dockroll rebalance --env dev`" in note
+    # Spread, with nowhere better to go, or sharing only with a standby: nothing to say.
+    assert _balance_note(engine, "dev", [_shown("web-dev-r-1", "n1"), _shown("x", "n2")]) is None
+    assert _balance_note(_Swarm([], ["n1"]), "dev", doubled) is None
+    assert _balance_note(engine, "dev", [doubled[0], _shown("web-dev-r-2", "n1", 0.0)]) is None
