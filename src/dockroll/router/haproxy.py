@@ -69,7 +69,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -82,6 +82,7 @@ from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import EDGE_PORT, ListenAddress
 from dockroll.router import acme, forwarding, tls
 from dockroll.router import hold as holding
+from dockroll.router.holder import ENGINE_SOCKET, holder_entrypoint, socket_mount
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -1530,9 +1531,11 @@ class HaproxyRouter:
                 **dockroll_labels.selector(self.service, self.environment, "router-network"),
                 _HOLDER_LABEL: wanted,
             },
-            # Only holds the namespace: the same image (present anyway), doing nothing.
-            entrypoint=["sleep"],
-            command=["infinity"],
+            # Holds the namespace, and starts HAProxy when an engine restart did not
+            # (router/holder.py): the same image, present anyway.
+            entrypoint=holder_entrypoint(self.container_name),
+            user="0",
+            mounts=[socket_mount(self._engine.endpoint)],
             publish_on=published,
             network=self.network,
             restart_policy="unless-stopped",
@@ -1541,7 +1544,25 @@ class HaproxyRouter:
         self._progress(
             Progress("router", f"starting {self.holder_name}, which holds the router's listeners")
         )
-        self._run(request)
+        try:
+            self._run(request)
+        except RouterError as exc:
+            if "bind source path does not exist" not in exc.message:
+                raise
+            # No engine socket where the watch looks for it (a rootless engine on a remote
+            # host): the holder only holds the namespace.
+            self._progress(
+                Progress(
+                    "router",
+                    f"warning: no engine socket at {ENGINE_SOCKET} on that host; "
+                    f"{self.holder_name} cannot start {self.container_name} after an engine "
+                    "restart, the next deploy does",
+                )
+            )
+            sleeping = replace(
+                request, entrypoint=["sleep"], command=["infinity"], user=None, mounts=()
+            )
+            self._run(sleeping)
 
     def _run_haproxy(
         self,

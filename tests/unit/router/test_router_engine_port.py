@@ -19,6 +19,7 @@ from dockroll.engine.port import ExecResult, Mount, RunRequest
 from dockroll.errors import EngineError, PortInUse, RouterError
 from dockroll.router import HaproxyRouter, HaproxySettings
 from dockroll.router.haproxy import OFFICIAL_IMAGE
+from dockroll.router.holder import holder_entrypoint, socket_mount
 from tests.unit.fakes import ContainerState, FakeEngine
 
 _CONF = "/usr/local/etc/haproxy"
@@ -246,7 +247,9 @@ def test_a_local_router_mounts_its_directories_and_shows_the_log_when_silent(
     assert holder.name == f"{_NAME}-net"
     assert holder.network == "dockroll-web-prod"
     assert sorted(holder.publish_on.values()) == [("127.0.0.1", 8080), ("127.0.0.1", 9080)]
-    assert (holder.entrypoint, holder.command) == (["sleep"], ["infinity"])
+    # It holds the namespace and starts HAProxy after an engine restart (router/holder.py).
+    assert holder.entrypoint == holder_entrypoint(_NAME)
+    assert (holder.user, holder.mounts) == ("0", [socket_mount(engine.endpoint)])
     assert request.name == _NAME
     assert request.network_container == f"{_NAME}-net"
     assert (request.network, request.publish_on) == (None, {})
@@ -492,3 +495,27 @@ def test_the_image_is_looked_up_once_per_command_where_the_official_one_cannot_b
     assert router.image() == "dockroll.local/haproxy:2.6"
     assert router.image() == "dockroll.local/haproxy:2.6"
     assert engine.pulls == 1
+
+
+def test_a_host_without_the_engine_socket_at_the_usual_path_gets_a_holder_that_only_holds(
+    tmp_path: Path,
+) -> None:
+    class Rootless(RemoteEngine):
+        def run(self, request):  # type: ignore[no-untyped-def]
+            if request.mounts and request.name.endswith("-net"):
+                raise EngineError(
+                    'invalid mount config for type "bind": bind source path does not exist: '
+                    "/var/run/docker.sock"
+                )
+            return super().run(request)
+
+    engine = Rootless()
+    messages: list[str] = []
+    router = _router(engine, tmp_path)
+    router._progress = lambda event: messages.append(event.message)
+
+    router.ensure()
+
+    holder = next(r for r in engine.runs if r.name == f"{_NAME}-net")
+    assert (holder.entrypoint, holder.command, holder.mounts) == (["sleep"], ["infinity"], ())
+    assert any("no engine socket at /var/run/docker.sock" in m for m in messages), messages
