@@ -62,6 +62,8 @@ def resolve_accessory(config: Config, environment: str, name: str) -> ContainerS
         where[f"env_file:{path}"] = f"accessories.{name}.env_file.{index}"
     for index, secret in enumerate(accessory.secrets):
         where[f"secret:{secret.name}"] = f"accessories.{name}.secrets.{index}"
+    for index, item in enumerate(accessory.files):
+        where[f"file:{item.target}"] = f"accessories.{name}.files.{index}"
     return resolve_settings(
         accessory,
         where,

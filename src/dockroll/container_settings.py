@@ -1,4 +1,4 @@
-"""How a replica runs: command, env files, secrets, volumes, resources, restart, health.
+"""How a replica runs: command, env files, secrets, config files, volumes, resources, health.
 
 The models here are the settings of dockroll.yml's ``container:`` section and of
 an environment's ``container:`` overrides; :func:`resolve_container` merges the
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from dockroll.engine.port import RunRequest
 
 __all__ = [
+    "MAX_FILE_SIZE",
     "SECRETS_DIR",
+    "ContainerFile",
     "ContainerSecret",
     "ContainerSettings",
     "ContainerSpec",
@@ -51,6 +53,9 @@ __all__ = [
 SECRETS_DIR = "/run/secrets"
 """Where secrets delivered as files appear inside the container (as compose puts them)."""
 
+MAX_FILE_SIZE = 1000 * 1024
+"""The largest config file (``container.files``): Swarm's limit for a config."""
+
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*$", re.IGNORECASE)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _MIN_MEMORY = 6 * 1024**2  # the engine refuses less than 6 MiB
@@ -59,6 +64,7 @@ _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _VOLUME_MODES = {"ro", "rw"}
+_FILE_MODE = re.compile(r"^0?[0-7]{3}$")
 
 
 def parse_memory(value: object) -> int:
@@ -198,6 +204,39 @@ class ContainerSecret(_Model):
         return self
 
 
+class ContainerFile(_Model):
+    """A config file put into every replica before it starts (not a secret)."""
+
+    source: Path
+    """The file to copy, relative to dockroll.yml; read at every deploy, its content
+    enters the config hash."""
+    target: str
+    """Its absolute path in the container."""
+    mode: str = "0444"
+    """Its permissions as a quoted octal string, e.g. ``"0440"``; owned by root."""
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or "/../" in f"{value}/":
+            raise ValueError(f"{value!r}: the path in the container is an absolute file path")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: object) -> object:
+        # YAML reads 0444 as an octal number and 444 as a decimal one: only a string is clear.
+        if not isinstance(value, str) or not _FILE_MODE.match(value.strip()):
+            raise ValueError(
+                f'{value!r} is not a file mode; write it as a quoted octal string, e.g. "0440"'
+            )
+        return value.strip()
+
+    @property
+    def permissions(self) -> int:
+        return int(self.mode, 8)
+
+
 class Healthcheck(_Model):
     """A Docker health check as compose's ``healthcheck:`` writes it; replaces the image's."""
 
@@ -259,6 +298,9 @@ class ContainerSettings(_Model):
     ``env`` wins over them."""
     secrets: list[ContainerSecret] = Field(default_factory=list)
     """Secrets from files or dockroll's environment; never printed or stored by dockroll."""
+    files: list[ContainerFile] = Field(default_factory=list)
+    """Config files copied into every replica before it starts (a Swarm config each on a
+    Swarm); a changed file is a new rollout."""
     volumes: list[str] = Field(default_factory=list)
     """``NAME:/path[:ro]`` for a volume of this environment (shared by its replicas and
     kept across releases) or ``./host/dir:/path[:ro]`` for a host directory."""
@@ -340,7 +382,31 @@ class ContainerSettings(_Model):
         doubled = sorted({n for n in names if names.count(n) > 1})
         if doubled:
             raise ValueError(f"secret {', '.join(doubled)} is listed twice")
+        targets = [item.target for item in self.files]
+        doubled = sorted({t for t in targets if targets.count(t) > 1})
+        if doubled:
+            raise ValueError(f"file {', '.join(doubled)} is listed twice")
+        clash = sorted(set(targets) & _secret_paths(self.secrets))
+        if clash:
+            raise ValueError(f"file {', '.join(clash)} is also where a secret goes")
+        for target in targets:
+            hidden = _under_volume(target, self.volumes)
+            if hidden:
+                raise ValueError(f"file {target} is in the volume at {hidden}, which would hide it")
         return self
+
+
+def _secret_paths(secrets: list[ContainerSecret]) -> set[str]:
+    return {f"{SECRETS_DIR}/{s.name}" for s in secrets if s.as_ == "file"}
+
+
+def _under_volume(target: str, volumes: list[str]) -> str | None:
+    """The container path of the volume ``target`` is in (or is), if any."""
+    for text in volumes:
+        mounted = parse_volume(text).target.rstrip("/") or "/"
+        if target == mounted or target.startswith(f"{mounted.rstrip('/')}/"):
+            return mounted
+    return None
 
 
 @dataclass(frozen=True)
@@ -362,6 +428,8 @@ class ContainerSpec:
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     secret_files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     """Path in the container → content."""
+    config_files: Mapping[str, tuple[bytes, int]] = field(default_factory=dict, repr=False)
+    """Path in the container → (content, mode) of ``files:`` (not secrets)."""
 
     @property
     def config_hash(self) -> str:
@@ -374,8 +442,9 @@ class ContainerSpec:
 
 def _overlay(base: ContainerSettings, override: ContainerSettings) -> ContainerSettings:
     """``base`` with what ``override`` sets: lists add up (a secret of the same name or a
-    volume at the same path is replaced), mappings merge, anything else is replaced."""
+    file or volume at the same path is replaced), mappings merge, anything else is replaced."""
     secrets = {s.name: s for s in base.secrets} | {s.name: s for s in override.secrets}
+    files = {f.target: f for f in base.files} | {f.target: f for f in override.files}
     volumes = {parse_volume(v).target: v for v in base.volumes} | {
         parse_volume(v).target: v for v in override.volumes
     }
@@ -384,6 +453,7 @@ def _overlay(base: ContainerSettings, override: ContainerSettings) -> ContainerS
         entrypoint=override.entrypoint if override.entrypoint is not None else base.entrypoint,
         env_file=[*base.env_file, *[p for p in override.env_file if p not in base.env_file]],
         secrets=list(secrets.values()),
+        files=list(files.values()),
         volumes=list(volumes.values()),
         memory=override.memory if override.memory is not None else base.memory,
         cpus=override.cpus if override.cpus is not None else base.cpus,
@@ -421,6 +491,10 @@ def _merged(
             where[f"env_file:{path}"] = f"{prefix}.env_file.{index}"
         for index, secret in enumerate(layer.secrets):
             where[f"secret:{secret.name}"] = f"{prefix}.secrets.{index}"
+        for index, item in enumerate(layer.files):
+            where[f"file:{item.target}"] = f"{prefix}.files.{index}"
+        if merged is not None:
+            _check_file_paths(merged, layer, where)
         merged = layer if merged is None else _overlay(merged, layer)
     assert merged is not None  # the top level always exists
     return merged, where
@@ -449,6 +523,53 @@ def _read_secret(secret: ContainerSecret, root: Path, where: str) -> str:
         raise ConfigError(
             f"{where}: cannot read the file of secret {secret.name}, {path}: {reason}"
         ) from None
+
+
+def _check_file_paths(
+    base: ContainerSettings, override: ContainerSettings, where: Mapping[str, str]
+) -> None:
+    """A file of one layer where a secret of another goes, or inside a volume of another,
+    is an error once merged."""
+    secrets = {s.name: s for s in base.secrets} | {s.name: s for s in override.secrets}
+    paths = _secret_paths(list(secrets.values()))
+    volumes = {parse_volume(v).target: v for v in base.volumes} | {
+        parse_volume(v).target: v for v in override.volumes
+    }
+    for target in sorted({f.target for f in [*base.files, *override.files]}):
+        field_name = where.get(f"file:{target}", "container.files")
+        if target in paths:
+            raise ConfigError(
+                f"{field_name}: file {target} is also where a secret goes",
+                hint="give the file another `target:` or rename the secret",
+            )
+        hidden = _under_volume(target, list(volumes.values()))
+        if hidden:
+            raise ConfigError(
+                f"{field_name}: file {target} is in the volume at {hidden}, which would hide it",
+                hint="give the file a `target:` outside the volumes, or put it into the volume",
+            )
+
+
+def _read_file(item: ContainerFile, root: Path, where: str) -> bytes:
+    path = item.source if item.source.is_absolute() else root / item.source
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where}: the file for {item.target}, {path}, does not exist",
+            hint="create it or point `source:` at it (relative to dockroll.yml)",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: cannot read the file for {item.target}, {path}: {exc.strerror}"
+        ) from None
+    if len(content) > MAX_FILE_SIZE:
+        raise ConfigError(
+            f"{where}: {path} has {len(content)} bytes, more than a config file may "
+            f"({MAX_FILE_SIZE}, Swarm's limit)",
+            hint="put large files into the image or a volume",
+        )
+    return content
 
 
 def resolve_container(
@@ -531,6 +652,10 @@ def resolve_settings(
         else:
             secret_files[f"{SECRETS_DIR}/{secret.name}"] = value.encode("utf-8")
         secret_digest.update(f"\0{secret.as_}:{secret.name}\0{value}".encode())
+    config_files: dict[str, tuple[bytes, int]] = {}
+    for item in settings.files:
+        field_name = where.get(f"file:{item.target}", "container.files")
+        config_files[item.target] = (_read_file(item, root, field_name), item.permissions)
     health = settings.healthcheck.engine_form() if settings.healthcheck else None
     plain_env = {key: value for key, value in env.items() if key != "ENVIRONMENT"}
     hashed = {"env": plain_env, **hashed}
@@ -545,6 +670,10 @@ def resolve_settings(
         "labels": settings.labels,
         "healthcheck": health,
         "secrets": secret_digest.hexdigest() if settings.secrets else None,
+        "files": {
+            target: f"{mode:04o}:{hashlib.sha256(content).hexdigest()}"
+            for target, (content, mode) in sorted(config_files.items())
+        },
     }
     extra = {key: value for key, value in extra.items() if value}
     if extra:
@@ -565,6 +694,7 @@ def resolve_settings(
         settings=hashed,
         secret_env=secret_env,
         secret_files=secret_files,
+        config_files=config_files,
     )
 
 
@@ -616,4 +746,5 @@ def run_request(
         healthcheck=None if job else spec.healthcheck,
         secret_env=dict(spec.secret_env),
         files=dict(spec.secret_files),
+        config_files=dict(spec.config_files),
     )

@@ -1,5 +1,6 @@
-"""Container settings on the real engine, registry and HAProxy: what a replica gets, and
-that secrets go into the container and nowhere else dockroll writes or prints."""
+"""Container settings on the real engine, registry and HAProxy: what a replica gets, that
+secrets go into the container and nowhere else dockroll writes or prints, and that config
+files are in the container from its start."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ VERSION = "v1.0.0"
 ENVIRONMENTS = {
     "settings": {"strategy": "rolling", "replicas": 1, "drain_timeout": "2s"},
     "checked": {"strategy": "rolling", "replicas": 1, "drain_timeout": "2s"},
+    "files": {"strategy": "rolling", "replicas": 1, "drain_timeout": "2s"},
 }
 # The image's own check, as a compose file would write it (the sample answers /health).
 HEALTH_TEST = [
@@ -212,3 +214,59 @@ def test_a_compose_healthcheck_gates_the_rollout(
     assert [c.id for c in _replicas(docker_client, seeded, "checked")] == [good.id]
     with state_of(seeded):
         wait_serving(seeded.url("checked"), VERSION)
+
+
+def test_config_files_are_in_the_replica_and_a_changed_one_rolls(
+    seeded: Seeded, docker_client: docker.DockerClient
+) -> None:
+    (seeded.repo / "config").mkdir(exist_ok=True)
+    (seeded.repo / "config" / "app.ini").write_text("[app]\nlevel = info\n", encoding="utf-8")
+    (seeded.repo / "other.conf").write_text("other\n", encoding="utf-8")
+    _configure(
+        seeded,
+        "files",
+        {
+            "files": [
+                {"source": "config/app.ini", "target": "/etc/app/app.ini", "mode": "0640"},
+                {"source": "other.conf", "target": "/srv/deep/er/other.conf"},
+            ]
+        },
+    )
+    done = run_dockroll(seeded, "deploy", VERSION, "--env", "files")
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_serving(seeded.url("files"), VERSION)
+    (replica,) = _replicas(docker_client, seeded, "files")
+    # Copied in before the start, owned by root with the mode given: not a bind mount.
+    assert replica.attrs["Mounts"] == []
+    shown = _exec(replica, "stat -c '%a %u %g' /etc/app/app.ini /srv/deep/er/other.conf /etc")
+    assert shown.splitlines() == ["640 0 0", "444 0 0", "755 0 0"]
+    code, content = replica.exec_run(["cat", "/etc/app/app.ini"], user="root")
+    assert (code, content) == (0, b"[app]\nlevel = info\n")
+    assert _exec(replica, "cat /srv/deep/er/other.conf") == "other\n"
+
+    # The same files: nothing to do. A changed file: drift in `status`, then a new rollout.
+    done = run_dockroll(seeded, "deploy", VERSION, "--env", "files")
+    assert done.returncode == 0
+    assert "already runs" in done.stdout + done.stderr
+    (seeded.repo / "config" / "app.ini").write_text("[app]\nlevel = debug\n", encoding="utf-8")
+    done = run_dockroll(seeded, "--json", "status", "--env", "files")
+    assert done.returncode == 0, done.stderr
+    (status,) = json.loads(done.stdout)["environments"]
+    assert f"{replica.name} runs with settings that differ from dockroll.yml" in status["drift"]
+    done = run_dockroll(seeded, "deploy", VERSION, "--env", "files")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (rolled,) = _replicas(docker_client, seeded, "files")
+    assert rolled.id != replica.id
+    code, content = rolled.exec_run(["cat", "/etc/app/app.ini"], user="root")
+    assert (code, content) == (0, b"[app]\nlevel = debug\n")
+
+    # Bad input: a missing source stops before anything changes, naming the field.
+    (seeded.repo / "other.conf").unlink()
+    done = run_dockroll(seeded, "deploy", VERSION, "--env", "files")
+    assert done.returncode == 2
+    assert "environments.files.container.files.1: the file for /srv/deep/er/other.conf" in (
+        done.stdout + done.stderr
+    )
+    assert [c.id for c in _replicas(docker_client, seeded, "files")] == [rolled.id]
+    with state_of(seeded):
+        wait_serving(seeded.url("files"), VERSION)

@@ -4,10 +4,13 @@ A Docker-in-Docker node runs dockerd with ``--tlsverify`` on 127.0.0.1 (its
 port published by the node); the certificates are made here with openssl.
 Blue-green's verify command reaches the new slot through a forward dockroll
 opens through the router container, since nothing publishes the replicas.
+The router's image is upgraded there under load, new before old, through the
+same TLS connection.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,11 +20,17 @@ from pathlib import Path
 import docker
 import pytest
 
+from dockroll import labels
 from dockroll.devenv import ensure_commands
 from dockroll.devenv.cluster import NodeSpec, ensure_node_image, start_node
 from dockroll.engine.docker import DockerEngine
-from dockroll.errors import EngineUnavailable
+from dockroll.errors import EngineUnavailable, RouterError
+from dockroll.events import Progress
 from dockroll.pipeline.deploy import deploy_release, rollback_release
+from dockroll.pipeline.engines import environment_engine
+from dockroll.router.haproxy import HaproxyRouter
+from dockroll.router.port import ServerSpec
+from dockroll.router.transport import ADMIN_PORT_LABEL
 from tests.conftest import free_port
 from tests.integration.remote_support import NEW, OLD, VERIFY, remote_cluster, remote_environment
 from tests.integration.rollout_support import (
@@ -202,3 +211,130 @@ def test_a_client_certificate_from_another_ca_is_refused_with_a_hint(
     assert "certificate" in caught.value.message
     assert caught.value.hint is not None
     assert "ca.pem" in caught.value.hint
+
+
+def _changed(router: HaproxyRouter, **settings: object) -> HaproxyRouter:
+    """The same environment's router as a dockroll that renders other settings sees it."""
+    return HaproxyRouter(
+        router.engine,
+        service=router.service,
+        environment=router.environment,
+        port=router.port,
+        settings=dataclasses.replace(router.settings, **settings),  # type: ignore[arg-type]
+    )
+
+
+def test_a_router_image_upgrade_over_tls_drops_nothing_and_a_broken_one_changes_nothing(
+    tls_host: tuple[Seeded, Path, str],
+) -> None:
+    seeded, _, _ = tls_host
+    url = seeded.url("bluegreen")
+    config = seeded.config()
+    engine = environment_engine(config, "bluegreen")
+    try:
+        router = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        if engine.container(router.container_name) is None:  # alone: the blue-green test's
+            with seeded.ledger() as ledger:
+                deploy_release(config, "bluegreen", seeded.releases[OLD], ledger)
+        wait_serving(url, OLD, timeout=30)
+        before = engine.container(router.container_name)
+        holder = engine.container(router.holder_name)
+        assert before is not None
+        assert holder is not None
+        servers = {s.name: s.weight for s in router.servers()}
+        assert any(servers.values())  # the weighted replicas of the release serving
+        # A second tag of the router's image: to the router, another image to upgrade to.
+        engine.tag(before.image, "dockroll.local/haproxy-upgrade", config.service)
+        upgraded = _changed(router, image=f"dockroll.local/haproxy-upgrade:{config.service}")
+        assert "(hitless)" in upgraded.describe().verdict
+        messages: list[str] = []
+
+        def record(event: Progress) -> None:
+            messages.append(event.message)
+
+        upgraded._progress = record
+        with Load(url, threads=4) as load:
+            load.wait_for(200, timeout=60)
+            info = upgraded.upgrade()
+            load.wait_for(len(load.answers) + 200, timeout=60)
+
+        print(f"router upgrade over tls: {len(load.answers)} requests, {load.versions()}")
+        assert load.failures == [], load.failures[:5]
+        assert info.replaced == "hitless"
+        assert any("(hitless)" in m for m in messages), messages
+        after = engine.container(router.container_name)
+        assert after is not None
+        assert after.id != before.id
+        assert after.image == f"dockroll.local/haproxy-upgrade:{config.service}"
+        # Old and new shared the holder's loopback: each had an API port of its own.
+        assert after.labels[ADMIN_PORT_LABEL] != before.labels[ADMIN_PORT_LABEL]
+        kept = engine.container(router.holder_name)
+        assert kept is not None
+        assert (kept.id, kept.started) == (holder.id, holder.started)
+        assert engine.container(f"{router.container_name}-next") is None
+        assert {s.name: s.weight for s in upgraded.servers()} == servers
+        assert upgraded.describe().verdict == "up to date"
+        # A hitless reload of the new one: its master passes the listeners on as before.
+        reload = upgraded.reload()
+        assert reload.worker != reload.previous_worker
+        assert set(reload.carried) == set(servers)
+
+        # A new container that cannot run HAProxy: removed, the running one serves on.
+        (replica, *_) = engine.containers(labels.selector(config.service, "bluegreen"))
+        broken = _changed(router, image=replica.image)
+        with pytest.raises(RouterError, match="keeps serving as it was"):
+            broken.upgrade()
+        still = engine.container(router.container_name)
+        assert still is not None
+        assert still.id == after.id
+        assert engine.container(f"{router.container_name}-next") is None
+        assert {s.name: s.weight for s in upgraded.servers()} == servers
+        assert versions(url, 20) == {OLD: 20}
+
+        # Back to the first image: as hitless.
+        assert router.upgrade().replaced == "hitless"
+        assert versions(url, 20) == {OLD: 20}
+    finally:
+        engine.close()
+
+
+def test_a_remote_router_an_older_dockroll_started_moves_into_a_holder_once(
+    tls_host: tuple[Seeded, Path, str],
+) -> None:
+    seeded, _, _ = tls_host
+    url = seeded.url("bluegreen")
+    config = seeded.config()
+    engine = environment_engine(config, "bluegreen")
+    try:
+        router = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        if engine.container(router.container_name) is None:  # alone: the blue-green test's
+            with seeded.ledger() as ledger:
+                deploy_release(config, "bluegreen", seeded.releases[OLD], ledger)
+        wait_serving(url, OLD, timeout=30)
+        servers = [ServerSpec(s.name, s.address, s.port, weight=s.weight) for s in router.servers()]
+        volume = engine.client.api.inspect_volume(router.run_volume)
+        assert volume["Labels"]["dockroll.environment"] == "bluegreen"
+        router.remove()  # its holder and the volume of its sockets go with it
+        assert engine.container(router.holder_name) is None
+        names = [v.name for v in engine.client.volumes.list(filters={"name": router.run_volume})]
+        assert router.run_volume not in names
+        # What a dockroll before holders on remote engines started: one container.
+        older = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        older.network_holder = False
+        older.ensure(servers)
+        wait_serving(url, OLD, timeout=30)
+        assert engine.container(router.holder_name) is None
+
+        router = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        assert "this once" in router.describe().verdict
+        assert router.upgrade(servers).replaced == "migrate"
+        wait_serving(url, OLD, timeout=30)
+        assert engine.container(router.holder_name) is not None
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            assert router.upgrade().replaced == "hitless"
+            load.wait_for(len(load.answers) + 100, timeout=60)
+        print(f"second upgrade after the move: {len(load.answers)} requests, {load.versions()}")
+        assert load.failures == [], load.failures[:5]
+    finally:
+        engine.close()

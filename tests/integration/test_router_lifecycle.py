@@ -520,6 +520,30 @@ def test_a_router_whose_holder_went_away_comes_back_with_its_servers(project: Pr
     assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
 
 
+def test_a_holder_the_engine_started_without_its_haproxy_starts_it(project: Project) -> None:
+    """What an engine restart may leave: the holder running, HAProxy not (started first, it
+    could not join a namespace that did not exist yet, and the engine gives up on it)."""
+    router, a, b = _two_backends(project)
+    haproxy = project.client.containers.get(router.container_name)
+    holder = project.client.containers.get(f"{router.container_name}-net")
+    haproxy.stop(timeout=1)
+    holder.stop(timeout=0)
+
+    holder.start()
+    deadline = time.monotonic() + 20
+    while project.client.containers.get(router.container_name).status != "running":
+        assert time.monotonic() < deadline, holder.logs().decode()
+        time.sleep(0.2)
+
+    assert "starting " + router.container_name in holder.logs().decode()
+    info = router.ensure([a, dataclasses.replace(b, weight=30)])
+    assert not info.created  # in the new namespace already: only its servers go back
+    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    for name in ("web-a", "web-b"):
+        router.wait_healthy(name, timeout=10)
+    assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+
+
 def test_new_listeners_another_process_holds_stop_nothing(project: Project) -> None:
     router, _, _ = _two_backends(project)
     before = project.container().id

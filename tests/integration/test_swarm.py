@@ -113,6 +113,7 @@ def swarm(
                 "hosts": ["swarm.test"],
                 "edge": {"listen": [f"0.0.0.0:{edge_port}"]},
             },
+            "rebalance": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -121,6 +122,7 @@ def swarm(
                         {"name": "api_token", "env": "SWARM_TEST_TOKEN", "as": "file"},
                         {"name": "DB_PASSWORD", "env": "SWARM_TEST_PASSWORD"},
                     ],
+                    "files": [{"source": "app.ini", "target": "/etc/app/app.ini", "mode": "0440"}],
                     "healthcheck": {"test": HEALTH_TEST, "interval": "1s", "retries": 3},
                 },
             },
@@ -597,7 +599,9 @@ def test_a_swarm_environment_on_an_engine_outside_any_swarm_is_refused(
     assert caught.value.hint is not None
 
 
-def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> str:
+def _in_task(
+    cluster: SwarmCluster, node: str, service: str, *command: str, user: str | None = None
+) -> str:
     """``command``'s output in the task of ``service`` on the node named ``node``."""
     selector = f"label=com.docker.swarm.service.name={service}"
     found = subprocess.run(
@@ -608,8 +612,9 @@ def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> s
         timeout=60,
     )
     (container,) = found.stdout.split()
+    as_user = ["--user", user] if user else []
     done = subprocess.run(
-        ["docker", "exec", node, "docker", "exec", container, *command],
+        ["docker", "exec", node, "docker", "exec", *as_user, container, *command],
         check=True,
         capture_output=True,
         text=True,
@@ -618,13 +623,14 @@ def _in_task(cluster: SwarmCluster, node: str, service: str, *command: str) -> s
     return done.stdout
 
 
-def test_secrets_become_swarm_secrets_and_go_with_their_replica(
+def test_secrets_and_config_files_become_swarm_objects_that_go_with_their_replica(
     swarm: tuple[Seeded, SwarmCluster], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seeded, cluster = swarm
     token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
     monkeypatch.setenv("SWARM_TEST_TOKEN", token)
     monkeypatch.setenv("SWARM_TEST_PASSWORD", password)
+    (seeded.repo / "app.ini").write_text("[app]\nlevel = info\n", encoding="utf-8")
     assert _deploy(seeded, "secrets", OLD) == "succeeded"
     wait_serving(seeded.url("secrets"), OLD, timeout=30)
     engine = environment_engine(seeded.config(), "secrets")
@@ -635,8 +641,15 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
         service = engine.client.api.inspect_service(replica.name)
         secrets = engine.client.api.secrets()
+        configs = engine.client.api.configs()
         in_file = _in_task(
             cluster, hostnames[replica.node], replica.name, "cat", "/run/secrets/api_token"
+        )
+        config_file = _in_task(
+            cluster, hostnames[replica.node], replica.name, "cat", "/etc/app/app.ini", user="0"
+        )
+        config_mode = _in_task(
+            cluster, hostnames[replica.node], replica.name, "stat", "-c", "%a", "/etc/app/app.ini"
         )
     finally:
         engine.close()
@@ -644,12 +657,21 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
     (reference,) = container["Secrets"]
     assert reference["File"]["Name"] == "/run/secrets/api_token"
     assert in_file.strip() == token
+    # A config file is a Swarm config of the replica, at its path with its mode.
+    (config_reference,) = container["Configs"]
+    assert (config_reference["File"]["Name"], config_reference["File"]["Mode"]) == (
+        "/etc/app/app.ini",
+        0o440,
+    )
+    assert [c["Spec"]["Name"] for c in configs] == [f"{replica.name}-1"]
+    assert configs[0]["Spec"]["Labels"]["dev.dockroll.config-of"] == replica.name
+    assert (config_file, config_mode.strip()) == ("[app]\nlevel = info\n", "440")
     # A file secret is a Swarm secret of the replica, in no spec, label or name.
     assert [s["Spec"]["Name"] for s in secrets] == [f"{replica.name}-1"]
     assert token not in json.dumps(service)
     assert container["Healthcheck"]["Test"] == HEALTH_TEST
 
-    # A rotated secret is a new rollout; the old replica's secret goes with it.
+    # A rotated secret is a new rollout; the old replica's secret and config go with it.
     monkeypatch.setenv("SWARM_TEST_TOKEN", f"{token}-2")
     assert _deploy(seeded, "secrets", OLD) == "succeeded"
     engine = environment_engine(seeded.config(), "secrets")
@@ -658,12 +680,14 @@ def test_secrets_become_swarm_secrets_and_go_with_their_replica(
             {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "secrets", labels.ROLE: "app"}
         )
         left = [s["Spec"]["Name"] for s in engine.client.api.secrets()]
+        configs_left = [c["Spec"]["Name"] for c in engine.client.api.configs()]
         hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
         rotated = _in_task(cluster, hostnames[new.node], new.name, "cat", "/run/secrets/api_token")
     finally:
         engine.close()
     assert new.name != replica.name
     assert left == [f"{new.name}-1"]
+    assert configs_left == [f"{new.name}-1"]
     assert rotated.strip() == f"{token}-2"
     shown = run_dockroll(seeded, "--json", "status", "--env", "secrets")
     assert shown.returncode == 0, shown.stderr
@@ -776,6 +800,106 @@ def test_a_drained_node_moves_its_replicas_and_the_router_follows_them(
     assert shown.returncode == 0, shown.stderr
     (environment,) = json.loads(shown.stdout)["environments"]
     assert {r["version"] for r in environment["replicas"]} == {NEW}
+
+
+def test_rebalance_moves_a_doubled_up_replica_to_the_empty_worker_under_load(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    url = seeded.url("rebalance")
+    assert _deploy(seeded, "rebalance", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+    selector = {
+        labels.SERVICE: seeded.service,
+        labels.ENVIRONMENT: "rebalance",
+        labels.ROLE: "app",
+    }
+    engine = environment_engine(seeded.config(), "rebalance")
+    router = HaproxyRouter.for_environment(engine, seeded.config(), "rebalance")
+    try:
+        hostnames = {n["ID"]: n["Description"]["Hostname"] for n in engine.client.api.nodes()}
+        before = _spread(cluster, engine, selector, hostnames)
+        # Both replicas onto one worker: drain the other until Swarm moved its replica.
+        drained = before[sorted(before)[-1]].node
+        _node_availability(cluster, hostnames[drained], "drain")
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                now = {r.name: r for r in engine.containers(selector)}
+                servers = {s.name: s for s in router.servers()}
+                if all(
+                    r.running
+                    and r.node != drained
+                    and servers[name].health is ServerHealth.UP
+                    and servers[name].address == r.networks.get(router.network)
+                    for name, r in now.items()
+                ):
+                    break
+                assert time.monotonic() < deadline, (now, servers)
+                time.sleep(0.5)
+        finally:
+            _node_availability(cluster, hostnames[drained], "active")
+        (shared,) = {r.node for r in now.values()}
+        shown = run_dockroll(seeded, "--json", "status", "--env", "rebalance")
+        assert shown.returncode == 0, shown.stderr
+        (status,) = json.loads(shown.stdout)["environments"]
+        assert any("dockroll rebalance --env rebalance" in note for note in status["drift"])
+
+        # A dry run says what would move and changes nothing.
+        shown = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance", "--dry-run")
+        assert shown.returncode == 0, shown.stderr
+        planned = json.loads(shown.stdout)
+        assert planned["status"] == "dry-run"
+        assert planned["nodes"] == {hostnames[shared]: 2}
+        assert [m["node"] for m in planned["moves"]] == [hostnames[shared]]
+        assert {r.name for r in engine.containers(selector)} == set(now)
+
+        started = time.monotonic()
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            done = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance")
+            load.wait_for(len(load.answers) + 200, timeout=60)
+        seconds = time.monotonic() - started
+        after = {r.name: r for r in engine.containers(selector)}
+    finally:
+        engine.close()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    print(
+        f"rebalance of {sorted(now)} sharing {hostnames[shared]}: {len(load.answers)} requests, "
+        f"{len(load.failures)} failed, {result['seconds']:.1f} s ({seconds:.1f} s with the load)"
+    )
+    assert load.failures == [], load.failures[:5]
+    assert result["status"] == "succeeded"
+    (move,) = result["moves"]
+    assert move["replica"] in now
+    assert move["replacement"] in after
+    assert move["replica"] not in after
+    # One replica per worker again, both of the release that served.
+    assert len(after) == 2
+    assert all(r.running for r in after.values()), after
+    assert len({r.node for r in after.values()}) == 2, after
+    assert {r.labels[labels.VERSION] for r in after.values()} == {OLD}
+    assert result["nodes"] == {hostnames[n]: 1 for n in {r.node for r in after.values()}}
+    assert versions(url, 20) == {OLD: 20}
+    with seeded.ledger() as ledger:
+        (deployment, *_) = ledger.deployments(seeded.service, "rebalance")
+        (event, *_) = ledger.audit_events(
+            service=seeded.service, env="rebalance", action="rebalance"
+        )
+    assert deployment.id == result["deployment"]
+    assert deployment.status is DeploymentStatus.SUCCEEDED
+    assert (deployment.reason or "").startswith("rebalance")
+    assert (event.action, event.target) == ("rebalance", OLD)
+
+    # Balanced now: nothing to move, nothing changed, nothing for status to say.
+    again = run_dockroll(seeded, "--json", "rebalance", "--env", "rebalance")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "balanced"
+    shown = run_dockroll(seeded, "--json", "status", "--env", "rebalance")
+    (status,) = json.loads(shown.stdout)["environments"]
+    assert status["drift"] == [], status["drift"]
 
 
 def test_a_killed_worker_node_loses_only_its_requests_in_flight_and_the_router_follows(

@@ -13,6 +13,7 @@ import yaml
 from dockroll import labels
 from dockroll.config import Config, load_config
 from dockroll.container_settings import (
+    MAX_FILE_SIZE,
     parse_env_file,
     parse_memory,
     parse_volume,
@@ -67,6 +68,29 @@ def test_memory_sizes(text: object, size: int) -> None:
         ({"healthcheck": {"test": ["curl", "x"]}}, "container.healthcheck.test", "CMD"),
         ({"extra_hosts": ["nocolon"]}, "container.extra_hosts", "NAME:ADDRESS"),
         ({"comand": ["x"]}, "container.comand", "unknown field"),
+        ({"files": [{"source": "a", "target": "etc/a"}]}, "container.files.0.target", "absolute"),
+        ({"files": [{"source": "a", "target": "/etc/"}]}, "container.files.0.target", "file path"),
+        ({"files": [{"source": "a", "target": "/a", "mode": 444}]}, "files.0.mode", "quoted"),
+        ({"files": [{"source": "a", "target": "/a", "mode": "0999"}]}, "files.0.mode", "octal"),
+        (
+            {"files": [{"source": "a", "target": "/a"}, {"source": "b", "target": "/a"}]},
+            "container",
+            "file /a is listed twice",
+        ),
+        (
+            {
+                "files": [{"source": "a", "target": "/run/secrets/key"}],
+                "secrets": [{"name": "key", "env": "K", "as": "file"}],
+            },
+            "container",
+            "also where a secret goes",
+        ),
+        ({"files": [{"target": "/a"}]}, "container.files.0.source", "required"),
+        (
+            {"files": [{"source": "a", "target": "/etc/app/a.ini"}], "volumes": ["./c:/etc/app"]},
+            "container",
+            "file /etc/app/a.ini is in the volume at /etc/app",
+        ),
     ],
 )
 def test_bad_values_name_their_field(
@@ -351,3 +375,127 @@ def test_a_container_in_another_ones_network_namespace() -> None:
     options = _run_options(RunRequest("img", network_container="holder"))
 
     assert options["network_mode"] == "container:holder"
+
+
+def test_config_files_are_read_at_deploy_merged_by_target_and_hashed(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "app.ini").write_bytes(b"[app]\nlevel = info\n")
+    (tmp_path / "prod.ini").write_bytes(b"[app]\nlevel = warning\n")
+    (tmp_path / "extra.bin").write_bytes(b"\xff\x00binary")
+    data: dict[str, Any] = {
+        "container": {
+            "files": [
+                {"source": "config/app.ini", "target": "/etc/app/app.ini"},
+                {"source": "extra.bin", "target": "/opt/extra.bin", "mode": "0640"},
+            ]
+        },
+        "environments": {
+            "dev": {"port": 8001},
+            "prod": {
+                "port": 8002,
+                "container": {"files": [{"source": "prod.ini", "target": "/etc/app/app.ini"}]},
+            },
+        },
+    }
+    config = _config(tmp_path, data)
+    dev, prod = resolve_container(config, "dev"), resolve_container(config, "prod")
+    assert dict(dev.config_files) == {
+        "/etc/app/app.ini": (b"[app]\nlevel = info\n", 0o444),
+        "/opt/extra.bin": (b"\xff\x00binary", 0o640),
+    }
+    # An environment's file at the same path replaces the top-level one.
+    assert prod.config_files["/etc/app/app.ini"] == (b"[app]\nlevel = warning\n", 0o444)
+    assert prod.config_files["/opt/extra.bin"][1] == 0o640
+    assert dev.config_hash != prod.config_hash
+    request = run_request(
+        dev, "img", name="x", labels={}, network=None, service="web", environment="dev"
+    )
+    assert dict(request.config_files) == dict(dev.config_files)
+    assert request.files == {}
+    # Contents are not in the settings the hash is shown from, only their digests.
+    assert "level = info" not in str(dev.settings)
+    assert "level = info" not in repr(request)
+
+    # A changed file, or a changed mode, is a new hash; the same file keeps it.
+    assert resolve_container(config, "dev").config_hash == dev.config_hash
+    (tmp_path / "config" / "app.ini").write_bytes(b"[app]\nlevel = debug\n")
+    changed = resolve_container(config, "dev").config_hash
+    assert changed != dev.config_hash
+    data["container"]["files"][1]["mode"] = "0600"
+    assert resolve_container(_config(tmp_path, data), "dev").config_hash not in (
+        changed,
+        dev.config_hash,
+    )
+
+
+def test_a_missing_or_clashing_config_file_names_its_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(
+        tmp_path,
+        {
+            "environments": {
+                "prod": {
+                    "port": 8002,
+                    "container": {"files": [{"source": "nope.ini", "target": "/etc/a.ini"}]},
+                }
+            }
+        },
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_container(config, "prod")
+    assert caught.value.message.startswith(
+        "environments.prod.container.files.0: the file for /etc/a.ini"
+    )
+    assert "nope.ini" in caught.value.message
+    assert caught.value.hint is not None
+
+    # A top-level file and an environment's secret at one path meet only when merged.
+    (tmp_path / "key").write_text("k", encoding="utf-8")
+    monkeypatch.setenv("KEY_SOURCE", SECRET)
+    config = _config(
+        tmp_path,
+        {
+            "container": {"files": [{"source": "key", "target": "/run/secrets/key"}]},
+            "environments": {
+                "prod": {
+                    "port": 8002,
+                    "container": {"secrets": [{"name": "key", "env": "KEY_SOURCE", "as": "file"}]},
+                }
+            },
+        },
+    )
+    with pytest.raises(ConfigError, match=r"^container\.files\.0: file /run/secrets/key is also"):
+        resolve_container(config, "prod")
+
+    config = _config(
+        tmp_path,
+        {
+            "container": {"files": [{"source": "key", "target": "/data/app.ini"}]},
+            "environments": {"prod": {"port": 8002, "container": {"volumes": ["data:/data"]}}},
+        },
+    )
+    with pytest.raises(ConfigError, match=r"^container\.files\.0: file /data/app.ini is in the"):
+        resolve_container(config, "prod")
+    assert resolve_container(config, "dev").config_files["/data/app.ini"] == (b"k", 0o444)
+
+    (tmp_path / "big").write_bytes(b"x" * (MAX_FILE_SIZE + 1))
+    config = _config(tmp_path, {"container": {"files": [{"source": "big", "target": "/etc/big"}]}})
+    with pytest.raises(ConfigError, match="Swarm's limit"):
+        resolve_container(config, "dev")
+
+
+def test_config_files_tar_keeps_their_mode_and_leaves_existing_directories_alone() -> None:
+    data = _files_tar(
+        {"/run/secrets/token": b"abc"},
+        {"/etc/app/app.ini": (b"[app]", 0o640), "/app.conf": (b"x", 0o444)},
+    )
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert set(members) == {"run/secrets", "run/secrets/token", "etc/app/app.ini", "app.conf"}
+        assert members["etc/app/app.ini"].mode == 0o640
+        assert (members["etc/app/app.ini"].uid, members["etc/app/app.ini"].gid) == (0, 0)
+        assert members["app.conf"].mode == 0o444
+        extracted = archive.extractfile("etc/app/app.ini")
+        assert extracted is not None
+        assert extracted.read() == b"[app]"

@@ -138,6 +138,7 @@ COMMAND_MODULES = {
     "promote-canary": "deploy",
     "prune": "prune",
     "push": "push",
+    "rebalance": "rebalance",
     "release": "hold",
     "releases": "ledger",
     "report": "report",

@@ -50,6 +50,7 @@ COMMAND_SUMMARIES: dict[str, str] = {
     "approve": "Approve a release for an environment that requires approval.",
     "prune": "Delete old releases of the service from the registry; a dry run unless --yes.",
     "push": "Push every tag of the last build; print the one digest they share.",
+    "rebalance": "Move replicas that share a Swarm node to a less loaded one, new before old.",
     "report": (
         "DORA metrics per environment: deployment frequency, lead time for "
         "changes,\nchange failure rate and time to restore."

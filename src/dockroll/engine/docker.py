@@ -294,8 +294,8 @@ class DockerEngine:
                     **_run_options(request),
                 )
                 try:
-                    if request.files:
-                        container.put_archive("/", _files_tar(request.files))
+                    if request.files or request.config_files:
+                        container.put_archive("/", _files_tar(request.files, request.config_files))
                     container.start()
                 except docker.errors.APIError:
                     # Created but not started: nothing would ever start or remove it.
@@ -608,6 +608,7 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
                 source=mount.source,
                 type=mount.kind,
                 read_only=mount.read_only,
+                labels=dict(mount.labels) if mount.labels and mount.kind == "volume" else None,
             )
             for mount in request.mounts
         ]
@@ -638,10 +639,21 @@ def _run_options(request: RunRequest) -> dict[str, Any]:
     return options
 
 
-def _files_tar(files: Mapping[str, bytes]) -> bytes:
-    """A tar of ``files`` (absolute paths) with their directories, readable by any user."""
+def _files_tar(
+    files: Mapping[str, bytes], config_files: Mapping[str, tuple[bytes, int]] | None = None
+) -> bytes:
+    """A tar of ``files`` (absolute paths) with their directories, readable by any user,
+    and of ``config_files`` (path → content and mode), owned by root.
+
+    A config file's missing directories are made by the engine (0755); existing ones,
+    such as /etc, keep their mode and owner.
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path, (content, mode) in sorted((config_files or {}).items()):
+            info = tarfile.TarInfo(path.strip("/"))
+            info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+            archive.addfile(info, io.BytesIO(content))
         made: set[str] = set()
         for path, content in sorted(files.items()):
             parts = path.strip("/").split("/")

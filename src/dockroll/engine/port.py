@@ -110,6 +110,9 @@ class RunRequest:
     """Environment variables that are secrets: never in a repr or a message."""
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     """Absolute path → content, written into the container before it starts (secrets)."""
+    config_files: Mapping[str, tuple[bytes, int]] = field(default_factory=dict, repr=False)
+    """Absolute path → (content, mode): config files that are not secrets, written into
+    the container before it starts (Swarm configs on a Swarm)."""
     network_aliases: Sequence[str] = ()
     """Other names the container answers to on ``network`` (an accessory's short name)."""
     publish_on: Mapping[int, tuple[str, int]] = field(default_factory=dict)
@@ -137,6 +140,8 @@ class Mount:
     target: str
     read_only: bool = False
     kind: str = "volume"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of a volume the engine creates for this mount (``env down`` finds it)."""
 
 
 @dataclass(frozen=True)

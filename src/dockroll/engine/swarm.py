@@ -33,6 +33,7 @@ from typing import Any
 
 import docker.errors
 from docker.types import (
+    ConfigReference,
     ContainerSpec,
     DriverConfig,
     EndpointSpec,
@@ -52,15 +53,16 @@ from dockroll.engine.port import ContainerInfo, Health, RunRequest
 from dockroll.errors import EngineError
 from dockroll.labels import CONFIG_HASH, ENVIRONMENT, RELEASE, ROLE, SERVICE, SLOT
 
-__all__ = ["SwarmEngine", "SwarmPlacement", "spread_exclusions"]
+__all__ = ["SwarmEngine", "SwarmPlacement", "eligible_nodes", "spread_exclusions"]
 
 _APP_ROLE = "app"
 _POLL = 0.25
 # Task states that end a task for good (Swarm may start another in its place).
 _ENDED = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 _LOG_DRIVER = DriverConfig("json-file", {"max-size": "20m", "max-file": "3"})
-# Swarm secrets of a replica carry the replica's name in this label.
+# Swarm secrets and configs of a replica carry the replica's name in these labels.
 _SECRET_OWNER = "dev.dockroll.secret-of"
+_CONFIG_OWNER = "dev.dockroll.config-of"
 # Replicas that serve together once a rollout is done share these labels.
 _GENERATION = (RELEASE, SLOT, CONFIG_HASH)
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(==|!=)\s*(.*?)\s*$")
@@ -133,12 +135,18 @@ class SwarmEngine(DockerEngine):
             return super().run(request)
         away = self._spread_away(request)
         secrets = self._create_secrets(request.name, request.files, request.labels)
-        spec = self._service_spec(request, secrets, away=away)
+        try:
+            configs = self._create_configs(request.name, request.config_files, request.labels)
+        except EngineError:
+            self._remove_secrets(request.name)
+            raise
+        spec = self._service_spec(request, secrets, away=away, configs=configs)
         with self._calls(f"creating service {request.name}"):
             try:
                 self.client.api.create_service(**spec)
             except docker.errors.APIError as exc:
                 self._remove_secrets(request.name)
+                self._remove_configs(request.name)
                 raise EngineError(
                     f"the Swarm refused service {request.name}: {exc.explanation or exc}",
                     hint="is the engine a Swarm manager? `docker node ls` there tells",
@@ -179,6 +187,7 @@ class SwarmEngine(DockerEngine):
                 break
             time.sleep(_POLL)
         self._remove_secrets(name)
+        self._remove_configs(name)
 
     def logs(
         self,
@@ -215,6 +224,13 @@ class SwarmEngine(DockerEngine):
             for node in nodes
             if node.get("ID")
         }
+
+    def placement_nodes(self) -> list[str] | None:
+        """The ids of the nodes the environment's replicas may run on (ready, ``active``,
+        matching its constraints); None when a constraint cannot be read here."""
+        with self._calls("listing the Swarm's nodes"):
+            nodes: list[dict[str, Any]] = self.client.api.nodes()
+        return eligible_nodes(nodes, self.placement.constraints)
 
     # -- services ----------------------------------------------------------------
 
@@ -271,16 +287,66 @@ class SwarmEngine(DockerEngine):
                 except docker.errors.NotFound:
                     continue
 
+    def _create_configs(
+        self, owner: str, files: Mapping[str, tuple[bytes, int]], labels: Mapping[str, str]
+    ) -> list[ConfigReference]:
+        """A Swarm config per config file of replica ``owner``, at its path with its mode.
+
+        Named and labelled as the secrets are (``<replica>-<n>``, a label naming the
+        replica); a leftover of a replica of the same name is replaced.
+        """
+        if not files:
+            return []
+        self._remove_configs(owner)
+        keep = {key: labels[key] for key in (SERVICE, ENVIRONMENT) if key in labels}
+        references = []
+        for index, (path, (content, mode)) in enumerate(sorted(files.items()), start=1):
+            name = f"{owner}-{index}"
+            with self._calls(f"creating Swarm config {name}"):
+                try:
+                    created = self.client.api.create_config(
+                        name, content, labels={**keep, _CONFIG_OWNER: owner}
+                    )
+                except docker.errors.APIError as exc:
+                    self._remove_configs(owner)
+                    raise EngineError(
+                        f"the Swarm refused config {name} for {path}: "
+                        f"{exc.explanation or exc.status_code}",
+                        hint="is the engine a Swarm manager? `docker config ls` there tells",
+                    ) from None
+            references.append(
+                ConfigReference(
+                    str(created["ID"]), name, filename=path, uid="0", gid="0", mode=mode
+                )
+            )
+        return references
+
+    def _remove_configs(self, owner: str) -> None:
+        if not owner:
+            return
+        with self._calls(f"removing the Swarm configs of {owner[:40]}"):
+            for config in self.client.api.configs(filters={"label": f"{_CONFIG_OWNER}={owner}"}):
+                try:
+                    self.client.api.remove_config(str(config["ID"]))
+                except docker.errors.NotFound:
+                    continue
+
     def _service_spec(
         self,
         request: RunRequest,
         secrets: Sequence[SecretReference] = (),
         *,
         away: Sequence[str] = (),
+        configs: Sequence[ConfigReference] = (),
     ) -> dict[str, Any]:
         if request.files and len(secrets) != len(request.files):
             raise EngineError(
                 f"replica {request.name} needs {len(request.files)} secret files as Swarm secrets"
+            )
+        if request.config_files and len(configs) != len(request.config_files):
+            raise EngineError(
+                f"replica {request.name} needs {len(request.config_files)} config files as "
+                "Swarm configs"
             )
         healthcheck = None
         if request.healthcheck is not None:
@@ -303,6 +369,7 @@ class SwarmEngine(DockerEngine):
             or None,
             hosts=dict(request.extra_hosts) or None,
             secrets=list(secrets) or None,
+            configs=list(configs) or None,
             healthcheck=healthcheck,
         )
         # dockroll.yml's swarm: limits win over the container's own.
@@ -519,19 +586,8 @@ def spread_exclusions(
     the rollout is done), then all of them. At least one node is always left; when
     a constraint cannot be read here, or no node is eligible, nothing is left out.
     """
-    eligible: list[str] = []
-    for node in nodes:
-        spec = node.get("Spec") or {}
-        ready = str((node.get("Status") or {}).get("State", "")).lower() == "ready"
-        active = str(spec.get("Availability", "")).lower() == "active"
-        if not (node.get("ID") and ready and active):
-            continue
-        fits = [_node_matches(node, constraint) for constraint in constraints]
-        if any(fit is None for fit in fits):
-            return []
-        if all(fits):
-            eligible.append(str(node["ID"]))
-    if len(eligible) < 2:
+    eligible = eligible_nodes(nodes, constraints)
+    if eligible is None or len(eligible) < 2:
         return []
     generation = tuple(labels.get(key, "") for key in _GENERATION)
 
@@ -542,6 +598,26 @@ def spread_exclusions(
 
     least = min(load(node_id) for node_id in eligible)
     return sorted(node_id for node_id in eligible if load(node_id) > least)
+
+
+def eligible_nodes(
+    nodes: Sequence[Mapping[str, Any]], constraints: Sequence[str]
+) -> list[str] | None:
+    """The ids of the ``nodes`` a replica may run on: ready, ``active`` and matching
+    ``constraints``; None when a constraint cannot be read here."""
+    eligible: list[str] = []
+    for node in nodes:
+        spec = node.get("Spec") or {}
+        ready = str((node.get("Status") or {}).get("State", "")).lower() == "ready"
+        active = str(spec.get("Availability", "")).lower() == "active"
+        if not (node.get("ID") and ready and active):
+            continue
+        fits = [_node_matches(node, constraint) for constraint in constraints]
+        if any(fit is None for fit in fits):
+            return None
+        if all(fits):
+            eligible.append(str(node["ID"]))
+    return eligible
 
 
 def _without_empty(value: dict[str, Any]) -> dict[str, Any]:

@@ -83,9 +83,10 @@ def upgrade_environment_router(
 ) -> RouterInfo:
     """Move the router to a new container (image, listeners), new before old where it can.
 
-    Hitless on a local engine once the router runs in a holder of its own; a router an
-    older dockroll started, new published listeners and remote engines replace the
-    container instead, which refuses connections for about a second (progress says so).
+    Hitless on local and remote engines once the router runs in a holder of its own; a
+    router an older dockroll started, new published listeners and Swarm environments
+    replace the container instead, which refuses connections for about a second
+    (progress says so).
     """
     router = _open(config, name, progress)
     engine = router.engine

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dockroll import labels
@@ -22,6 +22,7 @@ from dockroll.pipeline.engines import quick_engine
 from dockroll.pipeline.standby import find_standby
 from dockroll.refs import Digest
 from dockroll.rollout.plan import Observed, Replica
+from dockroll.rollout.rebalance import Placed, plan_moves
 from dockroll.router.haproxy import HaproxyRouter
 from dockroll.router.port import BackendServer, ServerHealth, traffic_shares
 
@@ -287,7 +288,40 @@ def _observed_status(
     status = EnvironmentStatus(
         **base, replicas=tuple(replicas), processes=_process_statuses(config, name, engine)
     )
-    return _with_drift(status, by_name)
+    status = _with_drift(status, by_name)
+    if config.environment(name).swarm is not None and status.unfinished is None:
+        note = _balance_note(engine, name, replicas)
+        if note:
+            status = replace(status, drift=(*status.drift, note))
+    return status
+
+
+def _balance_note(engine: Engine, name: str, replicas: list[ReplicaStatus]) -> str | None:
+    """On a Swarm, whether serving replicas share a node while an eligible one runs fewer."""
+    placed = [
+        Placed(r.name, r.node, r.slot, r.weight or 0)
+        for r in replicas
+        if r.node and r.state == "running" and r.share > 0
+    ]
+    if len({p.node for p in placed}) == len(placed):
+        return None  # no two on one node: the nodes need not be listed
+    # Loaded only for Swarm environments.
+    from dockroll.engine.swarm import SwarmEngine  # noqa: PLC0415
+
+    if not isinstance(engine, SwarmEngine):
+        return None
+    try:
+        eligible = engine.placement_nodes()
+    except DockrollError:
+        return None
+    moves = plan_moves(placed, eligible or [])
+    if not moves:
+        return None
+    return (
+        f"{', '.join(m.name for m in moves)} "
+        f"{'shares a node' if len(moves) == 1 else 'share nodes'} with another replica while "
+        f"a node that may run them runs fewer: `dockroll rebalance --env {name}` spreads them"
+    )
 
 
 def _process_statuses(

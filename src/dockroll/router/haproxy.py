@@ -36,6 +36,21 @@ stops: on a local engine HAProxy runs in the network namespace of a holder
 container (``<container>-net``) that publishes the listeners and joins the
 networks, so a new HAProxy can take the running one's listening sockets over.
 
+**Hand-overs on a remote engine.** A remote engine runs the router in a holder
+the same way (a Swarm environment's router keeps one container: see
+:mod:`dockroll.router.swarm`); what differs is what a new HAProxy needs from
+the old one. Its unix runtime socket (the one ``-x`` takes the listening
+sockets from) is in a named volume, ``dockroll-router-<service>-<env>-run``
+mounted at ``/var/lib/haproxy`` in each HAProxy container of the router, never
+in a host directory; config files are copied into each new container before it
+starts. Old and new share the holder's 127.0.0.1, so each HAProxy container
+serves its loopback runtime API on a port of its own (``DOCKROLL_ADMIN_PORT``,
+kept in the ``dockroll.router.admin-port`` label), which the exec relay reads:
+``-x`` hands every listening socket of the old process over, its API listener
+included, and on one port for both the relay's connections would reach the old
+or the new HAProxy at random. Nothing publishes these ports; they are reached
+only from inside.
+
 **Request log.** The public frontend logs every request to HAProxy's standard
 output in :data:`~dockroll.router.request_log.LOG_FORMAT` (server name, status,
 response time); :meth:`HaproxyRouter.request_log` reads the lines the engine
@@ -54,7 +69,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +82,7 @@ from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import EDGE_PORT, ListenAddress
 from dockroll.router import acme, forwarding, tls
 from dockroll.router import hold as holding
+from dockroll.router.holder import ENGINE_SOCKET, holder_entrypoint, socket_mount
 from dockroll.router.port import (
     BackendServer,
     RequestLog,
@@ -95,7 +111,7 @@ from dockroll.router.runtime_api import (
     set_weights_commands,
     validate_server_name,
 )
-from dockroll.router.transport import LOOPBACK_ADMIN_PORT, ExecTransport
+from dockroll.router.transport import ADMIN_PORT_LABEL, LOOPBACK_ADMIN_PORT, ExecTransport
 from dockroll.statedir import state_dir
 
 __all__ = [
@@ -129,6 +145,11 @@ _NEXT_SUFFIX = "-next"
 # Each HAProxy container of a holder has its own runtime socket: `-x` matches unix
 # sockets by path, and a new one must not reuse its predecessor's.
 _SOCKET_ENV = "DOCKROLL_ADMIN_SOCKET"
+# On a remote engine each HAProxy container's runtime API has a loopback port of its own
+# (old and new share the holder's 127.0.0.1), and its unix socket is in a named volume.
+_PORT_ENV = "DOCKROLL_ADMIN_PORT"
+_VOLUME_RUN_DIR = "/var/lib/haproxy"
+_ADMIN_PORTS = range(20000, 30000)
 # How long an old HAProxy may finish its requests after a hand-over (hard-stop-after 30s).
 _HANDOVER_GRACE = 35.0
 # On a remote engine the admin socket is TCP: listeners pass to a reloaded worker here.
@@ -200,6 +221,7 @@ def render_config(
     fingerprint: str | None = None,
     servers: Sequence[str] = (),
     admin_path: str = f"{_RUN_DIR}/{_SOCKET}",
+    loopback_port: str = str(LOOPBACK_ADMIN_PORT),
 ) -> str:
     """The haproxy.cfg of an environment's router: frontends and a backend.
 
@@ -209,7 +231,8 @@ def render_config(
     carries over from the running worker. ``fingerprint`` (of the config
     rendered without it and without servers) is the global ``description``, so
     ``show info`` tells which config a router runs. ``admin_path``: where the unix
-    socket is (a quoted ``"${VAR}"`` names it per container).
+    socket is (a quoted ``"${VAR}"`` names it per container); ``loopback_port``: the
+    loopback API's port (``${VAR}`` names it per container).
     """
     sockets = []
     # "expose-fd listeners": a reloaded worker takes over the listening sockets
@@ -221,7 +244,10 @@ def render_config(
             f"    stats socket {_RELOAD_SOCKET} mode 600 level admin expose-fd listeners"
         )
     if loopback_admin:
-        sockets.append(f"    stats socket ipv4@127.0.0.1:{LOOPBACK_ADMIN_PORT} level admin")
+        address = f"ipv4@127.0.0.1:{loopback_port}"
+        if "$" in loopback_port:
+            address = f'"{address}"'
+        sockets.append(f"    stats socket {address} level admin")
     if not admin_socket and not loopback_admin:
         raise RouterError(f"router of {service}/{environment} would have no runtime API")
     description = [f"    description {_DESCRIPTION} {fingerprint}"] if fingerprint else []
@@ -500,7 +526,17 @@ class HaproxyRouter:
 
     @property
     def _holds(self) -> bool:
-        return self._local and self.network_holder
+        return self.network_holder
+
+    @property
+    def _remote_holds(self) -> bool:
+        """A holder on a remote engine: runtime sockets in a volume, a loopback port each."""
+        return self._holds and not self._local
+
+    @property
+    def run_volume(self) -> str:
+        """The named volume of the runtime sockets on a remote engine (``-x`` needs them)."""
+        return f"{self.container_name}-run"
 
     def network_owner(self) -> str:
         """The container whose networks and addresses the router has (the edge joins it)."""
@@ -532,7 +568,10 @@ class HaproxyRouter:
     def api(self) -> RuntimeApi:
         if not self._local and self._relay is None:
             self._relay = ExecTransport(
-                self._engine, self.container_name, timeout=self.settings.api_timeout
+                self._engine,
+                self.container_name,
+                port=None if self._remote_holds else LOOPBACK_ADMIN_PORT,
+                timeout=self.settings.api_timeout,
             )
         transport = None if self._local else self._relay
         return RuntimeApi(
@@ -695,11 +734,11 @@ class HaproxyRouter:
     def upgrade(self, servers: Sequence[ServerSpec] = ()) -> RouterInfo:
         """Move the router to a new container (new image, container settings), new before old.
 
-        On a local engine the new HAProxy starts in the holder's network namespace
-        beside the running one and takes its listening sockets over (:meth:`_hand_over`):
-        nothing is refused. What the holder itself must change (published listeners),
-        a router an older dockroll started (its own container publishes its listeners),
-        and a router on a remote engine are replaced instead, which is NOT hitless:
+        The new HAProxy starts in the holder's network namespace beside the running one
+        and takes its listening sockets over (:meth:`_hand_over`), on a local or a remote
+        engine: nothing is refused. What the holder itself must change (published
+        listeners), a router an older dockroll started (its own container publishes its
+        listeners), and a router without a holder are replaced instead, which is NOT hitless:
         connections are refused from the old container's stop until the new one
         listens, about a second. Either way the servers the old router had go across
         with their weights (drained ones drained), and ``servers`` it lacked are added;
@@ -782,7 +821,11 @@ class HaproxyRouter:
             worker=worker,
             listeners=tuple(str(a) for a in self.listeners),
             metrics=str(self.metrics_address),
-            admin=str(self.admin),
+            admin=str(
+                AdminAddress(host="127.0.0.1", port=_label_port(found), container=found.name)
+                if found is not None and self._remote_holds
+                else self.admin
+            ),
             config=config or "",
             wanted_config=self.config_fingerprint(),
             verdict=verdict,
@@ -813,11 +856,12 @@ class HaproxyRouter:
             service=self.service,
             environment=self.environment,
             settings=self.settings,
-            admin_socket=self._local,
+            admin_socket=self._local or self._holds,
             loopback_admin=not self._local,
             fingerprint=fingerprint,
             servers=servers,
             admin_path=f'"${{{_SOCKET_ENV}}}"' if self._holds else f"{_RUN_DIR}/{_SOCKET}",
+            loopback_port=f"${{{_PORT_ENV}}}" if self._remote_holds else str(LOOPBACK_ADMIN_PORT),
         )
 
     def _server_line(self, row: Mapping[str, str]) -> str:
@@ -888,6 +932,12 @@ class HaproxyRouter:
             for name in (self.container_name + _NEXT_SUFFIX, self.holder_name):
                 with self._engine_call(f"removing {name}"):
                     self._engine.remove(name, grace=0)
+        if self._remote_holds:
+            # Docker engines remove volumes; nothing else the router runs on makes one.
+            remove_volume = getattr(self._engine, "remove_volume", None)
+            if callable(remove_volume):
+                with self._engine_call(f"removing volume {self.run_volume}"):
+                    remove_volume(self.run_volume)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     # -- servers -----------------------------------------------------------------
@@ -1095,6 +1145,8 @@ class HaproxyRouter:
         }
         if self._holds:
             published["network"] = "holder; a new HAProxy takes the listeners over (-x)"
+        if self._remote_holds:
+            published["run"] = "named volume; a loopback API port per container"
         text = json.dumps(published, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -1282,6 +1334,17 @@ class HaproxyRouter:
         return self.acme_store.key if self.settings.acme else self.settings.tls_key
 
     def _start(self, config: str, container_fp: str, config_fp: str) -> ContainerInfo:
+        if self._remote_holds:
+            image = self._image()
+            self._ensure_holder(image)
+            return self._run_haproxy(
+                self.container_name,
+                secrets.token_hex(4),
+                container_fp,
+                config_fp,
+                image=image,
+                files={"haproxy.cfg": config, **self._start_files()},
+            )
         if self._holds:
             self._prepare_directory(config)
             for stale in (self.directory / "run").glob("admin-*.sock"):
@@ -1370,6 +1433,8 @@ class HaproxyRouter:
     def _remove_container(self, *, grace: float) -> None:
         with self._engine_call(f"removing {self.container_name}"):
             self._engine.remove(self.container_name, grace=grace)
+        if self._relay is not None:  # a new container may have another API port
+            self._relay.close()
 
     # -- new before old: a holder of the network namespace, HAProxy containers in it ----
 
@@ -1408,7 +1473,7 @@ class HaproxyRouter:
     def _upgrade_kind(self, found: ContainerInfo) -> str:
         """How :meth:`upgrade` moves the running ``found`` to a new container: ``hitless``,
         ``migrate`` (an older dockroll's, which published its own listeners), ``listeners``
-        (the holder must change) or ``replace`` (a remote engine)."""
+        (the holder must change) or ``replace`` (a router without a holder)."""
         if not self._holds:
             return "replace"
         if _GENERATION_LABEL not in found.labels:
@@ -1432,7 +1497,7 @@ class HaproxyRouter:
         if holder is not None:
             held |= set(holder.ports.values())
         for address in (*self.listeners, self.metrics_address):
-            if address.port in held:
+            if address.port in held or not self._local:  # a remote host's: its engine says
                 continue
             try:
                 address.try_bind()
@@ -1486,9 +1551,11 @@ class HaproxyRouter:
                 **dockroll_labels.selector(self.service, self.environment, "router-network"),
                 _HOLDER_LABEL: wanted,
             },
-            # Only holds the namespace: the same image (present anyway), doing nothing.
-            entrypoint=["sleep"],
-            command=["infinity"],
+            # Holds the namespace, and starts HAProxy when an engine restart did not
+            # (router/holder.py): the same image, present anyway.
+            entrypoint=holder_entrypoint(self.container_name),
+            user="0",
+            mounts=[socket_mount(self._engine.endpoint)],
             publish_on=published,
             network=self.network,
             restart_policy="unless-stopped",
@@ -1497,7 +1564,25 @@ class HaproxyRouter:
         self._progress(
             Progress("router", f"starting {self.holder_name}, which holds the router's listeners")
         )
-        self._run(request)
+        try:
+            self._run(request)
+        except RouterError as exc:
+            if "bind source path does not exist" not in exc.message:
+                raise
+            # No engine socket where the watch looks for it (a rootless engine on a remote
+            # host): the holder only holds the namespace.
+            self._progress(
+                Progress(
+                    "router",
+                    f"warning: no engine socket at {ENGINE_SOCKET} on that host; "
+                    f"{self.holder_name} cannot start {self.container_name} after an engine "
+                    "restart, the next deploy does",
+                )
+            )
+            sleeping = replace(
+                request, entrypoint=["sleep"], command=["infinity"], user=None, mounts=()
+            )
+            self._run(sleeping)
 
     def _run_haproxy(
         self,
@@ -1508,24 +1593,41 @@ class HaproxyRouter:
         *,
         image: str,
         take_over: str | None = None,
+        previous_port: int | None = None,
+        files: Mapping[str, str] | None = None,
     ) -> ContainerInfo:
         """Start HAProxy as ``name`` in the holder's namespace, with the runtime socket of
         ``generation``; with ``take_over`` (a running one's generation) it takes that
-        one's listening sockets over first."""
+        one's listening sockets over first. On a remote engine ``files`` (name → text) go
+        into its config directory before it starts, and its loopback API gets a port
+        other than ``previous_port`` (the running one's)."""
         conf, run = self.directory / "conf", self.directory / "run"
+        run_dir = _VOLUME_RUN_DIR if self._remote_holds else _RUN_DIR
         command = ["haproxy", "-f", f"{_CONFIG_DIR}/haproxy.cfg"]
         if take_over is not None:
-            command += ["-x", f"{_RUN_DIR}/{_socket_name(take_over)}"]
+            command += ["-x", f"{run_dir}/{_socket_name(take_over)}"]
+        labels = {**self._labels(container_fp, config_fp), _GENERATION_LABEL: generation}
+        env = {_SOCKET_ENV: f"{run_dir}/{_socket_name(generation)}"}
+        mounts: tuple[Mount, ...] = (
+            Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
+            Mount(str(run), _RUN_DIR, kind="bind"),
+        )
+        copied: dict[str, bytes] = {}
+        if self._remote_holds:
+            port = _admin_port(generation, previous_port)
+            labels[ADMIN_PORT_LABEL] = str(port)
+            env[_PORT_ENV] = str(port)
+            # The image's /var/lib/haproxy belongs to HAProxy's user: a new volume copies that.
+            mounts = (Mount(self.run_volume, _VOLUME_RUN_DIR, labels=self._volume_labels()),)
+            copied = {f"{_CONFIG_DIR}/{n}": text.encode() for n, text in (files or {}).items()}
         request = RunRequest(
             image,
             name=name,
-            labels={**self._labels(container_fp, config_fp), _GENERATION_LABEL: generation},
+            labels=labels,
             command=command,
-            env={_SOCKET_ENV: f"{_RUN_DIR}/{_socket_name(generation)}"},
-            mounts=(
-                Mount(str(conf), _CONFIG_DIR, read_only=True, kind="bind"),
-                Mount(str(run), _RUN_DIR, kind="bind"),
-            ),
+            env=env,
+            mounts=mounts,
+            files=copied,
             network_container=self.holder_name,
             restart_policy="unless-stopped",
             log_options=_LOG_OPTIONS,
@@ -1535,8 +1637,17 @@ class HaproxyRouter:
         self._progress(Progress("router", f"starting {name} from {image}"))
         return self._run(request)
 
+    def _volume_labels(self) -> dict[str, str]:
+        return {
+            "dockroll.service": self.service,
+            "dockroll.environment": self.environment,
+            **dockroll_labels.selector(self.service, self.environment, "router-run"),
+        }
+
     def _point(self, generation: str) -> None:
         """Make ``run/admin.sock`` (the runtime API path) the socket of ``generation``."""
+        if self._remote_holds:
+            return  # the relay reads each container's port from its label
         run = self.directory / "run"
         link = run / f"{_SOCKET}.link"
         link.unlink(missing_ok=True)
@@ -1564,7 +1675,7 @@ class HaproxyRouter:
         flags = self.flags()
         config_fp = self.config_fingerprint()
         container_fp = self._container_fingerprint()
-        self._write_carried(state, rows, flags, config_fp)
+        files = self._write_carried(state, rows, flags, config_fp)
         name = self.container_name + _NEXT_SUFFIX
         image = self._image()
         with self._engine_call(f"removing {name}"):
@@ -1581,7 +1692,14 @@ class HaproxyRouter:
         new: ContainerInfo | None = None
         try:
             new = self._run_haproxy(
-                name, generation, container_fp, config_fp, image=image, take_over=previous
+                name,
+                generation,
+                container_fp,
+                config_fp,
+                image=image,
+                take_over=previous,
+                previous_port=_label_port(found),
+                files=files,
             )
             self._wait_serving(new, generation, config_fp, serving)
         except RouterError as exc:
@@ -1597,6 +1715,8 @@ class HaproxyRouter:
                 hint="does the image run HAProxy 2.6 or later?",
             ) from None
         self._point(generation)
+        if self._relay is not None:  # on a remote engine: the new one's own loopback port
+            self._relay.retarget(name)
         restored = self.restore(servers)
         self._progress(Progress("router", f"stopping the old {self.container_name} softly"))
         self._remove_container(grace=_HANDOVER_GRACE)
@@ -1608,6 +1728,8 @@ class HaproxyRouter:
                 named = self._engine.container(self.container_name)
                 if named is None or named.id != new.id:  # else another command renamed it
                     raise
+        if self._relay is not None:
+            self._relay.retarget(self.container_name)
         # A restart starts from the file: with no server, as every start does.
         self._put_file("haproxy.cfg", self._render(config_fp))
         self._wait_restored([s for s in servers if s.name in restored])
@@ -1629,30 +1751,55 @@ class HaproxyRouter:
         rows: Sequence[Mapping[str, str]],
         flags: Mapping[str, str],
         config_fp: str,
-    ) -> None:
-        """The files a new HAProxy starts with the running servers from; checked first."""
+    ) -> dict[str, str]:
+        """The files a new HAProxy starts with the running servers from; checked first.
+        Also returned (name → text): a new container on a remote engine gets them copied."""
         config = self._render(config_fp, [self._server_line(row) for row in rows])
-        self._put_file("haproxy.cfg.next", config)
-        self._put_file(holding.LUA_FILE, holding.hold_script(self._state_map))
+        files = {"haproxy.cfg.next": config, holding.LUA_FILE: holding.hold_script(self._state_map)}
         if self.settings.tls_listeners:
-            self._put_file(tls.CERT_FILE, self._certificate())
+            files[tls.CERT_FILE] = self._certificate()
         if self.settings.acme:
-            self._put_file(acme.CHALLENGE_MAP, "")
+            files[acme.CHALLENGE_MAP] = ""
+        for name, text in files.items():
+            self._put_file(name, text)
         self._check_config("haproxy.cfg.next")
-        self._put_file(_STATE_FILE, state)
-        self._put_file(holding.STATE_MAP, holding.render_state(flags))
-        self._put_file("haproxy.cfg", config)
+        files[_STATE_FILE] = state
+        files[holding.STATE_MAP] = holding.render_state(flags)
+        files["haproxy.cfg"] = config
+        for name in (_STATE_FILE, holding.STATE_MAP, "haproxy.cfg"):
+            self._put_file(name, files[name])
+        return files
 
     def _wait_serving(
         self, container: ContainerInfo, generation: str, config_fp: str, serving: set[str]
     ) -> None:
         """Until the HAProxy of ``generation`` answers on ``config_fp`` and has each server
         in ``serving`` up (their state came across; a first check confirms it)."""
+        if self._remote_holds:
+            relay = ExecTransport(
+                self._engine, container.name, port=None, timeout=self.settings.api_timeout
+            )
+            try:
+                api = RuntimeApi(
+                    AdminAddress(host="127.0.0.1", port=relay.port, container=container.name),
+                    owner=self.owner,
+                    timeout=self.settings.api_timeout,
+                    transport=relay,
+                )
+                self._poll_serving(api, container, config_fp, serving)
+            finally:
+                relay.close()
+            return
         api = RuntimeApi(
             AdminAddress(path=self.directory / "run" / _socket_name(generation)),
             owner=self.owner,
             timeout=self.settings.api_timeout,
         )
+        self._poll_serving(api, container, config_fp, serving)
+
+    def _poll_serving(
+        self, api: RuntimeApi, container: ContainerInfo, config_fp: str, serving: set[str]
+    ) -> None:
         deadline = time.monotonic() + self.settings.start_timeout
         loaded = False
         while True:
@@ -1682,6 +1829,20 @@ class HaproxyRouter:
 
 def _socket_name(generation: str) -> str:
     return f"admin-{generation}.sock"
+
+
+def _label_port(container: ContainerInfo) -> int:
+    """The loopback port of ``container``'s runtime API, as its label names it."""
+    label = container.labels.get(ADMIN_PORT_LABEL, "")
+    return int(label) if label.isdigit() else LOOPBACK_ADMIN_PORT
+
+
+def _admin_port(generation: str, previous: int | None) -> int:
+    """A loopback port for the runtime API of ``generation``, never ``previous``'s."""
+    port = _ADMIN_PORTS[int(generation, 16) % len(_ADMIN_PORTS)]
+    if port == previous:
+        port = _ADMIN_PORTS[(port - _ADMIN_PORTS.start + 1) % len(_ADMIN_PORTS)]
+    return port
 
 
 def _up(container: ContainerInfo) -> bool:

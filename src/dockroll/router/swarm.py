@@ -85,6 +85,9 @@ class SwarmRouter(HaproxyRouter):
     """An environment's router whose servers resolve their replicas' Swarm services."""
 
     # Its own container joins the overlay network, as it always did: upgrades replace it.
+    # A HAProxy container in a holder's namespace does not come back when the manager's
+    # engine restarts (it may start before the holder, and Docker does not retry), and a
+    # Swarm router must serve again by itself then, from its server-state file.
     network_holder = False
 
     def __init__(

@@ -12,6 +12,14 @@ empty one (``set ssl cert``), so certificates are loaded this way too. The
 engine's own authentication guards the router, and nothing listens for it.
 The session is opened on first use, reopened when the router was replaced,
 and closed with :meth:`ExecTransport.close`.
+
+**Which container, which port.** During an upgrade two HAProxy containers share
+one network namespace, so one 127.0.0.1: each listens for its runtime API on a
+loopback port of its own, which its container's ``dockroll.router.admin-port``
+label names. A transport made without a port reads that label whenever it opens
+a relay (9999 when the container has none), and :meth:`ExecTransport.retarget`
+points it at another container (the new one of a hand-over, under its
+temporary name, then under the router's name).
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ from collections.abc import Callable
 from dockroll.engine.port import Engine, ExecSession
 from dockroll.errors import EngineError
 
-__all__ = ["LOOPBACK_ADMIN_PORT", "ExecForward", "ExecTransport"]
+__all__ = ["ADMIN_PORT_LABEL", "LOOPBACK_ADMIN_PORT", "ExecForward", "ExecTransport"]
 
 LOOPBACK_ADMIN_PORT = 9999
 """The runtime API's port on the router container's own 127.0.0.1."""
+ADMIN_PORT_LABEL = "dockroll.router.admin-port"
+"""The label naming the loopback port of a container's runtime API, when not 9999."""
 
 # $1: the API's port, $2: the end marker. Per line read (with the payload lines
 # up to an empty one when it ends with " <<"): connect, send, copy the answer,
@@ -54,12 +64,14 @@ class ExecTransport:
         engine: Engine,
         container: str,
         *,
-        port: int = LOOPBACK_ADMIN_PORT,
+        port: int | None = LOOPBACK_ADMIN_PORT,
         timeout: float = 5.0,
     ) -> None:
         self.engine = engine
         self.container = container
-        self.port = port
+        self._fixed = port
+        self.port = port or LOOPBACK_ADMIN_PORT
+        """The port of the relay open now (or last); None above reads the container's label."""
         self.timeout = timeout
         # In a list the finalizer shares: a transport dropped without close() still
         # ends its relay when it is collected.
@@ -91,8 +103,28 @@ class ExecTransport:
         with self._lock:
             self._close()
 
+    def retarget(self, container: str) -> None:
+        """Talk to ``container`` from the next exchange on (its port read anew)."""
+        with self._lock:
+            if container != self.container:
+                self._close()
+                self.container = container
+
+    def _resolve_port(self) -> int:
+        if self._fixed is not None:
+            return self._fixed
+        try:
+            found = self.engine.container(self.container)
+        except EngineError as exc:
+            raise OSError(0, exc.message) from None
+        if found is None:
+            raise OSError(0, f"no container {self.container}")
+        label = found.labels.get(ADMIN_PORT_LABEL, "")
+        return int(label) if label.isdigit() else LOOPBACK_ADMIN_PORT
+
     def _open(self) -> ExecSession:
         if not self._sessions:
+            self.port = self._resolve_port()
             token = secrets.token_hex(8)
             try:
                 session = self.engine.open_exec(

@@ -177,11 +177,12 @@ def test_a_replica_service_carries_the_containers_settings() -> None:
 
 
 class FakeSecretsApi:
-    """The secret calls of the engine API, in memory."""
+    """The secret and config calls of the engine API, in memory."""
 
     def __init__(self) -> None:
         self.stored: dict[str, dict[str, Any]] = {}
         self.data: dict[str, bytes] = {}
+        self.stored_configs: dict[str, dict[str, Any]] = {}
 
     def create_secret(self, name: str, data: bytes, labels: dict[str, str]) -> dict[str, str]:
         secret_id = f"id-{len(self.data) + 1}"
@@ -195,6 +196,19 @@ class FakeSecretsApi:
 
     def remove_secret(self, secret_id: str) -> None:
         del self.stored[secret_id]
+
+    def create_config(self, name: str, data: bytes, labels: dict[str, str]) -> dict[str, str]:
+        config_id = f"cfg-{len(self.data) + 1}"
+        self.stored_configs[config_id] = {"ID": config_id, "Spec": {"Name": name, "Labels": labels}}
+        self.data[config_id] = data
+        return {"ID": config_id}
+
+    def configs(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        key, _, value = filters["label"].partition("=")
+        return [c for c in self.stored_configs.values() if c["Spec"]["Labels"].get(key) == value]
+
+    def remove_config(self, config_id: str) -> None:
+        del self.stored_configs[config_id]
 
 
 class FakeClient:
@@ -248,6 +262,55 @@ def test_secret_files_become_swarm_secrets_mounted_where_the_files_go() -> None:
     assert [api.data[i] for i in api.stored] == [b"rotated"]
     engine._remove_secrets("web-prod-r-1")
     assert api.stored == {}
+
+
+def test_config_files_become_swarm_configs_of_their_replica_with_their_mode() -> None:
+    engine = _engine()
+    client = FakeClient()
+    api = client.api
+    engine._client = client  # type: ignore[assignment]
+    labels = {
+        "dev.dockroll.role": "app",
+        "dev.dockroll.service": "web",
+        "dev.dockroll.environment": "prod",
+    }
+    request = RunRequest(
+        image="web:1",
+        name="web-prod-r-1",
+        labels=labels,
+        files={"/run/secrets/token": b"s3cret"},
+        config_files={"/etc/app/app.ini": (b"[app]", 0o640), "/etc/b.conf": (b"b", 0o444)},
+    )
+
+    secrets = engine._create_secrets(request.name, request.files, request.labels)
+    configs = engine._create_configs(request.name, request.config_files, request.labels)
+    spec = engine._service_spec(request, secrets, configs=configs)
+
+    container = spec["task_template"]["ContainerSpec"]
+    assert [
+        (c["ConfigName"], c["File"]["Name"], c["File"]["Mode"], c["File"]["UID"])
+        for c in container["Configs"]
+    ] == [
+        ("web-prod-r-1-1", "/etc/app/app.ini", 0o640, "0"),
+        ("web-prod-r-1-2", "/etc/b.conf", 0o444, "0"),
+    ]
+    assert [s["File"]["Name"] for s in container["Secrets"]] == ["/run/secrets/token"]
+    assert sorted(api.data[i] for i in api.stored_configs) == [b"[app]", b"b"]
+    assert {c["Spec"]["Labels"]["dev.dockroll.config-of"] for c in api.stored_configs.values()} == {
+        "web-prod-r-1"
+    }
+    assert all(
+        c["Spec"]["Labels"]["dev.dockroll.environment"] == "prod"
+        for c in api.stored_configs.values()
+    )
+
+    # A replica of the same name replaces its leftover configs; removal takes them.
+    engine._create_configs(request.name, {"/etc/b.conf": (b"new", 0o444)}, labels)
+    assert [api.data[i] for i in api.stored_configs] == [b"new"]
+    engine._remove_configs("web-prod-r-1")
+    assert api.stored_configs == {}
+    with pytest.raises(EngineError, match="config files"):
+        engine._service_spec(request, secrets)
 
 
 def test_a_replica_without_its_secrets_is_refused_before_anything_starts() -> None:

@@ -14,10 +14,12 @@ import pytest
 
 from dockroll.config import Config
 from dockroll.engine import DockerEngine
+from dockroll.engine.port import ContainerInfo, Health
 from dockroll.errors import RouterError
 from dockroll.listeners import ListenAddress
 from dockroll.router import CheckSettings, HaproxyRouter, HaproxySettings, ServerState
 from dockroll.router.haproxy import render_config
+from dockroll.router.transport import ADMIN_PORT_LABEL, ExecTransport
 from tests.unit.router.fake_cli import FakeCli, serve_unix
 
 REMOTE = DockerEngine("tcp://127.0.0.1:1")  # never contacted by these tests
@@ -221,15 +223,57 @@ class ExecEngine:
 
     endpoint = "ssh://deploy@app1"
 
-    def __init__(self, cli: FakeCli, exit_code: int = 0) -> None:
+    def __init__(
+        self, cli: FakeCli, exit_code: int = 0, ports: dict[str, str] | None = None
+    ) -> None:
         self.cli = cli
         self.exit_code = exit_code
         self.containers_execed: list[str] = []
+        self.ports_execed: list[int] = []
+        self.ports = ports or {}
+        """Container name → its admin-port label; a container not in it has no label."""
+
+    def container(self, name: str) -> ContainerInfo:
+        labels = {ADMIN_PORT_LABEL: self.ports[name]} if name in self.ports else {}
+        return ContainerInfo(name, name, "haproxy", "running", Health.NONE, None, {}, labels)
 
     def open_exec(self, container: str, command: list[str], *, timeout: float) -> FakeRelay:
         self.containers_execed.append(container)
+        self.ports_execed.append(int(command[-2]))
         assert command[:2] == ["bash", "-c"]
         return FakeRelay(self, marker=command[-1])
+
+
+def test_the_relay_reaches_the_port_each_container_names_and_follows_a_retarget() -> None:
+    engine = ExecEngine(FakeCli(lambda command: "ok\n"), ports={"r": "23001", "r-next": "23002"})
+    relay = ExecTransport(engine, "r", port=None)  # type: ignore[arg-type]
+
+    relay("show info")
+    relay("show stat")
+    relay.retarget("r-next")  # a hand-over's new container, under its temporary name
+    relay("show info")
+    relay.retarget("r-next")  # the same: the open relay stays
+    relay("show info")
+    relay.retarget("old")  # no label: the fixed port
+    relay("show info")
+
+    assert engine.containers_execed == ["r", "r-next", "old"]
+    assert engine.ports_execed == [23001, 23002, 9999]
+    assert str(relay) == "exec:old:127.0.0.1:9999"
+    fixed = ExecTransport(engine, "r", port=9999)  # type: ignore[arg-type]
+    fixed("show info")
+    assert engine.ports_execed[-1] == 9999
+
+
+def test_a_relay_to_a_container_that_is_gone_is_an_os_error() -> None:
+    class Gone(ExecEngine):
+        def container(self, name: str) -> None:  # type: ignore[override]
+            return None
+
+    relay = ExecTransport(Gone(FakeCli(lambda command: "")), "r", port=None)  # type: ignore[arg-type]
+
+    with pytest.raises(OSError, match="no container r"):
+        relay("show info")
 
 
 class FakeRelay:

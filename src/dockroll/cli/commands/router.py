@@ -69,9 +69,10 @@ def upgrade_command(ctx: typer.Context, env: EnvOption, wait: WaitOption = 0.0) 
     The new HAProxy starts beside the running one and takes its listening
     sockets over; the old one finishes its requests: nothing is refused.
     Servers, weights and drains go across. Not hitless (connections refused
-    for about a second) once for a router an older dockroll started, when the
-    published listeners change, and on remote engines; it says so. Needed only
-    when `dockroll router status` says so.
+    for about a second) once for a router an older dockroll started and when
+    the published listeners change, and in Swarm environments; it says so.
+    The same on local and remote engines (ssh, TLS). Needed only when
+    `dockroll router status` says so.
     """
     from dockroll.ledger import open_ledger
     from dockroll.pipeline.router import upgrade_environment_router
