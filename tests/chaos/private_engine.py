@@ -348,8 +348,10 @@ class PrivateEngine:
                 partial.replace(archive)
             with archive.open("rb") as data:
                 self.client.images.load(data)
-            if not any(tag == name for tag in self.client.images.get(name).tags):
-                self.client.images.get(image.id).tag(name)
+            # The archive names the image by its first tag, which may be another one.
+            loaded = self.client.images.get(image.id)
+            if name not in loaded.tags:
+                loaded.tag(name)
             copied.append(name)
         return copied
 

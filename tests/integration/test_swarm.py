@@ -71,6 +71,8 @@ def _router_image(registry: str, nodes_registry: str) -> str:
     subprocess.run(
         ["docker", "push", f"{registry}/{path}"], check=True, capture_output=True, timeout=300
     )
+    # Only the tag goes: the image keeps its own name, which other suites copy it by.
+    subprocess.run(["docker", "image", "rm", f"{registry}/{path}"], check=True, timeout=60)
     return f"{nodes_registry}/{path}"
 
 
