@@ -43,29 +43,10 @@ from tests.integration.remote_support import (
     ssh_host,
 )
 from tests.integration.rollout_support import Seeded, seed_service, state_of
+from tests.integration.test_edge import _certificates
 from tests.integration.test_router_acme import start_pebble
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _certificates(directory: Path, names: dict[str, str]) -> Path:
-    """A test CA (ca.pem) and, per file stem in ``names``, a certificate for that DNS name."""
-    directory.mkdir(exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=dockroll remote edge test CA", cwd=directory)  # fmt: skip
-    for stem, name in names.items():
-        (directory / f"{stem}.ext").write_text(f"subjectAltName=DNS:{name}\n", encoding="utf-8")
-        _openssl("req", *ec, "-keyout", f"{stem}.key", "-out", f"{stem}.csr",
-                 "-subj", f"/CN={name}", cwd=directory)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{stem}.pem", "-days", "2",
-                 "-extfile", f"{stem}.ext", cwd=directory)  # fmt: skip
-    return directory
 
 
 class Site:
