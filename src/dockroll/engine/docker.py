@@ -6,14 +6,18 @@ import contextlib
 import io
 import math
 import os
+import select
 import socket
+import ssl
 import tarfile
+import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import docker
 import docker.constants
@@ -481,8 +485,7 @@ class DockerEngine:
         if not isinstance(connection, socket.socket):
             response.close()
             raise EngineError(f"the engine {self._endpoint} gave no socket for an attached exec")
-        connection.settimeout(timeout)
-        return DockerExecSession(connection, response)
+        return DockerExecSession(connection, response, timeout=timeout)
 
     @contextlib.contextmanager
     def _running(self, container: str) -> Iterator[None]:
@@ -686,15 +689,29 @@ def _flat_tar(files: Mapping[str, bytes]) -> bytes:
 
 
 class DockerExecSession:
-    """An attached exec: stdin written raw, output read from the engine's framed stream."""
+    """An attached exec: stdin written raw, output read from the engine's framed stream.
 
-    def __init__(self, connection: socket.socket, response: Any) -> None:
+    :meth:`send` and :meth:`receive` may run in two threads at once (a forward
+    copies both ways). Over TLS they must not touch the connection at the same
+    time: OpenSSL's connection state is not safe to read and write concurrently,
+    and doing so loses the answer now and then. So every read and write is
+    done without blocking, under one lock, and the waiting for the socket
+    happens outside it.
+    """
+
+    def __init__(self, connection: socket.socket, response: Any, *, timeout: float) -> None:
         self._connection = connection
         self._response = response
-        self._buffer = b""
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        connection.setblocking(False)
 
     def send(self, data: bytes) -> None:
-        self._connection.sendall(data)
+        view = memoryview(data)
+        while view:
+            sent = self._attempt(partial(self._connection.send, view), blocked=_WRITABLE)
+            if isinstance(sent, int):
+                view = view[sent:]
 
     def receive(self) -> bytes:
         # Each frame: stream (1 byte), 3 zero bytes, payload size (4 bytes, big-endian).
@@ -710,11 +727,37 @@ class DockerExecSession:
     def _read(self, size: int) -> bytes:
         data = b""
         while len(data) < size:
-            chunk = self._connection.recv(size - len(data))
-            if not chunk:
-                break
-            data += chunk
+            wanted = size - len(data)
+            chunk = self._attempt(partial(self._connection.recv, wanted), blocked=_READABLE)
+            if isinstance(chunk, bytes):
+                if not chunk:
+                    break
+                data += chunk
         return data
+
+    def _attempt(self, operation: Callable[[], _T], *, blocked: str) -> _T | None:
+        """``operation``'s result, or None after waiting for the socket to be ready for it."""
+        with self._lock:
+            try:
+                return operation()
+            except ssl.SSLWantReadError:
+                blocked = _READABLE
+            except ssl.SSLWantWriteError:
+                blocked = _WRITABLE
+            except BlockingIOError:
+                pass
+        # poll(), not epoll: a close from another thread then wakes the wait (POLLNVAL).
+        poller = select.poll()
+        try:
+            poller.register(
+                self._connection, select.POLLIN if blocked == _READABLE else select.POLLOUT
+            )
+            ready = poller.poll(self._timeout * 1000)
+        except (ValueError, OSError):  # closed meanwhile
+            raise OSError(0, "the exec session was closed") from None
+        if not ready:
+            raise TimeoutError(f"nothing arrived within {self._timeout:g}s")
+        return None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -723,6 +766,10 @@ class DockerExecSession:
             self._connection.close()
         with contextlib.suppress(OSError, requests.RequestException):
             self._response.close()
+
+
+_READABLE, _WRITABLE = "readable", "writable"
+_T = TypeVar("_T")
 
 
 def _registry_error(registry: str, what: str, detail: str) -> RegistryError:

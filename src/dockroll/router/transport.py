@@ -269,6 +269,10 @@ class ExecForward:
             pass
         finally:
             self._drop(conn)
+            with self._lock:
+                if session in self._sessions:
+                    self._sessions.remove(session)
+                    session.close()
 
     def _upstream(self, conn: socket.socket, session: ExecSession) -> None:
         try:
