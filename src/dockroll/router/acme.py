@@ -137,30 +137,9 @@ class CertificateStore:
         """A self-signed certificate for ``domains`` while none was issued."""
         if self.certificate() is not None and self.key.exists():
             return
-        from cryptography import x509  # noqa: PLC0415 - see the top
-        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-        from cryptography.x509.oid import NameOID  # noqa: PLC0415
+        from dockroll.router.tls import self_signed  # noqa: PLC0415 - brings cryptography
 
-        key_pem = _new_key()
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _STAND_IN)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=7))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(d) for d in domains]), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        self.save(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+        self.save(*self_signed(_STAND_IN, days=7, dns_names=domains))
 
     def save(self, chain: bytes, key_pem: bytes) -> None:
         _write_private(self.key, key_pem)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockroll.errors import RouterError
+from dockroll.router import tls
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -107,30 +108,8 @@ def check_certificate(pem: str, hostname: str, source: str) -> dt.datetime:
 
 def default_certificate() -> str:
     """A self-signed certificate and key for clients whose SNI has no certificate here."""
-    from cryptography import x509  # noqa: PLC0415 - loaded when a certificate is made
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _DEFAULT_NAME)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode() + key_pem.decode()
+    cert, key = tls.self_signed(_DEFAULT_NAME, days=3650)
+    return cert.decode() + key.decode()
 
 
 def parse_show_ssl_cert(text: str) -> dict[str, str]:

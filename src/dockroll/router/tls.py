@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from dockroll.errors import RouterError
@@ -26,6 +27,7 @@ __all__ = [
     "bundle",
     "certificate_fingerprint",
     "frontend_lines",
+    "self_signed",
 ]
 
 CERT_FILE = "site.pem"
@@ -87,3 +89,43 @@ def certificate_fingerprint(pem: str) -> str:
     except binascii.Error as exc:
         raise ValueError(f"the certificate is not valid base64: {exc}") from None
     return hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+
+
+def self_signed(
+    common_name: str, *, days: float, dns_names: Sequence[str] = ()
+) -> tuple[bytes, bytes]:
+    """A new P-256 key and a certificate it signs itself: (certificate PEM, key PEM).
+
+    Valid from five minutes ago (clocks drift) for ``days``; ``dns_names`` become
+    its subject alternative names.
+    """
+    import datetime as dt  # noqa: PLC0415 - only where a certificate is made
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
+    if dns_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(d) for d in dns_names]), critical=False
+        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    cert = builder.sign(key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
