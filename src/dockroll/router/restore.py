@@ -143,8 +143,8 @@ for my $server (@servers) {
     # Added in maintenance; down until a first check passes, as any new server.
     my @then;
     push @then, "set server $target health down", "enable health $target" if $check ne "";
-    push @then, "set server $target state drain" if $state eq "drain";
     push @then, "enable server $target" unless $state eq "maint";
+    push @then, "set server $target state drain" if $state eq "drain";
     run(join(";", @then)) if @then;
     print STDERR "dockroll restore: $name back at $address:$port, weight $weight, $state\n";
 }
@@ -170,9 +170,12 @@ def program_lines(config_dir: str, socket: str, state_map: str, backend: str) ->
         backend,
         str(API_WAIT_SECONDS),
     ]
+    # The master stops every process when a program exits with an error: the shell outlives
+    # the script (an image without Perl, a failure) and sleeps, so nothing else stops.
     return [
         "program dockroll-restore",
-        f"    command perl {config_dir}/{SCRIPT_FILE} {' '.join(arguments)}",
+        f"    command sh -c 'perl \"$@\"; exec sleep infinity' dockroll-restore "
+        f"{config_dir}/{SCRIPT_FILE} {' '.join(arguments)}",
         "    no option start-on-reload",
     ]
 
