@@ -21,10 +21,11 @@ of a local stand-in for HAProxy is copied to a remote engine that lacks it.
 
 **Starting, reloading, replacing.** :meth:`HaproxyRouter.ensure` starts the
 router when it is missing or stopped, then adds each server the caller passes
-that the backend lacks. HAProxy keeps runtime changes in memory only, so a
-router that restarted (engine restart, crash) comes back empty: the caller,
-which knows which releases should serve, passes their servers on every
-``ensure``. Servers added that way stay down until their first check passes. A
+that the backend lacks. HAProxy keeps runtime changes in memory only; a router
+that restarted without dockroll (engine restart, crash) adds back the servers
+it had itself (:mod:`dockroll.router.restore`), and the caller, which knows
+which releases should serve, passes their servers on every ``ensure`` for what
+is still missing. Servers added that way stay down until their first check passes. A
 running router is never restarted by ``ensure``: a config that differs from
 what this dockroll renders (its fingerprint is the global ``description``, read
 with ``show info``) is applied by :meth:`HaproxyRouter.reload`, a hitless
@@ -749,8 +750,8 @@ class HaproxyRouter:
         with self._engine_call(f"signalling {self.container_name} to reload"):
             self._engine.signal(self.container_name, "SIGUSR2")
         worker = self._wait_reloaded(previous, config_fp)
-        # A restart (engine restart, crash) starts from the file: with no server, as
-        # every start does; the caller passes the servers that should serve to ensure.
+        # A restart (engine restart, crash) starts from the file with no server; the
+        # restore adds them back, and the caller passes what should serve to ensure.
         self._put_file("haproxy.cfg", self._render(config_fp))
         if self.restores_servers:  # a start after this reload runs the restore again
             self._put_file(holding.STATE_MAP, self._state_text(flags))
@@ -1825,7 +1826,7 @@ class HaproxyRouter:
                     raise
         if self._relay is not None:
             self._relay.retarget(self.container_name)
-        # A restart starts from the file: with no server, as every start does.
+        # A restart starts from the file with no server; the restore adds them back.
         self._put_file("haproxy.cfg", self._render(config_fp))
         self._save_servers()  # into the new container on a remote engine
         self._wait_restored([s for s in servers if s.name in restored])
