@@ -655,8 +655,8 @@ class HaproxyRouter:
             else:
                 self.sync_certificate()
         restored = self.restore(servers) if created or restore_running else ()
-        if created and restored:
-            self._wait_restored([s for s in servers if s.name in restored])
+        if created:  # restored here or by the router's own restore, they get a first check
+            self._wait_restored(servers)
         return RouterInfo(
             environment=self.environment,
             container=self.container_name,
@@ -812,7 +812,8 @@ class HaproxyRouter:
         restored = self.restore(wanted)
         for name in drained:
             self.drain(name)
-        self._wait_restored([s for s in wanted if s.name in restored and s.name not in drained])
+        # Restored here or by the router's own restore: either way, their first check.
+        self._wait_restored([s for s in wanted if s.name not in drained])
         info = self.ensure(reload=False)
         return RouterInfo(
             **{**info.__dict__, "created": True, "restored": restored, "replaced": kind}
