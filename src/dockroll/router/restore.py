@@ -170,11 +170,16 @@ def program_lines(config_dir: str, socket: str, state_map: str, backend: str) ->
         backend,
         str(API_WAIT_SECONDS),
     ]
-    # The master stops every process when a program exits with an error: the shell outlives
-    # the script (an image without Perl, a failure) and sleeps, so nothing else stops.
+    # The master stops every process at once when a program exits with an error: the shell
+    # outlives the script (an image without Perl, a failure) and sleeps, and ends with 0 on
+    # the master's signals (SIGUSR1 of a soft stop: its worker finishes its requests).
+    shell = (
+        "stop() { kill $! 2>/dev/null; exit 0; }; trap stop USR1 USR2 TERM INT HUP; "
+        'perl "$@"; sleep 2147483647 & wait'
+    )
     return [
         "program dockroll-restore",
-        f"    command sh -c 'perl \"$@\"; exec sleep infinity' dockroll-restore "
+        f"    command sh -c '{shell}' dockroll-restore "
         f"{config_dir}/{SCRIPT_FILE} {' '.join(arguments)}",
         "    no option start-on-reload",
     ]

@@ -10,7 +10,9 @@ proves it with the real HAProxy and Docker's DNS.
 from __future__ import annotations
 
 import shlex
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,16 +59,27 @@ class Haproxy:
 
 
 def _run(tmp_path: Path, cli: FakeCli, servers: str, *, wait: int = 5) -> str:
+    """Run the program as HAProxy's master would, then stop it as a soft stop does."""
     socket = tmp_path / "admin.sock"
     (tmp_path / restore.SCRIPT_FILE).write_text(restore.restore_script())
     (tmp_path / restore.RESTORE_FILE).write_text(servers)
     # The command the router's master runs, from the config's program section.
     [_, command, _] = restore.program_lines(str(tmp_path), str(socket), "/conf/state.map", "app")
-    argv = shlex.split(command.split(None, 1)[1].replace("exec sleep infinity", "exit 0"))
+    argv = shlex.split(command.split(None, 1)[1])
     argv[-1] = str(wait)
     with serve_unix(socket, cli):
-        done = subprocess.run(argv, capture_output=True, timeout=30, check=True)
-    return done.stderr.decode()
+        process = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + wait + 10
+        while not any(line.endswith(" restore done") for line in cli.lines):
+            if time.monotonic() >= deadline or (wait < 2 and time.monotonic() > deadline - 9):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # the shell is in its sleep now
+        process.send_signal(signal.SIGUSR1)
+        _, err = process.communicate(timeout=10)
+    # The master stops every process when a program exits with an error: this one never does.
+    assert process.returncode == 0
+    return err.decode()
 
 
 def test_servers_come_back_by_name_with_weight_state_and_check(tmp_path: Path) -> None:
