@@ -287,14 +287,31 @@ def test_a_removed_router_comes_back_with_the_running_replicas(
     assert versions(url, 20) == {NEW: 20}
 
 
-def test_a_restarted_router_gets_its_replicas_back_only_under_the_lock(
+def test_a_restarted_router_serves_again_by_itself_and_commands_restore_under_the_lock(
     env: Seeded, docker_client: docker.DockerClient
 ) -> None:
-    """Docker restarts a router empty; a rollout holding the lock may be adding servers."""
+    """A restarted router adds its replicas back itself; one that cannot (no file of them,
+    as a router an older dockroll started) gets them from a command, only under the lock:
+    a rollout holding it may be adding servers."""
     url = env.url("restarted")
     assert _deploy(env, "restarted", OLD) == "succeeded"
-    docker_client.containers.get(f"dockroll-router-{env.service}-restarted").restart(timeout=1)
+    router = docker_client.containers.get(f"dockroll-router-{env.service}-restarted")
+    router.restart(timeout=1)
+    wait_serving(url, OLD, timeout=10)  # no command ran
+    assert versions(url, 20) == {OLD: 20}
     said: list[str] = []
+    with env.ledger() as ledger:
+        unchanged = deploy_release(
+            env.config(), "restarted", env.releases[OLD], ledger, progress=said.append
+        )
+    assert unchanged is None
+    assert said  # the deploy reported its progress
+    assert not [p for p in said if isinstance(p, Progress) and "restored" in p.message]
+
+    with env.ledger() as ledger:
+        environment = open_environment(env.config(), "restarted", ledger, said.append)
+    (environment.router.directory / "conf" / "replicas.state").unlink()
+    router.restart(timeout=1)
 
     with env.ledger() as ledger:
         environment = open_environment(env.config(), "restarted", ledger, said.append)

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,6 +325,26 @@ def test_a_router_image_upgrade_over_tls_drops_nothing_and_a_broken_one_changes_
 
         # Back to the first image: as hitless.
         assert router.upgrade().replaced == "hitless"
+        assert versions(url, 20) == {OLD: 20}
+
+        # HAProxy ends without dockroll (as a crash does) and the engine's restart policy
+        # starts it again: it adds its servers back by itself, from the file dockroll
+        # copied into its container. No command runs.
+        ended = engine.container(router.container_name)
+        assert ended is not None
+        # From inside, as a crash would end it: a `docker kill` counts as a stop by hand,
+        # after which the engine's restart policy does not start the container again.
+        engine.execute(router.container_name, ["sh", "-c", "kill -TERM 1"])
+        deadline = time.monotonic() + 30
+        while True:
+            again = engine.container(router.container_name)
+            if again is not None and again.running and again.started != ended.started:
+                break
+            assert time.monotonic() < deadline, "the engine did not start the router again"
+            time.sleep(0.2)
+        wait_serving(url, OLD, timeout=20)
+        fresh = HaproxyRouter.for_environment(engine, config, "bluegreen")
+        assert {s.name: s.weight for s in fresh.servers()} == servers
         assert versions(url, 20) == {OLD: 20}
     finally:
         engine.close()

@@ -41,6 +41,7 @@ from dockroll.ledger import Ledger, open_ledger
 from dockroll.pipeline.deploy import open_environment, open_lock
 from dockroll.pipeline.status import environment_status
 from dockroll.router import (
+    BackendServer,
     HaproxyRouter,
     HaproxySettings,
     ServerHealth,
@@ -131,11 +132,15 @@ class Project:
     def backend(self, name: str) -> ServerSpec:
         """Start a backend answering ``name`` on the environment's network."""
         router = self.router()
+        # Known on the network by its server's name too, as dockroll's replicas are (their
+        # container names): a router that restarts finds its servers again by name.
+        endpoint = self.client.api.create_endpoint_config(aliases=[name])
         container = self.client.containers.run(
             PYTHON_IMAGE,
             ["python3", "-c", _BACKEND, name],
             name=f"{router.container_name}-{name}",
             network=router.network,
+            networking_config={router.network: endpoint},
             labels={"dockroll.test": "router-lifecycle"},
             detach=True,
         )
@@ -536,12 +541,62 @@ def test_a_holder_the_engine_started_without_its_haproxy_starts_it(project: Proj
         time.sleep(0.2)
 
     assert "starting " + router.container_name in holder.logs().decode()
-    info = router.ensure([a, dataclasses.replace(b, weight=30)])
-    assert not info.created  # in the new namespace already: only its servers go back
-    assert {s.name for s in router.servers()} == {"web-a", "web-b"}
+    # No dockroll command: HAProxy adds its servers back itself, with their weights.
+    deadline = time.monotonic() + 20
+    while {s.name for s in _servers(router)} != {"web-a", "web-b"}:
+        assert time.monotonic() < deadline, project.container().logs().decode()[-2000:]
+        time.sleep(0.2)
     for name in ("web-a", "web-b"):
         router.wait_healthy(name, timeout=10)
+    assert {s.name: s.weight for s in router.servers()} == {"web-a": 70, "web-b": 30}
     assert _get(f"http://127.0.0.1:{router.port}/").status_code == 200
+    info = router.ensure([a, dataclasses.replace(b, weight=30)])
+    assert not info.created  # in the new namespace already
+    assert info.restored == ()  # and nothing left for the command to add
+
+
+def _servers(router: HaproxyRouter) -> tuple[BackendServer, ...]:
+    """The router's servers; none while it is not answering yet."""
+    try:
+        return router.servers()
+    except RouterError:
+        return ()
+
+
+def test_a_router_docker_restarted_serves_its_replicas_again_by_itself(
+    project: Project,
+) -> None:
+    """`docker restart` of the router (as a crash or a host reboot does): no command runs."""
+    router, _, _ = _two_backends(project)
+    router.drain("web-b")  # drained, it stays drained: no request goes there
+    with Load(f"http://127.0.0.1:{router.port}", threads=4) as load:
+        load.wait_for(100)
+        started = time.monotonic()
+        project.container().restart(timeout=1)
+        restarted = time.monotonic()
+        deadline = restarted + 30
+        while not any(a.version and a.at > restarted for a in load.answers):
+            assert time.monotonic() < deadline, project.container().logs().decode()[-2000:]
+            time.sleep(0.05)
+        back = min(a.at for a in load.answers if a.version and a.at > restarted)
+        load.wait_for(len(load.answers) + 200)
+    failed = [a for a in load.failures if a.at >= started]
+    gap = max((a.at for a in failed), default=started) - started
+
+    print(
+        f"\ndocker restart of the router: {len(failed)} failed of {len(load.answers)}, "
+        f"the last failure {gap:.2f}s and the first 200 {back - started:.2f}s after the "
+        f"restart began ({back - restarted:.2f}s after it returned); errors: "
+        f"{sorted({a.error.split(':')[0] for a in failed})}"
+    )
+    assert back - restarted < 10
+    assert {s.name: (s.weight, s.state) for s in router.servers()} == {
+        "web-a": (70, ServerState.READY),
+        "web-b": (30, ServerState.DRAIN),
+    }
+    assert gap < 10
+    assert set(load.versions(since=started + gap + 0.01)) == {"web-a"}
+    assert "restore: web-a back at" in project.container().logs().decode()
 
 
 def test_new_listeners_another_process_holds_stop_nothing(project: Project) -> None:

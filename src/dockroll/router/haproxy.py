@@ -21,10 +21,11 @@ of a local stand-in for HAProxy is copied to a remote engine that lacks it.
 
 **Starting, reloading, replacing.** :meth:`HaproxyRouter.ensure` starts the
 router when it is missing or stopped, then adds each server the caller passes
-that the backend lacks. HAProxy keeps runtime changes in memory only, so a
-router that restarted (engine restart, crash) comes back empty: the caller,
-which knows which releases should serve, passes their servers on every
-``ensure``. Servers added that way stay down until their first check passes. A
+that the backend lacks. HAProxy keeps runtime changes in memory only; a router
+that restarted without dockroll (engine restart, crash) adds back the servers
+it had itself (:mod:`dockroll.router.restore`), and the caller, which knows
+which releases should serve, passes their servers on every ``ensure`` for what
+is still missing. Servers added that way stay down until their first check passes. A
 running router is never restarted by ``ensure``: a config that differs from
 what this dockroll renders (its fingerprint is the global ``description``, read
 with ``show info``) is applied by :meth:`HaproxyRouter.reload`, a hitless
@@ -82,6 +83,7 @@ from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.listeners import EDGE_PORT, ListenAddress
 from dockroll.router import acme, forwarding, tls
 from dockroll.router import hold as holding
+from dockroll.router import restore as restoring
 from dockroll.router.holder import ENGINE_SOCKET, holder_entrypoint, socket_mount
 from dockroll.router.port import (
     BackendServer,
@@ -222,6 +224,7 @@ def render_config(
     servers: Sequence[str] = (),
     admin_path: str = f"{_RUN_DIR}/{_SOCKET}",
     loopback_port: str = str(LOOPBACK_ADMIN_PORT),
+    restore: bool = False,
 ) -> str:
     """The haproxy.cfg of an environment's router: frontends and a backend.
 
@@ -232,7 +235,8 @@ def render_config(
     rendered without it and without servers) is the global ``description``, so
     ``show info`` tells which config a router runs. ``admin_path``: where the unix
     socket is (a quoted ``"${VAR}"`` names it per container); ``loopback_port``: the
-    loopback API's port (``${VAR}`` names it per container).
+    loopback API's port (``${VAR}`` names it per container). ``restore``: the master
+    runs :mod:`dockroll.router.restore` at start, which adds the servers back.
     """
     sockets = []
     # "expose-fd listeners": a reloaded worker takes over the listening sockets
@@ -252,10 +256,26 @@ def render_config(
         raise RouterError(f"router of {service}/{environment} would have no runtime API")
     description = [f"    description {_DESCRIPTION} {fingerprint}"] if fingerprint else []
     check = [f"    option httpchk GET {settings.health_path}"] if settings.health_path else []
+    # A program needs master-worker mode; said here too, so `haproxy -c` accepts it.
+    master = ["    master-worker"] if restore else []
+    program = (
+        [
+            "",
+            *restoring.program_lines(
+                _CONFIG_DIR,
+                admin_path if admin_socket else _RELOAD_SOCKET,
+                f"{_CONFIG_DIR}/{holding.STATE_MAP}",
+                BACKEND,
+            ),
+        ]
+        if restore
+        else []
+    )
     lines = [
         f"# dockroll router of {service}/{environment}.",
         "# Servers are added and changed at runtime through the stats socket, never here.",
         "global",
+        *master,
         "    log stdout format raw local0 info",
         *sockets,
         *description,
@@ -327,6 +347,7 @@ def render_config(
         "    stats enable",
         "    stats uri /stats",
         "    stats refresh 5s",
+        *program,
         "",
     ]
     return "\n".join(lines)
@@ -377,6 +398,10 @@ class HaproxyRouter:
     """Whether, on a local engine, HAProxy runs in the network namespace of a holder
     container (``<container_name>-net``) that publishes the listeners and joins the
     networks, so :meth:`upgrade` can start a new HAProxy beside the old one."""
+
+    restores_servers = True
+    """Whether the router keeps its servers in a file and adds them back itself when it
+    starts without dockroll (:mod:`dockroll.router.restore`)."""
 
     def __init__(
         self,
@@ -630,8 +655,8 @@ class HaproxyRouter:
             else:
                 self.sync_certificate()
         restored = self.restore(servers) if created or restore_running else ()
-        if created and restored:
-            self._wait_restored([s for s in servers if s.name in restored])
+        if created:  # restored here or by the router's own restore, they get a first check
+            self._wait_restored(servers)
         return RouterInfo(
             environment=self.environment,
             container=self.container_name,
@@ -651,6 +676,8 @@ class HaproxyRouter:
     def config_fingerprint(self) -> str:
         """The fingerprint of the config this dockroll renders (servers left out)."""
         text = self._render(None) + holding.hold_script(self._state_map)
+        if self.restores_servers:
+            text += restoring.restore_script()
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -659,10 +686,9 @@ class HaproxyRouter:
 
     def flags(self) -> dict[str, str]:
         """The hold and maintenance flags as the running router has them."""
-        return {
-            **holding.DEFAULT_STATE,
-            **holding.parse_map(self.api.execute(f"show map {self._state_map}")),
-        }
+        flags = holding.parse_map(self.api.execute(f"show map {self._state_map}"))
+        flags.pop(restoring.KEY, None)  # the restore's progress, not a flag
+        return {**holding.DEFAULT_STATE, **flags}
 
     def hold(self, until: datetime) -> None:
         """Hold every new request at the router until :meth:`release`, or 503 past ``until``."""
@@ -681,7 +707,12 @@ class HaproxyRouter:
         path = self._state_map
         self.api.run(*(f"set map {path} {key} {value}" for key, value in flags.items()))
         # A router that restarts starts from the file: keep it in step.
-        self._put_file(holding.STATE_MAP, holding.render_state(self.flags()))
+        self._put_file(holding.STATE_MAP, self._state_text(self.flags()))
+
+    def _state_text(self, flags: Mapping[str, str], restore: str = restoring.PENDING) -> str:
+        """The state map file: the flags, and the restore a router starting from it runs."""
+        extra = {restoring.KEY: restore} if self.restores_servers else {}
+        return holding.render_state({**flags, **extra})
 
     def running_config(self) -> str | None:
         """The fingerprint of the config the running router loaded; None when it has none."""
@@ -714,14 +745,16 @@ class HaproxyRouter:
         previous = self._worker_pid()
         flags = self.flags()
         config_fp = self.config_fingerprint()
-        self._write_carried(state, rows, flags, config_fp)
+        self._write_carried(state, rows, flags, config_fp, restore=restoring.DONE)
         self._progress(Progress("router", f"reloading {self.container_name} (hitless)"))
         with self._engine_call(f"signalling {self.container_name} to reload"):
             self._engine.signal(self.container_name, "SIGUSR2")
         worker = self._wait_reloaded(previous, config_fp)
-        # A restart (engine restart, crash) starts from the file: with no server, as
-        # every start does; the caller passes the servers that should serve to ensure.
+        # A restart (engine restart, crash) starts from the file with no server; the
+        # restore adds them back, and the caller passes what should serve to ensure.
         self._put_file("haproxy.cfg", self._render(config_fp))
+        if self.restores_servers:  # a start after this reload runs the restore again
+            self._put_file(holding.STATE_MAP, self._state_text(flags))
         restored = self.restore(servers)
         return RouterReload(
             previous_worker=previous,
@@ -779,7 +812,8 @@ class HaproxyRouter:
         restored = self.restore(wanted)
         for name in drained:
             self.drain(name)
-        self._wait_restored([s for s in wanted if s.name in restored and s.name not in drained])
+        # Restored here or by the router's own restore: either way, their first check.
+        self._wait_restored([s for s in wanted if s.name not in drained])
         info = self.ensure(reload=False)
         return RouterInfo(
             **{**info.__dict__, "created": True, "restored": restored, "replaced": kind}
@@ -862,6 +896,7 @@ class HaproxyRouter:
             servers=servers,
             admin_path=f'"${{{_SOCKET_ENV}}}"' if self._holds else f"{_RUN_DIR}/{_SOCKET}",
             loopback_port=f"${{{_PORT_ENV}}}" if self._remote_holds else str(LOOPBACK_ADMIN_PORT),
+            restore=self.restores_servers,
         )
 
     def _server_line(self, row: Mapping[str, str]) -> str:
@@ -957,9 +992,11 @@ class HaproxyRouter:
             weight=weight,
             check=self.settings.check if check else None,
         )
+        self._await_restore()
         api = self.api
         api.run(add)  # a new server sits in maintenance until the rest succeeds
         api.run(*enable)
+        self._save_servers()
 
     def set_weight(self, name: str, weight: int) -> None:
         self.set_weights({name: weight})
@@ -967,6 +1004,7 @@ class HaproxyRouter:
     def set_weights(self, weights: Mapping[str, int]) -> None:
         if not weights:
             return
+        self._await_restore()
         current = {s.name: s.weight for s in self.servers()}
         unknown = sorted(set(weights) - set(current))
         if unknown:
@@ -975,12 +1013,17 @@ class HaproxyRouter:
                 hint=f"it has: {', '.join(sorted(current)) or 'no server at all'}",
             )
         self.api.run(*set_weights_commands(BACKEND, weights, current))
+        self._save_servers()
 
     def set_ready(self, name: str) -> None:
+        self._await_restore()
         self.api.run(f"set server {BACKEND}/{validate_server_name(name)} state ready")
+        self._save_servers()
 
     def drain(self, name: str) -> None:
+        self._await_restore()
         self.api.run(f"set server {BACKEND}/{validate_server_name(name)} state drain")
+        self._save_servers()
 
     def wait_drained(self, name: str, timeout: float) -> BackendServer:
         deadline = time.monotonic() + timeout
@@ -1018,6 +1061,7 @@ class HaproxyRouter:
 
     def remove_server(self, name: str, *, timeout: float = 10.0) -> None:
         target = f"{BACKEND}/{validate_server_name(name)}"
+        self._await_restore()
         api = self.api
         answer = api.execute(f"disable server {target}")
         if "No such server" in answer:
@@ -1031,6 +1075,7 @@ class HaproxyRouter:
             answer = api.execute(f"del server {target}")
             complaint = refusal(answer)
             if not complaint or "No such server" in complaint:
+                self._save_servers()
                 return
             # HAProxy refuses while connections are still attached; they finish on their own.
             if "connection" not in complaint.lower() or time.monotonic() >= deadline:
@@ -1092,6 +1137,7 @@ class HaproxyRouter:
 
     def restore(self, servers: Sequence[ServerSpec]) -> tuple[str, ...]:
         """Add the ``servers`` the router lacks, as given; the names added, in order."""
+        self._await_restore()
         if not servers:
             return ()
         present = {s.name for s in self.servers()}
@@ -1104,6 +1150,45 @@ class HaproxyRouter:
             )
             restored.append(spec.name)
         return tuple(restored)
+
+    def _save_servers(self) -> None:
+        """Write the servers the router has now where its restore finds them at a start."""
+        if not self.restores_servers or (self._local and not (self.directory / "conf").is_dir()):
+            return  # a local router has its files, or was not started from this state dir
+        state = self.api.execute(f"show servers state {BACKEND}")
+        rows = [r for r in parse_servers_state(state) if r.get("be_name") == BACKEND]
+        self._put_file(restoring.RESTORE_FILE, restoring.render_servers(rows, self.settings.check))
+
+    def _await_restore(self) -> None:
+        """Wait until a router that started without dockroll has added its servers back.
+
+        The restore marks its progress in the state map; a command changes servers only
+        once it is done, so the two never interleave and the command's changes come last.
+        A restore that never finishes (no Perl in the image) is waited for only until
+        :data:`~dockroll.router.restore.WINDOW_SECONDS` after the router started.
+        """
+        if not self.restores_servers:
+            return
+        deadline: float | None = None
+        while True:
+            flags = holding.parse_map(self.api.execute(f"show map {self._state_map}"))
+            if flags.get(restoring.KEY, restoring.DONE) == restoring.DONE:
+                return
+            if deadline is None:
+                found = self._inspect()
+                if found is None or found.started is None:
+                    return
+                age = (self._engine.now() - found.started).total_seconds()
+                deadline = time.monotonic() + restoring.WINDOW_SECONDS - age
+                if age < restoring.WINDOW_SECONDS:
+                    self._progress(
+                        Progress(
+                            "router", f"waiting for {self.container_name} to add its servers back"
+                        )
+                    )
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(_POLL)
 
     def _wait_restored(self, specs: Sequence[ServerSpec]) -> None:
         """Give restored servers their first check, so a recreated router serves on return.
@@ -1236,6 +1321,18 @@ class HaproxyRouter:
             holding.STATE_MAP: flags,
             holding.LUA_FILE: holding.hold_script(self._state_map),
         }
+        if self.restores_servers:
+            kept = dict(line.split(None, 1) for line in flags.splitlines() if " " in line)
+            files[holding.STATE_MAP] = self._state_text(
+                {key: value.strip() for key, value in kept.items() if key != restoring.KEY}
+            )
+            files[restoring.SCRIPT_FILE] = restoring.restore_script()
+            # A router started anew adds back the servers its predecessor had, then the
+            # command that started it adds what it lacks (ensure).
+            servers = self.directory / "conf" / restoring.RESTORE_FILE
+            files[restoring.RESTORE_FILE] = (
+                servers.read_text(encoding="utf-8") if self._local and servers.is_file() else ""
+            )
         if self.settings.tls_listeners:
             files[tls.CERT_FILE] = self._certificate()
         if self.settings.acme:
@@ -1730,8 +1827,9 @@ class HaproxyRouter:
                     raise
         if self._relay is not None:
             self._relay.retarget(self.container_name)
-        # A restart starts from the file: with no server, as every start does.
+        # A restart starts from the file with no server; the restore adds them back.
         self._put_file("haproxy.cfg", self._render(config_fp))
+        self._save_servers()  # into the new container on a remote engine
         self._wait_restored([s for s in servers if s.name in restored])
         self._progress(
             Progress(
@@ -1751,11 +1849,18 @@ class HaproxyRouter:
         rows: Sequence[Mapping[str, str]],
         flags: Mapping[str, str],
         config_fp: str,
+        *,
+        restore: str = restoring.PENDING,
     ) -> dict[str, str]:
         """The files a new HAProxy starts with the running servers from; checked first.
-        Also returned (name → text): a new container on a remote engine gets them copied."""
+        Also returned (name → text): a new container on a remote engine gets them copied.
+        ``restore``: the restore's mark in the state map it starts with (a reloaded worker
+        runs none: ``done``)."""
         config = self._render(config_fp, [self._server_line(row) for row in rows])
         files = {"haproxy.cfg.next": config, holding.LUA_FILE: holding.hold_script(self._state_map)}
+        if self.restores_servers:
+            files[restoring.SCRIPT_FILE] = restoring.restore_script()
+            files[restoring.RESTORE_FILE] = restoring.render_servers(rows, self.settings.check)
         if self.settings.tls_listeners:
             files[tls.CERT_FILE] = self._certificate()
         if self.settings.acme:
@@ -1764,7 +1869,7 @@ class HaproxyRouter:
             self._put_file(name, text)
         self._check_config("haproxy.cfg.next")
         files[_STATE_FILE] = state
-        files[holding.STATE_MAP] = holding.render_state(flags)
+        files[holding.STATE_MAP] = self._state_text(flags, restore)
         files["haproxy.cfg"] = config
         for name in (_STATE_FILE, holding.STATE_MAP, "haproxy.cfg"):
             self._put_file(name, files[name])

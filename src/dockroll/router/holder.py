@@ -13,8 +13,8 @@ So the holder does not only sleep. For :data:`WATCH_SECONDS` after it
 starts, it asks the engine every :data:`POLL_SECONDS` whether its HAProxy
 container (by name, so whichever generation serves) runs, and starts it when
 it exists and does not; it stops asking once it has seen it running. Its
-HAProxy then loads the servers and weights of its server-state file, as any
-HAProxy of the router does when it starts. The watch talks to the engine
+HAProxy then adds its servers back itself (:mod:`dockroll.router.restore`), as
+any HAProxy of the router does when it starts without dockroll. The watch talks to the engine
 through the engine's unix socket, mounted into the holder alone: HAProxy
 shares the holder's network namespace only, not its files or processes, and
 the holder serves nothing on the network. The watch is a Perl script (Perl

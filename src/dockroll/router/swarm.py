@@ -89,6 +89,8 @@ class SwarmRouter(HaproxyRouter):
     # engine restarts (it may start before the holder, and Docker does not retry), and a
     # Swarm router must serve again by itself then, from its server-state file.
     network_holder = False
+    # Its config declares a server per replica, restored by the server-state file.
+    restores_servers = False
 
     def __init__(
         self,

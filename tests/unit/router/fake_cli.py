@@ -25,6 +25,11 @@ class FakeCli:
     def commands(self) -> list[str]:
         return [cmd for line in self.lines for cmd in line.split(";")]
 
+    @property
+    def changes(self) -> list[str]:
+        """The lines that change something (reads such as ``show map`` left out)."""
+        return [line for line in self.lines if not line.startswith("show ")]
+
     def handle(self, line: str) -> str:
         self.lines.append(line)
         return "".join(self.answer(cmd) for cmd in line.split(";"))

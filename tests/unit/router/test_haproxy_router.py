@@ -419,7 +419,7 @@ def test_add_server_adds_then_enables_in_a_second_exchange(
 ) -> None:
     router.add_server("web-e", "172.22.0.9", 5000, weight=0)
 
-    assert cli.lines == [
+    assert cli.changes == [
         "add server app/web-e 172.22.0.9:5000 weight 0 check inter 500 fall 2 rise 1",
         "enable server app/web-e;set server app/web-e health down;enable health app/web-e",
     ]
@@ -429,14 +429,14 @@ def test_add_server_reports_haproxys_refusal(router: HaproxyRouter, cli: FakeCli
     with pytest.raises(RouterError, match="Already exists a server with the same name"):
         router.add_server("web-a", "172.22.0.9", 5000)
 
-    assert len(cli.lines) == 1  # nothing enabled after a failed add
+    assert len(cli.changes) == 1  # nothing enabled after a failed add
 
 
 def test_drain_and_ready(router: HaproxyRouter, cli: FakeCli) -> None:
     router.drain("web-a")
     router.set_ready("web-a")
 
-    assert cli.lines == ["set server app/web-a state drain", "set server app/web-a state ready"]
+    assert cli.changes == ["set server app/web-a state drain", "set server app/web-a state ready"]
 
 
 def test_drain_of_an_unknown_server(router: HaproxyRouter) -> None:
@@ -452,7 +452,7 @@ def test_remove_server_waits_for_connections_to_close(
 
     router.remove_server("web-b", timeout=5)
 
-    assert cli.commands == ["disable server app/web-b"] + ["del server app/web-b"] * 3
+    assert cli.changes == ["disable server app/web-b"] + ["del server app/web-b"] * 3
 
 
 def test_remove_server_gives_up_after_its_timeout(
@@ -469,7 +469,7 @@ def test_remove_server_gives_up_after_its_timeout(
 def test_removing_a_missing_server_is_done(router: HaproxyRouter, cli: FakeCli) -> None:
     router.remove_server("nope")
 
-    assert cli.commands == ["disable server app/nope"]
+    assert cli.changes == ["disable server app/nope"]
 
 
 def test_wait_drained_returns_once_idle(router: HaproxyRouter) -> None:
