@@ -21,6 +21,12 @@ Every change of a server is also saved to the router's server-state file,
 which HAProxy loads whenever it starts: a router that restarts with its node
 (a manager's engine restarted) serves the servers it had, at their weights,
 before any dockroll command runs.
+
+As on a remote engine, HAProxy runs in the network namespace of a holder
+container (``<container>-net``) that joins the overlay network and publishes
+the listeners on the manager, so ``dockroll router upgrade`` starts the new
+HAProxy beside the old one and hands the listening sockets over: nothing is
+refused (:meth:`~dockroll.router.haproxy.HaproxyRouter.upgrade`).
 """
 
 from __future__ import annotations
@@ -84,11 +90,12 @@ def resolvers_section(*, hold: float = 1.0) -> list[str]:
 class SwarmRouter(HaproxyRouter):
     """An environment's router whose servers resolve their replicas' Swarm services."""
 
-    # Its own container joins the overlay network, as it always did: upgrades replace it.
-    # A HAProxy container in a holder's namespace does not come back when the manager's
-    # engine restarts (it may start before the holder, and Docker does not retry), and a
-    # Swarm router must serve again by itself then, from its server-state file.
-    network_holder = False
+    # Like a remote engine's router, HAProxy runs in a holder's network namespace (the
+    # holder joins the overlay network), so an image upgrade is a hand-over, new before
+    # old. When the manager's engine restarts it starts the holder late (once the Swarm's
+    # networks are back) and HAProxy, which cannot join a namespace not there yet, not at
+    # all: the holder's watch starts it then (router/holder.py), and it serves the
+    # servers of its server-state file before any dockroll command runs.
 
     def __init__(
         self,

@@ -184,3 +184,68 @@ def test_a_server_the_config_does_not_declare_is_refused(router: SwarmRouter, cl
     with pytest.raises(RouterError, match="listens on 8000"):
         router.add_server("web-prod-r-1", "10.0.1.9", 8000)
     assert cli.lines == []
+
+
+def _remote_swarm_router(engine: object, tmp_path: Path, **settings: object) -> SwarmRouter:
+    return SwarmRouter(
+        engine,  # type: ignore[arg-type]
+        service="web",
+        environment="prod",
+        port=8080,
+        replica_names=swarm_replica_names("web", "prod", 1),
+        replica_port=5000,
+        settings=HaproxySettings(api_timeout=2, start_timeout=0.5, **settings),  # type: ignore[arg-type]
+        state_root=tmp_path,
+    )
+
+
+def test_an_image_upgrade_on_the_manager_hands_the_listeners_over_in_the_holder(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.router.test_router_engine_port import RemoteEngine  # noqa: PLC0415
+
+    engine = RemoteEngine()
+    engine.add_image("sha256:newer", "haproxy:2.6-newer")
+    _remote_swarm_router(engine, tmp_path).ensure()
+    first = engine.container("dockroll-router-web-prod")
+    assert first is not None
+    upgraded = _remote_swarm_router(engine, tmp_path, image="haproxy:2.6-newer")
+    assert "starts a new one beside it (hitless)" in upgraded.describe().verdict
+
+    info = upgraded.upgrade()
+
+    assert info.replaced == "hitless"
+    holder, started, new = engine.runs
+    # The holder joins the overlay network and publishes the listeners; HAProxy runs in it.
+    assert holder.name == "dockroll-router-web-prod-net"
+    assert holder.network == "dockroll-web-prod"
+    assert started.network_container == new.network_container == holder.name
+    generation = first.labels["dockroll.router.generation"]
+    assert new.name == "dockroll-router-web-prod-next"
+    assert new.command is not None
+    assert list(new.command[-2:]) == ["-x", f"/var/lib/haproxy/admin-{generation}.sock"]
+    # Every declared server resolving its replica is in the new one's config.
+    config = new.files["/usr/local/etc/haproxy/haproxy.cfg"].decode()
+    assert "server web-prod-r-1 web-prod-r-1:5000 resolvers docker" in config
+    assert upgraded.describe().verdict == "up to date"
+
+
+def test_a_swarm_router_started_without_a_holder_moves_into_one_once(tmp_path: Path) -> None:
+    from tests.unit.router.test_router_engine_port import RemoteEngine  # noqa: PLC0415
+
+    engine = RemoteEngine()
+    older = _remote_swarm_router(engine, tmp_path)
+    older.network_holder = False  # type: ignore[misc]
+    older.ensure()
+    router = _remote_swarm_router(engine, tmp_path)
+    assert "this once" in router.describe().verdict
+
+    assert router.upgrade().replaced == "migrate"
+    assert router.upgrade().replaced == "hitless"
+
+
+def test_the_router_as_a_swarm_service_has_no_holder() -> None:
+    from dockroll.router.swarm_service import SwarmServiceRouter  # noqa: PLC0415
+
+    assert SwarmRouter.network_holder
+    assert not SwarmServiceRouter.network_holder
