@@ -35,11 +35,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockroll.engine.port import Engine
+from dockroll.engine.port import ContainerInfo, Engine
 from dockroll.errors import RouterError
 from dockroll.events import ProgressCallback, discard
 from dockroll.router.haproxy import _STATE_FILE, BACKEND, HaproxyRouter, HaproxySettings
-from dockroll.router.port import BackendServer, RouterStats
+from dockroll.router.port import BackendServer, RouterInfo, RouterStats, ServerSpec
 from dockroll.router.runtime_api import (
     backend_counters,
     backend_servers,
@@ -215,6 +215,12 @@ class SwarmRouter(HaproxyRouter):
     def drain(self, name: str) -> None:
         super().drain(name)
         self._save_state()
+
+    def _hand_over(self, found: ContainerInfo, servers: Sequence[ServerSpec]) -> RouterInfo:
+        info = super()._hand_over(found, servers)
+        # Servers restored while both ran were saved into the old container's file.
+        self._save_state()
+        return info
 
     def _save_state(self) -> None:
         """What serves now, for the next start of HAProxy (a reload writes its own)."""
