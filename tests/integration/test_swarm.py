@@ -601,13 +601,17 @@ def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(
         found = manager.container("dockroll-edge")
         network = manager.client.api.inspect_network("dockroll-edge")
         router = manager.container(f"dockroll-router-{seeded.service}-edge")
+        holder = manager.container(f"dockroll-router-{seeded.service}-edge-net")
     finally:
         manager.close()
     assert found is not None
     assert found.running
     assert network["Driver"] == "bridge"
+    # HAProxy runs in its holder's network namespace: the holder joined the edge's network.
     assert router is not None
-    assert "dockroll-edge" in router.networks
+    assert holder is not None
+    assert "dockroll-edge" in holder.networks
+    assert router.networks == {}
 
 
 def _placed(engine: SwarmEngine, service: str, environment: str) -> list[dict[str, object]]:
