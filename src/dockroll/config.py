@@ -500,8 +500,9 @@ class SwarmConfig(_Model):
     restart_attempts: int = Field(0, ge=0)
     """Restarts of a failing replica's task; 0 restarts it as often as it takes."""
     router: str = Field("container", pattern="^(container|service)$")
-    """``container``: the router is one container on the manager. ``service``
-    (experimental): a global Swarm service on the ingress nodes, host-mode ports."""
+    """``container``: the router is one HAProxy container on the manager, in a holder
+    (hitless image upgrades). ``service`` (experimental): a global Swarm service on the
+    ingress nodes, host-mode ports."""
     ingress: list[str] = Field(default_factory=lambda: ["node.labels.dockroll.ingress==true"])
     """Placement constraints of the router's tasks with ``router: service``."""
     router_image: str | None = None

@@ -2,14 +2,15 @@
 
 One manager and two workers on one bridge network (:func:`dockroll.devenv.cluster.ensure_swarm`);
 the environments' replicas become one-task Swarm services on an attachable
-overlay network, the router a container on the manager attached to it, its
-port published by the manager node on 127.0.0.1 (for the ``ingress`` environment a
+overlay network, the router an HAProxy container on the manager in a holder attached
+to it, its port published by the manager node on 127.0.0.1 (for the ``ingress`` environment a
 global service on the ingress nodes instead). One cluster serves the module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 import threading
@@ -116,6 +117,7 @@ def swarm(
                 "edge": {"listen": [f"0.0.0.0:{edge_port}"]},
             },
             "rebalance": {**common, "strategy": "rolling", "drain_timeout": "5s"},
+            "upgrade": {**common, "strategy": "rolling", "drain_timeout": "2s"},
             "secrets": {
                 **common,
                 "replicas": 1,
@@ -478,6 +480,104 @@ def test_a_restarted_router_task_is_restored_with_its_peer_s_weights_and_env_dow
         _label_ingress(cluster, worker.name, False)
 
 
+def _with_image(router: SwarmRouter, image: str) -> SwarmRouter:
+    """The same environment's router as a dockroll that starts it from ``image`` sees it."""
+    return SwarmRouter(
+        router.engine,
+        service=router.service,
+        environment=router.environment,
+        port=router.port,
+        replica_names=router.replica_names,
+        replica_port=router.replica_port,
+        settings=dataclasses.replace(router.settings, image=image),
+    )
+
+
+def test_the_router_s_image_is_upgraded_on_the_manager_without_a_failed_request(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, _ = swarm
+    url = seeded.url("upgrade")
+    config = seeded.config()
+    assert _deploy(seeded, "upgrade", OLD) == "succeeded"
+    wait_serving(url, OLD, timeout=30)
+    engine = environment_engine(config, "upgrade")
+    try:
+        router = HaproxyRouter.for_environment(engine, config, "upgrade")
+        assert isinstance(router, SwarmRouter)
+        before = engine.container(router.container_name)
+        holder = engine.container(router.holder_name)
+        assert before is not None
+        assert holder is not None
+        servers = {s.name: s.weight for s in router.servers()}
+        assert len([w for w in servers.values() if w]) == 2
+        # A second tag of the router's image on the manager: another image to upgrade to.
+        other = f"dockroll.local/haproxy-upgrade:{config.service}"
+        engine.tag(before.image, "dockroll.local/haproxy-upgrade", config.service)
+        upgraded = _with_image(router, other)
+        assert "(hitless)" in upgraded.describe().verdict
+
+        with Load(url, threads=4) as load:
+            load.wait_for(200, timeout=60)
+            started = time.monotonic()
+            info = upgraded.upgrade()
+            took = time.monotonic() - started
+            load.wait_for(len(load.answers) + 200, timeout=60)
+        print(
+            f"swarm router image upgrade: {len(load.answers)} requests, "
+            f"{len(load.failures)} failed, {load.versions()}, upgrade took {took:.1f} s"
+        )
+        assert load.failures == [], load.failures[:5]
+        assert info.replaced == "hitless"
+        after = engine.container(router.container_name)
+        assert after is not None
+        assert after.id != before.id
+        assert after.image == other
+        kept = engine.container(router.holder_name)
+        assert kept is not None
+        assert (kept.id, kept.started) == (holder.id, holder.started)
+        assert engine.container(f"{router.container_name}-next") is None
+        assert {s.name: s.weight for s in upgraded.servers()} == servers
+        assert upgraded.describe().verdict == "up to date"
+
+        # What dockroll.yml asks for is the first image again: status says how it goes.
+        shown = run_dockroll(seeded, "router", "status", "--env", "upgrade")
+        assert shown.returncode == 0, shown.stderr
+        assert "(hitless)" in " ".join(shown.stdout.split()), shown.stdout
+
+        # A new container that cannot run HAProxy: removed, the running one serves on.
+        (replica, *_) = engine.containers(
+            {labels.SERVICE: seeded.service, labels.ENVIRONMENT: "upgrade", labels.ROLE: "app"}
+        )
+        with pytest.raises(RouterError, match="keeps serving as it was"):
+            _with_image(router, replica.image).upgrade()
+        still = engine.container(router.container_name)
+        assert still is not None
+        assert still.id == after.id
+        assert engine.container(f"{router.container_name}-next") is None
+        assert {s.name: s.weight for s in upgraded.servers()} == servers
+        assert versions(url, 20) == {OLD: 20}
+
+        # Back to the first image from the command line, under load: as hitless.
+        with Load(url, threads=4) as load:
+            load.wait_for(100, timeout=60)
+            back = run_dockroll(seeded, "router", "upgrade", "--env", "upgrade")
+            load.wait_for(len(load.answers) + 100, timeout=60)
+        print(back.stdout, back.stderr)
+        print(f"swarm router upgrade back: {len(load.answers)} requests, {load.versions()}")
+        assert back.returncode == 0, back.stderr
+        assert "hitless" in back.stdout
+        assert load.failures == [], load.failures[:5]
+        final = engine.container(router.container_name)
+        assert final is not None
+        assert final.image == before.image
+        assert router.describe().verdict == "up to date"
+    finally:
+        with contextlib.suppress(DockrollError):
+            engine.remove_image(f"dockroll.local/haproxy-upgrade:{config.service}")
+        engine.close()
+
+
 def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(
     swarm: tuple[Seeded, SwarmCluster],
 ) -> None:
@@ -501,13 +601,17 @@ def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(
         found = manager.container("dockroll-edge")
         network = manager.client.api.inspect_network("dockroll-edge")
         router = manager.container(f"dockroll-router-{seeded.service}-edge")
+        holder = manager.container(f"dockroll-router-{seeded.service}-edge-net")
     finally:
         manager.close()
     assert found is not None
     assert found.running
     assert network["Driver"] == "bridge"
+    # HAProxy runs in its holder's network namespace: the holder joined the edge's network.
     assert router is not None
-    assert "dockroll-edge" in router.networks
+    assert holder is not None
+    assert "dockroll-edge" in holder.networks
+    assert router.networks == {}
 
 
 def _placed(engine: SwarmEngine, service: str, environment: str) -> list[dict[str, object]]:
@@ -999,6 +1103,23 @@ def test_a_restarted_manager_serves_again_by_itself_and_rollouts_go_on(
     back = time.monotonic() - started
     assert versions(url, 20) == {OLD: 20}
     print(f"manager restarted: serving {OLD} again {back:.1f} s after the node restarted")
+    # HAProxy runs in its holder's namespace again, started after the holder (by the
+    # engine, or by the holder's watch when the engine could not: its log says which).
+    engine = environment_engine(seeded.config(), "faults")
+    try:
+        router = HaproxyRouter.for_environment(engine, seeded.config(), "faults")
+        holder = engine.container(router.holder_name)
+        haproxy = engine.container(router.container_name)
+        assert holder is not None
+        assert haproxy is not None
+        assert holder.running
+        assert haproxy.running
+        assert holder.started is not None
+        assert haproxy.started is not None
+        assert holder.started <= haproxy.started
+        print(f"the holder's log after the restart: {engine.logs(holder.id, tail=5)!r}")
+    finally:
+        engine.close()
 
     assert _deploy(seeded, "faults", NEW) == "succeeded"
     assert versions(url, 20) == {NEW: 20}

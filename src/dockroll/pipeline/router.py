@@ -83,8 +83,8 @@ def upgrade_environment_router(
 ) -> RouterInfo:
     """Move the router to a new container (image, listeners), new before old where it can.
 
-    Hitless on local and remote engines once the router runs in a holder of its own; a
-    router an older dockroll started, new published listeners and Swarm environments
+    Hitless on local and remote engines and on a Swarm manager once the router runs in a
+    holder of its own; a router an older dockroll started and new published listeners
     replace the container instead, which refuses connections for about a second
     (progress says so).
     """

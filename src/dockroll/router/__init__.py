@@ -24,7 +24,7 @@ Public API (everything else is internal)::
     HaproxyRouter.for_environment(engine, config, environment)
     HaproxySettings                          health path, check timing, ports, image, timeouts
     HaproxyRouter.reload(servers=()) -> RouterReload     hitless, carries the running servers
-    HaproxyRouter.upgrade(servers=()) -> RouterInfo      new container: NOT hitless
+    HaproxyRouter.upgrade(servers=()) -> RouterInfo      new container, new before old
     HaproxyRouter.describe() -> RouterDescription        what runs; changes nothing
 
     ServerSpec(name, address, port, weight=0, check=True)    what the caller wants served

@@ -38,7 +38,7 @@ container (``<container>-net``) that publishes the listeners and joins the
 networks, so a new HAProxy can take the running one's listening sockets over.
 
 **Hand-overs on a remote engine.** A remote engine runs the router in a holder
-the same way (a Swarm environment's router keeps one container: see
+the same way (on a Swarm manager too: see
 :mod:`dockroll.router.swarm`); what differs is what a new HAProxy needs from
 the old one. Its unix runtime socket (the one ``-x`` takes the listening
 sockets from) is in a named volume, ``dockroll-router-<service>-<env>-run``

@@ -21,6 +21,12 @@ Every change of a server is also saved to the router's server-state file,
 which HAProxy loads whenever it starts: a router that restarts with its node
 (a manager's engine restarted) serves the servers it had, at their weights,
 before any dockroll command runs.
+
+As on a remote engine, HAProxy runs in the network namespace of a holder
+container (``<container>-net``) that joins the overlay network and publishes
+the listeners on the manager, so ``dockroll router upgrade`` starts the new
+HAProxy beside the old one and hands the listening sockets over: nothing is
+refused (:meth:`~dockroll.router.haproxy.HaproxyRouter.upgrade`).
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockroll.engine.port import Engine
+from dockroll.engine.port import ContainerInfo, Engine
 from dockroll.errors import RouterError
 from dockroll.events import ProgressCallback, discard
 from dockroll.router.haproxy import _STATE_FILE, BACKEND, HaproxyRouter, HaproxySettings
-from dockroll.router.port import BackendServer, RouterStats
+from dockroll.router.port import BackendServer, RouterInfo, RouterStats, ServerSpec
 from dockroll.router.runtime_api import (
     backend_counters,
     backend_servers,
@@ -84,11 +90,12 @@ def resolvers_section(*, hold: float = 1.0) -> list[str]:
 class SwarmRouter(HaproxyRouter):
     """An environment's router whose servers resolve their replicas' Swarm services."""
 
-    # Its own container joins the overlay network, as it always did: upgrades replace it.
-    # A HAProxy container in a holder's namespace does not come back when the manager's
-    # engine restarts (it may start before the holder, and Docker does not retry), and a
-    # Swarm router must serve again by itself then, from its server-state file.
-    network_holder = False
+    # Like a remote engine's router, HAProxy runs in a holder's network namespace (the
+    # holder joins the overlay network), so an image upgrade is a hand-over, new before
+    # old. When the manager's engine restarts it starts the holder late (once the Swarm's
+    # networks are back) and HAProxy, which cannot join a namespace not there yet, not at
+    # all: the holder's watch starts it then (router/holder.py), and it serves the
+    # servers of its server-state file before any dockroll command runs.
     # Its config declares a server per replica, restored by the server-state file.
     restores_servers = False
 
@@ -210,6 +217,12 @@ class SwarmRouter(HaproxyRouter):
     def drain(self, name: str) -> None:
         super().drain(name)
         self._save_state()
+
+    def _hand_over(self, found: ContainerInfo, servers: Sequence[ServerSpec]) -> RouterInfo:
+        info = super()._hand_over(found, servers)
+        # Servers restored while both ran were saved into the old container's file.
+        self._save_state()
+        return info
 
     def _save_state(self) -> None:
         """What serves now, for the next start of HAProxy (a reload writes its own)."""

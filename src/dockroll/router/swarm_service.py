@@ -369,6 +369,9 @@ class RouterTask:
 class SwarmServiceRouter(SwarmRouter):
     """The router of a Swarm environment run as a global service on its ingress nodes."""
 
+    # Its tasks are Swarm's, one per ingress node: no holder, no hand-over.
+    network_holder = False
+
     def __init__(
         self,
         engine: Engine,

@@ -6,7 +6,7 @@ move between nodes; these pin down the config and the commands it sends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from dockroll.config import Config
 from dockroll.engine import DockerEngine
 from dockroll.errors import RouterError
-from dockroll.router import HaproxyRouter, HaproxySettings, ServerState
+from dockroll.router import HaproxyRouter, HaproxySettings, ServerSpec, ServerState
 from dockroll.router.swarm import SwarmRouter, resolvers_section, swarm_replica_names
 from tests.unit.router.fake_cli import FakeCli, serve_unix
 
@@ -184,3 +184,101 @@ def test_a_server_the_config_does_not_declare_is_refused(router: SwarmRouter, cl
     with pytest.raises(RouterError, match="listens on 8000"):
         router.add_server("web-prod-r-1", "10.0.1.9", 8000)
     assert cli.lines == []
+
+
+def _remote_swarm_router(engine: object, tmp_path: Path, **settings: object) -> SwarmRouter:
+    return SwarmRouter(
+        engine,  # type: ignore[arg-type]
+        service="web",
+        environment="prod",
+        port=8080,
+        replica_names=swarm_replica_names("web", "prod", 1),
+        replica_port=5000,
+        settings=HaproxySettings(api_timeout=2, start_timeout=0.5, **settings),  # type: ignore[arg-type]
+        state_root=tmp_path,
+    )
+
+
+def test_an_image_upgrade_on_the_manager_hands_the_listeners_over_in_the_holder(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.router.test_router_engine_port import RemoteEngine  # noqa: PLC0415
+
+    engine = RemoteEngine()
+    engine.add_image("sha256:newer", "haproxy:2.6-newer")
+    _remote_swarm_router(engine, tmp_path).ensure()
+    first = engine.container("dockroll-router-web-prod")
+    assert first is not None
+    upgraded = _remote_swarm_router(engine, tmp_path, image="haproxy:2.6-newer")
+    assert "starts a new one beside it (hitless)" in upgraded.describe().verdict
+
+    info = upgraded.upgrade()
+
+    assert info.replaced == "hitless"
+    holder, started, new = engine.runs
+    # The holder joins the overlay network and publishes the listeners; HAProxy runs in it.
+    assert holder.name == "dockroll-router-web-prod-net"
+    assert holder.network == "dockroll-web-prod"
+    assert started.network_container == new.network_container == holder.name
+    generation = first.labels["dockroll.router.generation"]
+    assert new.name == "dockroll-router-web-prod-next"
+    assert new.command is not None
+    assert list(new.command[-2:]) == ["-x", f"/var/lib/haproxy/admin-{generation}.sock"]
+    # Every declared server resolving its replica is in the new one's config.
+    config = new.files["/usr/local/etc/haproxy/haproxy.cfg"].decode()
+    assert "server web-prod-r-1 web-prod-r-1:5000 resolvers docker" in config
+    assert upgraded.describe().verdict == "up to date"
+
+
+def test_servers_restored_during_a_hand_over_are_saved_in_the_new_container(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.router.test_router_engine_port import RemoteEngine  # noqa: PLC0415
+
+    class Recording(RemoteEngine):
+        """Which container each copy of the server-state file went into, by id."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.saved: list[str] = []
+
+        def copy_files(self, container: str, directory: str, files: Mapping[str, bytes]) -> None:
+            super().copy_files(container, directory, files)
+            found = self.container(container)
+            if "servers.state" in files and found is not None:
+                self.saved.append(found.id)
+
+    engine = Recording()
+    engine.add_image("sha256:newer", "haproxy:2.6-newer")
+    _remote_swarm_router(engine, tmp_path).ensure()
+    upgraded = _remote_swarm_router(engine, tmp_path, image="haproxy:2.6-newer")
+    engine.saved.clear()
+
+    info = upgraded.upgrade([ServerSpec("web-prod-r-1", "10.0.1.7", 5000, weight=10)])
+
+    assert info.replaced == "hitless"
+    assert info.restored == ("web-prod-r-1",)
+    new = engine.container("dockroll-router-web-prod")
+    assert new is not None
+    assert engine.saved[-1] == new.id
+
+
+def test_a_swarm_router_started_without_a_holder_moves_into_one_once(tmp_path: Path) -> None:
+    from tests.unit.router.test_router_engine_port import RemoteEngine  # noqa: PLC0415
+
+    engine = RemoteEngine()
+    older = _remote_swarm_router(engine, tmp_path)
+    older.network_holder = False  # type: ignore[misc]
+    older.ensure()
+    router = _remote_swarm_router(engine, tmp_path)
+    assert "this once" in router.describe().verdict
+
+    assert router.upgrade().replaced == "migrate"
+    assert router.upgrade().replaced == "hitless"
+
+
+def test_the_router_as_a_swarm_service_has_no_holder() -> None:
+    from dockroll.router.swarm_service import SwarmServiceRouter  # noqa: PLC0415
+
+    assert SwarmRouter.network_holder
+    assert not SwarmServiceRouter.network_holder
