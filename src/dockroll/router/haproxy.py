@@ -1313,19 +1313,16 @@ class HaproxyRouter:
     def _start_files(self) -> dict[str, str]:
         """Files beside haproxy.cfg that a router starts with."""
         state = self.directory / "conf" / holding.STATE_MAP
-        flags = holding.render_state({})
+        flags: dict[str, str] = {}
         if self._local and state.is_file():  # a maintenance or hold outlives a new container
-            flags = state.read_text(encoding="utf-8")
+            flags = holding.parse_state(state.read_text(encoding="utf-8"))
+        flags.pop(restoring.KEY, None)  # a new container's restore starts anew
         files = {
             _STATE_FILE: _EMPTY_STATE,
-            holding.STATE_MAP: flags,
+            holding.STATE_MAP: self._state_text(flags),
             holding.LUA_FILE: holding.hold_script(self._state_map),
         }
         if self.restores_servers:
-            kept = dict(line.split(None, 1) for line in flags.splitlines() if " " in line)
-            files[holding.STATE_MAP] = self._state_text(
-                {key: value.strip() for key, value in kept.items() if key != restoring.KEY}
-            )
             files[restoring.SCRIPT_FILE] = restoring.restore_script()
             # A router started anew adds back the servers its predecessor had, then the
             # command that started it adds what it lacks (ensure).

@@ -30,6 +30,7 @@ __all__ = [
     "global_lines",
     "hold_script",
     "parse_map",
+    "parse_state",
     "render_state",
 ]
 
@@ -88,6 +89,16 @@ def render_state(state: Mapping[str, str]) -> str:
     """The map file's text: one ``key value`` line each."""
     merged = {**DEFAULT_STATE, **state}
     return "".join(f"{key} {value}\n" for key, value in merged.items())
+
+
+def parse_state(text: str) -> dict[str, str]:
+    """The map file's text (as :func:`render_state` writes it) as a dict."""
+    entries = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key and value:
+            entries[key] = value.strip()
+    return entries
 
 
 def parse_map(text: str) -> dict[str, str]:
