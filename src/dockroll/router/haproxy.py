@@ -1826,8 +1826,8 @@ class HaproxyRouter:
             self._relay.retarget(self.container_name)
         # A restart starts from the file with no server; the restore adds them back.
         self._put_file("haproxy.cfg", self._render(config_fp))
-        self._save_servers()  # into the new container on a remote engine
         self._wait_restored([s for s in servers if s.name in restored])
+        self._save_servers()  # into the new container on a remote engine
         self._progress(
             Progress(
                 "router",

@@ -35,11 +35,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockroll.engine.port import ContainerInfo, Engine
+from dockroll.engine.port import Engine
 from dockroll.errors import RouterError
 from dockroll.events import ProgressCallback, discard
 from dockroll.router.haproxy import _STATE_FILE, BACKEND, HaproxyRouter, HaproxySettings
-from dockroll.router.port import BackendServer, RouterInfo, RouterStats, ServerSpec
+from dockroll.router.port import BackendServer, RouterStats
 from dockroll.router.runtime_api import (
     backend_counters,
     backend_servers,
@@ -197,33 +197,18 @@ class SwarmRouter(HaproxyRouter):
         commands.append(f"set server {target} state ready")
         self.api.run(*commands)
 
-        self._save_state()
+        self._save_servers()
 
     def remove_server(self, name: str, *, timeout: float = 10.0) -> None:
         if validate_server_name(name) not in self.replica_names:
             return
         target = f"{BACKEND}/{name}"
         self.api.run(f"set server {target} state maint", f"set weight {target} 0")
-        self._save_state()
+        self._save_servers()
 
-    def set_weights(self, weights: Mapping[str, int]) -> None:
-        super().set_weights(weights)
-        self._save_state()
+    def _save_servers(self) -> None:
+        """What serves now, for the next start of HAProxy (a reload writes its own).
 
-    def set_ready(self, name: str) -> None:
-        super().set_ready(name)
-        self._save_state()
-
-    def drain(self, name: str) -> None:
-        super().drain(name)
-        self._save_state()
-
-    def _hand_over(self, found: ContainerInfo, servers: Sequence[ServerSpec]) -> RouterInfo:
-        info = super()._hand_over(found, servers)
-        # Servers restored while both ran were saved into the old container's file.
-        self._save_state()
-        return info
-
-    def _save_state(self) -> None:
-        """What serves now, for the next start of HAProxy (a reload writes its own)."""
+        Called after every change of a server, a hand-over's included (servers restored
+        while old and new ran were saved into the old container's file)."""
         self._put_file(_STATE_FILE, self.api.execute(f"show servers state {BACKEND}"))
