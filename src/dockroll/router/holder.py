@@ -43,6 +43,7 @@ POLL_SECONDS = 2
 # looks, the engine's socket.
 _WATCH = r"""
 my ($name, $window, $poll, $engine) = @ARGV;
+# time counts whole seconds: ask for at least $window of them, not up to one fewer
 my $until = time + $window;
 sub engine {
     my ($method, $path) = @_;
@@ -53,7 +54,7 @@ sub engine {
     close $socket;
     return defined $answer ? $answer : "";
 }
-while (time < $until) {
+while (time <= $until) {
     my $found = engine("GET", "/containers/$name/json");
     last if $found =~ /"Running":true/;
     if ($found =~ m{\AHTTP/1\.\d 200} && $found =~ /"Running":false/) {

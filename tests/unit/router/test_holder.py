@@ -111,7 +111,7 @@ def test_the_watch_ends_after_its_window_even_if_haproxy_never_runs(tmp_path: Pa
     engine = Engine(tmp_path / "engine.sock", starts=False)  # a config that cannot start
     process = _watch(engine, watch=1)
     try:
-        subprocess.run(["sleep", "2.5"], check=True)
+        subprocess.run(["sleep", "3.5"], check=True)  # a 1 s window ends within 2 s
         asked = len(engine.requests)
         subprocess.run(["sleep", "0.5"], check=True)
         assert process.poll() is None
