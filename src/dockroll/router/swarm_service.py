@@ -864,6 +864,13 @@ class SwarmServiceRouter(SwarmRouter):
 
 
 def _port_taken(error: str) -> bool:
-    """Whether a task's error says a port it publishes is taken on its node."""
+    """Whether a task's error says a port it publishes is taken on its node.
+
+    Not the scheduler's "host-mode port already in use" on a task it has not placed
+    yet: in a service update it counts the ports of the node's old task until that
+    one has stopped, and then places the new one.
+    """
     lowered = error.lower()
+    if "host-mode port already in use" in lowered:
+        return False
     return "already in use" in lowered or "port is already allocated" in lowered

@@ -30,6 +30,7 @@ from dockroll.router.swarm_service import (
     FanOut,
     SwarmServiceRouter,
     TlsTransport,
+    _port_taken,
     admin_lines,
     merge_stat,
 )
@@ -386,3 +387,13 @@ def test_swarm_objects_are_named_by_content_and_service_within_64_characters() -
     assert len(names) == 3
     assert all(len(name) <= 64 for name in names)
     assert object_name("web", path, b"a") == object_name("web", path, b"a")
+
+
+def test_a_port_the_node_refuses_fails_at_once_but_not_one_an_old_task_still_holds() -> None:
+    assert _port_taken(
+        "Error response from daemon: driver failed programming external connectivity: "
+        "Bind for 0.0.0.0:2375 failed: port is already allocated"
+    )
+    assert _port_taken("listen tcp 0.0.0.0:2375: bind: address already in use")
+    # The scheduler's word while a stop-first update waits for the old task to stop.
+    assert not _port_taken("no suitable node (host-mode port already in use on 1 node)")
