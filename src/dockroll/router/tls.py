@@ -114,7 +114,8 @@ def check_pair(pem: str, owner: str, cert: Path | None, key: Path | None) -> Non
     ):
         raise RouterError(
             f"router of {owner}: the key {key} does not belong to the certificate {cert}",
-            hint="does the key belong to the certificate? replace both files together",
+            hint="router.tls.key must be the key of router.tls.cert: replace both files "
+            "together (the certificate that serves stays meanwhile)",
         )
 
 
