@@ -414,6 +414,9 @@ def test_a_restarted_router_task_serves_its_node_s_last_state_and_env_down_remov
         ).stdout.split()[0]
         ready = f"http://{worker.address}:{router.metrics_port}/ready"
         assert httpx.get(ready, timeout=10).status_code == 200
+        # A flag the tasks keep too (a hold deadline means nothing while nothing is held).
+        router.api.run(f"set map {router._state_map} hold_until 4102444800")
+        time.sleep(1.5)  # the keeper looks twice a second
         with Load(manager_url, threads=2) as load, Load(worker_url, threads=1) as on_worker:
             load.wait_for(50, timeout=60)
             on_worker.wait_for(20, timeout=60)
@@ -438,10 +441,14 @@ def test_a_restarted_router_task_serves_its_node_s_last_state_and_env_down_remov
             back = time.monotonic() - killed
             assert _task_weights(router) == before
             served_before_restore = len(on_worker.answers) - len(on_worker.failures)
+            tasks = dict(router._running_tasks())
+            with router._task(tasks[worker.name]):
+                kept = router.api.execute(f"show map {router._state_map}")
+            assert " hold_until 4102444800" in kept, kept
+            router.api.run(f"set map {router._state_map} hold_until 0")
 
             # A task that missed a change (here: one set behind dockroll's back) differs
             # from the longest-running task; the next command under the lock restores it.
-            tasks = dict(router._running_tasks())
             name = next(iter(before[worker.name]))
             with router._task(tasks[worker.name]):
                 router.api.run(f"set weight app/{name} 7")

@@ -18,32 +18,48 @@ into tasks on other nodes, so each task keeps its own:
   the servers at the weights and drain/maintenance states its predecessor
   last had, before any dockroll command.
 
+The hold and maintenance flags (the state map of :mod:`dockroll.router.hold`)
+are kept the same way in :data:`FLAGS_FILE`: the map itself comes from the
+task's config, so the keeper sets the kept flags again as soon as the runtime
+API answers, before it starts watching.
+
 A task that was not running while a change was made gets the state before
-it; the next command under the environment's lock compares every task with
-the one that has run longest and restores those that differ.
+it; the next command under the environment's lock compares every task's
+servers with those of the one that has run longest and restores those that
+differ.
 """
 
 from __future__ import annotations
 
 from dockroll.router.restore import perl_program
 
-__all__ = ["INTERVAL_SECONDS", "SCRIPT_FILE", "STATE_DIR", "STATE_FILE", "keeper_script", "program"]
+__all__ = [
+    "FLAGS_FILE",
+    "INTERVAL_SECONDS",
+    "SCRIPT_FILE",
+    "STATE_DIR",
+    "STATE_FILE",
+    "keeper_script",
+    "program",
+]
 
 STATE_DIR = "/var/lib/haproxy"
 """Where the task's volume is mounted: HAProxy's own directory, writable by its user
 (a new volume takes the image's ownership of the directory)."""
 STATE_FILE = f"{STATE_DIR}/servers.state"
+FLAGS_FILE = f"{STATE_DIR}/flags.map"
 SCRIPT_FILE = "keep-state.pl"
 INTERVAL_SECONDS = 0.5
 
-# ARGV: the runtime API's unix socket, the state file, the backend, the seconds between looks.
-_SCRIPT = r"""# dockroll: keep this router task's server state on its node for its next start.
+# ARGV: the runtime API's unix socket, the state file, the backend, the seconds between looks,
+# the state map (as the config names it), the file its flags are kept in.
+_SCRIPT = r"""# dockroll: keep this router task's servers and flags on its node for its next start.
 use strict;
 use warnings;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
 
-my ($api, $file, $backend, $every) = @ARGV;
+my ($api, $file, $backend, $every, $map, $flags) = @ARGV;
 
 sub run {
     my ($command) = @_;
@@ -53,6 +69,13 @@ sub run {
     my $answer = <$socket>;
     close $socket;
     return $answer;
+}
+
+sub replace_file {
+    my ($path, $text) = @_;
+    open(my $out, ">", "$path.tmp") or return 0;
+    print $out $text;
+    return close($out) && rename("$path.tmp", $path);
 }
 
 # The state without the seconds since each server's last change, which grow by themselves.
@@ -67,16 +90,47 @@ sub essence {
     return join("\n", @lines);
 }
 
+# `show map` lines are "<id> <key> <value>"; kept as "<key> <value>".
+sub flags_of {
+    my ($answer) = @_;
+    return undef unless defined $answer;
+    my $text = "";
+    for my $line (split /\n/, $answer) {
+        my @parts = split " ", $line;
+        return undef unless @parts == 3 && $parts[0] =~ /^0x/;
+        $text .= "$parts[1] $parts[2]\n";
+    }
+    return $text;
+}
+
+my $info;
+do {
+    $info = run("show info");
+    select(undef, undef, undef, 0.05) unless defined $info && $info =~ /^Pid:/m;
+} until (defined $info && $info =~ /^Pid:/m);
+
+my $kept_flags;
+if (defined $map && open(my $in, "<", $flags)) {
+    while (my $line = <$in>) {
+        my ($key, $value) = split " ", $line;
+        next unless defined $value && $key =~ /^\w+$/ && $value =~ /^[\w.:-]+$/;
+        my $answer = run("set map $map $key $value");
+        run("add map $map $key $value") if defined $answer && $answer =~ /not found|entry/i;
+    }
+    close $in;
+}
+
 my $kept = "";
 while (1) {
     my $state = run("show servers state $backend");
     if (defined $state && $state =~ /\A1\n# be_id /) {
         my $now = essence($state);
-        if ($now ne $kept && open(my $out, ">", "$file.tmp")) {
-            print $out $state;
-            if (close($out) && rename("$file.tmp", $file)) {
-                $kept = $now;
-            }
+        $kept = $now if $now ne $kept && replace_file($file, $state);
+    }
+    if (defined $map) {
+        my $now = flags_of(run("show map $map"));
+        if (defined $now && (!defined $kept_flags || $now ne $kept_flags)) {
+            $kept_flags = $now if replace_file($flags, $now);
         }
     }
     select(undef, undef, undef, $every);
@@ -89,11 +143,11 @@ def keeper_script() -> str:
     return _SCRIPT
 
 
-def program(config_dir: str, socket: str, backend: str) -> list[str]:
+def program(config_dir: str, socket: str, backend: str, state_map: str) -> list[str]:
     """The config section running the keeper from ``config_dir`` against ``socket``."""
     return perl_program(
         "dockroll-keep-state",
         f"{config_dir}/{SCRIPT_FILE}",
-        [socket, STATE_FILE, backend, f"{INTERVAL_SECONDS:g}"],
+        [socket, STATE_FILE, backend, f"{INTERVAL_SECONDS:g}", state_map, FLAGS_FILE],
         endless=True,
     )

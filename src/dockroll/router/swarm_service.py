@@ -450,7 +450,7 @@ class SwarmServiceRouter(SwarmRouter):
                 *lines,
                 *resolvers_section(),
                 *admin_lines(),
-                *keeping.program(_CONFIG_DIR, _SOCKET, BACKEND),
+                *keeping.program(_CONFIG_DIR, _SOCKET, BACKEND, self._state_map),
                 "",
             ]
         )

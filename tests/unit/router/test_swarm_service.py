@@ -341,7 +341,10 @@ def test_the_tasks_keep_their_server_state_in_a_volume_of_their_node(tmp_path: P
     program = lines.index("program dockroll-keep-state")
     command = lines[program + 1]
     assert "/usr/local/etc/haproxy/keep-state.pl /var/lib/haproxy/admin.sock" in command
-    assert "/var/lib/haproxy/servers.state app 0.5" in command
+    assert (
+        "/var/lib/haproxy/servers.state app 0.5 "
+        "/usr/local/etc/haproxy/state.map /var/lib/haproxy/flags.map" in command
+    )
     assert lines[program + 2] == "    no option start-on-reload"
     assert b"show servers state" in spec.configs["/usr/local/etc/haproxy/keep-state.pl"]
     # An environment brought down (its CA removed) and up again starts from no state.
@@ -357,6 +360,7 @@ def test_the_keeper_writes_the_state_whenever_the_servers_change(tmp_path: Path)
     from dockroll.router.state_keeper import keeper_script  # noqa: PLC0415
 
     answers = {"state": _state({"web-prod-r-1": (256, 0)}, seconds=1)}
+    flags = {"hold": "off", "hold_until": "0", "maintenance": "off"}
     asked = threading.Event()
     path = tmp_path / "api.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -364,6 +368,22 @@ def test_the_keeper_writes_the_state_whenever_the_servers_change(tmp_path: Path)
     server.listen(8)
     server.settimeout(0.2)
     stop = threading.Event()
+    commands: list[str] = []
+
+    def answer(command: str) -> str:
+        if command == "show info":
+            return "Name: HAProxy\nPid: 7\n"
+        if command == "show servers state app":
+            asked.set()
+            return answers["state"]
+        if command == "show map /cfg/state.map":
+            return "".join(f"0x{i:x} {k} {v}\n" for i, (k, v) in enumerate(flags.items()))
+        words = command.split()
+        if words[:3] == ["set", "map", "/cfg/state.map"]:
+            commands.append(command)
+            flags[words[3]] = words[4]
+            return "\n"
+        return "Unknown command.\n"
 
     def serve() -> None:
         while not stop.is_set():
@@ -372,26 +392,31 @@ def test_the_keeper_writes_the_state_whenever_the_servers_change(tmp_path: Path)
             except TimeoutError:
                 continue
             with conn:
-                command = conn.recv(1024).decode()
-                assert command == "show servers state app\n"
-                conn.sendall(answers["state"].encode())
-                asked.set()
+                conn.sendall(answer(conn.recv(1024).decode().strip()).encode())
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     script = tmp_path / "keep.pl"
     script.write_text(keeper_script())
-    state = tmp_path / "servers.state"
-    keeper = subprocess.Popen(["perl", str(script), str(path), str(state), "app", "0.05"])
+    state, kept_flags = tmp_path / "servers.state", tmp_path / "flags.map"
+    # The node's previous task was in maintenance: the new one is put back into it.
+    kept_flags.write_text("hold off\nhold_until 0\nmaintenance on\nbogus; rm\n")
+    keeper = subprocess.Popen(
+        ["perl", str(script), str(path), str(state), "app", "0.05", "/cfg/state.map",
+         str(kept_flags)]
+    )  # fmt: skip
     try:
 
-        def written(expected: str) -> None:
+        def written(file: Path, expected: str) -> None:
             deadline = time.monotonic() + 10
-            while not (state.is_file() and state.read_text() == expected):
-                assert time.monotonic() < deadline, state.read_text() if state.is_file() else ""
+            while not (file.is_file() and file.read_text() == expected):
+                assert time.monotonic() < deadline, file.read_text() if file.is_file() else ""
                 time.sleep(0.02)
 
-        written(answers["state"])
+        written(state, answers["state"])
+        assert "set map /cfg/state.map maintenance on" in commands
+        assert not any("bogus" in c for c in commands)
+        assert flags["maintenance"] == "on"
         first = state.stat().st_ino
         # Only the seconds since the last change moved: the file stays as it was.
         answers["state"] = _state({"web-prod-r-1": (256, 0)}, seconds=9)
@@ -403,8 +428,11 @@ def test_the_keeper_writes_the_state_whenever_the_servers_change(tmp_path: Path)
         assert "256 256 1 " in state.read_text()
         # A weight changed: the new state replaces the file (renamed into place).
         answers["state"] = _state({"web-prod-r-1": (40, 8)}, seconds=0)
-        written(answers["state"])
+        written(state, answers["state"])
         assert not (tmp_path / "servers.state.tmp").exists()
+        # A flag changed: kept too.
+        flags["hold"] = "on"
+        written(kept_flags, "hold on\nhold_until 0\nmaintenance on\n")
         # An answer that is not a state (the API starting, an error) is never written.
         answers["state"] = "Unknown command.\n"
         for _ in range(3):
