@@ -23,6 +23,7 @@ from docker.types import (
     ConfigReference,
     ContainerSpec,
     EndpointSpec,
+    Mount,
     NetworkAttachmentConfig,
     Placement,
     RestartPolicy,
@@ -73,6 +74,8 @@ class GlobalService:
     secrets: Mapping[str, bytes] = field(default_factory=dict)
     """Path in the task → content (a Swarm secret, readable by the task's user only)."""
     labels: Mapping[str, str] = field(default_factory=dict)
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    """Named volume → path in the task: each node has its own, kept across its tasks."""
     stop_grace: float = 5.0
 
     def fingerprint(self) -> str:
@@ -85,6 +88,7 @@ class GlobalService:
             *self.command,
             *(f"{p}={object_name(self.name, p, d)}" for p, d in sorted(self.configs.items())),
             *(f"{p}={object_name(self.name, p, d)}" for p, d in sorted(self.secrets.items())),
+            *(f"volume {v}:{t}" for v, t in sorted(self.volumes.items())),
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
@@ -184,6 +188,8 @@ def deploy_global(engine: SwarmEngine, spec: GlobalService) -> str:
             command=list(spec.command) or None,
             configs=_ensure_objects(engine, spec, secret=False) or None,
             secrets=_ensure_objects(engine, spec, secret=True) or None,
+            mounts=[Mount(target, volume, type="volume") for volume, target in spec.volumes.items()]
+            or None,
             stop_grace_period=int(spec.stop_grace * 1e9),
         ),
         placement=Placement(constraints=list(spec.constraints)),

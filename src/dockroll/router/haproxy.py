@@ -225,6 +225,7 @@ def render_config(
     admin_path: str = f"{_RUN_DIR}/{_SOCKET}",
     loopback_port: str = str(LOOPBACK_ADMIN_PORT),
     restore: bool = False,
+    state_file: str = f"{_CONFIG_DIR}/{_STATE_FILE}",
 ) -> str:
     """The haproxy.cfg of an environment's router: frontends and a backend.
 
@@ -237,6 +238,7 @@ def render_config(
     socket is (a quoted ``"${VAR}"`` names it per container); ``loopback_port``: the
     loopback API's port (``${VAR}`` names it per container). ``restore``: the master
     runs :mod:`dockroll.router.restore` at start, which adds the servers back.
+    ``state_file``: the server-state file HAProxy loads when it starts.
     """
     sockets = []
     # "expose-fd listeners": a reloaded worker takes over the listening sockets
@@ -281,7 +283,7 @@ def render_config(
         *description,
         *holding.global_lines(_CONFIG_DIR),
         # Weights, drain/maintenance and check results of the servers a reload carries.
-        f"    server-state-file {_CONFIG_DIR}/{_STATE_FILE}",
+        f"    server-state-file {state_file}",
         "    stats timeout 30s",
         "    maxconn 4096",
         "    hard-stop-after 30s",

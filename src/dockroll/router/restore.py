@@ -43,6 +43,7 @@ __all__ = [
     "RESTORE_FILE",
     "SCRIPT_FILE",
     "WINDOW_SECONDS",
+    "perl_program",
     "program_lines",
     "render_servers",
     "restore_script",
@@ -170,17 +171,28 @@ def program_lines(config_dir: str, socket: str, state_map: str, backend: str) ->
         backend,
         str(API_WAIT_SECONDS),
     ]
-    # The master stops every process at once when a program exits with an error: the shell
-    # outlives the script (an image without Perl, a failure) and sleeps, and ends with 0 on
-    # the master's signals (SIGUSR1 of a soft stop: its worker finishes its requests).
+    return perl_program("dockroll-restore", f"{config_dir}/{SCRIPT_FILE}", arguments)
+
+
+def perl_program(
+    name: str, script: str, arguments: Sequence[str], *, endless: bool = False
+) -> list[str]:
+    """An HAProxy ``program`` section running the Perl ``script`` once per start of the master.
+
+    The master stops every process at once when a program exits with an error: the shell
+    outlives the script (an image without Perl, a failure) and sleeps, and ends with 0 on
+    the master's signals (SIGUSR1 of a soft stop: its worker finishes its requests).
+    ``endless``: the script loops until stopped; it runs in the background so that the
+    master's signal stops it too (a shell runs a trap only once its foreground command ends).
+    """
+    run = 'perl "$@" & script=$!; wait $script' if endless else 'script=; perl "$@"'
     shell = (
-        "stop() { kill $! 2>/dev/null; exit 0; }; trap stop USR1 USR2 TERM INT HUP; "
-        'perl "$@"; sleep 2147483647 & wait'
+        "stop() { kill $script $! 2>/dev/null; exit 0; }; trap stop USR1 USR2 TERM INT HUP; "
+        f"{run}; sleep 2147483647 & wait"
     )
     return [
-        "program dockroll-restore",
-        f"    command sh -c '{shell}' dockroll-restore "
-        f"{config_dir}/{SCRIPT_FILE} {' '.join(arguments)}",
+        f"program {name}",
+        f"    command sh -c '{shell}' {name} {script} {' '.join(arguments)}",
         "    no option start-on-reload",
     ]
 

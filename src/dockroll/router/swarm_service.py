@@ -38,12 +38,17 @@ through a forward carried over the manager's engine connection by a small
 relay container on the manager (:class:`~dockroll.router.transport.ExecForward`)
 and speaks TLS end to end with its client certificate.
 
-**A task that (re)starts** (node reboot, rescheduled) comes back with every
-server in maintenance: it answers 503 on its node until restored. ``ensure``
-detects such tasks and :meth:`SwarmServiceRouter.restore` (run under the
-environment's lock, as for a restarted router container) gives them the
-servers, weights and states of a task that kept running, or the caller's
-servers when none did.
+**A task that (re)starts** (its container killed, a node reboot, a service
+update) starts from the state its node's previous task kept: each task's
+server-state file is in a volume of its node, kept up to date by a loop its
+master runs (:mod:`dockroll.router.state_keeper`), so it serves at once with
+the servers, weights and drain states it last had. A task on a node that never
+ran one has none and answers 503 until restored, and a task that was down
+while a change was made starts from the state before it. ``ensure`` detects
+both, and :meth:`SwarmServiceRouter.restore` (run under the environment's
+lock, as for a restarted router container) gives every task whose servers
+differ from those of the task that has run longest that task's servers, or
+the caller's servers when it has none.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import hashlib
 import io
 import socket
 import ssl
@@ -65,10 +71,10 @@ from dockroll.engine.port import Engine, RunRequest
 from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.router import hold as holding
+from dockroll.router import state_keeper as keeping
 from dockroll.router import tls
 from dockroll.router.haproxy import (
     _CONFIG_DIR,
-    _STATE_FILE,
     BACKEND,
     METRICS_PORT,
     OFFICIAL_IMAGE,
@@ -108,6 +114,7 @@ _CA_PEM = "/run/secrets/dockroll-admin-ca.pem"
 _SITE_PEM = f"{_CONFIG_DIR}/{tls.CERT_FILE}"
 _SERVER_NAME = "dockroll-router"
 _RELAY_SUFFIX = "-relay"
+_DRAIN = 0x08  # SRV_ADMF_FDRAIN in srv_admin_state
 _POLL = 0.25
 # `show stat` columns that count: summed over the tasks. Others come from the first task.
 _SUMMED = frozenset(
@@ -447,13 +454,25 @@ class SwarmServiceRouter(SwarmRouter):
             fingerprint=fingerprint,
             servers=lines,
             admin_path=_SOCKET,
+            state_file=keeping.STATE_FILE,
         )
         # Each node tells a load balancer in front whether it can serve: a task that
-        # restarted has no server in rotation until it is restored.
+        # started without its node's state has no server in rotation until it is restored.
         lines = base.split("\n")
         at = lines.index("frontend metrics") + 1
         lines[at:at] = ready_lines()
-        return "\n".join([*lines, *resolvers_section(), *admin_lines()])
+        # The keeper is a program of the master: master-worker mode, said in the config.
+        at = lines.index("global") + 1
+        lines[at:at] = ["    master-worker"]
+        return "\n".join(
+            [
+                *lines,
+                *resolvers_section(),
+                *admin_lines(),
+                *keeping.program(_CONFIG_DIR, _SOCKET, BACKEND, self._state_map),
+                "",
+            ]
+        )
 
     def _swarm(self) -> SwarmEngine:
         from dockroll.engine.swarm import SwarmEngine  # noqa: PLC0415 - Swarm environments
@@ -475,9 +494,9 @@ class SwarmServiceRouter(SwarmRouter):
         config = self._render(self.config_fingerprint())
         configs = {
             f"{_CONFIG_DIR}/haproxy.cfg": config.encode(),
-            f"{_CONFIG_DIR}/{_STATE_FILE}": b"1\n",
             f"{_CONFIG_DIR}/{holding.STATE_MAP}": holding.render_state({}).encode(),
             f"{_CONFIG_DIR}/{holding.LUA_FILE}": holding.hold_script(self._state_map).encode(),
+            f"{_CONFIG_DIR}/{keeping.SCRIPT_FILE}": keeping.keeper_script().encode(),
         }
         return GlobalService(
             name=self.container_name,
@@ -492,6 +511,7 @@ class SwarmServiceRouter(SwarmRouter):
                 **self._certificate_secret(),
             },
             labels={"dockroll.service": self.service, "dockroll.environment": self.environment},
+            volumes={self.state_volume: keeping.STATE_DIR},
         )
 
     def _certificate_secret(self) -> dict[str, bytes]:
@@ -522,6 +542,15 @@ class SwarmServiceRouter(SwarmRouter):
             with self._task(address):
                 changed = super().sync_certificate() or changed
         return changed
+
+    @property
+    def state_volume(self) -> str:
+        """The volume each ingress node keeps its task's server state in.
+
+        Named after the environment's admin CA too: an environment brought down and
+        up again gets a new CA, so a new volume, never the state of one before it."""
+        digest = hashlib.sha256(self.pki.ca.read_bytes()).hexdigest()[:12]
+        return f"{self.container_name}-state-{digest}"
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -563,21 +592,19 @@ class SwarmServiceRouter(SwarmRouter):
         if outcome != "unchanged":
             self._progress(Progress("router", f"{outcome} service {self.container_name}"))
         relay = self._ensure_relay()
-        tasks = self._wait_tasks({n.id for n in usable}, updated=outcome == "updated")
+        self._wait_tasks({n.id for n in usable}, updated=outcome == "updated")
         if outcome == "updated":
             with contextlib.suppress(EngineError):
                 prune_objects(swarm, self.container_name)
-        fresh = [t for t in tasks if not self._task_servers(t)]
+        stale = self._stale(self._views(), servers)
         restored: tuple[str, ...] = ()
-        if fresh and (outcome == "created" or restore_running):
+        if stale and (outcome == "created" or restore_running):
             restored = self.restore(servers)
-        elif fresh and servers:
+        elif stale:
             self._progress(
                 Progress(
                     "router",
-                    "router task on "
-                    + ", ".join(t[0] for t in fresh)
-                    + " came back without servers: restored under the environment's lock",
+                    "; ".join(stale.values()) + ": restored under the environment's lock",
                 )
             )
         first = self.listeners[0]
@@ -718,12 +745,13 @@ class SwarmServiceRouter(SwarmRouter):
         return self._run(request).id
 
     def _running_tasks(self) -> list[tuple[str, str]]:
-        """(node, overlay address) of each running task."""
+        """(node, overlay address) of each running task, the longest-running first."""
         from dockroll.engine.swarm_global import global_tasks  # noqa: PLC0415
 
         with self._engine_call(f"listing the tasks of {self.container_name}"):
             found = global_tasks(self._swarm(), self.container_name, self.network)
-        return sorted((t.node, t.address) for t in found if t.running and t.address)
+        running = [t for t in found if t.running and t.address]
+        return [(t.node, t.address) for t in sorted(running, key=lambda t: (t.created, t.node))]
 
     def _targets(self) -> list[tuple[str, Callable[[str], str]]]:
         tasks = self._running_tasks()
@@ -818,38 +846,93 @@ class SwarmServiceRouter(SwarmRouter):
         return True
 
     def restore(self, servers: Sequence[ServerSpec]) -> tuple[str, ...]:
-        """Give each task that lacks servers those of a task that kept them (or ``servers``)."""
-        tasks = self._running_tasks()
-        used = {task: self._task_servers(task) for task in tasks}
-        reference = next((rows for rows in used.values() if rows), None)
+        """Give each task whose servers differ from the reference's the reference's servers.
+
+        The reference is the task that has run longest: it got every change since the
+        others started. When it has no servers (it started empty, nothing restored it),
+        ``servers``, the caller's view of the environment's replicas, are.
+        """
+        views = self._views()
+        stale = self._stale(views, servers)
+        if not stale:
+            return ()
+        wanted = self._reference(views, servers)
         restored: list[str] = []
-        for task, rows in used.items():
-            if rows:
-                continue
-            wanted: dict[str, tuple[int, str]] = {}
-            if reference is not None:
-                for name, row in reference.items():
-                    admin = int(row.get("srv_admin_state", "0") or 0)
-                    state = "drain" if admin & 0x08 else "ready"
-                    wanted[name] = (int(row.get("srv_uweight", "0") or 0), state)
-            else:
-                wanted = {
-                    s.name: (s.weight, "ready") for s in servers if s.name in self.replica_names
-                }
-            if not wanted:
-                continue
-            self._progress(Progress("router", f"restoring the router task on {task[0]}"))
+        for task, why in stale.items():
+            self._progress(Progress("router", f"restoring {why}"))
+            view = views[task]
             with self._task(task[1]):
+                for name in sorted(set(view) - set(wanted)):
+                    target = f"{BACKEND}/{name}"
+                    self.api.run(f"set server {target} state maint", f"set weight {target} 0")
                 for name, (weight, state) in sorted(wanted.items()):
                     target = f"{BACKEND}/{name}"
-                    self.api.run(
-                        f"set weight {target} {weight}",
-                        f"set server {target} health down",
-                        f"enable health {target}",
-                        f"set server {target} state {state}",
-                    )
+                    if view.get(name) == (weight, state):
+                        continue
+                    if name in view:
+                        self.api.run(
+                            f"set weight {target} {weight}", f"set server {target} state {state}"
+                        )
+                    else:
+                        self.api.run(
+                            f"set weight {target} {weight}",
+                            f"set server {target} health down",
+                            f"enable health {target}",
+                            f"set server {target} state {state}",
+                        )
                     restored.append(name)
         return tuple(dict.fromkeys(restored))
+
+    def _views(self) -> dict[tuple[str, str], dict[str, tuple[int, str]]]:
+        """Each running task's servers in use, as (weight, ready|drain), longest-running first."""
+        views: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        for task in self._running_tasks():
+            view = {}
+            for name, row in self._task_servers(task).items():
+                admin = int(row.get("srv_admin_state", "0") or 0)
+                view[name] = (
+                    int(row.get("srv_uweight", "0") or 0),
+                    "drain" if admin & _DRAIN else "ready",
+                )
+            views[task] = view
+        return views
+
+    def _reference(
+        self,
+        views: dict[tuple[str, str], dict[str, tuple[int, str]]],
+        servers: Sequence[ServerSpec],
+    ) -> dict[str, tuple[int, str]]:
+        oldest = next(iter(views.values()), {})
+        if oldest:
+            return oldest
+        return {s.name: (s.weight, "ready") for s in servers if s.name in self.replica_names}
+
+    def _stale(
+        self,
+        views: dict[tuple[str, str], dict[str, tuple[int, str]]],
+        servers: Sequence[ServerSpec],
+    ) -> dict[tuple[str, str], str]:
+        """The tasks to restore, each with why."""
+        wanted = self._reference(views, servers)
+        if not wanted:
+            return {}
+        reference = next(iter(views), None)
+        stale = {}
+        for task, view in views.items():
+            if view == wanted:
+                continue
+            if not view:
+                stale[task] = f"the router task on {task[0]}, which came back without servers"
+            elif task == reference:
+                stale[task] = (
+                    f"the router task on {task[0]}, which has other servers than the replicas"
+                )
+            else:
+                stale[task] = (
+                    f"the router task on {task[0]}, whose servers differ from those of "
+                    f"{reference[0] if reference else 'the replicas'}"
+                )
+        return stale
 
     def _find_image(self) -> str:
         # Every ingress node pulls it: a stand-in built on one engine would reach none.
@@ -857,7 +940,7 @@ class SwarmServiceRouter(SwarmRouter):
 
     def _put_file(self, name: str, text: str) -> None:
         """The tasks' files are Swarm configs and secrets, replaced by :meth:`ensure` only;
-        a task that restarts is restored from a peer."""
+        a task's server state is kept on its node by the task itself."""
 
     def running_config(self) -> str | None:
         return self.config_fingerprint()

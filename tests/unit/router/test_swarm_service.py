@@ -10,7 +10,9 @@ from __future__ import annotations
 import socket
 import ssl
 import stat
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -397,3 +399,229 @@ def test_a_port_the_node_refuses_fails_at_once_but_not_one_an_old_task_still_hol
     assert _port_taken("listen tcp 0.0.0.0:2375: bind: address already in use")
     # The scheduler's word while a stop-first update waits for the old task to stop.
     assert not _port_taken("no suitable node (host-mode port already in use on 1 node)")
+
+
+# -- a task keeps its servers' state on its node -------------------------------------
+
+_HEADER = (
+    "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+    "srv_iweight srv_time_since_last_change srv_check_status srv_check_result "
+    "srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id "
+    "srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr "
+    "srv_agent_port"
+)
+
+
+def _state(servers: dict[str, tuple[int, int]], seconds: int = 5) -> str:
+    """A `show servers state app` answer: name → (weight, srv_admin_state)."""
+    rows = [
+        f"3 app {i} {name} 10.0.1.{i} 2 {admin} {weight} 256 {seconds} 6 3 4 6 0 0 0 "
+        f"{name} 5000 - 0 0 - - 0"
+        for i, (name, (weight, admin)) in enumerate(sorted(servers.items()), start=1)
+    ]
+    return "\n".join(["1", _HEADER, *rows]) + "\n"
+
+
+def test_the_tasks_keep_their_server_state_in_a_volume_of_their_node(tmp_path: Path) -> None:
+    router = _router(tmp_path, image="haproxy:2.6")
+    router.pki.ensure()
+    spec = router.service_spec()
+    lines = spec.configs["/usr/local/etc/haproxy/haproxy.cfg"].decode().splitlines()
+    # HAProxy loads the state its node's previous task left, from the volume.
+    assert "    server-state-file /var/lib/haproxy/servers.state" in lines
+    assert spec.volumes == {router.state_volume: "/var/lib/haproxy"}
+    assert router.state_volume.startswith("dockroll-router-web-prod-state-")
+    # The master runs the keeper beside the worker, against the worker's socket.
+    assert lines[lines.index("global") + 1] == "    master-worker"
+    program = lines.index("program dockroll-keep-state")
+    command = lines[program + 1]
+    assert "/usr/local/etc/haproxy/keep-state.pl /var/lib/haproxy/admin.sock" in command
+    assert (
+        "/var/lib/haproxy/servers.state app 0.5 "
+        "/usr/local/etc/haproxy/state.map /var/lib/haproxy/flags.map" in command
+    )
+    assert lines[program + 2] == "    no option start-on-reload"
+    assert b"show servers state" in spec.configs["/usr/local/etc/haproxy/keep-state.pl"]
+    # An environment brought down (its CA removed) and up again starts from no state.
+    kept = router.state_volume
+    for path in router.pki.directory.iterdir():
+        path.unlink()
+    router.pki.ensure()
+    assert router.state_volume != kept
+
+
+def test_the_keeper_writes_the_state_whenever_the_servers_change(tmp_path: Path) -> None:
+    """The Perl loop against a stand-in runtime API on a unix socket."""
+    from dockroll.router.state_keeper import keeper_script  # noqa: PLC0415
+
+    answers = {"state": _state({"web-prod-r-1": (256, 0)}, seconds=1)}
+    flags = {"hold": "off", "hold_until": "0", "maintenance": "off"}
+    asked = threading.Event()
+    path = tmp_path / "api.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+    commands: list[str] = []
+
+    def answer(command: str) -> str:
+        if command == "show info":
+            return "Name: HAProxy\nPid: 7\n"
+        if command == "show servers state app":
+            asked.set()
+            return answers["state"]
+        if command == "show map /cfg/state.map":
+            return "".join(f"0x{i:x} {k} {v}\n" for i, (k, v) in enumerate(flags.items()))
+        words = command.split()
+        if words[:3] == ["set", "map", "/cfg/state.map"]:
+            commands.append(command)
+            flags[words[3]] = words[4]
+            return "\n"
+        return "Unknown command.\n"
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(answer(conn.recv(1024).decode().strip()).encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    script = tmp_path / "keep.pl"
+    script.write_text(keeper_script())
+    state, kept_flags = tmp_path / "servers.state", tmp_path / "flags.map"
+    # The node's previous task was in maintenance: the new one is put back into it.
+    kept_flags.write_text("hold off\nhold_until 0\nmaintenance on\nbogus; rm\n")
+    keeper = subprocess.Popen(
+        ["perl", str(script), str(path), str(state), "app", "0.05", "/cfg/state.map",
+         str(kept_flags)]
+    )  # fmt: skip
+    try:
+
+        def written(file: Path, expected: str) -> None:
+            deadline = time.monotonic() + 10
+            while not (file.is_file() and file.read_text() == expected):
+                assert time.monotonic() < deadline, file.read_text() if file.is_file() else ""
+                time.sleep(0.02)
+
+        written(state, answers["state"])
+        assert "set map /cfg/state.map maintenance on" in commands
+        assert not any("bogus" in c for c in commands)
+        assert flags["maintenance"] == "on"
+        first = state.stat().st_ino
+        # Only the seconds since the last change moved: the file stays as it was.
+        answers["state"] = _state({"web-prod-r-1": (256, 0)}, seconds=9)
+        asked.clear()
+        for _ in range(3):
+            asked.wait(5)
+            asked.clear()
+        assert state.stat().st_ino == first
+        assert "256 256 1 " in state.read_text()
+        # A weight changed: the new state replaces the file (renamed into place).
+        answers["state"] = _state({"web-prod-r-1": (40, 8)}, seconds=0)
+        written(state, answers["state"])
+        assert not (tmp_path / "servers.state.tmp").exists()
+        # A flag changed: kept too.
+        flags["hold"] = "on"
+        written(kept_flags, "hold on\nhold_until 0\nmaintenance on\n")
+        # An answer that is not a state (the API starting, an error) is never written.
+        answers["state"] = "Unknown command.\n"
+        for _ in range(3):
+            asked.wait(5)
+            asked.clear()
+        assert "40 256 0 " in state.read_text()
+    finally:
+        keeper.kill()
+        keeper.wait(10)
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+class _Haproxy:
+    """A router task's runtime API: its declared servers as name → [weight, srv_admin_state],
+    those in forced maintenance (1) unused."""
+
+    def __init__(self, servers: dict[str, tuple[int, int]]) -> None:
+        self.servers = {name: [0, 1] for name in ("web-prod-r-1", "web-prod-r-2")}
+        self.servers.update({name: list(value) for name, value in servers.items()})
+        self.changes: list[str] = []
+
+    def __call__(self, line: str) -> str:
+        for command in (c.strip() for c in line.split(";")):
+            if command == "show servers state app":
+                return _state({n: (w, a) for n, (w, a) in self.servers.items()})
+            if command == "show info":
+                return "Pid: 1\n"
+            self.changes.append(command)
+            words = command.split()
+            if words[:2] == ["set", "weight"]:
+                self.servers[words[2].split("/")[1]][0] = int(words[3])
+            elif words[:2] == ["set", "server"] and words[3] == "state":
+                states = {"ready": 0, "drain": 8, "maint": 1}
+                self.servers[words[2].split("/")[1]][1] = states[words[4]]
+        return "\n"
+
+
+def _tasks(router: SwarmServiceRouter, tasks: dict[str, _Haproxy]) -> None:
+    """Run ``router`` against stand-in tasks, the first listed the longest-running."""
+    router._running_tasks = lambda: [(node, f"10.0.9.{i}") for i, node in enumerate(tasks)]  # type: ignore[method-assign]
+    addresses = {f"10.0.9.{i}": task for i, task in enumerate(tasks.values())}
+    router._transport = lambda address: addresses[address]  # type: ignore[method-assign]
+
+
+def test_a_task_that_started_from_an_old_state_gets_the_longest_running_task_s_servers(
+    tmp_path: Path,
+) -> None:
+    router = _router(tmp_path)
+    r1, r2 = "web-prod-r-1", "web-prod-r-2"
+    # The manager's task ran on while a rollout drained r1 and put r2 in at weight 40;
+    # the worker's task was down meanwhile and started again from its node's state.
+    manager = _Haproxy({r1: (0, 8), r2: (40, 0)})
+    worker = _Haproxy({r1: (256, 0), r2: (0, 1)})
+    _tasks(router, {"manager": manager, "worker-1": worker})
+    messages: list[str] = []
+    router._progress = lambda event: messages.append(event.message)  # type: ignore[method-assign]
+    assert router.restore([]) == (r1, r2)
+    assert worker.servers == manager.servers == {r1: [0, 8], r2: [40, 0]}
+    assert messages == [
+        "restoring the router task on worker-1, whose servers differ from those of manager"
+    ]
+    # A server the task did not use comes back down until its first check, as any new one.
+    assert f"set server app/{r2} health down" in worker.changes
+    assert f"set server app/{r1} health down" not in worker.changes
+    assert manager.changes == []
+    # Once alike, nothing more to do.
+    assert router.restore([]) == ()
+
+
+def test_a_task_with_servers_no_other_has_puts_them_back_into_maintenance(
+    tmp_path: Path,
+) -> None:
+    router = _router(tmp_path)
+    manager = _Haproxy({"web-prod-r-2": (256, 0)})
+    worker = _Haproxy({"web-prod-r-1": (256, 0), "web-prod-r-2": (256, 0)})
+    _tasks(router, {"manager": manager, "worker-1": worker})
+    router.restore([])
+    assert worker.servers["web-prod-r-1"] == [0, 1]
+    assert worker.servers["web-prod-r-2"] == [256, 0]
+
+
+def test_tasks_that_all_came_back_empty_get_the_caller_s_servers(tmp_path: Path) -> None:
+    from dockroll.router.port import ServerSpec  # noqa: PLC0415
+
+    router = _router(tmp_path)
+    manager, worker = _Haproxy({}), _Haproxy({})
+    _tasks(router, {"manager": manager, "worker-1": worker})
+    specs = [
+        ServerSpec("web-prod-r-1", "10.0.1.1", 5000, weight=256),
+        ServerSpec("web-prod-r-2", "10.0.1.2", 5000, weight=0),
+        ServerSpec("web-prod-r-9", "10.0.1.9", 5000, weight=256),  # not declared: left out
+    ]
+    assert router.restore(specs) == ("web-prod-r-1", "web-prod-r-2")
+    assert manager.servers == worker.servers == {"web-prod-r-1": [256, 0], "web-prod-r-2": [0, 0]}
+    assert router.restore(specs) == ()
