@@ -9,6 +9,7 @@ global service on the ingress nodes instead). One cluster serves the module.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -637,6 +638,39 @@ def _https(address: str, port: int, cert: bytes) -> tuple[str, httpx.Response]:
         return served, client.get(f"https://{address}:{port}/version")
 
 
+@contextlib.contextmanager
+def _https_load(
+    nodes: dict[str, str], port: int, trusted: bytes
+) -> Iterator[dict[str, collections.Counter[str]]]:
+    """Sequential HTTPS requests to every node meanwhile: per node, the versions that
+    answered, or ``failed: <error>``."""
+    outcomes: dict[str, collections.Counter[str]] = {n: collections.Counter() for n in nodes}
+    context = ssl.create_default_context(cadata=trusted.decode())
+    context.check_hostname = False
+    stop = threading.Event()
+
+    def load(node: str, address: str) -> None:
+        with httpx.Client(trust_env=False, timeout=5, verify=context) as client:
+            while not stop.is_set():
+                try:
+                    answer = client.get(f"https://{address}:{port}/version")
+                    key = answer.json()["version"] if answer.status_code == 200 else "failed"
+                except (httpx.HTTPError, ValueError) as exc:
+                    key = f"failed: {type(exc).__name__}"
+                outcomes[node][key] += 1
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=load, args=item, daemon=True) for item in nodes.items()]
+    for thread in threads:
+        thread.start()
+    try:
+        yield outcomes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
 def _serving_tls(nodes: dict[str, str], port: int, cert: bytes, version: str | None) -> float:
     """Wait until every node serves ``version`` over TLS with ``cert`` (``None``: only has
     ``cert`` in its TLS handshake); the seconds it took."""
@@ -705,11 +739,16 @@ def test_tls_listeners_of_the_router_service_serve_the_files_certificate_on_ever
         # A replaced certificate: a new secret, the service updated node by node by the next
         # command that opens the environment; the rollout that follows serves with it.
         live_key.write_bytes(renewed_key)
-        with seeded.ledger() as ledger:
-            open_environment(config, "ingresstls", ledger)
-        print(
-            f"service updated on every node after {_serving_tls(nodes, secure, renewed, None):.1f}s"
-        )
+        with _https_load(nodes, secure, first + renewed) as outcomes:
+            with seeded.ledger() as ledger:
+                open_environment(config, "ingresstls", ledger)
+            took = _serving_tls(nodes, secure, renewed, None)
+            time.sleep(1)
+        print(f"service updated on every node after {took:.1f}s")
+        for node, seen in outcomes.items():
+            # Stop-first: a node's listener is closed while its task is replaced.
+            print(f"HTTPS on {node} during the update: {dict(sorted(seen.items()))}")
+            assert seen[OLD] > 0
         assert _deploy(seeded, "ingresstls", NEW) == "succeeded"
         print(
             f"renewed certificate everywhere after {_serving_tls(nodes, secure, renewed, NEW):.1f}s"
