@@ -9,14 +9,18 @@ global service on the ingress nodes instead). One cluster serves the module.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
+import ssl
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -38,6 +42,7 @@ from dockroll.router.haproxy import OFFICIAL_IMAGE, HaproxyRouter, HaproxySettin
 from dockroll.router.port import ServerHealth, ServerState
 from dockroll.router.swarm import SwarmRouter
 from dockroll.router.swarm_service import SwarmServiceRouter
+from dockroll.router.tls import certificate_fingerprint, self_signed
 from tests.conftest import free_port
 from tests.integration.remote_support import NEW, OLD, remote_cluster, remote_environment
 from tests.integration.remote_support import deploy_version as _deploy
@@ -77,6 +82,31 @@ def _router_image(registry: str, nodes_registry: str) -> str:
     return f"{nodes_registry}/{path}"
 
 
+def _tls_environment(common: dict[str, Any], router_image: str, certs: Path) -> dict[str, Any]:
+    """The router as a service with a plain and a TLS listener, its certificate from files."""
+    cert, key = self_signed("swarm-tls.test", days=1, dns_names=["swarm-tls.test"])
+    (certs / "live.pem").write_bytes(cert)
+    (certs / "live.key").write_bytes(key)
+    plain, secure = free_port(), free_port()
+    return {
+        **common,
+        "port": plain,
+        "replicas": 1,
+        "strategy": "rolling",
+        "drain_timeout": "2s",
+        "swarm": {
+            "constraints": ["node.role==worker"],
+            "router": "service",
+            "router_image": router_image,
+        },
+        "router": {
+            "listen": [f"0.0.0.0:{plain}", {"address": f"0.0.0.0:{secure}", "tls": True}],
+            "metrics": f"0.0.0.0:{free_port()}",
+            "tls": {"cert": str(certs / "live.pem"), "key": str(certs / "live.key"), "hsts": "1h"},
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 def swarm(
     tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, registry: str
@@ -88,6 +118,7 @@ def swarm(
             remote.registry,
             swarm={"constraints": ["node.role==worker"]},
         )
+        router_image = _router_image(registry, remote.registry)
         environments = {
             "rolling": {**common, "strategy": "rolling", "drain_timeout": "5s"},
             "bluegreen": {**common, "strategy": "blue-green"},
@@ -102,7 +133,7 @@ def swarm(
                 "swarm": {
                     "constraints": ["node.role==worker"],
                     "router": "service",
-                    "router_image": _router_image(registry, remote.registry),
+                    "router_image": router_image,
                 },
                 "strategy": "canary",
                 "canary": {"steps": [50, 100], "pause": "3s"},
@@ -130,6 +161,9 @@ def swarm(
                     "healthcheck": {"test": HEALTH_TEST, "interval": "1s", "retries": 3},
                 },
             },
+            "ingresstls": _tls_environment(
+                common, router_image, tmp_path_factory.mktemp("swarm-tls")
+            ),
         }
         for seeded in seed_service(tmp_path_factory, registry, environments, prefix="swarm"):
             nodes = ensure_swarm(
@@ -592,6 +626,150 @@ def test_the_router_s_image_is_upgraded_on_the_manager_without_a_failed_request(
         with contextlib.suppress(DockrollError):
             engine.remove_image(f"dockroll.local/haproxy-upgrade:{config.service}")
         engine.close()
+
+
+def _https(address: str, port: int, cert: bytes) -> tuple[str, httpx.Response]:
+    """The fingerprint of the certificate served at ``address:port`` and the answer to
+    ``/version`` there, which must verify against ``cert`` (self-signed: its own CA)."""
+    served = certificate_fingerprint(ssl.get_server_certificate((address, port), timeout=10))
+    context = ssl.create_default_context(cadata=cert.decode())
+    context.check_hostname = False  # a node's address, not the certificate's name
+    with httpx.Client(trust_env=False, timeout=10, verify=context) as client:
+        return served, client.get(f"https://{address}:{port}/version")
+
+
+@contextlib.contextmanager
+def _https_load(
+    nodes: dict[str, str], port: int, trusted: bytes
+) -> Iterator[dict[str, collections.Counter[str]]]:
+    """Sequential HTTPS requests to every node meanwhile: per node, the versions that
+    answered, or ``failed: <error>``."""
+    outcomes: dict[str, collections.Counter[str]] = {n: collections.Counter() for n in nodes}
+    context = ssl.create_default_context(cadata=trusted.decode())
+    context.check_hostname = False
+    stop = threading.Event()
+
+    def load(node: str, address: str) -> None:
+        with httpx.Client(trust_env=False, timeout=5, verify=context) as client:
+            while not stop.is_set():
+                try:
+                    answer = client.get(f"https://{address}:{port}/version")
+                    key = answer.json()["version"] if answer.status_code == 200 else "failed"
+                except (httpx.HTTPError, ValueError) as exc:
+                    key = f"failed: {type(exc).__name__}"
+                outcomes[node][key] += 1
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=load, args=item, daemon=True) for item in nodes.items()]
+    for thread in threads:
+        thread.start()
+    try:
+        yield outcomes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
+def _serving_tls(nodes: dict[str, str], port: int, cert: bytes, version: str | None) -> float:
+    """Wait until every node serves ``version`` over TLS with ``cert`` (``None``: only has
+    ``cert`` in its TLS handshake); the seconds it took."""
+    started = time.monotonic()
+    wanted = certificate_fingerprint(cert.decode())
+    for node, address in nodes.items():
+        while True:
+            with contextlib.suppress(OSError, httpx.HTTPError, ValueError):
+                if version is None:
+                    served = ssl.get_server_certificate((address, port), timeout=10)
+                    if certificate_fingerprint(served) == wanted:
+                        break
+                else:
+                    served, answer = _https(address, port, cert)
+                    ok = (served, answer.status_code) == (wanted, 200)
+                    if ok and answer.json()["version"] == version:
+                        break
+            assert time.monotonic() - started < 90, f"{node} does not serve {version} with it"
+            time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def test_tls_listeners_of_the_router_service_serve_the_files_certificate_on_every_node(
+    swarm: tuple[Seeded, SwarmCluster],
+) -> None:
+    seeded, cluster = swarm
+    config = seeded.config()
+    env = config.environments["ingresstls"]
+    assert env.router.tls is not None
+    assert env.router.tls.cert
+    assert env.router.tls.key
+    live_cert, live_key = config.root / env.router.tls.cert, config.root / env.router.tls.key
+    plain, secure = (address.port for address in env.listeners())
+    worker = cluster.workers[0]
+    nodes = {cluster.manager.name: cluster.manager.address, worker.name: worker.address}
+    engine = environment_engine(config, "ingresstls")
+    router = HaproxyRouter.for_environment(engine, config, "ingresstls")
+    assert isinstance(router, SwarmServiceRouter)
+    first = live_cert.read_bytes()
+    renewed, renewed_key = self_signed("swarm-tls.test", days=2, dns_names=["swarm-tls.test"])
+    live, live_key_pem = self_signed("swarm-tls.test", days=3, dns_names=["swarm-tls.test"])
+    _label_ingress(cluster, worker.name, True)
+    try:
+        assert _deploy(seeded, "ingresstls", OLD) == "succeeded"
+        print(f"TLS on every ingress node after {_serving_tls(nodes, secure, first, OLD):.1f}s")
+        for address in nodes.values():
+            _, answer = _https(address, secure, first)
+            assert answer.headers["strict-transport-security"] == "max-age=3600"
+            redirect = httpx.get(f"http://{address}:{plain}/version", timeout=10)
+            assert redirect.status_code == 301
+            assert redirect.headers["location"] == f"https://{address}:{plain}/version"
+
+        # A key that is not the certificate's own: refused before the service changes.
+        live_cert.write_bytes(renewed)
+        service = engine.client.api.inspect_service(router.container_name)
+        with pytest.raises(RouterError, match="does not belong to the certificate"):
+            _deploy(seeded, "ingresstls", NEW)
+        with pytest.raises(RouterError, match="does not belong to the certificate"):
+            router.sync_certificate()
+        assert (
+            engine.client.api.inspect_service(router.container_name)["Version"]
+            == (service["Version"])
+        )
+        _serving_tls(nodes, secure, first, OLD)
+
+        # A replaced certificate: a new secret, the service updated node by node by the next
+        # command that opens the environment; the rollout that follows serves with it.
+        live_key.write_bytes(renewed_key)
+        with _https_load(nodes, secure, first + renewed) as outcomes:
+            with seeded.ledger() as ledger:
+                open_environment(config, "ingresstls", ledger)
+            took = _serving_tls(nodes, secure, renewed, None)
+            time.sleep(1)
+        print(f"service updated on every node after {took:.1f}s")
+        for node, seen in outcomes.items():
+            # Stop-first: a node's listener is closed while its task is replaced.
+            print(f"HTTPS on {node} during the update: {dict(sorted(seen.items()))}")
+            assert seen[OLD] > 0
+        assert _deploy(seeded, "ingresstls", NEW) == "succeeded"
+        print(
+            f"renewed certificate everywhere after {_serving_tls(nodes, secure, renewed, NEW):.1f}s"
+        )
+        tasks = {t.node: t.address for t in router.tasks()}
+
+        # Loaded live: every task serves it at once, none restarts.
+        live_cert.write_bytes(live)
+        live_key.write_bytes(live_key_pem)
+        assert router.sync_certificate() is True
+        assert _serving_tls(nodes, secure, live, NEW) < 5
+        assert router.sync_certificate() is False
+        assert {t.node: t.address for t in router.tasks()} == tasks
+
+        with seeded.ledger() as ledger:
+            environment_down(config, "ingresstls", ledger)
+        owned = f"dev.dockroll.object-of={router.container_name}"
+        assert engine.client.api.secrets(filters={"label": owned}) == []
+    finally:
+        router.close()
+        _label_ingress(cluster, worker.name, False)
 
 
 def test_the_shared_edge_runs_on_the_manager_and_routes_by_hostname(

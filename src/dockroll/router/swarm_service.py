@@ -10,6 +10,14 @@ config named by a hash of its content (a changed config is a new config and a
 service update, one node at a time). Servers are declared and resolved by DNS
 as :class:`~dockroll.router.swarm.SwarmRouter` does.
 
+**TLS listeners** take their certificate from files (``router.tls.cert`` and
+``key``): the bundle is a Swarm secret mounted where a router container keeps
+it, so the config and the runtime API commands are the same in both modes. A
+replaced certificate is a new secret and a service update, node by node, and a
+task that restarts comes back with it; a key that is not the certificate's own
+is refused before the service changes. Certificates from an ACME CA and
+hostnames on the edge are not supported in this mode.
+
 **Every task gets every change.** Each runtime command is sent to every
 running task (:class:`FanOut`); a refusal by any task is the command's
 refusal, so weights, drains and canary shares are the same on every ingress
@@ -64,6 +72,7 @@ from dockroll.errors import DockrollError, EngineError, RouterError
 from dockroll.events import Progress, ProgressCallback, discard
 from dockroll.router import hold as holding
 from dockroll.router import state_keeper as keeping
+from dockroll.router import tls
 from dockroll.router.haproxy import (
     _CONFIG_DIR,
     BACKEND,
@@ -102,6 +111,7 @@ DEFAULT_INGRESS = ("node.labels.dockroll.ingress==true",)
 _SOCKET = "/var/lib/haproxy/admin.sock"
 _SERVER_PEM = "/run/secrets/dockroll-admin.pem"
 _CA_PEM = "/run/secrets/dockroll-admin-ca.pem"
+_SITE_PEM = f"{_CONFIG_DIR}/{tls.CERT_FILE}"
 _SERVER_NAME = "dockroll-router"
 _RELAY_SUFFIX = "-relay"
 _DRAIN = 0x08  # SRV_ADMF_FDRAIN in srv_admin_state
@@ -404,11 +414,20 @@ class SwarmServiceRouter(SwarmRouter):
             state_root=state_root,
             progress=progress,
         )
-        if self.settings.tls_listeners or self.settings.acme or self.settings.edge:
+        if self.settings.acme or self.settings.edge:
             raise RouterError(
-                f"router of {self.owner}: `swarm.router: service` serves plain HTTP listeners "
-                "only (no TLS listeners, ACME or hostnames on the edge yet)",
-                hint="use `swarm.router: container` for this environment",
+                f"router of {self.owner}: `swarm.router: service` does not support "
+                + (
+                    "certificates from an ACME CA"
+                    if self.settings.acme
+                    else "hostnames on the edge"
+                )
+                + " yet",
+                hint="give its TLS listeners a certificate from files (router.tls.cert and "
+                "router.tls.key)"
+                if self.settings.acme
+                else "serve the environment on its own listeners (router.listen), "
+                "or use `swarm.router: container` for it",
             )
         self.ingress = tuple(ingress) or DEFAULT_INGRESS
         self.pki = AdminPki(self.directory / "pki", self.owner)
@@ -489,10 +508,40 @@ class SwarmServiceRouter(SwarmRouter):
             secrets={
                 _SERVER_PEM: self.pki.server.read_bytes(),
                 _CA_PEM: self.pki.ca.read_bytes(),
+                **self._certificate_secret(),
             },
             labels={"dockroll.service": self.service, "dockroll.environment": self.environment},
             volumes={self.state_volume: keeping.STATE_DIR},
         )
+
+    def _certificate_secret(self) -> dict[str, bytes]:
+        """The TLS listeners' certificate and key, a Swarm secret where HAProxy reads them.
+
+        At the path a router container uses (:data:`_SITE_PEM`): the same config and
+        the same runtime API commands serve both. Checked first: a key that is not the
+        certificate's own is refused before the service changes.
+        """
+        if not self.settings.tls_listeners:
+            return {}
+        pem = self._certificate()
+        tls.check_pair(pem, self.owner, self._certificate_source, self._key_source)
+        return {_SITE_PEM: pem.encode()}
+
+    def sync_certificate(self) -> bool:
+        """Load the certificate files live into every task that serves another one.
+
+        The files are checked first (nothing changes when the key is not the
+        certificate's). A task that restarts reads the service's secret, which
+        :meth:`ensure` replaces with a new one, a service update node by node.
+        """
+        if not self.settings.tls_listeners:
+            return False
+        self._certificate_secret()
+        changed = False
+        for _, address in self._running_tasks():
+            with self._task(address):
+                changed = super().sync_certificate() or changed
+        return changed
 
     @property
     def state_volume(self) -> str:
@@ -890,13 +939,21 @@ class SwarmServiceRouter(SwarmRouter):
         return self.settings.image or OFFICIAL_IMAGE
 
     def _put_file(self, name: str, text: str) -> None:
-        """The tasks' files are Swarm configs: a task that restarts is restored from a peer."""
+        """The tasks' files are Swarm configs and secrets, replaced by :meth:`ensure` only;
+        a task's server state is kept on its node by the task itself."""
 
     def running_config(self) -> str | None:
         return self.config_fingerprint()
 
 
 def _port_taken(error: str) -> bool:
-    """Whether a task's error says a port it publishes is taken on its node."""
+    """Whether a task's error says a port it publishes is taken on its node.
+
+    Not the scheduler's "host-mode port already in use" on a task it has not placed
+    yet: in a service update it counts the ports of the node's old task until that
+    one has stopped, and then places the new one.
+    """
     lowered = error.lower()
+    if "host-mode port already in use" in lowered:
+        return False
     return "already in use" in lowered or "port is already allocated" in lowered

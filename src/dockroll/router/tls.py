@@ -26,6 +26,7 @@ __all__ = [
     "bind_options",
     "bundle",
     "certificate_fingerprint",
+    "check_pair",
     "frontend_lines",
     "self_signed",
 ]
@@ -77,6 +78,45 @@ def bundle(cert: Path, key: Path, owner: str) -> str:
         raise RouterError(f"router of {owner}: {key} holds no PEM private key")
     chain = "\n".join(m.group(0) for m in _PEM.finditer(cert_text))
     return f"{chain}\n{found.group(0)}\n"
+
+
+def check_pair(pem: str, owner: str, cert: Path | None, key: Path | None) -> None:
+    """RouterError unless the bundle's key is the private key of its first certificate.
+
+    Where no running HAProxy checks a certificate before it serves (a file read at a
+    task's start), this check stands in for the one ``commit ssl cert`` makes.
+    """
+    from cryptography import x509  # noqa: PLC0415 - only where a certificate is checked
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    first = _PEM.search(pem)
+    found = _KEY.search(pem)
+    if first is None or found is None:
+        raise RouterError(f"router of {owner}: {cert} with {key} is no certificate and key")
+    try:
+        certificate = x509.load_pem_x509_certificate(first.group(0).encode())
+    except ValueError as exc:
+        raise RouterError(
+            f"router of {owner}: {cert} holds no certificate that can be read: {exc}",
+            hint="router.tls.cert names the PEM certificate, its chain after it",
+        ) from None
+    try:
+        private = serialization.load_pem_private_key(found.group(0).encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise RouterError(
+            f"router of {owner}: {key} holds no private key that can be read: {exc}",
+            hint="router.tls.key names the certificate's key, PEM and not encrypted",
+        ) from None
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if certificate.public_key().public_bytes(der, spki) != private.public_key().public_bytes(
+        der, spki
+    ):
+        raise RouterError(
+            f"router of {owner}: the key {key} does not belong to the certificate {cert}",
+            hint="router.tls.key must be the key of router.tls.cert: replace both files "
+            "together (the certificate that serves stays meanwhile)",
+        )
 
 
 def certificate_fingerprint(pem: str) -> str:

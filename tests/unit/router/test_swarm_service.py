@@ -24,6 +24,7 @@ from dockroll.engine.swarm_global import object_name
 from dockroll.errors import RouterError
 from dockroll.listeners import ListenAddress
 from dockroll.router import HaproxyRouter, HaproxySettings
+from dockroll.router.acme import AcmeSettings
 from dockroll.router.runtime_api import AdminAddress, RuntimeApi
 from dockroll.router.swarm_service import (
     ADMIN_PORT,
@@ -31,9 +32,11 @@ from dockroll.router.swarm_service import (
     FanOut,
     SwarmServiceRouter,
     TlsTransport,
+    _port_taken,
     admin_lines,
     merge_stat,
 )
+from dockroll.router.tls import bundle, self_signed
 
 REMOTE = DockerEngine("tcp://127.0.0.1:1")  # never contacted by these tests
 
@@ -108,11 +111,93 @@ def test_the_service_publishes_every_listener_and_the_metrics_port_on_its_nodes(
     assert _router(tmp_path, image="haproxy:2.6").service_spec().fingerprint() == first
 
 
-def test_tls_listeners_are_refused_in_service_mode(tmp_path: Path) -> None:
+def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = self_signed(name, days=1, dns_names=[name])
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.pem").write_bytes(cert)
+    (directory / f"{name}.key").write_bytes(key)
+    return directory / f"{name}.pem", directory / f"{name}.key"
+
+
+def _tls_router(tmp_path: Path, cert: Path, key: Path, **settings: object) -> SwarmServiceRouter:
+    plain, secure = ListenAddress("0.0.0.0", 18080), ListenAddress("0.0.0.0", 18443)
+    return _router(
+        tmp_path,
+        image="haproxy:2.6",
+        listeners=(plain, secure),
+        tls_listeners=(secure,),
+        tls_cert=cert,
+        tls_key=key,
+        **settings,
+    )
+
+
+def test_tls_listeners_take_their_certificate_from_a_secret_where_a_container_keeps_it(
+    tmp_path: Path,
+) -> None:
+    cert, key = _certificate(tmp_path / "certs", "a.test")
+    router = _tls_router(tmp_path, cert, key, hsts_seconds=3600)
+    router.pki.ensure()
+    spec = router.service_spec()
+    assert spec.ports == {18080: 8080, 18443: 8081, 19080: 8404}
+    site = spec.secrets["/usr/local/etc/haproxy/site.pem"].decode()
+    assert site == bundle(cert, key, router.owner)
+    assert not any(b"PRIVATE KEY" in data for data in spec.configs.values())
+    config = spec.configs["/usr/local/etc/haproxy/haproxy.cfg"].decode()
+    assert "    bind :8080\n" in config
+    assert (
+        "    bind :8081 ssl crt /usr/local/etc/haproxy/site.pem ssl-min-ver TLSv1.2 alpn http/1.1\n"
+        in config
+    )
+    assert "http-request redirect scheme https code 301 if !{ ssl_fc }" in config
+    assert 'set-header Strict-Transport-Security "max-age=3600" if { ssl_fc }' in config
+
+    # A replaced certificate is a new secret, hence a service update; the same one is not.
+    first = spec.fingerprint()
+    assert _tls_router(tmp_path, cert, key, hsts_seconds=3600).service_spec().fingerprint() == (
+        first
+    )
+    cert.write_bytes(_certificate(tmp_path / "other", "a.test")[0].read_bytes())
+    key.write_bytes((tmp_path / "other" / "a.test.key").read_bytes())
+    renewed = _tls_router(tmp_path, cert, key, hsts_seconds=3600).service_spec()
+    assert renewed.fingerprint() != first
+    assert renewed.configs == spec.configs
+
+
+def test_a_key_that_is_not_the_certificate_s_own_is_refused_before_the_service_changes(
+    tmp_path: Path,
+) -> None:
+    cert, _ = _certificate(tmp_path / "certs", "a.test")
+    _, other_key = _certificate(tmp_path / "certs", "b.test")
+    router = _tls_router(tmp_path, cert, other_key)
+    router.pki.ensure()
+    with pytest.raises(RouterError, match="does not belong to the certificate") as caught:
+        router.service_spec()
+    assert str(other_key) in caught.value.message
+    assert str(cert) in caught.value.message
+    # Nor is it loaded live: refused before any task is reached (none is here).
+    with pytest.raises(RouterError, match="does not belong to the certificate"):
+        router.sync_certificate()
+
+    (tmp_path / "certs" / "bad.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n", encoding="ascii"
+    )
+    broken = _tls_router(tmp_path, tmp_path / "certs" / "bad.pem", other_key)
+    with pytest.raises(RouterError, match="holds no certificate that can be read"):
+        broken.service_spec()
+
+
+def test_acme_and_hostnames_on_the_edge_are_refused_in_service_mode_naming_the_alternative(
+    tmp_path: Path,
+) -> None:
     address = ListenAddress("0.0.0.0", 18443)
-    with pytest.raises(RouterError, match="plain HTTP listeners only") as caught:
-        _router(tmp_path, listeners=(address,), tls_listeners=(address,))
-    assert "swarm.router: container" in (caught.value.hint or "")
+    acme = AcmeSettings(directory="https://127.0.0.1:14000/dir", domains=("a.test",))
+    with pytest.raises(RouterError, match="does not support certificates from an ACME CA") as c:
+        _router(tmp_path, listeners=(address,), tls_listeners=(address,), acme=acme)
+    assert "router.tls.cert and router.tls.key" in (c.value.hint or "")
+    with pytest.raises(RouterError, match="does not support hostnames on the edge") as c:
+        _router(tmp_path, edge=True)
+    assert "swarm.router: container" in (c.value.hint or "")
 
 
 def test_the_setting_picks_the_service_router_and_defaults_to_the_container(
@@ -304,6 +389,16 @@ def test_swarm_objects_are_named_by_content_and_service_within_64_characters() -
     assert len(names) == 3
     assert all(len(name) <= 64 for name in names)
     assert object_name("web", path, b"a") == object_name("web", path, b"a")
+
+
+def test_a_port_the_node_refuses_fails_at_once_but_not_one_an_old_task_still_holds() -> None:
+    assert _port_taken(
+        "Error response from daemon: driver failed programming external connectivity: "
+        "Bind for 0.0.0.0:2375 failed: port is already allocated"
+    )
+    assert _port_taken("listen tcp 0.0.0.0:2375: bind: address already in use")
+    # The scheduler's word while a stop-first update waits for the old task to stop.
+    assert not _port_taken("no suitable node (host-mode port already in use on 1 node)")
 
 
 # -- a task keeps its servers' state on its node -------------------------------------
