@@ -106,6 +106,9 @@ class GlobalTask:
     address: str
     """Its address on the service's network; empty until it has one."""
     created: str
+    current: bool = True
+    """Whether it runs the service's current spec (False: a service update has not
+    replaced it yet)."""
 
     @property
     def running(self) -> bool:
@@ -234,8 +237,10 @@ def global_tasks(engine: SwarmEngine, name: str, network: str) -> list[GlobalTas
     with engine._calls(f"listing the tasks of {name}"):
         try:
             tasks: list[dict[str, Any]] = engine.client.api.tasks(filters={"service": name})
+            service: dict[str, Any] = engine.client.api.inspect_service(name)
         except docker.errors.NotFound:
             return []
+    wanted = _essentials((service.get("Spec") or {}).get("TaskTemplate") or {})
     nodes = engine.node_names()
     found = []
     for task in sorted(tasks, key=lambda t: str(t.get("CreatedAt", "")), reverse=True):
@@ -256,9 +261,22 @@ def global_tasks(engine: SwarmEngine, name: str, network: str) -> list[GlobalTas
                 error=str(status.get("Err", "")),
                 address=address,
                 created=str(task.get("CreatedAt", "")),
+                current=_essentials(task.get("Spec") or {}) == wanted,
             )
         )
     return found
+
+
+def _essentials(task_spec: Mapping[str, Any]) -> tuple[object, ...]:
+    """What a router service update changes in a task's spec: image, configs, secrets
+    (named by content), volumes."""
+    container = task_spec.get("ContainerSpec") or {}
+    return (
+        str(container.get("Image", "")),
+        sorted(str(c.get("ConfigName", "")) for c in container.get("Configs") or []),
+        sorted(str(c.get("SecretName", "")) for c in container.get("Secrets") or []),
+        sorted(str(m.get("Source", "")) for m in container.get("Mounts") or []),
+    )
 
 
 def prune_objects(engine: SwarmEngine, name: str) -> int:

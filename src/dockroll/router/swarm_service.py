@@ -788,10 +788,13 @@ class SwarmServiceRouter(SwarmRouter):
             return {row["srv_name"]: row for row in self._state_rows() if row.get("srv_name")}
 
     def _wait_tasks(self, nodes: set[str], *, updated: bool) -> list[tuple[str, str]]:
-        """Every ingress node's task running and answering; RouterError naming a failed one.
+        """Every ingress node's task running the service's current spec and answering;
+        RouterError naming a failed one.
 
-        A task refused a port its node already uses fails at once: Swarm would
-        only try again and again."""
+        After a service update, Swarm replaces the tasks one node at a time: a node's
+        old task still runs, and a change sent to it would be lost with it. A task
+        refused a port its node already uses fails at once: Swarm would only try again
+        and again."""
         from dockroll.engine.swarm_global import global_tasks  # noqa: PLC0415
 
         deadline = time.monotonic() + max(self.settings.start_timeout, 60.0) * (2 if updated else 1)
@@ -802,7 +805,9 @@ class SwarmServiceRouter(SwarmRouter):
             for task in found:
                 newest.setdefault(task.node_id, task)
             running = {
-                t.node_id: t for t in found if t.running and t.address and t.node_id in nodes
+                t.node_id: t
+                for t in found
+                if t.running and t.current and t.address and t.node_id in nodes
             }
             # The newest task of a node may be the next attempt, its error on the one before.
             erred: dict[str, GlobalTask] = {}
@@ -819,7 +824,12 @@ class SwarmServiceRouter(SwarmRouter):
                 detail = "; ".join(
                     [f"{t.node}: {t.error}" for t in taken or failed]
                     + [
-                        f"{t.node}: {t.state}"
+                        f"{t.node}: "
+                        + (
+                            "still runs the previous spec"
+                            if t.running and not t.current
+                            else t.state
+                        )
                         for t in newest.values()
                         if t.node_id not in running and t.node_id not in erred
                     ]

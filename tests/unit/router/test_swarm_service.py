@@ -7,6 +7,7 @@ change reaches every task (or fails naming the one it did not reach).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import stat
@@ -625,3 +626,93 @@ def test_tasks_that_all_came_back_empty_get_the_caller_s_servers(tmp_path: Path)
     assert router.restore(specs) == ("web-prod-r-1", "web-prod-r-2")
     assert manager.servers == worker.servers == {"web-prod-r-1": [256, 0], "web-prod-r-2": [0, 0]}
     assert router.restore(specs) == ()
+
+
+def _task_json(task_id: str, node: str, image: str, configs: list[str], state: str) -> dict:
+    """A task as the Engine API lists it, on network dockroll-web-prod."""
+    return {
+        "ID": task_id,
+        "NodeID": node,
+        "CreatedAt": f"2026-01-01T00:00:0{task_id[-1]}Z",
+        "DesiredState": "running",
+        "Status": {"State": state},
+        "Spec": {
+            "ContainerSpec": {"Image": image, "Configs": [{"ConfigName": c} for c in configs]}
+        },
+        "NetworksAttachments": [
+            {
+                "Network": {"Spec": {"Name": "dockroll-web-prod"}},
+                "Addresses": [f"10.0.9.{task_id[-1]}/24"],
+            }
+        ],
+    }
+
+
+class _SwarmApi:
+    def __init__(self, tasks: list[dict]) -> None:
+        self.listed = tasks
+        self.spec = {
+            "ContainerSpec": {"Image": "haproxy:2.6", "Configs": [{"ConfigName": "cfg-2"}]}
+        }
+
+    def tasks(self, filters: dict) -> list[dict]:
+        return self.listed
+
+    def inspect_service(self, name: str) -> dict:
+        return {"Spec": {"TaskTemplate": self.spec}}
+
+
+class _Swarm:
+    def __init__(self, api: _SwarmApi) -> None:
+        self.client = type("Client", (), {"api": api})()
+
+    @contextlib.contextmanager
+    def _calls(self, what: str) -> Iterator[None]:
+        yield
+
+    def node_names(self) -> dict[str, str]:
+        return {"n1": "manager", "n2": "worker-1"}
+
+
+def test_a_task_a_service_update_has_not_replaced_yet_is_not_current() -> None:
+    from dockroll.engine.swarm_global import global_tasks  # noqa: PLC0415
+
+    api = _SwarmApi(
+        [
+            _task_json("t1", "n1", "haproxy:2.6", ["cfg-2"], "running"),
+            _task_json("t2", "n2", "haproxy:2.6", ["cfg-1"], "running"),
+        ]
+    )
+    found = {t.node: t for t in global_tasks(_Swarm(api), "svc", "dockroll-web-prod")}  # type: ignore[arg-type]
+    assert found["manager"].current
+    assert not found["worker-1"].current
+    assert found["worker-1"].running
+    assert found["worker-1"].address == "10.0.9.2"
+
+
+def test_the_router_waits_until_every_node_runs_the_updated_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router = _router(tmp_path)
+    api = _SwarmApi(
+        [
+            _task_json("t1", "n1", "haproxy:2.6", ["cfg-2"], "running"),
+            _task_json("t2", "n2", "haproxy:2.6", ["cfg-1"], "running"),
+        ]
+    )
+    looks: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        looks.append(1)
+        # Swarm's update reaches the worker: its new task runs the new spec.
+        api.listed = [
+            api.listed[0],
+            _task_json("t3", "n2", "haproxy:2.6", ["cfg-2"], "running"),
+        ]
+
+    monkeypatch.setattr("dockroll.router.swarm_service.time.sleep", sleep)
+    monkeypatch.setattr(router, "_swarm", lambda: _Swarm(api))
+    monkeypatch.setattr(router, "_answering", lambda pairs: True)
+    pairs = router._wait_tasks({"n1", "n2"}, updated=True)
+    assert looks == [1]
+    assert pairs == [("manager", "10.0.9.1"), ("worker-1", "10.0.9.3")]
