@@ -501,8 +501,8 @@ class SwarmConfig(_Model):
     """Restarts of a failing replica's task; 0 restarts it as often as it takes."""
     router: str = Field("container", pattern="^(container|service)$")
     """``container``: the router is one HAProxy container on the manager, in a holder
-    (hitless image upgrades). ``service`` (experimental): a global Swarm service on the
-    ingress nodes, host-mode ports."""
+    (hitless image upgrades). ``service``: a global Swarm service on the ingress nodes,
+    host-mode ports (no ACME or edge hostnames yet)."""
     ingress: list[str] = Field(default_factory=lambda: ["node.labels.dockroll.ingress==true"])
     """Placement constraints of the router's tasks with ``router: service``."""
     router_image: str | None = None
