@@ -88,11 +88,7 @@ def check_certificate(pem: str, hostname: str, source: str) -> dt.datetime:
             f"edge: the certificate {source} does not cover {hostname}; the one serving stays",
             hint="its subjectAltName must list the hostname (or a wildcard for it)",
         )
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    encoding = serialization.Encoding.DER
-    if key.public_key().public_bytes(encoding, public) != cert.public_key().public_bytes(
-        encoding, public
-    ):
+    if not tls.same_key(cert, key):
         raise RouterError(
             f"edge: the key of {source} does not belong to its certificate; the one serving stays",
             hint="edge.tls.key must be the private key of edge.tls.cert",

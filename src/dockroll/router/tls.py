@@ -18,8 +18,13 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockroll.errors import RouterError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 __all__ = [
     "CERT_FILE",
@@ -28,6 +33,7 @@ __all__ = [
     "certificate_fingerprint",
     "check_pair",
     "frontend_lines",
+    "same_key",
     "self_signed",
 ]
 
@@ -107,16 +113,23 @@ def check_pair(pem: str, owner: str, cert: Path | None, key: Path | None) -> Non
             f"router of {owner}: {key} holds no private key that can be read: {exc}",
             hint="router.tls.key names the certificate's key, PEM and not encrypted",
         ) from None
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    if certificate.public_key().public_bytes(der, spki) != private.public_key().public_bytes(
-        der, spki
-    ):
+    if not same_key(certificate, private):
         raise RouterError(
             f"router of {owner}: the key {key} does not belong to the certificate {cert}",
             hint="router.tls.key must be the key of router.tls.cert: replace both files "
             "together (the certificate that serves stays meanwhile)",
         )
+
+
+def same_key(certificate: x509.Certificate, key: PrivateKeyTypes) -> bool:
+    """Whether ``key`` is the private half of the certificate's public key."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return certificate.public_key().public_bytes(der, spki) == key.public_key().public_bytes(
+        der, spki
+    )
 
 
 def certificate_fingerprint(pem: str) -> str:
