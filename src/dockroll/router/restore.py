@@ -40,6 +40,7 @@ from dockroll.router.runtime_api import CheckSettings, validate_server_name
 
 __all__ = [
     "KEY",
+    "PERL_RUN",
     "RESTORE_FILE",
     "SCRIPT_FILE",
     "WINDOW_SECONDS",
@@ -63,6 +64,18 @@ _CHECK_ENABLED = 0x04  # CHK_ST_ENABLED in srv_check_state
 _ADMIN_MAINT = 0x01 | 0x02 | 0x04  # forced, inherited, configuration maintenance
 _ADMIN_DRAIN = 0x08 | 0x10
 
+PERL_RUN = r"""# One runtime API command on the unix socket $api: its answer ("" for none),
+# undef when the socket does not take the connection.
+sub run {
+    my ($command) = @_;
+    my $socket = IO::Socket::UNIX->new(Peer => $api, Type => SOCK_STREAM) or return undef;
+    print $socket "$command\n";
+    local $/;
+    my $answer = <$socket>;
+    close $socket;
+    return defined $answer ? $answer : "";
+}"""
+
 # ARGV: the runtime API's unix socket, the file of servers, the state map, the backend,
 # the seconds to wait for the API.
 _SCRIPT = r"""# dockroll: give a router that started without dockroll its servers back.
@@ -73,15 +86,7 @@ use Socket qw(getaddrinfo getnameinfo AF_INET SOCK_STREAM NI_NUMERICHOST NIx_NOS
 
 my ($api, $file, $map, $backend, $wait) = @ARGV;
 
-sub run {
-    my ($command) = @_;
-    my $socket = IO::Socket::UNIX->new(Peer => $api, Type => SOCK_STREAM) or return undef;
-    print $socket "$command\n";
-    local $/;
-    my $answer = <$socket>;
-    close $socket;
-    return defined $answer ? $answer : "";
-}
+PERL_RUN
 
 sub mark {
     my ($value) = @_;
@@ -155,7 +160,7 @@ mark("done");
 
 def restore_script() -> str:
     """The Perl script the router's master runs at its start."""
-    return _SCRIPT.replace("KEY", KEY)
+    return _SCRIPT.replace("KEY", KEY).replace("PERL_RUN", PERL_RUN)
 
 
 def program_lines(config_dir: str, socket: str, state_map: str, backend: str) -> list[str]:

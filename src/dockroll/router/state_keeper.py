@@ -31,7 +31,7 @@ differ.
 
 from __future__ import annotations
 
-from dockroll.router.restore import perl_program
+from dockroll.router.restore import PERL_RUN, perl_program
 
 __all__ = [
     "FLAGS_FILE",
@@ -61,15 +61,7 @@ use Socket qw(SOCK_STREAM);
 
 my ($api, $file, $backend, $every, $map, $flags) = @ARGV;
 
-sub run {
-    my ($command) = @_;
-    my $socket = IO::Socket::UNIX->new(Peer => $api, Type => SOCK_STREAM) or return undef;
-    print $socket "$command\n";
-    local $/;
-    my $answer = <$socket>;
-    close $socket;
-    return $answer;
-}
+PERL_RUN
 
 sub replace_file {
     my ($path, $text) = @_;
@@ -93,7 +85,7 @@ sub essence {
 # `show map` lines are "<id> <key> <value>"; kept as "<key> <value>".
 sub flags_of {
     my ($answer) = @_;
-    return undef unless defined $answer;
+    return undef unless defined $answer && $answer ne "";
     my $text = "";
     for my $line (split /\n/, $answer) {
         my @parts = split " ", $line;
@@ -140,7 +132,7 @@ while (1) {
 
 def keeper_script() -> str:
     """The Perl loop a router task's master runs beside its worker."""
-    return _SCRIPT
+    return _SCRIPT.replace("PERL_RUN", PERL_RUN)
 
 
 def program(config_dir: str, socket: str, backend: str, state_map: str) -> list[str]:
