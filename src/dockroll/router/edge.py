@@ -1017,13 +1017,6 @@ class Edge:
             self._write(name, "".join(f"{k} {v}\n" for k, v in sorted(entries.items())))
         self._write(_CERT_LIST, "".join(f"{line}\n" for line in self._crt_list()))
 
-    def remove(self) -> None:
-        for name in (self.name + _NEXT, self.name):
-            info = self._engine.container(name)
-            if info is not None:
-                self._engine.remove(info.id, grace=0)
-                self._forget(info.labels.get(_GENERATION_LABEL))
-
     # -- certificates ------------------------------------------------------------------
 
     def install_certificate(
